@@ -1,0 +1,30 @@
+"""The named optimizers: each a torch.optim.Optimizer built from a chain of transforms."""
+
+from optarena.optim.adadelta import Adadelta
+from optarena.optim.adagrad import Adagrad
+from optarena.optim.adam import Adam
+from optarena.optim.adamax import Adamax
+from optarena.optim.adamw import AdamW
+from optarena.optim.amsgrad import AMSGrad
+from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper
+from optarena.optim.nadam import NAdam
+from optarena.optim.radam import RAdam
+from optarena.optim.rmsprop import RMSprop
+from optarena.optim.sgd import SGD
+
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adadelta",
+    "RMSprop",
+    "Adam",
+    "AMSGrad",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "AdamW",
+    "Chain",
+    "ChainOptimizer",
+    "NamedOptimizer",
+    "Paper",
+]

@@ -1,0 +1,50 @@
+"""AdaDelta, as torch.optim.Adadelta."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.base import NamedOptimizer, Paper
+from optarena.transforms import AddDecayedWeights, ScaleByAdadelta, ScaleByLearningRate
+
+
+class Adadelta(NamedOptimizer):
+    """AdaDelta: steps in units of the parameter, from running averages of g^2 and of step^2.
+
+    Update rule::
+
+        g = grad + weight_decay * theta
+        v = rho * v + (1 - rho) * g^2
+        d = sqrt(a + eps) / sqrt(v + eps) * g
+        a = rho * a + (1 - rho) * d^2
+        theta = theta - lr * d
+    """
+
+    paper = Paper("Zeiler", 2012, "ADADELTA: An Adaptive Learning Rate Method", "https://arxiv.org/abs/1212.5701")
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            rho=rho,
+            eps=eps,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [AddDecayedWeights(), ScaleByAdadelta(), ScaleByLearningRate()]

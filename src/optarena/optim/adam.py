@@ -1,0 +1,63 @@
+"""Adam, as torch.optim.Adam (including its ``amsgrad`` and ``decoupled_weight_decay``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.base import NamedOptimizer, Paper
+from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
+
+ADAM_PAPER = Paper("Kingma & Ba", 2014, "Adam: A Method for Stochastic Optimization", "https://arxiv.org/abs/1412.6980")
+
+
+class Adam(NamedOptimizer):
+    """Adam: momentum divided by the root of a running average of squared gradients.
+
+    Update rule::
+
+        g = grad + weight_decay * theta               (unless decoupled_weight_decay)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g^2
+        amsgrad: v_max = max(v_max, v), used in place of v below
+        d = (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+        decoupled_weight_decay: d = d + weight_decay * theta
+        theta = theta - lr * d
+    """
+
+    paper = ADAM_PAPER
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [
+            AddDecayedWeights("coupled"),
+            ScaleByAdam(),
+            AddDecayedWeights("decoupled"),
+            ScaleByLearningRate(),
+        ]

@@ -1,0 +1,50 @@
+"""AdaMax, as torch.optim.Adamax."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.adam import ADAM_PAPER
+from optarena.optim.base import NamedOptimizer
+from optarena.transforms import AddDecayedWeights, ScaleByAdamax, ScaleByLearningRate
+
+
+class Adamax(NamedOptimizer):
+    """AdaMax: Adam with the infinity norm in place of the root mean square.
+
+    Update rule::
+
+        g = grad + weight_decay * theta
+        m = beta1 * m + (1 - beta1) * g
+        u = max(beta2 * u, |g| + eps)
+        theta = theta - lr / (1 - beta1^t) * m / u
+    """
+
+    paper = ADAM_PAPER
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [AddDecayedWeights(), ScaleByAdamax(), ScaleByLearningRate()]

@@ -1,0 +1,52 @@
+"""AdamW, as torch.optim.AdamW."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.base import NamedOptimizer, Paper
+from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
+
+
+class AdamW(NamedOptimizer):
+    """AdamW: Adam with weight decay decoupled from the gradient.
+
+    Update rule::
+
+        m, v (and v_max with amsgrad) as in Adam, on the raw gradient
+        d = (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps) + weight_decay * theta
+        theta = theta - lr * d        (torch.optim writes it theta * (1 - lr * wd) - lr * adam)
+    """
+
+    paper = Paper(
+        "Loshchilov & Hutter", 2017, "Decoupled Weight Decay Regularization", "https://arxiv.org/abs/1711.05101"
+    )
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            foreach=foreach,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [ScaleByAdam(), AddDecayedWeights(), ScaleByLearningRate()]

@@ -1,0 +1,335 @@
+"""The optimizer front: a ``torch.optim.Optimizer`` that runs a chain of transforms.
+
+One code path serves every optimizer: gather the parameters that have a gradient, check
+the non-finite policy, bucket by device and dtype, advance the step counts, run the
+transforms over each bucket's list of tensors and add the result to the parameters.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from optarena.hyperparameters import (
+    Choice,
+    Flag,
+    Hyper,
+    Optional,
+    check_values,
+    unknown_keyword_error,
+    strict_keywords,
+)
+from optarena.transforms.base import StepContext, Transform, real_view, scalar_dtype
+from optarena.transforms.learning_rate import ScaleByLearningRate
+
+NONFINITE_POLICIES = ("ignore", "skip", "raise")
+
+CORE_HYPERPARAMETERS: dict[str, Hyper] = {
+    "maximize": Hyper(False, Flag(), "maximise the objective instead of minimising it"),
+    "foreach": Hyper(
+        None,
+        Optional(Flag()),
+        "multi-tensor operations over all parameters (None or True) or one parameter at a time (False)",
+    ),
+    "nonfinite": Hyper(
+        "ignore",
+        Choice(NONFINITE_POLICIES),
+        "non-finite gradients: 'ignore' (update anyway, as torch.optim), 'skip' the group's step, or 'raise'",
+    ),
+}
+
+SKIP_COUNTER = "nonfinite_skips"
+"""Param-group key counting the steps skipped under ``nonfinite='skip'``."""
+
+
+@dataclass(frozen=True)
+class Paper:
+    """Where an optimizer was published."""
+
+    authors: str
+    year: int
+    title: str
+    url: str
+
+    def cite(self) -> str:
+        return f"{self.authors} ({self.year}), {self.title}"
+
+
+def _bucket(params: list[Tensor], per_tensor: bool) -> list[list[Tensor]]:
+    """Split parameters into lists sharing device and dtype (one each when ``per_tensor``)."""
+    if per_tensor:
+        return [[p] for p in params]
+    buckets: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+    for p in params:
+        buckets.setdefault((p.device, p.dtype), []).append(p)
+    return list(buckets.values())
+
+
+def first_nonfinite(tensors: Sequence[Tensor]) -> int | None:
+    """Index of the first tensor holding a NaN or an infinity, or None (multi-tensor check)."""
+    candidates = [i for i, t in enumerate(tensors) if t.numel() > 0]
+    for bucket in _bucket([tensors[i] for i in candidates], per_tensor=False):
+        views = [real_view(t) for t in bucket]
+        largest = torch._foreach_norm(views, math.inf)
+        finite = torch.stack([torch.isfinite(n) for n in largest])
+        if not bool(finite.all()):
+            bad = bucket[int((~finite).nonzero()[0])]
+            return next(i for i in candidates if tensors[i] is bad)
+    return None
+
+
+class ChainOptimizer(torch.optim.Optimizer):
+    """A ``torch.optim.Optimizer`` whose update is a chain of :class:`Transform` objects.
+
+    Subclasses (the named optimizers) supply the chain and the defaults; users build their
+    own with :class:`Chain`. The hyperparameters every optimizer has:
+
+    - ``maximize`` (False): ascend instead of descend.
+    - ``foreach`` (None): multi-tensor operations (None/True) or one tensor at a time (False).
+    - ``nonfinite`` ("ignore"): what a NaN or infinite gradient does. ``"ignore"`` updates
+      as torch.optim does; ``"skip"`` leaves the group's parameters and state untouched for
+      that step and counts it in ``group["nonfinite_skips"]``; ``"raise"`` raises
+      ``FloatingPointError`` naming the parameter and the step, before anything changes.
+    """
+
+    supports_sparse: ClassVar[bool] = False
+
+    def __init__(self, params: Any, transforms: Sequence[Transform], defaults: dict[str, Any]):
+        transforms = tuple(transforms)
+        for t in transforms:
+            if not isinstance(t, Transform):
+                raise TypeError(f"{type(self).__name__}: expected Transform objects, got {t!r}")
+        self.transforms = transforms
+        self.hyperparameters = self.declared_hyperparameters(transforms)
+        check_values(type(self).__name__, self.hyperparameters, defaults)
+        self._steps_called = 0
+        super().__init__(params, defaults)
+
+    # -- construction -------------------------------------------------------------------
+
+    @staticmethod
+    def declared_hyperparameters(transforms: Sequence[Transform]) -> dict[str, Hyper]:
+        """Every param-group key the chain reads, with its default and allowed values."""
+        declared = dict(CORE_HYPERPARAMETERS)
+        for t in transforms:
+            declared.update(t.hyperparameters)
+        return declared
+
+    @property
+    def uses_step(self) -> bool:
+        return any(t.uses_step for t in self.transforms)
+
+    @property
+    def supports_complex(self) -> bool:
+        return all(t.elementwise for t in self.transforms)
+
+    def composition(self) -> str:
+        """The chain as text, e.g. ``scale_by_adam -> scale_by_learning_rate``."""
+        return " -> ".join(t.describe() for t in self.transforms)
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        """Checks that involve several hyperparameters of one group (override to add some)."""
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
+        check_values(type(self).__name__, self.hyperparameters, merged)
+        self.check_group(merged)
+        params = param_group["params"]
+        tensors = [params] if isinstance(params, Tensor) else list(params)
+        named = [p[1] if isinstance(p, tuple) else p for p in tensors]
+        if not self.supports_complex and any(isinstance(p, Tensor) and p.is_complex() for p in named):
+            raise ValueError(
+                f"{type(self).__name__} does not support complex parameters: its update is not "
+                "elementwise. Use an elementwise optimizer, or optimise the real and imaginary parts."
+            )
+        super().add_param_group(param_group)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch.optim's loader, keeping scalar state (such as ``step``) in its saved dtype.
+
+        A state dict saved by the torch.optim optimizer of the same name loads too: the keys
+        it lacks (``nonfinite``) take this optimizer's defaults.
+        """
+        super().load_state_dict(state_dict)
+        scalar_keys = {key for t in self.transforms for key in t.scalar_state_keys}
+        saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"]]
+        for saved_id, param in zip(saved_ids, params):
+            saved = state_dict["state"].get(saved_id, {})
+            for key in scalar_keys.intersection(saved):
+                self.state[param][key] = saved[key].clone()
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+
+    # -- the step -------------------------------------------------------------------------
+
+    def _label(self, group_index: int, group: dict[str, Any], param: Tensor) -> str:
+        index = next(i for i, p in enumerate(group["params"]) if p is param)
+        names = group.get("param_names")
+        where = f"param_groups[{group_index}]['params'][{index}]"
+        shape = tuple(param.shape)
+        return f"{names[index]!r} ({where}, shape {shape})" if names else f"{where} (shape {shape})"
+
+    def _step_number(self, param: Tensor) -> int:
+        step = self.state.get(param, {}).get("step")
+        return int(step) + 1 if step is not None else self._steps_called
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """Run one update; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._steps_called += 1
+        plan: list[tuple[dict[str, Any], list[Tensor] | None]] = []
+        for index, group in enumerate(self.param_groups):
+            params = [p for p in group["params"] if p.grad is not None]
+            if not self.supports_sparse:
+                for p in params:
+                    if p.grad.is_sparse:
+                        raise RuntimeError(
+                            f"{type(self).__name__} does not support sparse gradients, found one for "
+                            f"{self._label(index, group, p)}. Use an optimizer that does (such as "
+                            "torch.optim.SparseAdam), or make the layer produce dense gradients."
+                        )
+            policy = group.get("nonfinite", "ignore")
+            if policy != "ignore" and params:
+                bad = first_nonfinite([p.grad for p in params])
+                if bad is not None:
+                    if policy == "raise":
+                        p = params[bad]
+                        raise FloatingPointError(
+                            f"{type(self).__name__}: non-finite gradient for {self._label(index, group, p)} "
+                            f"at step {self._step_number(p)}; no parameter or state was changed. "
+                            "Pass nonfinite='skip' to skip such steps, or 'ignore' to update anyway."
+                        )
+                    plan.append((group, None))
+                    continue
+            plan.append((group, params))
+        for group, params in plan:
+            if params is None:
+                group[SKIP_COUNTER] = group.get(SKIP_COUNTER, 0) + 1
+            elif params:
+                self._update_group(group, params)
+        return loss
+
+    def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        *body, last = self.transforms
+        fold_lr = isinstance(last, ScaleByLearningRate)
+        if not fold_lr:
+            body.append(last)
+        for bucket in _bucket(params, per_tensor=group.get("foreach") is False):
+            states = [self.state[p] for p in bucket]
+            steps: list[Tensor] = []
+            if self.uses_step:
+                for state in states:
+                    if "step" not in state:
+                        state["step"] = torch.tensor(0.0, dtype=scalar_dtype())
+                steps = [state["step"] for state in states]
+                torch._foreach_add_(steps, 1)
+            ctx = StepContext(group, bucket, states, steps)
+            updates = [real_view(p.grad) for p in bucket]
+            if group.get("maximize", False):
+                updates = list(torch._foreach_neg(updates))
+                ctx.owned = True
+            for transform in body:
+                updates = transform.update(updates, ctx)
+            if fold_lr:
+                torch._foreach_add_(ctx.params, updates, alpha=-last.value(ctx, "lr"))
+            else:
+                torch._foreach_add_(ctx.params, updates)
+
+
+class Chain(ChainOptimizer):
+    """An optimizer built from your own list of transforms.
+
+    Every hyperparameter the transforms read takes its declared default unless given here
+    (and per param group, as with any ``torch.optim`` optimizer). Example: LAMB-style Adam
+    with decoupled weight decay::
+
+        Chain(model.parameters(),
+              [ScaleByAdam(), AddDecayedWeights(), ScaleByLearningRate()],
+              lr=1e-3, weight_decay=0.01)
+    """
+
+    def __init__(self, params: Iterable[Any], transforms: Sequence[Transform], **hyperparameters: Any):
+        declared = self.declared_hyperparameters(transforms)
+        for key in hyperparameters:
+            if key not in declared:
+                raise unknown_keyword_error(type(self).__name__, key, list(declared))
+        defaults = {key: hyper.default for key, hyper in declared.items()}
+        defaults.update(hyperparameters)
+        super().__init__(params, transforms, defaults)
+
+
+class NamedOptimizer(ChainOptimizer):
+    """Base of the named optimizers: a fixed chain, a paper, strict keyword arguments.
+
+    Subclasses define ``chain()`` (the transforms), ``paper`` and a torch-style ``__init__``
+    that passes its arguments as the defaults. ``registry_name`` is the name in
+    :func:`optarena.create` (the lower-cased class name unless set).
+    """
+
+    paper: ClassVar[Paper | None] = None
+    registry_name: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = strict_keywords(cls.__dict__["__init__"])  # type: ignore[method-assign]
+        if "__doc__" in cls.__dict__ and cls.__doc__:
+            cls.__doc__ = inspect.cleandoc(cls.__doc__) + "\n\n" + cls.reference_text()
+
+    @classmethod
+    def defaults_from_signature(cls) -> dict[str, Any]:
+        """The constructor's keyword arguments and their defaults (``params`` excluded)."""
+        signature = inspect.signature(cls.__init__)
+        return {
+            name: p.default
+            for name, p in signature.parameters.items()
+            if name not in ("self", "params") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+
+    @classmethod
+    def reference_text(cls) -> str:
+        """Arguments, composition and paper, generated from the declarations (docstring tail)."""
+        declared = cls.declared_hyperparameters(cls.chain())
+        lines = ["Arguments:"]
+        for name, default in cls.defaults_from_signature().items():
+            hyper = declared.get(name)
+            shown = "required" if default is inspect.Parameter.empty else f"default {default!r}"
+            if hyper is None:
+                lines.append(f"    {name} ({shown})")
+            else:
+                lines.append(f"    {name} ({shown}): {hyper.doc}; allowed: {hyper.constraint.describe(name)}")
+        lines.append("")
+        lines.append("Composition: " + " -> ".join(t.describe() for t in cls.chain()))
+        if cls.paper is not None:
+            lines.append(f"Paper: {cls.paper.cite()}, {cls.paper.url}")
+        return "\n".join(lines)
+
+    @classmethod
+    def chain(cls) -> list[Transform]:
+        raise NotImplementedError
+
+    @classmethod
+    def summary(cls) -> str:
+        """The docstring's first line."""
+        return (cls.__doc__ or "").strip().splitlines()[0]
+
+    def __init__(self, params: Any, **defaults: Any):
+        super().__init__(params, self.chain(), defaults)

@@ -1,0 +1,66 @@
+"""NAdam, as torch.optim.NAdam."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.base import NamedOptimizer, Paper
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByNadam
+
+
+class NAdam(NamedOptimizer):
+    """NAdam: Adam with Nesterov momentum and Dozat's momentum warm-up schedule.
+
+    Update rule::
+
+        g = grad + weight_decay * theta               (unless decoupled_weight_decay)
+        mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay));  P_t = mu_1 * ... * mu_t
+        m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g^2
+        d = sqrt(v / (1 - beta2^t)) + eps
+        step = (1 - mu_t) / (1 - P_t) * g / d + mu_{t+1} / (1 - P_t * mu_{t+1}) * m / d
+        decoupled_weight_decay: step = step + weight_decay * theta
+        theta = theta - lr * step
+    """
+
+    paper = Paper(
+        "Dozat",
+        2016,
+        "Incorporating Nesterov Momentum into Adam (ICLR workshop)",
+        "https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ",
+    )
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [
+            AddDecayedWeights("coupled"),
+            ScaleByNadam(),
+            AddDecayedWeights("decoupled"),
+            ScaleByLearningRate(),
+        ]

@@ -1,0 +1,65 @@
+"""RAdam, as torch.optim.RAdam."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.base import NamedOptimizer, Paper
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByRadam
+
+
+class RAdam(NamedOptimizer):
+    """RAdam: Adam whose adaptive step is switched on, and rectified, once its variance is tractable.
+
+    Update rule::
+
+        g = grad + weight_decay * theta               (unless decoupled_weight_decay)
+        m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g^2;  m_hat = m / (1 - beta1^t)
+        rho_inf = 2 / (1 - beta2) - 1;  rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)
+        rho_t > 5:  r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+                    d = r_t * m_hat * sqrt(1 - beta2^t) / (sqrt(v) + eps)
+        otherwise:  d = m_hat
+        decoupled_weight_decay: d = d + weight_decay * theta
+        theta = theta - lr * d
+    """
+
+    paper = Paper(
+        "Liu et al.",
+        2019,
+        "On the Variance of the Adaptive Learning Rate and Beyond",
+        "https://arxiv.org/abs/1908.03265",
+    )
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [
+            AddDecayedWeights("coupled"),
+            ScaleByRadam(),
+            AddDecayedWeights("decoupled"),
+            ScaleByLearningRate(),
+        ]

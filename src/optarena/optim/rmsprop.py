@@ -1,0 +1,61 @@
+"""RMSprop, as torch.optim.RMSprop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.base import NamedOptimizer, Paper
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByRms, Trace
+
+
+class RMSprop(NamedOptimizer):
+    """RMSprop: divide the gradient by a running root-mean-square of recent gradients.
+
+    Update rule::
+
+        g = grad + weight_decay * theta
+        v = alpha * v + (1 - alpha) * g^2
+        centered:  a = alpha * a + (1 - alpha) * g;  v' = v - a^2   (else v' = v)
+        d = g / (sqrt(v') + eps)
+        with momentum: b = momentum * b + d; d = b
+        theta = theta - lr * d
+    """
+
+    paper = Paper(
+        "Tieleman & Hinton",
+        2012,
+        "Lecture 6.5, rmsprop: Divide the gradient by a running average of its recent magnitude "
+        "(centred form: Graves 2013, arXiv:1308.0850)",
+        "https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf",
+    )
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        *,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            foreach=foreach,
+            maximize=maximize,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [AddDecayedWeights(), ScaleByRms(), Trace(), ScaleByLearningRate()]

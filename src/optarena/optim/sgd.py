@@ -1,0 +1,60 @@
+"""SGD with heavy-ball or Nesterov momentum, as torch.optim.SGD."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.base import NamedOptimizer, Paper
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
+
+
+class SGD(NamedOptimizer):
+    """Stochastic gradient descent, with optional heavy-ball or Nesterov momentum.
+
+    Update rule::
+
+        g = grad + weight_decay * theta
+        b = g on the first step, then b = momentum * b + (1 - dampening) * g
+        d = g + momentum * b   if nesterov   else   b        (d = g while momentum == 0)
+        theta = theta - lr * d
+    """
+
+    paper = Paper(
+        "Robbins & Monro", 1951, "A Stochastic Approximation Method", "https://doi.org/10.1214/aoms/1177729586"
+    )
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            foreach=foreach,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [AddDecayedWeights(), Trace(), ScaleByLearningRate()]
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(
+                f"{type(self).__name__}: nesterov=True requires momentum > 0 and dampening == 0, "
+                f"got momentum={group['momentum']!r}, dampening={group['dampening']!r}"
+            )

@@ -1,0 +1,140 @@
+"""The transform interface and the context a transform sees during a step.
+
+A transform turns a list of update tensors (initially the gradients) into a new list, over
+all the parameters of one bucket (same device and dtype) at once, using ``torch._foreach_*``
+operations. It reads its hyperparameters from the param group on every step, so schedulers
+and per-group settings apply, and keeps its state under fixed names in the optimizer's
+per-parameter state.
+
+Ownership: the incoming list may alias the gradients or a state tensor. A transform may
+modify it in place only when ``ctx.owned`` is true; a transform that returns freshly
+allocated tensors sets ``ctx.owned = True``, one that returns state tensors sets it False.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, ClassVar, Mapping
+
+import torch
+from torch import Tensor
+
+from optarena.hyperparameters import Hyper
+
+
+def real_view(tensor: Tensor) -> Tensor:
+    """A complex tensor as a real tensor with a trailing dimension of 2; others unchanged."""
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
+
+
+class StepContext:
+    """One bucket of parameters during one step: group, parameters, states, step counts."""
+
+    __slots__ = ("group", "params", "states", "steps", "owned", "_originals", "_step_values")
+
+    def __init__(self, group: dict, params: list[Tensor], states: list[dict], steps: list[Tensor]):
+        self.group = group
+        self._originals = params
+        self.params = [real_view(p) for p in params]
+        self.states = states
+        self.steps = steps
+        self.owned = False
+        self._step_values: list[float] | None = None
+
+    @property
+    def step_values(self) -> list[float]:
+        """The step count of each parameter after this step's increment, as floats."""
+        if self._step_values is None:
+            self._step_values = [float(s) for s in self.steps]
+        return self._step_values
+
+    def missing(self, key: str) -> list[int]:
+        """Positions of the parameters whose state lacks ``key``."""
+        return [i for i, s in enumerate(self.states) if key not in s]
+
+    def init_state(self, key: str, make: Callable[[Tensor], Tensor]) -> None:
+        """Create ``state[key] = make(param)`` where it is missing (original, maybe complex, param)."""
+        for param, state in zip(self._originals, self.states):
+            if key not in state:
+                state[key] = make(param)
+
+    def set_state(self, index: int, key: str, value: Tensor) -> None:
+        """Store a tensor computed on the real view, in the parameter's own (maybe complex) form."""
+        if self._originals[index].is_complex():
+            value = torch.view_as_complex(value)
+        self.states[index][key] = value
+
+    def state(self, key: str) -> list[Tensor]:
+        """The state tensors stored under ``key``, as real views."""
+        return [real_view(s[key]) for s in self.states]
+
+    def writable(self, updates: list[Tensor]) -> list[Tensor]:
+        """The updates, copied first unless this transform chain already owns them."""
+        if self.owned:
+            return updates
+        self.owned = True
+        return [u.clone() for u in updates]
+
+
+def scalar_dtype() -> torch.dtype:
+    """The dtype of scalar state such as ``step``: float64 under a float64 default, else float32.
+
+    The same rule as torch.optim, so state dicts move between the two unchanged.
+    """
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def zeros(param: Tensor) -> Tensor:
+    """A state tensor of zeros shaped like the parameter."""
+    return torch.zeros_like(param, memory_format=torch.preserve_format)
+
+
+class Transform:
+    """A small step of an optimizer's update, over lists of tensors.
+
+    Subclasses set ``hyperparameters`` (param-group keys they read), ``state_keys`` (names
+    they keep in the per-parameter state), ``uses_step`` (whether they need the step count)
+    and ``elementwise`` (whether the update of each element depends only on that element,
+    which makes complex parameters work through their real view).
+    """
+
+    hyperparameters: ClassVar[Mapping[str, Hyper]] = {}
+    state_keys: ClassVar[tuple[str, ...]] = ()
+    uses_step: ClassVar[bool] = False
+    scalar_state_keys: ClassVar[tuple[str, ...]] = ()
+    """State kept as a scalar of its own dtype (like ``step``), not cast to the parameter's."""
+    elementwise: ClassVar[bool] = True
+
+    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
+        raise NotImplementedError
+
+    def value(self, ctx: StepContext, key: str) -> Any:
+        """Hyperparameter ``key`` from the param group, or its declared default; tensors as floats."""
+        value = ctx.group[key] if key in ctx.group else self.hyperparameters[key].default
+        return float(value) if isinstance(value, Tensor) and value.numel() == 1 else value
+
+    @property
+    def name(self) -> str:
+        """The snake_case name used in docs and compositions."""
+        out = []
+        for i, ch in enumerate(type(self).__name__):
+            if ch.isupper() and i:
+                out.append("_")
+            out.append(ch.lower())
+        return "".join(out)
+
+    def describe(self) -> str:
+        """The name with any construction-time settings, as shown in a composition."""
+        return self.name
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+
+def bias_corrections(beta: float, steps: list[float]) -> list[float]:
+    """``1 - beta**t`` for each step count."""
+    return [1.0 - beta**t for t in steps]
+
+
+def sqrt_all(values: list[float]) -> list[float]:
+    return [math.sqrt(v) for v in values]

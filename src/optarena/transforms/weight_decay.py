@@ -1,0 +1,52 @@
+"""Weight decay as a term added to the update: L2 (coupled) or decoupled, by its position."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
+from optarena.transforms.base import StepContext, Transform
+
+WEIGHT_DECAY = Hyper(0.0, NONNEGATIVE, "weight decay coefficient")
+DECOUPLED = Hyper(False, Flag(), "decay the weights directly (AdamW) instead of adding an L2 gradient")
+
+
+class AddDecayedWeights(Transform):
+    """``u <- u + weight_decay * theta``.
+
+    Placed before a preconditioner it is L2 regularisation (the decay is rescaled with the
+    gradient); placed after it, and before the learning rate, it is the decoupled weight
+    decay of Loshchilov & Hutter (https://arxiv.org/abs/1711.05101): the update becomes
+    ``theta <- theta - lr * (direction + weight_decay * theta)``.
+
+    ``when`` makes the term depend on the group's ``decoupled_weight_decay`` flag:
+    ``"coupled"`` applies it only when the flag is false, ``"decoupled"`` only when true,
+    ``None`` always.
+    """
+
+    hyperparameters = {"weight_decay": WEIGHT_DECAY}
+
+    def __init__(self, when: str | None = None):
+        if when not in (None, "coupled", "decoupled"):
+            raise ValueError(f"when must be None, 'coupled' or 'decoupled', got {when!r}")
+        self.when = when
+        if when is not None:
+            self.hyperparameters = {**self.hyperparameters, "decoupled_weight_decay": DECOUPLED}
+
+    def describe(self) -> str:
+        return f"{self.name}({self.when})" if self.when else self.name
+
+    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
+        decay = self.value(ctx, "weight_decay")
+        if decay == 0:
+            return updates
+        if self.when is not None:
+            decoupled = bool(self.value(ctx, "decoupled_weight_decay"))
+            if decoupled != (self.when == "decoupled"):
+                return updates
+        if ctx.owned:
+            torch._foreach_add_(updates, ctx.params, alpha=decay)
+            return updates
+        ctx.owned = True
+        return list(torch._foreach_add(updates, ctx.params, alpha=decay))
