@@ -108,8 +108,12 @@ class Optional(Constraint):
         return f"{self.inner.describe(name)}, or None"
 
     def check(self, name: str, value: Any) -> None:
-        if value is not None:
+        if value is None:
+            return
+        try:
             self.inner.check(name, value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Invalid {name}: {value!r}; allowed: {self.describe(name)}") from None
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,7 @@ def strict_keywords(init: Callable) -> Callable:
         if not accepts_any:
             for key in kwargs:
                 if key not in keywords:
-                    raise unknown_keyword_error(type(self).__name__, key, keywords)
+                    raise unknown_keyword_error(type(self).__name__, key, [k for k in keywords if k != "params"])
         return init(self, *args, **kwargs)
 
     return checked_init

@@ -77,7 +77,7 @@ def first_nonfinite(tensors: Sequence[Tensor]) -> int | None:
     for bucket in _bucket([tensors[i] for i in candidates], per_tensor=False):
         views = [real_view(t) for t in bucket]
         largest = torch._foreach_norm(views, math.inf)
-        finite = torch.stack([torch.isfinite(n) for n in largest])
+        finite = torch.isfinite(torch.stack(largest))
         if not bool(finite.all()):
             bad = bucket[int((~finite).nonzero()[0])]
             return next(i for i in candidates if tensors[i] is bad)
@@ -101,11 +101,7 @@ class ChainOptimizer(torch.optim.Optimizer):
     supports_sparse: ClassVar[bool] = False
 
     def __init__(self, params: Any, transforms: Sequence[Transform], defaults: dict[str, Any]):
-        transforms = tuple(transforms)
-        for t in transforms:
-            if not isinstance(t, Transform):
-                raise TypeError(f"{type(self).__name__}: expected Transform objects, got {t!r}")
-        self.transforms = transforms
+        self.transforms = tuple(transforms)
         self.hyperparameters = self.declared_hyperparameters(transforms)
         check_values(type(self).__name__, self.hyperparameters, defaults)
         self._steps_called = 0
@@ -118,6 +114,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         """Every param-group key the chain reads, with its default and allowed values."""
         declared = dict(CORE_HYPERPARAMETERS)
         for t in transforms:
+            if not isinstance(t, Transform):
+                raise TypeError(f"expected optarena.transforms.Transform objects, got {t!r}")
             declared.update(t.hyperparameters)
         return declared
 

@@ -13,6 +13,7 @@ from optarena.transforms.base import (
     Transform,
     bias_corrections,
     scalar_dtype,
+    scalars,
     sqrt_all,
     zeros,
 )
@@ -123,7 +124,7 @@ class ScaleByNadam(Transform):
         mus = [beta1 * (1.0 - 0.5 * 0.96 ** (t * psi)) for t in steps]
         mu_nexts = [beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1.0) * psi)) for t in steps]
         torch._foreach_mul_(mu_products, mus)
-        products = [float(p) for p in mu_products]
+        products = scalars(mu_products)
         exp_avgs, exp_avg_sqs = _update_moments(updates, ctx, beta1, beta2)
         denominators = torch._foreach_sqrt(exp_avg_sqs)
         torch._foreach_div_(denominators, sqrt_all(bias_corrections(beta2, steps)))

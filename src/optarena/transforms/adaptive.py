@@ -6,7 +6,18 @@ import torch
 from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Real
-from optarena.transforms.base import StepContext, Transform, zeros
+from optarena.transforms.base import StepContext, Transform, real_view, zeros
+
+
+def _filled_like(param: Tensor, value: float) -> Tensor:
+    """A tensor like ``param`` whose every real coordinate is ``value``.
+
+    For a complex parameter both the real and the imaginary part start at ``value``
+    (torch.optim.Adagrad starts the imaginary part at 0).
+    """
+    out = torch.zeros_like(param, memory_format=torch.preserve_format)
+    real_view(out).fill_(value)
+    return out
 
 
 class ScaleByAdagrad(Transform):
@@ -26,7 +37,7 @@ class ScaleByAdagrad(Transform):
 
     def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
         start = self.value(ctx, "initial_accumulator_value")
-        ctx.init_state("sum", lambda p: torch.full_like(p, start, memory_format=torch.preserve_format))
+        ctx.init_state("sum", lambda p: _filled_like(p, start))
         sums = ctx.state("sum")
         torch._foreach_addcmul_(sums, updates, updates, 1.0)
         denominators = torch._foreach_sqrt(sums)

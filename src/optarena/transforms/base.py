@@ -45,7 +45,7 @@ class StepContext:
     def step_values(self) -> list[float]:
         """The step count of each parameter after this step's increment, as floats."""
         if self._step_values is None:
-            self._step_values = [float(s) for s in self.steps]
+            self._step_values = scalars(self.steps)
         return self._step_values
 
     def missing(self, key: str) -> list[int]:
@@ -74,6 +74,11 @@ class StepContext:
             return updates
         self.owned = True
         return [u.clone() for u in updates]
+
+
+def scalars(tensors: list[Tensor]) -> list[float]:
+    """Python floats of one-element tensors, read in one transfer rather than one per tensor."""
+    return torch.stack(tensors).tolist() if tensors else []
 
 
 def scalar_dtype() -> torch.dtype:

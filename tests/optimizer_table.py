@@ -1,0 +1,167 @@
+"""The one table that drives the generic optimizer suite and the reference tests.
+
+Each row declares an optimizer, the configurations to test it in, inputs it must reject,
+what it supports, and the independent implementation it must match. Adding an optimizer
+means adding a row here; no test keeps a list of optimizer names of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+import optarena
+
+
+@dataclass
+class Case:
+    name: str
+    """Registry name (``optarena.create(name, ...)``)."""
+    configs: list[dict[str, Any]]
+    """Hyperparameter sets to test; the first is the defaults (``{}``) or the minimum required."""
+    errors: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    """Bad keyword arguments and a fragment the ValueError must contain."""
+    reference: Callable[..., torch.optim.Optimizer] | None = None
+    """Independent implementation taking (params, **config)."""
+    reference_name: str = ""
+    complex: bool = True
+    """Update is elementwise, so complex parameters work through their real view."""
+    descent_lr: float = 1e-2
+    """A learning rate at which 50 steps must reduce a small least-squares loss."""
+    complex_reference_config: dict[str, Any] | None = None
+    """Configuration for the complex-parameter reference test (default: the last config)."""
+
+    def create(self, params, **config):
+        return optarena.create(self.name, params, **config)
+
+    @property
+    def cls(self) -> type:
+        return optarena.registry.lookup(self.name).cls
+
+
+def _torch(name: str, **fixed):
+    cls = getattr(torch.optim, name)
+
+    def build(params, **config):
+        return cls(params, **{**fixed, **config})
+
+    return build
+
+
+COMMON_ERRORS = [({"lr": -1.0}, "lr: -1.0; allowed range: 0 <= lr"), ({"nonfinite": "sometimes"}, "nonfinite: 'sometimes'"), ({"foreach": 3}, "foreach: 3")]
+BETA_ERRORS = [({"betas": (1.0, 0.999)}, "betas[0]: 1.0; allowed range: 0 <= betas[0] < 1"), ({"betas": (0.9, -0.1)}, "betas[1]: -0.1"), ({"eps": -1e-8}, "eps: -1e-08")]
+
+CASES = [
+    Case(
+        "sgd",
+        [
+            {"lr": 0.01},
+            {"lr": 0.01, "weight_decay": 0.1},
+            {"lr": 0.01, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.05},
+            {"lr": 0.01, "momentum": 0.9, "nesterov": True},
+        ],
+        errors=COMMON_ERRORS
+        + [({"momentum": -0.5}, "momentum: -0.5"), ({"weight_decay": -1}, "weight_decay: -1"), ({"nesterov": True}, "nesterov=True requires momentum > 0")],
+        reference=_torch("SGD"),
+        reference_name="torch.optim.SGD",
+        descent_lr=0.05,
+    ),
+    Case(
+        "momentum",
+        [{"lr": 0.01}, {"lr": 0.01, "dampening": 0.5}],
+        errors=COMMON_ERRORS,
+        reference=_torch("SGD", momentum=0.9),
+        reference_name="torch.optim.SGD(momentum=0.9)",
+    ),
+    Case(
+        "nesterov",
+        [{"lr": 0.01}, {"lr": 0.01, "weight_decay": 0.1}],
+        errors=COMMON_ERRORS + [({"dampening": 0.1}, "dampening=0.1")],
+        reference=_torch("SGD", momentum=0.9, nesterov=True),
+        reference_name="torch.optim.SGD(momentum=0.9, nesterov=True)",
+    ),
+    Case(
+        "adagrad",
+        [{}, {"lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.3, "eps": 1e-6}],
+        errors=COMMON_ERRORS + [({"lr_decay": -1}, "lr_decay: -1"), ({"initial_accumulator_value": -1}, "initial_accumulator_value: -1")],
+        reference=_torch("Adagrad"),
+        reference_name="torch.optim.Adagrad",
+        descent_lr=0.1,
+        # torch starts the imaginary part's sum at 0, optarena at initial_accumulator_value
+        complex_reference_config={"lr_decay": 0.05, "weight_decay": 0.1, "eps": 1e-6},
+    ),
+    Case(
+        "adadelta",
+        [{}, {"lr": 0.5, "rho": 0.8, "eps": 1e-4, "weight_decay": 0.1}],
+        errors=COMMON_ERRORS + [({"rho": 1.5}, "rho: 1.5; allowed range: 0 <= rho <= 1")],
+        reference=_torch("Adadelta"),
+        reference_name="torch.optim.Adadelta",
+        descent_lr=1.0,
+    ),
+    Case(
+        "rmsprop",
+        [{}, {"centered": True}, {"momentum": 0.8, "weight_decay": 0.1}, {"centered": True, "momentum": 0.5, "alpha": 0.9}],
+        errors=COMMON_ERRORS + [({"alpha": -0.1}, "alpha: -0.1"), ({"momentum": -1}, "momentum: -1")],
+        reference=_torch("RMSprop"),
+        reference_name="torch.optim.RMSprop",
+    ),
+    Case(
+        "adam",
+        [
+            {},
+            {"amsgrad": True},
+            {"weight_decay": 0.1},
+            {"weight_decay": 0.1, "decoupled_weight_decay": True, "betas": (0.8, 0.99)},
+            {"amsgrad": True, "weight_decay": 0.05, "eps": 1e-6},
+        ],
+        errors=COMMON_ERRORS + BETA_ERRORS + [({"betas": (0.9,)}, "betas: (0.9,)")],
+        reference=_torch("Adam"),
+        reference_name="torch.optim.Adam",
+    ),
+    Case(
+        "amsgrad",
+        [{}, {"weight_decay": 0.1}],
+        errors=COMMON_ERRORS + BETA_ERRORS,
+        reference=_torch("Adam", amsgrad=True),
+        reference_name="torch.optim.Adam(amsgrad=True)",
+    ),
+    Case(
+        "adamax",
+        [{}, {"weight_decay": 0.1, "betas": (0.8, 0.99)}],
+        errors=COMMON_ERRORS + BETA_ERRORS,
+        reference=_torch("Adamax"),
+        reference_name="torch.optim.Adamax",
+    ),
+    Case(
+        "nadam",
+        [{}, {"momentum_decay": 0.01, "weight_decay": 0.1}, {"weight_decay": 0.1, "decoupled_weight_decay": True}],
+        errors=COMMON_ERRORS + BETA_ERRORS + [({"momentum_decay": -1}, "momentum_decay: -1")],
+        reference=_torch("NAdam"),
+        reference_name="torch.optim.NAdam",
+    ),
+    Case(
+        "radam",
+        [{}, {"weight_decay": 0.1}, {"weight_decay": 0.1, "decoupled_weight_decay": True, "betas": (0.9, 0.99)}],
+        errors=COMMON_ERRORS + BETA_ERRORS,
+        reference=_torch("RAdam"),
+        reference_name="torch.optim.RAdam",
+    ),
+    Case(
+        "adamw",
+        [{}, {"amsgrad": True, "weight_decay": 0.1}, {"weight_decay": 0.0}],
+        errors=COMMON_ERRORS + BETA_ERRORS + [({"weight_decay": -0.01}, "weight_decay: -0.01")],
+        reference=_torch("AdamW"),
+        reference_name="torch.optim.AdamW",
+    ),
+]
+
+
+def case_config_ids():
+    """(case, config) pairs with readable test ids."""
+    out = []
+    for case in CASES:
+        for i, config in enumerate(case.configs):
+            out.append(((case, config), f"{case.name}-{i}"))
+    return out
