@@ -157,6 +157,8 @@ def _section(entry: Entry) -> list[str]:
     out += ["Arguments (defaults with the preset applied):" if entry.preset else "Arguments:", ""]
     out += _arguments_table(entry)
     out += ["", "Composition: " + _code(" -> ".join(t.describe() for t in cls.chain())), ""]
+    tuned = ", ".join(f"{_code(key)} {dim.describe()}" for key, dim in entry.search_space.items())
+    out += [f"Search space (what the arena tunes): {tuned}.", ""]
     if entry.paper is not None:
         out += [f"Paper: [{_link_text(entry.paper.cite())}]({entry.paper.url})", ""]
     return out

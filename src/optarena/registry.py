@@ -12,6 +12,7 @@ from typing import Any
 from optarena import optim
 from optarena.hyperparameters import close_matches
 from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,13 @@ class Entry:
     description: str
     paper: Paper | None
     preset: dict[str, Any] = field(default_factory=dict)
+    space: SearchSpace | None = None
+    """The search space when it differs from the class's (presets tune around their setting)."""
+
+    @property
+    def search_space(self) -> SearchSpace:
+        """The hyperparameters a tuner may vary for this entry, and their ranges."""
+        return self.space if self.space is not None else self.cls.search_space
 
     def defaults(self) -> dict[str, Any]:
         """The constructor defaults with the preset applied."""
@@ -44,6 +52,7 @@ PRESETS = [
             "https://doi.org/10.1016/0041-5553(64)90137-5",
         ),
         {"momentum": 0.9},
+        SearchSpace({"lr": LogUniform(1e-4, 1.0), "momentum": OneMinusLogUniform(0.5, 0.99)}),
     ),
     Entry(
         "nesterov",
@@ -56,6 +65,7 @@ PRESETS = [
             "https://proceedings.mlr.press/v28/sutskever13.html",
         ),
         {"momentum": 0.9, "nesterov": True},
+        SearchSpace({"lr": LogUniform(1e-4, 1.0), "momentum": OneMinusLogUniform(0.5, 0.99)}),
     ),
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdadelta, ScaleByLearningRate
 
 
@@ -21,6 +22,7 @@ class Adadelta(NamedOptimizer):
     """
 
     paper = Paper("Zeiler", 2012, "ADADELTA: An Adaptive Learning Rate Method", "https://arxiv.org/abs/1212.5701")
+    search_space = SearchSpace({"lr": LogUniform(1e-2, 10.0), "rho": OneMinusLogUniform(0.5, 0.99)})
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdagrad, ScaleByLearningRate
 
 
@@ -24,6 +25,7 @@ class Adagrad(NamedOptimizer):
         "Adaptive Subgradient Methods for Online Learning and Stochastic Optimization",
         "https://jmlr.org/papers/v12/duchi11a.html",
     )
+    search_space = SearchSpace({"lr": LogUniform(1e-4, 1.0)})
 
     def __init__(
         self,

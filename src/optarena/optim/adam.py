@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
 
 ADAM_PAPER = Paper("Kingma & Ba", 2014, "Adam: A Method for Stochastic Optimization", "https://arxiv.org/abs/1412.6980")
@@ -25,6 +26,7 @@ class Adam(NamedOptimizer):
     """
 
     paper = ADAM_PAPER
+    search_space = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "betas[0]": OneMinusLogUniform(0.5, 0.99)})
 
     def __init__(
         self,

@@ -6,6 +6,7 @@ from typing import Any
 
 from optarena.optim.adam import ADAM_PAPER
 from optarena.optim.base import NamedOptimizer
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdamax, ScaleByLearningRate
 
 
@@ -21,6 +22,7 @@ class Adamax(NamedOptimizer):
     """
 
     paper = ADAM_PAPER
+    search_space = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "betas[0]": OneMinusLogUniform(0.5, 0.99)})
 
     def __init__(
         self,

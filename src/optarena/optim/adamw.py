@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
 
 
@@ -20,6 +21,9 @@ class AdamW(NamedOptimizer):
 
     paper = Paper(
         "Loshchilov & Hutter", 2017, "Decoupled Weight Decay Regularization", "https://arxiv.org/abs/1711.05101"
+    )
+    search_space = SearchSpace(
+        {"lr": LogUniform(1e-5, 1e-1), "betas[0]": OneMinusLogUniform(0.5, 0.99), "weight_decay": LogUniform(1e-4, 0.5)}
     )
 
     def __init__(

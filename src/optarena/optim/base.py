@@ -25,6 +25,7 @@ from optarena.hyperparameters import (
     unknown_keyword_error,
     strict_keywords,
 )
+from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms.base import StepContext, Transform, real_view, scalar_dtype
 from optarena.transforms.learning_rate import ScaleByLearningRate
 
@@ -279,11 +280,14 @@ class NamedOptimizer(ChainOptimizer):
 
     Subclasses define ``chain()`` (the transforms), ``paper`` and a torch-style ``__init__``
     that passes its arguments as the defaults. ``registry_name`` is the name in
-    :func:`optarena.create` (the lower-cased class name unless set).
+    :func:`optarena.create` (the lower-cased class name unless set); ``search_space``
+    declares the hyperparameters a tuner may vary.
     """
 
     paper: ClassVar[Paper | None] = None
     registry_name: ClassVar[str | None] = None
+    search_space: ClassVar[SearchSpace] = SearchSpace({"lr": LogUniform(1e-5, 1e-1)})
+    """What a tuner may vary, and over what range; the learning rate first."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

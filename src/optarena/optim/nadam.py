@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByNadam
 
 
@@ -28,6 +29,7 @@ class NAdam(NamedOptimizer):
         "Incorporating Nesterov Momentum into Adam (ICLR workshop)",
         "https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ",
     )
+    search_space = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "betas[0]": OneMinusLogUniform(0.5, 0.99)})
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByRadam
 
 
@@ -29,6 +30,7 @@ class RAdam(NamedOptimizer):
         "On the Variance of the Adaptive Learning Rate and Beyond",
         "https://arxiv.org/abs/1908.03265",
     )
+    search_space = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "betas[0]": OneMinusLogUniform(0.5, 0.99)})
 
     def __init__(
         self,

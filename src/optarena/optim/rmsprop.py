@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByRms, Trace
 
 
@@ -28,6 +29,7 @@ class RMSprop(NamedOptimizer):
         "(centred form: Graves 2013, arXiv:1308.0850)",
         "https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf",
     )
+    search_space = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "alpha": OneMinusLogUniform(0.9, 0.999)})
 
     def __init__(
         self,

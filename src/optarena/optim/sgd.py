@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
 
 
@@ -22,6 +23,7 @@ class SGD(NamedOptimizer):
     paper = Paper(
         "Robbins & Monro", 1951, "A Stochastic Approximation Method", "https://doi.org/10.1214/aoms/1177729586"
     )
+    search_space = SearchSpace({"lr": LogUniform(1e-3, 3.0)})
 
     def __init__(
         self,
