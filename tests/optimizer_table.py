@@ -32,6 +32,8 @@ class Case:
     """A learning rate at which 50 steps must reduce a small least-squares loss."""
     complex_reference_config: dict[str, Any] | None = None
     """Configuration for the complex-parameter reference test (default: the last config)."""
+    fusable: bool = True
+    """Runs on the fused (compiled) path, which must equal the eager path."""
 
     def create(self, params, **config):
         return optarena.create(self.name, params, **config)

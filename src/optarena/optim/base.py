@@ -26,6 +26,7 @@ from optarena.hyperparameters import (
     strict_keywords,
 )
 from optarena.search_space import LogUniform, SearchSpace
+from optarena.optim import fused as fused_backend
 from optarena.optim.execution import eager_update
 from optarena.transforms.base import Transform, real_view
 
@@ -37,6 +38,12 @@ CORE_HYPERPARAMETERS: dict[str, Hyper] = {
         None,
         Optional(Flag()),
         "multi-tensor operations over all parameters (None or True) or one parameter at a time (False)",
+    ),
+    "fused": Hyper(
+        None,
+        Optional(Flag()),
+        "compile the whole chain into fused kernels (True), never (False), or when a group holds "
+        "at least 2**20 elements (None)",
     ),
     "nonfinite": Hyper(
         "ignore",
@@ -138,6 +145,8 @@ class ChainOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
         check_values(type(self).__name__, self.hyperparameters, merged)
+        if merged.get("fused") and merged.get("foreach"):
+            raise ValueError(f"{type(self).__name__}: fused=True and foreach=True cannot be combined; choose one")
         self.check_group(merged)
         params = param_group["params"]
         tensors = [params] if isinstance(params, Tensor) else list(params)
@@ -227,9 +236,13 @@ class ChainOptimizer(torch.optim.Optimizer):
         return loss
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        for bucket in _bucket(params, per_tensor=group.get("foreach") is False):
+        fuse = fused_backend.should_fuse(group, params)
+        for bucket in _bucket(params, per_tensor=group.get("foreach") is False and not fuse):
             states = [self.state[p] for p in bucket]
-            eager_update(self.transforms, group, bucket, states, self.uses_step)
+            if fuse:
+                fused_backend.fused_update(self.transforms, group, bucket, states, self.uses_step, eager_update)
+            else:
+                eager_update(self.transforms, group, bucket, states, self.uses_step)
 
 
 class Chain(ChainOptimizer):
