@@ -73,15 +73,19 @@ def _bucket(params: list[Tensor], per_tensor: bool) -> list[list[Tensor]]:
 
 
 def first_nonfinite(tensors: Sequence[Tensor]) -> int | None:
-    """Index of the first tensor holding a NaN or an infinity, or None (multi-tensor check)."""
-    candidates = [i for i, t in enumerate(tensors) if t.numel() > 0]
-    for bucket in _bucket([tensors[i] for i in candidates], per_tensor=False):
+    """Index of the first tensor holding a NaN or an infinity, or None (multi-tensor check).
+
+    A sparse tensor is judged by its stored values.
+    """
+    stored = [t._values() if t.is_sparse else t for t in tensors]
+    candidates = [i for i, t in enumerate(stored) if t.numel() > 0]
+    for bucket in _bucket([stored[i] for i in candidates], per_tensor=False):
         views = [real_view(t) for t in bucket]
         largest = torch._foreach_norm(views, math.inf)
         finite = torch.isfinite(torch.stack(largest))
         if not bool(finite.all()):
             bad = bucket[int((~finite).nonzero()[0])]
-            return next(i for i in candidates if tensors[i] is bad)
+            return next(i for i in candidates if stored[i] is bad)
     return None
 
 
