@@ -62,13 +62,13 @@ class Paper:
         return f"{self.authors} ({self.year}), {self.title}"
 
 
-def _bucket(params: list[Tensor], per_tensor: bool) -> list[list[Tensor]]:
-    """Split parameters into lists sharing device and dtype (one each when ``per_tensor``)."""
+def _bucket(params: list[Tensor], per_tensor: bool, kind: Any = None) -> list[list[Tensor]]:
+    """Split parameters into lists sharing device, dtype and ``kind(p)`` (one each when ``per_tensor``)."""
     if per_tensor:
         return [[p] for p in params]
-    buckets: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+    buckets: dict[tuple[Any, ...], list[Tensor]] = {}
     for p in params:
-        buckets.setdefault((p.device, p.dtype), []).append(p)
+        buckets.setdefault((p.device, p.dtype, kind(p) if kind else None), []).append(p)
     return list(buckets.values())
 
 
@@ -231,7 +231,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         return loss
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        for bucket in _bucket(params, per_tensor=group.get("foreach") is False):
+        keyed = [t for t in self.transforms if type(t).bucket_key is not Transform.bucket_key]
+        kind = (lambda p: tuple(t.bucket_key(p) for t in keyed)) if keyed else None
+        for bucket in _bucket(params, per_tensor=group.get("foreach") is False, kind=kind):
             states = [self.state[p] for p in bucket]
             eager_update(self.transforms, group, bucket, states, self.uses_step)
 
