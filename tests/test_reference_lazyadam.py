@@ -98,6 +98,7 @@ def test_sparse_adam_checkpoint_continues_in_lazyadam():
     torch.save(reference.state_dict(), buffer)
     buffer.seek(0)
     opt.load_state_dict(torch.load(buffer, weights_only=True))
+    assert torch.is_tensor(opt.state[ours.embedding.weight]["step"])
     train(ours, [opt], 20, start=10)
     train(theirs, [reference], 20, start=10)
     assert relative_error(ours.embedding.weight, theirs.embedding.weight) <= 1e-10

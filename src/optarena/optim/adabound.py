@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from optarena.optim.base import NamedOptimizer, Paper
+from optarena.optim.checkpoints import steps_as_tensors
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdabound
 from optarena.transforms.adabound import BASE_LR
-from optarena.transforms.base import scalar_dtype
 
 ADABOUND_PAPER = Paper(
     "Luo, Xiong, Liu & Sun",
@@ -90,9 +88,7 @@ class AdaBound(NamedOptimizer):
         super().load_state_dict(state_dict)
         for group, base_lr in zip(self.param_groups, base_lrs):
             group.setdefault(BASE_LR, base_lr)
-        for state in self.state.values():
-            if "step" in state and not torch.is_tensor(state["step"]):
-                state["step"] = torch.tensor(float(state["step"]), dtype=scalar_dtype())
+        steps_as_tensors(self.state.values())
 
 
 class AMSBound(AdaBound):

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from optarena.optim.adam import ADAM_PAPER
 from optarena.optim.base import NamedOptimizer
+from optarena.optim.checkpoints import steps_as_tensors
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import ScaleByAdam, ScaleByLearningRate
 from optarena.transforms.base import scalar_dtype, zeros
@@ -96,6 +97,11 @@ class LazyAdam(NamedOptimizer):
     @classmethod
     def chain(cls):
         return [ScaleByAdam(), ScaleByLearningRate()]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict of this class, of torch.optim.Adam or of torch.optim.SparseAdam (int steps)."""
+        super().load_state_dict(state_dict)
+        steps_as_tensors(self.state.values())
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
         dense = [p for p in params if not p.grad.is_sparse]
