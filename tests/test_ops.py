@@ -9,7 +9,7 @@ import torch
 
 from optarena.optim import execution
 from optarena.transforms.ops import FOREACH, LOOP
-from optimizer_table import CASES, case_config_ids
+from optimizer_table import case_config_ids
 
 
 def tensors(seed: int = 0):
