@@ -2,6 +2,9 @@
 
 from optarena.optim import (
     SGD,
+    AdaBound,
+    Adafactor,
+    AMSBound,
     AMSGrad,
     Adadelta,
     Adagrad,
@@ -9,9 +12,11 @@ from optarena.optim import (
     Adamax,
     AdamW,
     Chain,
+    LazyAdam,
     NAdam,
     RAdam,
     RMSprop,
+    Rprop,
 )
 from optarena.registry import available, create
 
@@ -28,6 +33,11 @@ __all__ = [
     "NAdam",
     "RAdam",
     "AdamW",
+    "Rprop",
+    "LazyAdam",
+    "AdaBound",
+    "AMSBound",
+    "Adafactor",
     "Chain",
     "available",
     "create",

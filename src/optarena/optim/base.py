@@ -69,26 +69,30 @@ class Paper:
         return f"{self.authors} ({self.year}), {self.title}"
 
 
-def _bucket(params: list[Tensor], per_tensor: bool) -> list[list[Tensor]]:
-    """Split parameters into lists sharing device and dtype (one each when ``per_tensor``)."""
+def _bucket(params: list[Tensor], per_tensor: bool, kind: Any = None) -> list[list[Tensor]]:
+    """Split parameters into lists sharing device, dtype and ``kind(p)`` (one each when ``per_tensor``)."""
     if per_tensor:
         return [[p] for p in params]
-    buckets: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+    buckets: dict[tuple[Any, ...], list[Tensor]] = {}
     for p in params:
-        buckets.setdefault((p.device, p.dtype), []).append(p)
+        buckets.setdefault((p.device, p.dtype, kind(p) if kind else None), []).append(p)
     return list(buckets.values())
 
 
 def first_nonfinite(tensors: Sequence[Tensor]) -> int | None:
-    """Index of the first tensor holding a NaN or an infinity, or None (multi-tensor check)."""
-    candidates = [i for i, t in enumerate(tensors) if t.numel() > 0]
-    for bucket in _bucket([tensors[i] for i in candidates], per_tensor=False):
+    """Index of the first tensor holding a NaN or an infinity, or None (multi-tensor check).
+
+    A sparse tensor is judged by its stored values.
+    """
+    stored = [t._values() if t.is_sparse else t for t in tensors]
+    candidates = [i for i, t in enumerate(stored) if t.numel() > 0]
+    for bucket in _bucket([stored[i] for i in candidates], per_tensor=False):
         views = [real_view(t) for t in bucket]
         largest = torch._foreach_norm(views, math.inf)
         finite = torch.isfinite(torch.stack(largest))
         if not bool(finite.all()):
             bad = bucket[int((~finite).nonzero()[0])]
-            return next(i for i in candidates if tensors[i] is bad)
+            return next(i for i in candidates if stored[i] is bad)
     return None
 
 
@@ -237,7 +241,9 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
         fuse = fused_backend.should_fuse(group, params)
-        for bucket in _bucket(params, per_tensor=group.get("foreach") is False and not fuse):
+        keyed = [t for t in self.transforms if type(t).bucket_key is not Transform.bucket_key]
+        kind = (lambda p: tuple(t.bucket_key(p) for t in keyed)) if keyed else None
+        for bucket in _bucket(params, per_tensor=group.get("foreach") is False and not fuse, kind=kind):
             states = [self.state[p] for p in bucket]
             if fuse:
                 fused_backend.fused_update(self.transforms, group, bucket, states, self.uses_step, eager_update)

@@ -176,11 +176,16 @@ _scratch: dict[tuple[Any, ...], list[Tensor]] = {}
 
 
 def _padding(like: Tensor, count: int, slot: int) -> list[Tensor]:
-    """``count`` scratch tensors shaped like ``like``'s rank (size 2 per dim), distinct per slot."""
-    key = (like.dtype, like.device, like.dim(), slot)
+    """``count`` zero tensors shaped like ``like``, distinct per ``slot`` (which list they pad).
+
+    They fill the last chunk so that every call has :data:`CHUNK` tensors. Shapes come from a
+    real tensor of the group (its parameter, gradient and each state), so they are consistent
+    for any transform, factored state included; their values are never read back.
+    """
+    key = (like.dtype, like.device, tuple(like.shape), slot)
     have = _scratch.setdefault(key, [])
     while len(have) < count:
-        have.append(torch.zeros((2,) * like.dim(), dtype=like.dtype, device=like.device))
+        have.append(torch.zeros_like(like))
     return have[:count]
 
 
@@ -352,14 +357,16 @@ def _fused_group(
     param_aliases = [_cached_alias(p, flat) for p in bucket]
     grad_aliases = [_alias(g, flat) for g in grads]
     state_aliases = [[_cached_alias(s[key_], flat) for s in states] for key_ in state_keys]
+    smallest = min(range(n), key=lambda i: bucket[i].numel())
     with _compile_settings():
         for start in range(0, n, CHUNK):
             stop = min(start + CHUNK, n)
             pad = CHUNK - (stop - start)
-            chunk_params = param_aliases[start:stop] + _padding(first, pad, 0)
-            chunk_grads = grad_aliases[start:stop] + _padding(first, pad, 1)
+            chunk_params = param_aliases[start:stop] + _padding(param_aliases[smallest], pad, 0)
+            chunk_grads = grad_aliases[start:stop] + _padding(grad_aliases[smallest], pad, 1)
             chunk_states = [
-                aliases[start:stop] + _padding(first, pad, 2 + j) for j, aliases in enumerate(state_aliases)
+                aliases[start:stop] + _padding(aliases[smallest], pad, 2 + j)
+                for j, aliases in enumerate(state_aliases)
             ]
             chunk_scalars = torch.tensor(
                 [row[start:stop] + row[start:start + 1] * pad for row in rows], dtype=torch.float64
