@@ -8,6 +8,7 @@ from optarena.transforms.adaptive import ScaleByAdadelta, ScaleByAdagrad, ScaleB
 from optarena.transforms.base import StepContext, Transform
 from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms.momentum import Trace
+from optarena.transforms.trust_ratio import ScaleByLars, ScaleByTrustRatio
 from optarena.transforms.weight_decay import AddDecayedWeights
 
 __all__ = [
@@ -16,10 +17,12 @@ __all__ = [
     "ScaleByAdagrad",
     "ScaleByAdam",
     "ScaleByAdamax",
+    "ScaleByLars",
     "ScaleByLearningRate",
     "ScaleByNadam",
     "ScaleByRadam",
     "ScaleByRms",
+    "ScaleByTrustRatio",
     "StepContext",
     "Trace",
     "Transform",

@@ -128,6 +128,14 @@ class ListOps:
         """Per item (0-d tensors): ``num / den`` where both are positive, else ``default``."""
         raise NotImplementedError
 
+    def clamp_(self, xs: list[Tensor], low: Scalar | None = None, high: Scalar | None = None) -> list[Tensor]:
+        """``x = min(max(x, low), high)`` elementwise; a bound left as None is not applied."""
+        raise NotImplementedError
+
+    def where_positive(self, values: list[Tensor], gates: list[list[Tensor]], default: float) -> list[Tensor]:
+        """Per item (0-d tensors): ``value`` where every gate list holds a positive number, else ``default``."""
+        raise NotImplementedError
+
 
 class ForeachOps(ListOps):
     """Each operation is one multi-tensor ``torch._foreach_*`` call."""
@@ -240,6 +248,22 @@ class ForeachOps(ListOps):
         out = torch.where(ok, n / torch.where(ok, d, torch.ones_like(d)), torch.full_like(n, default))
         return list(out.unbind())
 
+    def clamp_(self, xs, low=None, high=None):
+        if low is not None:
+            torch._foreach_clamp_min_(xs, low)
+        if high is not None:
+            torch._foreach_clamp_max_(xs, high)
+        return xs
+
+    def where_positive(self, values, gates, default):
+        if not values:
+            return []
+        ok = torch.stack(gates[0]) > 0
+        for gate in gates[1:]:
+            ok &= torch.stack(gate) > 0
+        stacked = torch.stack(values)
+        return list(torch.where(ok, stacked, torch.full_like(stacked, default)).unbind())
+
 
 class LoopOps(ListOps):
     """Each operation is a loop of ordinary tensor operations, for ``torch.compile`` to fuse."""
@@ -337,6 +361,23 @@ class LoopOps(ListOps):
         for n, d in zip(num, den):
             ok = (n > 0) & (d > 0)
             out.append(torch.where(ok, n / torch.where(ok, d, torch.ones_like(d)), torch.full_like(n, default)))
+        return out
+
+    def clamp_(self, xs, low=None, high=None):
+        for i, x in enumerate(xs):
+            if low is not None:
+                x.clamp_(min=_item(low, i))
+            if high is not None:
+                x.clamp_(max=_item(high, i))
+        return xs
+
+    def where_positive(self, values, gates, default):
+        out = []
+        for i, value in enumerate(values):
+            ok = gates[0][i] > 0
+            for gate in gates[1:]:
+                ok = ok & (gate[i] > 0)
+            out.append(torch.where(ok, value, torch.full_like(value, default)))
         return out
 
 
