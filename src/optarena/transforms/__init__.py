@@ -8,6 +8,7 @@ from optarena.transforms.adaptive import ScaleByAdadelta, ScaleByAdagrad, ScaleB
 from optarena.transforms.base import StepContext, Transform
 from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms.momentum import Trace
+from optarena.transforms.quasi_hyperbolic import ScaleByQhadam, ScaleByQhm
 from optarena.transforms.trust_ratio import ScaleByLars, ScaleByTrustRatio
 from optarena.transforms.weight_decay import AddDecayedWeights
 
@@ -20,6 +21,8 @@ __all__ = [
     "ScaleByLars",
     "ScaleByLearningRate",
     "ScaleByNadam",
+    "ScaleByQhadam",
+    "ScaleByQhm",
     "ScaleByRadam",
     "ScaleByRms",
     "ScaleByTrustRatio",
