@@ -35,8 +35,8 @@ class Case:
     """Configuration for the complex-parameter reference test (default: the last config)."""
     reference_complex: bool = True
     """The reference treats complex parameters as their real view (as torch.optim does)."""
-    reference_state_dict: bool = True
-    """The reference keeps optarena's state names and meanings, so its checkpoint resumes in ours."""
+    reference_state_loads: bool = True
+    """A state dict of the reference loads into ours (same state names and meanings), and continues."""
 
     def create(self, params, **config):
         return optarena.create(self.name, params, **config)
@@ -229,7 +229,7 @@ CASES = [
         reference=qhoptim("QHAdam", betas=(0.995, 0.999), nus=(0.7, 1.0)),
         reference_name="qhoptim.pyt.QHAdam",
         reference_complex=False,
-        reference_state_dict=False,
+        reference_state_loads=False,
     ),
     Case(
         "qhadamw",
@@ -238,7 +238,7 @@ CASES = [
         reference=qhoptim("QHAdamW", betas=(0.995, 0.999), nus=(0.7, 1.0), weight_decay=1e-2),
         reference_name="qhoptim.pyt.QHAdamW",
         reference_complex=False,
-        reference_state_dict=False,
+        reference_state_loads=False,
     ),
 ]
 
