@@ -75,9 +75,10 @@ def test_maximize_matches_reference(case, config):
     assert relative_error(ours, theirs) <= 1e-10
 
 
-@pytest.mark.parametrize(
-    "case", [c for c in CASES if c.complex and c.reference], ids=[c.name for c in CASES if c.complex and c.reference]
-)
+COMPLEX_REFERENCES = [c for c in CASES if c.complex and c.reference and c.reference_complex]
+
+
+@pytest.mark.parametrize("case", COMPLEX_REFERENCES, ids=[c.name for c in COMPLEX_REFERENCES])
 def test_complex_parameters_match_reference(case):
     def complex_params():
         g = torch.Generator().manual_seed(3)
@@ -99,7 +100,10 @@ def test_complex_parameters_match_reference(case):
     assert error.item() <= 1e-10
 
 
-@WITH_REFERENCE
+LOADABLE = [(p, i) for p, i in PAIRS if p[0].reference_state_loads]
+
+
+@pytest.mark.parametrize("case,config", [p for p, _ in LOADABLE], ids=[i for _, i in LOADABLE])
 def test_reference_state_dict_loads_and_continues(case, config):
     """A checkpoint of the reference optimizer resumes in ours (same state names)."""
     theirs = params_for(2)

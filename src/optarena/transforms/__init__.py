@@ -11,6 +11,8 @@ from optarena.transforms.factored import ClipByBlockRms, ScaleByFactoredRms, Sca
 from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms.momentum import Trace
 from optarena.transforms.rprop import ScaleByRprop
+from optarena.transforms.quasi_hyperbolic import ScaleByQhadam, ScaleByQhm
+from optarena.transforms.trust_ratio import ScaleByLars, ScaleByTrustRatio
 from optarena.transforms.weight_decay import AddDecayedWeights
 
 __all__ = [
@@ -21,13 +23,17 @@ __all__ = [
     "ScaleByAdabound",
     "ScaleByAdam",
     "ScaleByAdamax",
+    "ScaleByLars",
     "ScaleByLearningRate",
     "ScaleByNadam",
+    "ScaleByQhadam",
+    "ScaleByQhm",
     "ScaleByRadam",
     "ScaleByFactoredRms",
     "ScaleByRelativeStep",
     "ScaleByRms",
     "ScaleByRprop",
+    "ScaleByTrustRatio",
     "StepContext",
     "Trace",
     "Transform",

@@ -165,6 +165,10 @@ class ListOps:
         """Views with a dimension of size 1 inserted at ``dim``."""
         raise NotImplementedError
 
+    def where_positive(self, values: list[Tensor], gates: list[list[Tensor]], default: float) -> list[Tensor]:
+        """Per item (0-d tensors): ``value`` where every gate list holds a positive number, else ``default``."""
+        raise NotImplementedError
+
 
 class ForeachOps(ListOps):
     """Each operation is one multi-tensor ``torch._foreach_*`` call."""
@@ -328,6 +332,15 @@ class ForeachOps(ListOps):
     def unsqueeze(self, xs, dim):
         return [x.unsqueeze(dim) for x in xs]
 
+    def where_positive(self, values, gates, default):
+        if not values:
+            return []
+        ok = torch.stack(gates[0]) > 0
+        for gate in gates[1:]:
+            ok &= torch.stack(gate) > 0
+        stacked = torch.stack(values)
+        return list(torch.where(ok, stacked, torch.full_like(stacked, default)).unbind())
+
 
 class LoopOps(ListOps):
     """Each operation is a loop of ordinary tensor operations, for ``torch.compile`` to fuse."""
@@ -457,6 +470,14 @@ class LoopOps(ListOps):
     def unsqueeze(self, xs, dim):
         return [x.unsqueeze(dim) for x in xs]
 
+    def where_positive(self, values, gates, default):
+        out = []
+        for i, value in enumerate(values):
+            ok = gates[0][i] > 0
+            for gate in gates[1:]:
+                ok = ok & (gate[i] > 0)
+            out.append(torch.where(ok, value, torch.full_like(value, default)))
+        return out
 
 FOREACH = ForeachOps()
 LOOP = LoopOps()
