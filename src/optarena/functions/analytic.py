@@ -44,7 +44,10 @@ class Rosenbrock(TestFunction):
         self.b = _positive(b, "Rosenbrock b")
         if self.dim > 2 and self.a != 1.0:
             raise ValueError(f"Rosenbrock with dim > 2 has a known minimum only for a=1, got a={a!r}")
-        self.formula = f"sum_i {self.b:g} (x[i+1] - x[i]^2)^2 + ({self.a:g} - x[i])^2"
+        if self.dim == 2:
+            self.formula = f"{self.b:g} (y - x^2)^2 + ({self.a:g} - x)^2"
+        else:
+            self.formula = f"sum_i {self.b:g} (x[i+1] - x[i]^2)^2 + ({self.a:g} - x[i])^2"
         self.minima = [(self.a, self.a**2)] if self.dim == 2 else [(1.0,) * self.dim]
         self.min_value = 0.0
         if self.dim == 2:
@@ -81,7 +84,10 @@ class Rastrigin(TestFunction):
     def __init__(self, dim: int = 2, A: float = 10.0):
         self.dim = _whole(dim, "Rastrigin dim", 1)
         self.A = _positive(A, "Rastrigin A")
-        self.formula = f"{self.A:g} n + sum_i x[i]^2 - {self.A:g} cos(2 pi x[i])"
+        if self.dim == 2:
+            self.formula = f"{2 * self.A:g} + x^2 + y^2 - {self.A:g} (cos 2 pi x + cos 2 pi y)"
+        else:
+            self.formula = f"{self.A:g} n + sum_i x[i]^2 - {self.A:g} cos(2 pi x[i])"
         self.minima = [(0.0,) * self.dim]
         self.min_value = 0.0
         self.bounds = ((-5.12, 5.12),) * self.dim
@@ -150,7 +156,7 @@ class Himmelblau(TestFunction):
         ]
         self.min_value = 0.0
         self.bounds = ((-5.0, 5.0), (-5.0, 5.0))
-        self.start = (-0.5, -1.5)
+        self.start = (0.0, -1.0)
         self.start_region = self.bounds
 
     def value(self, x: Tensor) -> Tensor:
