@@ -58,13 +58,14 @@ class MomentRecursion:
 
     def apply(self, s: Tensor) -> Tensor:
         """The moments one application later."""
-        return (self.matrix @ s.unsqueeze(-1)).squeeze(-1) + self.offset
+        # einsum beats a batched matmul on many tiny matrices by several times on CPU.
+        return torch.einsum("...ij,...j->...i", self.matrix, s) + self.offset
 
     def then(self, other: "MomentRecursion") -> "MomentRecursion":
         """This recursion followed by ``other``."""
         return MomentRecursion(
-            other.matrix @ self.matrix,
-            (other.matrix @ self.offset.unsqueeze(-1)).squeeze(-1) + other.offset,
+            torch.einsum("...ij,...jk->...ik", other.matrix, self.matrix),
+            other.apply(self.offset),
             self.weight,
             self.initial,
             self.period + other.period,
@@ -72,7 +73,7 @@ class MomentRecursion:
 
     def loss(self, s: Tensor) -> Tensor:
         """The expected loss for moments ``s``: ``[...]``."""
-        return (self.weight * s).sum(dim=(-2, -1))
+        return torch.einsum("...dm,dm->...", s, self.weight)
 
     def start(self) -> Tensor:
         """The initial moments, broadcast to the recursion's leading dims."""
@@ -314,6 +315,7 @@ class NoisyQuadraticModel:
         target: float,
         max_steps: int = 10**7,
         per_octave: int = 16,
+        first_only: bool = False,
         **options: Any,
     ) -> Tensor:
         """The first step at which the expected loss is at most ``target`` (``inf`` if never).
@@ -321,6 +323,8 @@ class NoisyQuadraticModel:
         Checked at every step up to ``per_octave`` applications, then ``per_octave`` times per
         doubling of the step count (so the answer is exact to within ``2^(1/per_octave)``),
         jumping ahead with powers of the exact recursion; for Lookahead, at its sync steps.
+        With ``first_only`` the search stops as soon as any learning rate reaches the target
+        (the others read ``inf``): enough to find the fastest one, and much quicker.
         """
         if not math.isfinite(target) or target <= 0:
             raise ValueError(f"target must be a finite loss > 0, got {target!r}")
@@ -341,4 +345,6 @@ class NoisyQuadraticModel:
             hit = (loss <= target) & ~done
             found[hit] = float(applications * recursion.period)
             done = done | hit | ~torch.isfinite(loss)
+            if first_only and bool(hit.any()):
+                break
         return found
