@@ -55,8 +55,8 @@ def legend_label(result: Tuned, width: int = 10, settings_width: int = 12) -> st
     gap_text = f"{gap:.1e}" if math.isfinite(gap) else "inf"
     distance_text = f"{distance:.2g}" if math.isfinite(distance) else "inf"
     return (
-        f"{result.name:<{width}}{result.settings():<{settings_width}}  f-f* {gap_text:>7}  "
-        f"dist {distance_text:>6}  diverged {result.diverged_fraction:>4.0%}"
+        f"{result.name:<{width}}{result.settings():<{settings_width}}  f-f* {gap_text:>9}  "
+        f"dist {distance_text:>8}  diverged {result.diverged_fraction:>4.0%}"
     )
 
 
@@ -169,10 +169,13 @@ def trajectory_figure(study: Study, out: str | Path | None = None, surface: bool
     _draw_contour(ax, study)
     width = max(len(r.name) for r in study.results) + 2
     settings_width = max(len(r.settings()) for r in study.results)
-    for result, color in zip(study.results, colors):
+    count = len(study.results)
+    for index, (result, color) in enumerate(zip(study.results, colors)):
         points = _path(result)
         label = legend_label(result, width, settings_width)
-        ax.plot(points[:, 0], points[:, 1], color=color, linewidth=1.7, label=label, zorder=4)
+        # Earlier paths are drawn wider, so that a path another one retraces still shows at its edges.
+        width_here = 2.5 - 1.2 * index / max(count - 1, 1)
+        ax.plot(points[:, 0], points[:, 1], color=color, linewidth=width_here, label=label, zorder=4)
         ax.plot(points[-1, 0], points[-1, 1], "o", color=color, markersize=6, markeredgecolor="black", zorder=6)
     if surface:
         _draw_surface(ax3, study, colors)
