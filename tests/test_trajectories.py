@@ -99,10 +99,21 @@ def test_the_winner_is_the_best_trial_and_its_runs_are_held_out():
 
 
 def test_tuning_all_declared_keys_varies_them():
-    study = tune_all(functions.get("saddle"), ["momentum"], Budget(steps=30, trials=4, starts=3, tune="all"))
-    trials = study.results[0].trials
-    assert {frozenset(t.hyperparameters) for t in trials} == {frozenset({"lr", "momentum"})}
-    assert len({t.hyperparameters["momentum"] for t in trials}) == 4
+    study = tune_all(functions.get("saddle"), ["momentum", "adam"], Budget(steps=30, trials=4, starts=3, tune="all"))
+    momentum, adam = (result.trials for result in study.results)
+    assert {frozenset(t.hyperparameters) for t in momentum} == {frozenset({"lr", "momentum"})}
+    assert len({t.hyperparameters["momentum"] for t in momentum}) == 4
+    assert {frozenset(t.hyperparameters) for t in adam} == {frozenset({"lr", "betas"})}
+    assert {t.hyperparameters["betas"][1] for t in adam} == {0.999}  # only betas[0] is declared tunable
+    assert len({t.hyperparameters["betas"][0] for t in adam}) == 4
+
+
+def test_tpe_strategy_tunes_with_the_same_budget():
+    pytest.importorskip("optuna")
+    study = tune_all(functions.get("quadratic"), ["sgd"], Budget(steps=30, trials=6, starts=3, strategy="tpe"))
+    result = study.results[0]
+    assert len(result.trials) == 6
+    assert result.score == min(t.score for t in result.trials)
 
 
 @pytest.mark.parametrize(

@@ -189,7 +189,11 @@ def _trajectories(args: argparse.Namespace) -> int:
         def on_trial(name: str, done: int, total: int) -> None:
             progress.update(task, advance=1, description=f"tuning {name}")
 
-        study = tune_all(function, names, budget, on_trial)
+        try:
+            study = tune_all(function, names, budget, on_trial)
+        except ImportError as error:  # the 'tpe' strategy without Optuna installed
+            progress.stop()
+            return _fail("trajectories", str(error))
     tuned = time.perf_counter() - start
     console.print(results_table(study))
     console.print(
