@@ -43,7 +43,10 @@ class ToyRun:
         if self.workload.delay:
             time.sleep(self.workload.delay)
         batch = torch.randint(0, len(self.x), (32,), generator=self.order)
-        return self._loss(self.x[batch], self.y[batch])
+        loss = self._loss(self.x[batch], self.y[batch])
+        if self.workload.explode_at is not None and step >= self.workload.explode_at:
+            loss = loss * float("inf")
+        return loss
 
     def evaluate(self):
         with torch.no_grad():
@@ -56,12 +59,14 @@ class ToyRun:
 
 
 class ToyWorkload:
-    def __init__(self, name, target, steps=30, eval_every=10, classes=None, delay=0.0, drop_target=False):
+    def __init__(self, name, target, steps=30, eval_every=10, classes=None, delay=0.0, drop_target=False,
+                 explode_at=None):
         self.name = name
         self.description = f"toy {'classification' if classes else 'regression'} for tests"
         self.target = target
         self.steps, self.eval_every, self.batch_size = steps, eval_every, 32
         self.features, self.classes, self.delay, self.drop_target = 6, classes, delay, drop_target
+        self.explode_at = explode_at
 
     def setup(self, seed, *, sparse=False):
         return ToyRun(self, seed)
@@ -86,3 +91,8 @@ def slow_regression(delay: float = 0.01):
 def missing_metric():
     """Its evaluate() forgets the target metric."""
     return ToyWorkload("toy-missing", Target("test_loss", 0.5, "min"), steps=5, eval_every=5, drop_target=True)
+
+
+def exploding():
+    """Its training loss becomes infinite at step 3, whatever the optimizer does."""
+    return ToyWorkload("toy-exploding", Target("test_loss", 0.5, "min"), steps=10, eval_every=5, explode_at=3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -49,8 +50,8 @@ class Executor:
     def submit(self, spec: TrialSpec) -> Future:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def shutdown(self) -> None:
-        """Stop the workers; trials still running are abandoned."""
+    def shutdown(self, now: bool = False) -> None:
+        """Stop the workers; ``now`` abandons trials still running instead of waiting for them."""
 
     def describe(self) -> str:
         return f"{self.workers} {self.name} worker{'s' if self.workers != 1 else ''} x {self.threads} thread{'s' if self.threads != 1 else ''}"
@@ -89,6 +90,7 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _start_worker(parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
 
 
@@ -109,7 +111,12 @@ class LocalExecutor(Executor):
     def submit(self, spec: TrialSpec) -> Future:
         return self._pool.submit(run_trial, replace(spec, threads=self.threads))
 
-    def shutdown(self) -> None:
+    def shutdown(self, now: bool = False) -> None:
+        if now:
+            # concurrent.futures has no public way to stop running tasks before Python 3.14.
+            processes = getattr(self._pool, "_processes", None) or {}
+            for process in list(processes.values()):
+                process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -156,7 +163,7 @@ class RayExecutor(Executor):
         future.add_done_callback(lambda done: self._running.pop(done, None))
         return future
 
-    def shutdown(self) -> None:
+    def shutdown(self, now: bool = False) -> None:
         for ref in list(self._running.values()):
             try:
                 self._ray.cancel(ref, force=True)
