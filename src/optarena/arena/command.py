@@ -87,6 +87,10 @@ def add_command(commands: Any) -> None:
     report.set_defaults(run=run_report_command)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _error(command: str, message: str, status: int) -> int:
     print(f"optarena {command}: error: {message}", file=sys.stderr)
     return status
@@ -165,21 +169,20 @@ def run_race_command(args: argparse.Namespace) -> int:
             executor = make_executor(args.executor, args.workers, args.threads, args.address)
         except (ValueError, ImportError) as error:
             return _error("race", str(error), 2)
-        names = ", ".join(s.entry.name for s in plan.studies[: len(config.optimizers)])
+        names = ", ".join(s.entry.name for s in plan.studies if s.planned is plan.workloads[0])
         labels = ", ".join(p.workload.name for p in plan.workloads)
         console.print(
-            f"Racing {len(config.optimizers)} optimizers ({names}) on {labels}: {config.search} search, "
-            f"{config.trials} trials each, best rerun on {config.seeds} seeds; {plan.total} trials, "
-            f"{executor.describe()}; store {args.db}."
+            f"Racing {_count(len(config.optimizers), 'optimizer')} ({names}) on {labels}: {config.search} search, "
+            f"{_count(config.trials, 'trial')} each, the best rerun on {_count(config.seeds, 'seed')}; "
+            f"{plan.total} trials, {executor.describe()}; store {args.db}."
         )
         finished = False
         try:
             outcome = _run_with_progress(console, plan, store, executor, run_race)
             finished = True
         except RaceError as error:
-            console.print(f"[red]A trial failed[/red]: {error}")
-            console.print(f"The trials finished before it are stored in {args.db}; fix the cause and rerun to resume.")
-            return 1
+            return _error("race", f"{error}. The trials finished before it are stored in {args.db}; "
+                          "fix the cause and run the same command to resume.", 1)
         except KeyboardInterrupt:
             console.print(f"Interrupted. Finished trials are stored in {args.db}; run the same command to resume.")
             return 130
