@@ -112,9 +112,9 @@ def leaderboard_table(workload: Any) -> Any:
     )
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("optimizer", no_wrap=True)
-    for name in ("final", "best", "reached", "steps", "diverged"):
+    for name in ("final", "reached", "steps", "diverged"):
         table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("tuned")
+    table.add_column("tuned", overflow="fold")
     for row in leaderboard(workload):
         final = f"{row.final_mean:.4g} ± {row.final_std:.2g}" if row.final_mean is not None else "diverged"
         steps = "never" if math.isinf(row.steps_to_target) else f"{row.steps_to_target:g}"
@@ -123,7 +123,6 @@ def leaderboard_table(workload: Any) -> Any:
             str(row.rank),
             row.optimizer + ("" if row.complete else " (incomplete)"),
             final,
-            "–" if row.best_mean is None else f"{row.best_mean:.4g}",
             f"{row.reached}/{row.seeds}",
             steps,
             f"{row.tuning_diverged}/{row.tuning_trials}, {row.diverged}/{row.seeds}",

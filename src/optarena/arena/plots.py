@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -162,7 +163,7 @@ def expected_best_figure(curves: dict[str, ExpectedBest], colours: dict[str, str
     figure, (axes,) = _figure(7.5, 3.6)
     for name, curve in curves.items():
         axes.plot(curve.ks, curve.mean, color=colours[name], marker="o", ms=3, lw=1.5, label=name)
-        axes.fill_between(curve.ks, curve.low, curve.high, color=colours[name], alpha=0.15, lw=0)
+        axes.fill_between(curve.ks, curve.low, curve.high, color=colours[name], alpha=0.1, lw=0)
     axes.axhline(target, color="0.3", ls="--", lw=1, label="target")
     axes.set_xlabel("tuning trials k")
     axes.set_ylabel(f"expected best {metric_name}")
@@ -178,10 +179,13 @@ def profile_figure(profile: PerformanceProfile, colours: dict[str, str], tau_max
     finite = [r for ratios in profile.ratios.values() for r in ratios if math.isfinite(r)]
     right = max([tau_max, *finite]) * 1.05
     taus = np.unique(np.concatenate([[1.0, right], np.asarray(finite, dtype=float)]))
-    for name in profile.ratios:
+    for name in sorted(profile.ratios, key=lambda n: -profile.score(n, tau_max)):
         axes.step(taus, profile.rho(name, taus), where="post", color=colours.get(name, "0.5"), lw=1.8,
                   label=f"{name} ({profile.score(name, tau_max):.2f})")
     axes.set_xscale("log", base=2)
+    ticks = [t for t in (1, 1.5, 2, 3, 4, 6, 8, 16, 32, 64) if t <= right]
+    axes.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     axes.set_xlim(1, right)
     axes.set_ylim(-0.03, 1.03)
     axes.set_xlabel(f"tau: within this factor of the fastest ({profile.measure} to target)")

@@ -40,6 +40,7 @@ p.note { font-size: .9rem; }
 table { border-collapse: collapse; margin: .6rem 0; font-size: .9rem; }
 th, td { padding: .35rem .6rem; border-bottom: 1px solid #e3e7ee; text-align: left; vertical-align: top; }
 th { background: #f2f4f8; font-weight: 600; }
+td.name { white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.first td { background: #eef7ee; }
 td.hp { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .8rem; color: #333; }
@@ -91,7 +92,7 @@ def _leaderboard_table(workload: WorkloadResult, rows: list[LeaderboardRow], col
         body.append(
             f"<tr class='{'first' if row.rank == 1 else ''}' data-optimizer='{escape(row.optimizer)}'>"
             f"<td class='num'>{row.rank}</td>"
-            f"<td><span class='swatch' style='background:{colours[row.optimizer]}'></span>"
+            f"<td class='name'><span class='swatch' style='background:{colours[row.optimizer]}'></span>"
             f"{escape(row.optimizer)}{incomplete}</td>"
             + _cell(row.final_mean, final, "final")
             + _cell(row.best_mean, column="best")
@@ -104,9 +105,8 @@ def _leaderboard_table(workload: WorkloadResult, rows: list[LeaderboardRow], col
     return f"<table class='leaderboard' data-workload='{escape(workload.label)}'>{head}{''.join(body)}</table>"
 
 
-def _workload_section(store: Store, workload: WorkloadResult, index: int) -> str:
+def _workload_section(store: Store, workload: WorkloadResult, index: int, colours: dict[str, str]) -> str:
     rows = leaderboard(workload)
-    colours = plots.palette([r.optimizer for r in rows])
     target = workload.target
     relation = "≥" if target.mode == "max" else "≤"
     studies = {s.optimizer: s for s in workload.studies}
@@ -166,16 +166,15 @@ def _workload_section(store: Store, workload: WorkloadResult, index: int) -> str
     return "\n".join(parts)
 
 
-def _profile_section(workloads: list[WorkloadResult]) -> str:
+def _profile_section(workloads: list[WorkloadResult], colours: dict[str, str]) -> str:
     profile = performance_profile(workloads, "steps")
     order = sorted(profile.ratios, key=lambda name: -profile.score(name))
-    colours = plots.palette(order)
     unreached = [
         label for i, label in enumerate(profile.workloads)
         if not any(math.isfinite(ratios[i]) for ratios in profile.ratios.values())
     ]
     rows = "".join(
-        f"<tr data-optimizer='{escape(name)}'><td><span class='swatch' style='background:{colours[name]}'></span>"
+        f"<tr data-optimizer='{escape(name)}'><td class='name'><span class='swatch' style='background:{colours[name]}'></span>"
         f"{escape(name)}</td>"
         + _cell(profile.score(name), f"{profile.score(name):.3f}", "score")
         + "".join(_cell(r, _fmt(r, 3)) for r in profile.ratios[name])
@@ -213,7 +212,12 @@ def build_report(store: Store, workload: str | None = None, title: str | None = 
     trials = store.count("trials")
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     nav = " ".join(f"<a href='#workload-{i}'>{escape(w.label)}</a>" for i, w in enumerate(workloads))
-    sections = [_workload_section(store, w, i) for i, w in enumerate(workloads)]
+    # One colour per optimizer across the whole report, in the order of the first leaderboards.
+    names: list[str] = []
+    for w in workloads:
+        names.extend(r.optimizer for r in leaderboard(w) if r.optimizer not in names)
+    colours = plots.palette(names)
+    sections = [_workload_section(store, w, i, colours) for i, w in enumerate(workloads)]
     title = title or "optarena race report"
     return "\n".join([
         "<!DOCTYPE html>",
@@ -225,7 +229,7 @@ def build_report(store: Store, workload: str | None = None, title: str | None = 
         f"from <code>{escape(store.path.name)}</code>; written by optarena {__version__} on {generated}.</p>",
         f"<nav>{nav} <a href='#profile'>performance profile</a></nav>",
         *sections,
-        _profile_section(workloads),
+        _profile_section(workloads, colours),
         "</body></html>",
     ])
 
