@@ -53,6 +53,7 @@ def test_quick_uses_the_short_budget_and_fewer_trials(tmp_path, capsys):
         (["race", "--workload", TOY, "--trials", "0"], "at least 1"),
         (["race", "--workload", TOY, "--search", "grid"], "invalid choice: 'grid'"),
         (["race", "--workload", TOY, "--address", "auto"], "--address is for the ray executor"),
+        (["race", "--workload", TOY, "--executor", "inline", "--workers", "3"], "--workers does not apply"),
         (["race"], "required: --workload"),
     ],
 )

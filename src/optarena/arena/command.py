@@ -153,6 +153,8 @@ def run_race_command(args: argparse.Namespace) -> int:
     )
     if args.address is not None and args.executor != "ray":
         return _error("race", "--address is for the ray executor: add --executor ray", 2)
+    if args.workers is not None and args.executor == "inline":
+        return _error("race", "--workers does not apply to --executor inline, which runs one trial at a time", 2)
     try:
         plan = make_plan(config)
     except (ValueError, TypeError, ImportError) as error:
