@@ -156,13 +156,8 @@ _WORKLOADS: dict[tuple[str, str, str | None], Any] = {}
 
 def resolve_workload(spec: str, options: dict[str, Any], data_dir: str | None) -> Any:
     """The workload named by ``spec`` (a built-in name or ``package.module:factory``)."""
-    try:
-        from optarena.arena.workloads import get_workload
-    except ImportError:  # TEMPORARY until the built-in workloads land: factories only
-        import importlib
+    from optarena.arena.workloads import get_workload
 
-        module, _, name = spec.partition(":")
-        return getattr(importlib.import_module(module), name)(**options)
     return get_workload(spec, data_dir=data_dir, **options)
 
 
