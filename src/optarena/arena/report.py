@@ -38,12 +38,14 @@ h3 { font-size: 1.05rem; margin: 1.6rem 0 .4rem; }
 p.meta, p.note { color: #4d566a; margin: .3rem 0; }
 p.note { font-size: .9rem; }
 table { border-collapse: collapse; margin: .6rem 0; font-size: .9rem; }
-th, td { padding: .35rem .6rem; border-bottom: 1px solid #e3e7ee; text-align: left; vertical-align: top; }
+th, td { padding: .35rem .5rem; border-bottom: 1px solid #e3e7ee; text-align: left; vertical-align: top; }
 th { background: #f2f4f8; font-weight: 600; }
 td.name { white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.first td { background: #eef7ee; }
-td.hp { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .8rem; color: #333; }
+table.leaderboard { width: 100%; }
+td.hp { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .8rem; color: #333;
+        overflow-wrap: anywhere; min-width: 9em; }
 span.swatch { display: inline-block; width: .8em; height: .8em; border-radius: 2px; margin-right: .4em;
               vertical-align: -.05em; }
 span.warn { color: #a04000; }
@@ -146,7 +148,9 @@ def _workload_section(store: Store, workload: WorkloadResult, index: int, colour
         _leaderboard_table(workload, rows, colours),
         "<p class='note'>Final and best: the target metric over the reruns of the tuned configuration "
         "(best: the best evaluation during a run). Steps and seconds to target: median over the reruns "
-        "(never: most reruns did not reach it); seconds count training only, not evaluation.</p>",
+        "(never: most reruns did not reach it); seconds count training only, not evaluation. "
+        "Quasi-random search gives every optimizer the same points of the unit cube, so optimizers with "
+        "the same search space can share tuned values.</p>",
         "<h3>Training curves</h3>",
         f"<figure>{plots.curves_figure(train, metric, colours, target.metric, target.value, workload.steps)}</figure>",
         "<p class='note'>Reruns of each optimizer's tuned configuration: the mean over seeds, "
