@@ -40,7 +40,10 @@ def add_command(commands: Any) -> None:
     """Register ``race`` and ``report`` on the ``optarena`` subparsers."""
     from optarena.arena.executors import EXECUTORS
     from optarena.arena.race import TUNE_CHOICES
+    from optarena.arena.workloads import available_workloads
     from optarena.tuning import STRATEGIES
+
+    builtin = ", ".join(info.name for info in available_workloads())
 
     race = commands.add_parser(
         "race",
@@ -50,7 +53,7 @@ def add_command(commands: Any) -> None:
         "so rerunning a finished or interrupted race only runs what is missing.",
     )
     race.add_argument("--workload", required=True, type=_names, metavar="NAMES",
-                      help="comma-separated built-in workload names or package.module:factory")
+                      help=f"comma-separated workloads: built-in ({builtin}) or package.module:factory")
     race.add_argument("--optimizers", type=_names, default=list(DEFAULT_OPTIMIZERS), metavar="NAMES",
                       help=f"comma-separated registry names (default: {','.join(DEFAULT_OPTIMIZERS)})")
     race.add_argument("--trials", type=_positive_int, default=None,

@@ -59,8 +59,8 @@ class Executor:
     def __enter__(self) -> "Executor":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.shutdown()
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        self.shutdown(now=kind is not None)
 
 
 class InlineExecutor(Executor):
@@ -71,6 +71,11 @@ class InlineExecutor(Executor):
     def __init__(self, threads: int | None = None):
         super().__init__(1, threads or 1)
         self._threads = threads
+
+    def describe(self) -> str:
+        if self._threads is None:
+            return "inline, torch's current threads"
+        return super().describe()
 
     def submit(self, spec: TrialSpec) -> Future:
         future: Future = Future()
@@ -182,7 +187,7 @@ def make_executor(kind: str, workers: int | None = None, threads: int | None = N
     if address is not None and kind != "ray":
         raise ValueError("--address is for the ray executor (--executor ray)")
     if kind == "inline":
-        return InlineExecutor(threads)
+        return InlineExecutor(threads or available_cores())
     if kind == "ray":
         return RayExecutor(workers, threads or 1, address)
     workers = workers or available_cores()

@@ -70,6 +70,8 @@ class RaceConfig:
         if self.tune not in TUNE_CHOICES:
             raise ValueError(f"unknown tune setting {self.tune!r}; allowed: {', '.join(TUNE_CHOICES)}")
         for kind, names in (("workload", self.workloads), ("optimizer", self.optimizers)):
+            if isinstance(names, str):
+                raise ValueError(f"{kind}s must be a sequence of names, got the string {names!r}")
             if not names:
                 raise ValueError(f"give at least one {kind}")
 
