@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from optarena import __version__
+from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
 
 
@@ -136,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="write nothing; exit 1 naming any out-of-date file"
     )
     docs.set_defaults(run=_docs)
+
+    add_workloads_command(commands)
     return parser
 
 
