@@ -9,6 +9,7 @@ from pathlib import Path
 
 from optarena import __version__
 from optarena.arena.command import add_command as add_arena_commands
+from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
 
 
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.set_defaults(run=_docs)
 
     add_arena_commands(commands)
+    add_workloads_command(commands)
     return parser
 
 
