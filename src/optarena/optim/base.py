@@ -26,8 +26,8 @@ from optarena.hyperparameters import (
     strict_keywords,
 )
 from optarena.search_space import LogUniform, SearchSpace
-from optarena.transforms.base import StepContext, Transform, real_view, scalar_dtype
-from optarena.transforms.learning_rate import ScaleByLearningRate
+from optarena.optim.execution import eager_update
+from optarena.transforms.base import Transform, real_view
 
 NONFINITE_POLICIES = ("ignore", "skip", "raise")
 
@@ -227,30 +227,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         return loss
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        *body, last = self.transforms
-        fold_lr = isinstance(last, ScaleByLearningRate)
-        if not fold_lr:
-            body.append(last)
         for bucket in _bucket(params, per_tensor=group.get("foreach") is False):
             states = [self.state[p] for p in bucket]
-            steps: list[Tensor] = []
-            if self.uses_step:
-                for state in states:
-                    if "step" not in state:
-                        state["step"] = torch.tensor(0.0, dtype=scalar_dtype())
-                steps = [state["step"] for state in states]
-                torch._foreach_add_(steps, 1)
-            ctx = StepContext(group, bucket, states, steps)
-            updates = [real_view(p.grad) for p in bucket]
-            if group.get("maximize", False):
-                updates = list(torch._foreach_neg(updates))
-                ctx.owned = True
-            for transform in body:
-                updates = transform.update(updates, ctx)
-            if fold_lr:
-                torch._foreach_add_(ctx.params, updates, alpha=-last.value(ctx, "lr"))
-            else:
-                torch._foreach_add_(ctx.params, updates)
+            eager_update(self.transforms, group, bucket, states, self.uses_step)
 
 
 class Chain(ChainOptimizer):
