@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from optarena import __version__
+from optarena.arena.command import add_command as add_arena_commands
+from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
 from optarena.functions.command import add_command as add_function_commands
 
@@ -139,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     docs.set_defaults(run=_docs)
 
     add_function_commands(commands)
+    add_arena_commands(commands)
+    add_workloads_command(commands)
     return parser
 
 
