@@ -9,6 +9,7 @@ from pathlib import Path
 
 from optarena import __version__
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
+from optarena.landscape.command import add_command as add_landscape_command
 
 
 def _positive_int(text: str) -> int:
@@ -136,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="write nothing; exit 1 naming any out-of-date file"
     )
     docs.set_defaults(run=_docs)
+
+    add_landscape_command(commands)
     return parser
 
 
