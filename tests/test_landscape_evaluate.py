@@ -17,6 +17,7 @@ from optarena.landscape import (
     random_direction,
     random_plane,
 )
+from optarena.landscape.evaluate import auto_chunk_size
 from optarena.landscape.surface import grid_coordinates
 
 LOSS = nn.functional.cross_entropy
@@ -64,6 +65,20 @@ def test_chunk_size_changes_memory_not_results():
         assert len(calls) == math.ceil(25 / chunk_size)
     for chunk_size in (7, 25, 1000):
         torch.testing.assert_close(results[chunk_size], results[1], rtol=1e-6, atol=0)
+
+
+def test_the_automatic_chunk_follows_the_batch_and_the_model():
+    assert auto_chunk_size(samples=128, numel=2_410) == 256
+    assert auto_chunk_size(samples=1_438, numel=2_410) == 22  # about 32k sample rows per call
+    assert auto_chunk_size(samples=32, numel=11_000_000) == 6  # at most 64M parameter entries per call
+    assert auto_chunk_size(samples=10**6, numel=10) == 1
+    model, center, directions, coords = plane_setup(grid=5)
+    batch = classification_batch(samples=2_000)  # 16 networks per call: 25 points in 2 calls
+    calls = []
+    model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    automatic = evaluate_points(model, LOSS, batch, center, directions, coords)
+    assert len(calls) == 2
+    torch.testing.assert_close(automatic, evaluate_points(model, LOSS, batch, center, directions, coords, chunk_size=1), rtol=1e-6, atol=0)
 
 
 def test_evaluation_leaves_the_model_as_it_was():
@@ -127,7 +142,7 @@ def test_a_grid_needs_two_points_per_axis(grid):
 def test_bad_inputs_say_what_is_wrong():
     model, center, directions, coords = plane_setup()
     batch = classification_batch()
-    with pytest.raises(ValueError, match="chunk_size must be a whole number >= 1"):
+    with pytest.raises(ValueError, match=r"chunk_size must be a whole number >= 1 \(or None for automatic\)"):
         evaluate_points(model, LOSS, batch, center, directions, coords, chunk_size=0)
     with pytest.raises(ValueError, match=r"coords must be \(points, 2\)"):
         evaluate_points(model, LOSS, batch, center, directions, torch.zeros(4, 3))

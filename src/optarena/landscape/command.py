@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from optarena.landscape.evaluate import DEFAULT_CHUNK_SIZE, loss_at
+from optarena.landscape.evaluate import ROWS_PER_CALL, loss_at
 from optarena.landscape.path_landscape import PLANES, PathsLandscape, landscape_of_paths
 from optarena.landscape.paths import Trajectory, train_paths
 from optarena.landscape.plot import VIEWS, landscape_figure
@@ -92,7 +92,7 @@ def run_landscape(
     view: str = "both",
     margin: float = 0.2,
     evaluation_size: int | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     seed: int = 0,
 ) -> LandscapeRun:
     """Train each optimizer from one seeded start, project the paths, evaluate and draw.
@@ -242,8 +242,9 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="evaluate the loss on a fixed random N samples (default: all the workload's data)",
     )
     parser.add_argument(
-        "--chunk-size", type=_positive_int, default=DEFAULT_CHUNK_SIZE,
-        help=f"networks evaluated per batched call; bounds the memory (default {DEFAULT_CHUNK_SIZE})",
+        "--chunk-size", type=_positive_int, default=None,
+        help=f"networks evaluated per batched call; bounds the memory (default: about {ROWS_PER_CALL} "
+        "sample rows per call)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the initial model and the mini-batch order (default 0)")
     parser.add_argument(

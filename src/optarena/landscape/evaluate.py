@@ -4,7 +4,8 @@ For a chunk of points, the parameter vectors are built with one matrix product, 
 model's parameter shapes (views, no copies), and the model runs once for the whole chunk:
 :func:`torch.func.vmap` over :func:`torch.func.functional_call`, on one fixed evaluation
 batch. Memory grows with ``chunk_size`` (the parameters and activations of that many
-networks at a time), not with the number of points.
+networks at a time), not with the number of points; by default the chunk is sized from the
+evaluation batch and the model (:func:`auto_chunk_size`).
 
 :func:`evaluate_points_loop` computes the same numbers one network at a time; it is the
 reference the batched evaluation is tested against.
@@ -22,9 +23,13 @@ from torch.func import functional_call, vmap
 
 from optarena.landscape.flat import ParameterLayout
 
-DEFAULT_CHUNK_SIZE = 64
-"""Networks per vmap call. Small enough that a chunk's activations stay in cache for small
-models on CPU; raise it on a GPU (see ``benchmarks/landscape_speed.py``)."""
+ROWS_PER_CALL = 32_768
+"""Sample rows (networks x evaluation samples) per vmap call that :func:`auto_chunk_size` aims
+for: on CPU, fewer leave per-call overhead visible, more spill the activations out of cache
+(measured with ``benchmarks/landscape_speed.py``)."""
+PARAMETER_ENTRIES_PER_CALL = 2**26
+"""At most this many parameter entries per call (256 MB in float32): large models get small chunks."""
+MAX_CHUNK = 256
 
 LossFn = Callable[[Any, Any], Tensor]
 Batch = Sequence[Any]
@@ -54,9 +59,20 @@ def _check_points(layout: ParameterLayout, center: Tensor, directions: Tensor, c
     return coords
 
 
-def _check_chunk_size(chunk_size: int) -> None:
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
+def auto_chunk_size(samples: int, numel: int) -> int:
+    """Networks per call: about :data:`ROWS_PER_CALL` sample rows, at most
+    :data:`PARAMETER_ENTRIES_PER_CALL` parameter entries, between 1 and :data:`MAX_CHUNK`."""
+    return max(1, min(MAX_CHUNK, ROWS_PER_CALL // max(samples, 1), PARAMETER_ENTRIES_PER_CALL // max(numel, 1)))
+
+
+def _chunk_size(chunk_size: int | None, inputs: tuple[Any, ...], layout: ParameterLayout) -> int:
+    if chunk_size is None:
+        first = inputs[0] if inputs else None
+        samples = first.shape[0] if isinstance(first, Tensor) and first.dim() > 0 else 1
+        return auto_chunk_size(samples, layout.numel)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a whole number >= 1 (or None for automatic), got {chunk_size!r}")
+    return chunk_size
 
 
 @contextmanager
@@ -86,7 +102,7 @@ def evaluate_points(
     directions: Tensor,
     coords: Tensor,
     *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> Tensor:
     """``loss_fn(model_theta(inputs), targets)`` at ``theta = center + coords[i] @ directions``.
 
@@ -99,14 +115,15 @@ def evaluate_points(
         center: flat parameter vector ``(numel,)``.
         directions: ``(k, numel)``.
         coords: ``(points, k)``.
-        chunk_size: networks evaluated per vmap call (bounds the memory).
+        chunk_size: networks evaluated per vmap call (bounds the memory); ``None`` sizes it
+            with :func:`auto_chunk_size`.
 
     Returns the losses, shape ``(points,)``, in ``center``'s dtype.
     """
-    _check_chunk_size(chunk_size)
     layout = ParameterLayout.of(model)
     coords = _check_points(layout, center, directions, coords)
     inputs, targets = _split_batch(batch)
+    chunk_size = _chunk_size(chunk_size, inputs, layout)
     buffers = dict(model.named_buffers())
 
     def loss_of(parameters: dict[str, Tensor]) -> Tensor:

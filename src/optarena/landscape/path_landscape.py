@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from optarena.landscape.evaluate import DEFAULT_CHUNK_SIZE, Batch, LossFn, evaluate_points
+from optarena.landscape.evaluate import Batch, LossFn, evaluate_points
 from optarena.landscape.paths import Trajectory
 from optarena.landscape.projection import Plane, endpoints_plane, pca_plane, project
 from optarena.landscape.surface import Surface, check_grid_size, plane_surface
@@ -95,7 +95,7 @@ def landscape_of_paths(
     center: str = "init",
     endpoints: tuple[str, str] | None = None,
     margin: float = 0.2,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> PathsLandscape:
     """Project every run onto one plane and evaluate the loss on a ``grid x grid`` square of it.
 
@@ -106,7 +106,7 @@ def landscape_of_paths(
         grid: points per axis (>= 2).
         plane, center, endpoints: see :func:`choose_plane`.
         margin: room around the paths, as a fraction of their extent on each axis.
-        chunk_size: networks per batched evaluation.
+        chunk_size: networks per batched evaluation (``None``: automatic).
     """
     check_grid_size(grid)
     if not trajectories:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from optarena.landscape.directions import random_direction
-from optarena.landscape.evaluate import DEFAULT_CHUNK_SIZE, Batch, LossFn, evaluate_points
+from optarena.landscape.evaluate import Batch, LossFn, evaluate_points
 from optarena.landscape.flat import parameters_vector
 
 
@@ -70,7 +70,7 @@ def plane_surface(
     xs: Sequence[float] | Tensor,
     ys: Sequence[float] | Tensor,
     *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> Surface:
     """The loss at ``origin + x directions[0] + y directions[1]`` for every ``x`` in ``xs``, ``y`` in ``ys``."""
     if directions.dim() != 2 or directions.shape[0] != 2:
@@ -94,7 +94,7 @@ def interpolate(
     *,
     steps: int = 51,
     extend: tuple[float, float] = (-0.5, 1.5),
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> Line:
     """The loss at ``start + alpha (end - start)`` for ``steps`` values of alpha spanning ``extend``.
 
@@ -121,7 +121,7 @@ def random_plane(
     generator: torch.Generator | None = None,
     normalization: str = "filter",
     one_dimensional: str = "zero",
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> tuple[Surface, Tensor]:
     """The loss around the model's parameters on a ``grid x grid`` square of side ``2 span``.
 
