@@ -79,8 +79,9 @@ def plot_surface_3d(ax: Axes, surface: Surface, paths: list[PathOnPlane] = (), *
     for index, path in enumerate(paths):
         color = PATH_COLORS[index % len(PATH_COLORS)]
         ax.plot(path.xy[:, 0], path.xy[:, 1], height(path.losses), "-", color=color, linewidth=2.2, zorder=10)
+        ax.scatter(*path.xy[-1], height(path.losses[-1]), marker="*", s=160, color=color, edgecolors="k", zorder=11)
     ax.set_zlabel("log10 loss" if log else "loss")
-    ax.view_init(elev=35, azim=-125)
+    ax.view_init(elev=30, azim=-60)
 
 
 def landscape_figure(
@@ -116,8 +117,8 @@ def landscape_figure(
         # computed_zorder=False: draw the paths after (over) the surface, not sorted into it.
         ax3d = figure.add_subplot(1, panels, panels, projection="3d", computed_zorder=False)
         plot_surface_3d(ax3d, surface, paths, log=log)
-        ax3d.set_xlabel(axis_labels[0].split(" ")[0])
-        ax3d.set_ylabel(axis_labels[1].split(" ")[0])
+        ax3d.set_xlabel(axis_labels[0].split(" (")[0])  # without the parenthesised detail
+        ax3d.set_ylabel(axis_labels[1].split(" (")[0])
     if title:
         figure.suptitle(title)
     return figure

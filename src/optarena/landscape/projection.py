@@ -121,7 +121,7 @@ def endpoints_plane(start: Tensor, end_a: Tensor, end_b: Tensor, names: tuple[st
     if second.norm() <= _degenerate_below(start.dtype) * (end_b - start).double().norm():
         raise ValueError(f"the start point and the end points of {names[0]} and {names[1]} are on one line; no plane through them")
     second = second / second.norm()
-    labels = (f"towards {names[0]}'s end point", f"towards {names[1]}'s end point (orthogonalised)")
+    labels = (f"to {names[0]}'s end", f"to {names[1]}'s end (orthogonalised)")
     return Plane(start.clone(), torch.stack([first, second]).to(start.dtype), labels)
 
 
