@@ -67,7 +67,14 @@ def trained_model(steps: int, seed: int):
     workload = get_workload("digits-mlp")
     model = workload.make_model(seed)
     (run,) = train_paths(
-        model, workload.loss_fn, workload.data, ["adam"], steps=steps, batch_size=workload.batch_size, record_every=steps, seed=seed
+        model,
+        workload.loss_fn,
+        workload.data,
+        ["adam"],
+        steps=steps,
+        batch_size=workload.batch_size,
+        record_every=steps,
+        seed=seed,
     )
     load_vector(model, run.points[-1])
     return workload, model.eval()
@@ -84,7 +91,9 @@ def loss_landscapes_plane() -> Callable | None:
     def run(model, loss_fn, inputs, targets, grid):
         metric = loss_landscapes.metrics.Loss(loss_fn, inputs, targets)
         with torch.no_grad():
-            return loss_landscapes.random_plane(model, metric, distance=1, steps=grid, normalization="filter", deepcopy_model=True)
+            return loss_landscapes.random_plane(
+                model, metric, distance=1, steps=grid, normalization="filter", deepcopy_model=True
+            )
 
     return run
 
@@ -107,11 +116,18 @@ def time_interleaved(methods: dict[str, Callable[[], object]], repeats: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--grid", type=int, default=41, help="points per axis (default 41)")
-    parser.add_argument("--eval-sizes", type=_ints, default=[128, 512, 1438], help="evaluation batch sizes (default 128,512,1438)")
     parser.add_argument(
-        "--chunk-sizes", type=_chunks, default=[None, 16, 64, 256], help="batched chunk sizes, 'auto' for the default sizing (default auto,16,64,256)"
+        "--eval-sizes", type=_ints, default=[128, 512, 1438], help="evaluation batch sizes (default 128,512,1438)"
     )
-    parser.add_argument("--losses", type=_losses, default=list(LOSSES), help=f"losses to time (default {','.join(LOSSES)})")
+    parser.add_argument(
+        "--chunk-sizes",
+        type=_chunks,
+        default=[None, 16, 64, 256],
+        help="batched chunk sizes, 'auto' for the default sizing (default auto,16,64,256)",
+    )
+    parser.add_argument(
+        "--losses", type=_losses, default=list(LOSSES), help=f"losses to time (default {','.join(LOSSES)})"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--train-steps", type=int, default=300, help="Adam steps before measuring (default 300)")
@@ -149,7 +165,9 @@ def main() -> None:
             inputs, targets = workload.evaluation_batch(size, seed=0)
             batch = (inputs, targets)
             looped = evaluate_points_loop(model, loss_fn, batch, center, directions, coords)
-            reference = evaluate_points_loop(model, torch.nn.functional.cross_entropy, batch, center, directions, coords)
+            reference = evaluate_points_loop(
+                model, torch.nn.functional.cross_entropy, batch, center, directions, coords
+            )
             methods: dict[str, Callable[[], object]] = {
                 "loop": lambda: evaluate_points_loop(model, loss_fn, batch, center, directions, coords)
             }
@@ -160,7 +178,11 @@ def main() -> None:
                 if error > 1e-5:
                     raise SystemExit(f"batched (chunk {chunk}) differs from the loop by {error:.2e} relative")
                 worst = max(worst, error)
-                label = f"batched, chunk {chunk}" if chunk else f"batched, auto ({auto_chunk_size(len(inputs), center.numel())})"
+                label = (
+                    f"batched, chunk {chunk}"
+                    if chunk
+                    else f"batched, auto ({auto_chunk_size(len(inputs), center.numel())})"
+                )
                 methods[label] = lambda chunk=chunk: evaluate_points(
                     model, loss_fn, batch, center, directions, coords, chunk_size=chunk
                 )
@@ -187,7 +209,11 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     console.print(
         f"1-minute load average {load_before:.1f} before, {load_after:.1f} after on {os.cpu_count()} CPUs"
-        + (" (a busy machine: expect noisy timings)." if max(load_before, load_after) > (os.cpu_count() or 1) * 0.75 else ".")
+        + (
+            " (a busy machine: expect noisy timings)."
+            if max(load_before, load_after) > (os.cpu_count() or 1) * 0.75
+            else "."
+        )
     )
 
 

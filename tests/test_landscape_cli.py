@@ -32,7 +32,9 @@ def test_the_picture_shows_real_runs_on_the_pca_plane(tmp_path):
         assert path.xy.shape == (5, 2)
         # The plane is centred on the start, so every path begins at the origin, at the start's true loss.
         np.testing.assert_allclose(path.xy[0], 0.0, atol=1e-6)
-        assert path.losses[0] == pytest.approx(loss_at(workload.make_model(0), workload.loss_fn, batch, start), rel=1e-5)
+        assert path.losses[0] == pytest.approx(
+            loss_at(workload.make_model(0), workload.loss_fn, batch, start), rel=1e-5
+        )
         assert result.final_losses[run.name] == pytest.approx(
             loss_at(workload.make_model(0), workload.loss_fn, batch, run.points[-1]), rel=1e-6
         )
@@ -53,8 +55,24 @@ def test_on_the_endpoints_plane_the_two_ends_sit_at_their_true_loss(tmp_path):
 def test_the_command_writes_a_png_with_log_levels(tmp_path, capsys):
     out = tmp_path / "paths.png"
     code = main(
-        ["landscape", "--optimizers", "sgd,momentum", "--grid", "5", "--steps", "20", "--eval-size", "200",
-         "--lr", "momentum=0.05", "--log", "--view", "contour", "--out", str(out)]
+        [
+            "landscape",
+            "--optimizers",
+            "sgd,momentum",
+            "--grid",
+            "5",
+            "--steps",
+            "20",
+            "--eval-size",
+            "200",
+            "--lr",
+            "momentum=0.05",
+            "--log",
+            "--view",
+            "contour",
+            "--out",
+            str(out),
+        ]
     )
     assert code == 0
     assert out.read_bytes()[:8] == PNG_SIGNATURE
@@ -83,4 +101,3 @@ def test_bad_input_exits_2_and_says_why(arguments, message, capsys, tmp_path):
     assert main(base + arguments) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
-

@@ -67,7 +67,9 @@ def test_layer_normalisation_matches_whole_tensors():
 def test_none_leaves_the_gaussian_as_drawn_and_the_model_untouched():
     model = conv_net()
     before = parameters_vector(model)
-    raw = random_direction(model, generator=torch.Generator().manual_seed(3), normalization="none", one_dimensional="keep")
+    raw = random_direction(
+        model, generator=torch.Generator().manual_seed(3), normalization="none", one_dimensional="keep"
+    )
     expected = torch.randn(before.shape, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(raw, expected, rtol=0, atol=0)
     torch.testing.assert_close(parameters_vector(model), before, rtol=0, atol=0)

@@ -78,7 +78,9 @@ def test_the_automatic_chunk_follows_the_batch_and_the_model():
     model.register_forward_pre_hook(lambda module, args: calls.append(1))
     automatic = evaluate_points(model, LOSS, batch, center, directions, coords)
     assert len(calls) == 2
-    torch.testing.assert_close(automatic, evaluate_points(model, LOSS, batch, center, directions, coords, chunk_size=1), rtol=1e-6, atol=0)
+    torch.testing.assert_close(
+        automatic, evaluate_points(model, LOSS, batch, center, directions, coords, chunk_size=1), rtol=1e-6, atol=0
+    )
 
 
 def test_evaluation_leaves_the_model_as_it_was():

@@ -20,7 +20,14 @@ def test_every_run_starts_at_the_model_and_records_on_schedule():
     start = parameters_vector(model)
     data = classification_batch(samples=64)
     runs = train_paths(
-        model, LOSS, data, ["sgd", "adam"], steps=25, batch_size=16, record_every=10, hyperparameters={"sgd": {"lr": 0.5}}
+        model,
+        LOSS,
+        data,
+        ["sgd", "adam"],
+        steps=25,
+        batch_size=16,
+        record_every=10,
+        hyperparameters={"sgd": {"lr": 0.5}},
     )
     assert [run.name for run in runs] == ["sgd", "adam"]
     assert runs[0].hyperparameters == {"lr": 0.5} and runs[1].hyperparameters == {}
@@ -58,4 +65,6 @@ def test_bad_settings_are_refused(options, message):
 
 def test_an_unknown_optimizer_is_refused_by_name():
     with pytest.raises(ValueError, match="Unknown optimizer 'adamm'"):
-        train_paths(small_model(), LOSS, classification_batch(samples=64), ["adamm"], steps=2, batch_size=8, record_every=1)
+        train_paths(
+            small_model(), LOSS, classification_batch(samples=64), ["adamm"], steps=2, batch_size=8, record_every=1
+        )

@@ -20,11 +20,14 @@ def path() -> PathOnPlane:
 @pytest.mark.parametrize("log", [False, True])
 def test_the_contour_panel_draws_the_surface_and_the_path(log):
     surface = bowl()
-    figure = landscape_figure(surface, [path()], axis_labels=("PC1 (90%)", "PC2 (9%)"), log=log, view="contour",
-                              legend=["adam (lr 0.001)"])
+    figure = landscape_figure(
+        surface, [path()], axis_labels=("PC1 (90%)", "PC2 (9%)"), log=log, view="contour", legend=["adam (lr 0.001)"]
+    )
     (ax, colorbar_ax) = figure.axes
     filled = ax.collections[0]
-    assert filled.levels[0] == pytest.approx(surface.losses.min()) and filled.levels[-1] == pytest.approx(surface.losses.max())
+    assert filled.levels[0] == pytest.approx(surface.losses.min()) and filled.levels[-1] == pytest.approx(
+        surface.losses.max()
+    )
     if log:  # geometric spacing: equal ratios between levels
         ratios = np.asarray(filled.levels[1:]) / np.asarray(filled.levels[:-1])
         np.testing.assert_allclose(ratios, ratios[0])

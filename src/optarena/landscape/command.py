@@ -43,7 +43,9 @@ class LandscapeRun:
     out: Path | None
 
 
-def resolve_hyperparameters(names: list[str], learning_rates: dict[str, float], workload: Workload) -> dict[str, dict[str, Any]]:
+def resolve_hyperparameters(
+    names: list[str], learning_rates: dict[str, float], workload: Workload
+) -> dict[str, dict[str, Any]]:
     """Per optimizer: the learning rate given, else the workload's, else the registry default.
 
     Builds each optimizer once on a throwaway parameter, so an unknown name or an invalid
@@ -130,7 +132,15 @@ def run_landscape(
         seed=seed,
     )
     result = landscape_of_paths(
-        model, chosen.loss_fn, batch, trajectories, grid=grid, plane=plane, center=center, margin=margin, chunk_size=chunk_size
+        model,
+        chosen.loss_fn,
+        batch,
+        trajectories,
+        grid=grid,
+        plane=plane,
+        center=center,
+        margin=margin,
+        chunk_size=chunk_size,
     )
     finals = {run.name: loss_at(model, chosen.loss_fn, batch, run.points[-1]) for run in trajectories}
     if out is not None:
@@ -197,7 +207,9 @@ def _learning_rates(text: str) -> dict[str, float]:
                 raise ValueError
             rates[name.strip()] = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected NAME=VALUE pairs separated by commas (sgd=0.1,adam=3e-3), got {item!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected NAME=VALUE pairs separated by commas (sgd=0.1,adam=3e-3), got {item!r}"
+            ) from None
     return rates
 
 
@@ -211,44 +223,77 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--workload", default="digits-mlp", help=f"one of: {', '.join(WORKLOADS)} (default digits-mlp)")
     parser.add_argument(
-        "--optimizers", type=_names, default=list(DEFAULT_OPTIMIZERS), metavar="NAMES",
+        "--optimizers",
+        type=_names,
+        default=list(DEFAULT_OPTIMIZERS),
+        metavar="NAMES",
         help=f"comma-separated registry names (default {','.join(DEFAULT_OPTIMIZERS)})",
     )
-    parser.add_argument("--grid", type=_grid_points, default=DEFAULT_GRID, help=f"points per axis, >= 2 (default {DEFAULT_GRID})")
-    parser.add_argument("--out", default="landscape.png", help="the PNG to write (default landscape.png)")
-    parser.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps per run (default: the workload's)")
     parser.add_argument(
-        "--record-every", type=_positive_int, default=None, metavar="N",
+        "--grid", type=_grid_points, default=DEFAULT_GRID, help=f"points per axis, >= 2 (default {DEFAULT_GRID})"
+    )
+    parser.add_argument("--out", default="landscape.png", help="the PNG to write (default landscape.png)")
+    parser.add_argument(
+        "--steps", type=_positive_int, default=None, help="optimizer steps per run (default: the workload's)"
+    )
+    parser.add_argument(
+        "--record-every",
+        type=_positive_int,
+        default=None,
+        metavar="N",
         help=f"record a checkpoint every N steps (default: {CHECKPOINTS} checkpoints per run)",
     )
     parser.add_argument(
-        "--lr", type=_learning_rates, default=None, metavar="NAME=VALUE,...",
+        "--lr",
+        type=_learning_rates,
+        default=None,
+        metavar="NAME=VALUE,...",
         help="learning rates replacing the workload's and registry's defaults, e.g. sgd=0.05,adam=3e-3",
     )
     parser.add_argument(
-        "--plane", choices=PLANES, default="pca",
+        "--plane",
+        choices=PLANES,
+        default="pca",
         help="pca: principal directions of all checkpoints (default); endpoints: the plane through the start "
         "and the first two optimizers' end points",
     )
     parser.add_argument(
-        "--center", choices=CENTERS, default="init",
+        "--center",
+        choices=CENTERS,
+        default="init",
         help="for --plane pca: centre on the common start (default) or on the mean of all checkpoints",
     )
     parser.add_argument("--log", action="store_true", help="logarithmic colour levels and heights")
-    parser.add_argument("--view", choices=VIEWS, default="both", help="contour with paths, 3-D surface, or both (default)")
-    parser.add_argument("--margin", type=_non_negative_float, default=0.2, help="room around the paths, a fraction of their extent (default 0.2)")
     parser.add_argument(
-        "--eval-size", type=_positive_int, default=None, metavar="N",
+        "--view", choices=VIEWS, default="both", help="contour with paths, 3-D surface, or both (default)"
+    )
+    parser.add_argument(
+        "--margin",
+        type=_non_negative_float,
+        default=0.2,
+        help="room around the paths, a fraction of their extent (default 0.2)",
+    )
+    parser.add_argument(
+        "--eval-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
         help="evaluate the loss on a fixed random N samples (default: all the workload's data)",
     )
     parser.add_argument(
-        "--chunk-size", type=_positive_int, default=None,
+        "--chunk-size",
+        type=_positive_int,
+        default=None,
         help=f"networks evaluated per batched call; bounds the memory (default: about {ROWS_PER_CALL} "
         "sample rows per call)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seeds the initial model and the mini-batch order (default 0)")
     parser.add_argument(
-        "--threads", type=_positive_int, default=1,
+        "--seed", type=int, default=0, help="seeds the initial model and the mini-batch order (default 0)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
         help="torch threads (default 1: these small networks train fastest on one, and a busy machine stays usable)",
     )
     parser.set_defaults(run=_command)

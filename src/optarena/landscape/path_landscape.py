@@ -81,7 +81,8 @@ def grid_axes(xy: np.ndarray, points: int, margin: float) -> tuple[np.ndarray, n
     extent = np.maximum(extent, 0.1 * extent.max())  # a flat path still gets a readable band
     centre = (low + high) / 2
     half = extent * (0.5 + margin)
-    return tuple(np.linspace(centre[i] - half[i], centre[i] + half[i], points) for i in range(2))  # type: ignore[return-value]
+    x_axis, y_axis = (np.linspace(centre[i] - half[i], centre[i] + half[i], points) for i in range(2))
+    return x_axis, y_axis
 
 
 def landscape_of_paths(

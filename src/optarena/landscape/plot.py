@@ -20,7 +20,18 @@ from optarena.landscape.surface import Line, Surface
 
 VIEWS = ("contour", "surface", "both")
 COLORMAP = "viridis"
-PATH_COLORS = ("#e41a1c", "#ff7f00", "#f781bf", "#a65628", "#ffffff", "#984ea3", "#00e5ff", "#ffff33", "#4daf4a", "#999999")
+PATH_COLORS = (
+    "#e41a1c",
+    "#ff7f00",
+    "#f781bf",
+    "#a65628",
+    "#ffffff",
+    "#984ea3",
+    "#00e5ff",
+    "#ffff33",
+    "#4daf4a",
+    "#999999",
+)
 """Colours that stand out on viridis (the paths would vanish in a same-hued palette)."""
 
 
@@ -40,8 +51,12 @@ def _levels(surface: Surface, log: bool, count: int) -> tuple[np.ndarray, LogNor
 def plot_contour(ax: Axes, surface: Surface, *, log: bool = False, levels: int = 30):
     """Filled contours of the surface with thin contour lines; returns the filled set for a colour bar."""
     values, norm = _levels(surface, log, levels)
-    filled = ax.contourf(surface.xs, surface.ys, surface.losses, levels=values, cmap=COLORMAP, norm=norm, extend="neither")
-    ax.contour(surface.xs, surface.ys, surface.losses, levels=values[::3], colors="k", linewidths=0.3, alpha=0.5, norm=norm)
+    filled = ax.contourf(
+        surface.xs, surface.ys, surface.losses, levels=values, cmap=COLORMAP, norm=norm, extend="neither"
+    )
+    ax.contour(
+        surface.xs, surface.ys, surface.losses, levels=values[::3], colors="k", linewidths=0.3, alpha=0.5, norm=norm
+    )
     return filled
 
 
@@ -124,7 +139,9 @@ def landscape_figure(
     return figure
 
 
-def line_figure(line: Line, *, labels: tuple[str, str] = ("start", "end"), log: bool = False, title: str = "") -> Figure:
+def line_figure(
+    line: Line, *, labels: tuple[str, str] = ("start", "end"), log: bool = False, title: str = ""
+) -> Figure:
     """The loss along a 1-D interpolation, with the two end points marked."""
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = figure.add_subplot()
@@ -139,4 +156,3 @@ def line_figure(line: Line, *, labels: tuple[str, str] = ("start", "end"), log: 
     if title:
         figure.suptitle(title)
     return figure
-

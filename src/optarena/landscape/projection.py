@@ -119,7 +119,9 @@ def endpoints_plane(start: Tensor, end_a: Tensor, end_b: Tensor, names: tuple[st
     first = first / first.norm()
     second = second - (second @ first) * first
     if second.norm() <= _degenerate_below(start.dtype) * (end_b - start).double().norm():
-        raise ValueError(f"the start point and the end points of {names[0]} and {names[1]} are on one line; no plane through them")
+        raise ValueError(
+            f"the start point and the end points of {names[0]} and {names[1]} are on one line; no plane through them"
+        )
     second = second / second.norm()
     labels = (f"to {names[0]}'s end", f"to {names[1]}'s end (orthogonalised)")
     return Plane(start.clone(), torch.stack([first, second]).to(start.dtype), labels)

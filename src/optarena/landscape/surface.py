@@ -41,7 +41,9 @@ class Surface:
 
     def __post_init__(self) -> None:
         if self.losses.shape != (len(self.ys), len(self.xs)):
-            raise ValueError(f"losses must be (len(ys), len(xs)) = {(len(self.ys), len(self.xs))}, got {self.losses.shape}")
+            raise ValueError(
+                f"losses must be (len(ys), len(xs)) = {(len(self.ys), len(self.xs))}, got {self.losses.shape}"
+            )
 
 
 def check_grid_size(points: int, what: str = "grid") -> None:
@@ -74,7 +76,9 @@ def plane_surface(
 ) -> Surface:
     """The loss at ``origin + x directions[0] + y directions[1]`` for every ``x`` in ``xs``, ``y`` in ``ys``."""
     if directions.dim() != 2 or directions.shape[0] != 2:
-        raise ValueError(f"a plane needs exactly two directions, a (2, numel) matrix; got shape {tuple(directions.shape)}")
+        raise ValueError(
+            f"a plane needs exactly two directions, a (2, numel) matrix; got shape {tuple(directions.shape)}"
+        )
     x_axis, y_axis = _axis(xs, origin, "xs"), _axis(ys, origin, "ys")
     coords = grid_coordinates(x_axis, y_axis)
     losses = evaluate_points(model, loss_fn, batch, origin, directions, coords, chunk_size=chunk_size)
