@@ -81,6 +81,26 @@ def test_the_command_writes_a_png_with_log_levels(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"grid": 1}, "grid must be a whole number of points >= 2 per axis, got 1"),
+        ({"plane": "random"}, "plane must be one of pca, endpoints; got 'random'"),
+        ({"center": "final"}, "center must be one of init, mean; got 'final'"),
+        ({"view": "3d"}, "view must be one of contour, surface, both; got '3d'"),
+        ({"margin": -0.1}, "margin must be >= 0, got -0.1"),
+        ({"chunk_size": 0}, "chunk_size must be a whole number >= 1"),
+    ],
+)
+def test_the_library_call_refuses_bad_settings_before_training(options, message, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the settings")
+
+    monkeypatch.setattr("optarena.landscape.command.train_paths", no_training)
+    with pytest.raises(ValueError, match=message):
+        run_landscape("digits-mlp", ["sgd"], out=None, **options)
+
+
+@pytest.mark.parametrize(
     "arguments, message",
     [
         (["--grid", "1"], "a grid needs at least 2 points per axis, got 1"),

@@ -22,6 +22,7 @@ from optarena.landscape.path_landscape import PLANES, PathsLandscape, landscape_
 from optarena.landscape.paths import Trajectory, train_paths
 from optarena.landscape.plot import VIEWS, landscape_figure
 from optarena.landscape.projection import CENTERS
+from optarena.landscape.surface import check_grid_size
 from optarena.landscape.workloads import WORKLOADS, Workload, get_workload
 
 DEFAULT_OPTIMIZERS = ("sgd", "adam", "radam")
@@ -105,10 +106,19 @@ def run_landscape(
     names = list(optimizers)
     if not names:
         raise ValueError("give at least one optimizer")
+    check_grid_size(grid)
+    if plane not in PLANES:
+        raise ValueError(f"plane must be one of {', '.join(PLANES)}; got {plane!r}")
+    if center not in CENTERS:
+        raise ValueError(f"center must be one of {', '.join(CENTERS)}; got {center!r}")
     if plane == "endpoints" and len(names) < 2:
         raise ValueError('plane "endpoints" needs at least two optimizers')
     if view not in VIEWS:
         raise ValueError(f"view must be one of {', '.join(VIEWS)}; got {view!r}")
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a whole number >= 1 (or None for automatic), got {chunk_size!r}")
     settings = resolve_hyperparameters(names, dict(learning_rates or {}), chosen)
     names = list(settings)
     steps = chosen.steps if steps is None else steps
