@@ -12,6 +12,7 @@ from optarena.arena.command import add_command as add_arena_commands
 from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
 from optarena.functions.command import add_command as add_function_commands
+from optarena.landscape.command import add_command as add_landscape_command
 
 
 def _positive_int(text: str) -> int:
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_function_commands(commands)
     add_arena_commands(commands)
     add_workloads_command(commands)
+    add_landscape_command(commands)
     return parser
 
 
