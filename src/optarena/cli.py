@@ -10,6 +10,7 @@ from pathlib import Path
 from optarena import __version__
 from optarena.arena.command import add_command as add_arena_commands
 from optarena.arena.workloads.command import add_command as add_workloads_command
+from optarena.bench.command import add_command as add_bench_command
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
 from optarena.functions.command import add_command as add_function_commands
 from optarena.landscape.command import add_command as add_landscape_command
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_arena_commands(commands)
     add_workloads_command(commands)
     add_landscape_command(commands)
+    add_bench_command(commands)
     return parser
 
 

@@ -1,0 +1,111 @@
+"""Milliseconds per step, measured in interleaved rounds so that every contender sees the
+same machine.
+
+Each :class:`Contender` is built, then takes ``warmup`` untimed steps (state creation and
+compilation happen there); then ``steps`` rounds follow, and in each round every contender
+takes one timed step. The order rotates from round to round, so no contender always runs
+first or right after the same neighbour. The figure per contender is the median over its
+rounds; on CUDA each step is bracketed by ``torch.cuda.synchronize``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from optarena.bench.bandwidth import synchronize
+
+_TORCH_DIR = str(Path(torch.__file__).parent)
+
+
+@dataclass
+class Contender:
+    """One optimizer to time: a label, and how to build it over fresh parameters."""
+
+    label: str
+    build: Callable[[], torch.optim.Optimizer]
+    optimizer: torch.optim.Optimizer | None = None
+    samples: list[float] = field(default_factory=list)
+    """Seconds per timed step, in round order."""
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def median_ms(self) -> float | None:
+        return 1e3 * statistics.median(self.samples) if self.samples else None
+
+    def step(self) -> None:
+        assert self.optimizer is not None
+        self.optimizer.step()
+
+
+def _keep(message: warnings.WarningMessage) -> bool:
+    """Warnings worth reporting: those not raised from inside torch itself."""
+    return not str(message.filename).startswith(_TORCH_DIR)
+
+
+def _guarded(contender: Contender, action: Callable[[], None]) -> bool:
+    """Run ``action``; on failure record the error and report False. Keeps the warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            action()
+        except Exception as error:  # a contender that fails is reported, the others go on
+            contender.error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+            contender.optimizer = None
+            return False
+    for message in caught:
+        text = f"{message.category.__name__}: {str(message.message).splitlines()[0]}"[:300]
+        if _keep(message) and text not in contender.warnings:
+            contender.warnings.append(text)
+    return True
+
+
+def warm_up(contender: Contender, warmup: int, device: torch.device) -> bool:
+    """Build the contender and take its untimed steps; False (with the error kept) on failure."""
+
+    def build_and_step() -> None:
+        contender.optimizer = contender.build()
+        for _ in range(warmup):
+            contender.step()
+        synchronize(device)
+
+    return _guarded(contender, build_and_step)
+
+
+def time_step(contender: Contender, device: torch.device) -> None:
+    """One timed step, appended to ``contender.samples``."""
+
+    def timed() -> None:
+        synchronize(device)
+        start = time.perf_counter()
+        contender.step()
+        synchronize(device)
+        contender.samples.append(time.perf_counter() - start)
+
+    _guarded(contender, timed)
+
+
+def interleaved_rounds(
+    contenders: list[Contender], steps: int, warmup: int, device: torch.device | str = "cpu"
+) -> list[Contender]:
+    """Warm up every contender, then time ``steps`` rotating rounds; returns the contenders."""
+    device = torch.device(device)
+    if steps < 1 or warmup < 1:
+        raise ValueError(f"steps and warmup must be at least 1, got {steps} and {warmup}")
+    for contender in contenders:
+        if contender.optimizer is None and contender.error is None:
+            warm_up(contender, warmup, device)
+    live = [c for c in contenders if c.error is None]
+    for round_index in range(steps):
+        shift = round_index % len(live) if live else 0
+        for contender in live[shift:] + live[:shift]:
+            if contender.error is None:
+                time_step(contender, device)
+    return contenders
