@@ -85,3 +85,20 @@ def measure_bandwidth(
         threads=torch.get_num_threads(),
         device=str(device),
     )
+
+
+class InPlaceUpdate:
+    """The update pattern as a step over given tensors: ``x += s * g`` in place, one
+    multi-tensor call. Timed among the optimizers, it gives the bandwidth of the moment:
+    ``bytes_per_step`` over its step time."""
+
+    def __init__(self, tensors: list[torch.Tensor], others: list[torch.Tensor]):
+        if len(tensors) != len(others) or not tensors:
+            raise ValueError("InPlaceUpdate needs two non-empty lists of the same length")
+        self.tensors = tensors
+        self.others = others
+        self.bytes_per_step = sum(3 * t.numel() * t.element_size() for t in tensors)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        torch._foreach_add_(self.tensors, self.others, alpha=1e-12)

@@ -71,6 +71,7 @@ SPEED_COLUMNS = (
     Column("eager ms", lambda r: _number(r["eager_ms"])),
     Column("torch fused Adam ms", lambda r: _number(r["adam_fused_ms"])),
     Column("fused / Adam (target)", _vs_adam),
+    Column("bandwidth GB/s", lambda r: _number(r["bandwidth_gbs"])),
     Column("limit ms", lambda r: _number(r["limit_ms"])),
     Column("fused / limit", lambda r: _ratio(r["fused_vs_limit"])),
 )
@@ -108,12 +109,12 @@ TABLES = (
 
 CSV_FIELDS = (
     "optimizer", "kind", "fused_ms", "eager_ms", "adam_fused_ms", "fused_vs_adam", "eager_vs_adam",
-    "target_vs_adam", "meets_adam_target", "state_bytes_per_param", "step_bytes_per_param", "limit_ms",
-    "fused_vs_limit", "eager_vs_limit", "torch_ms", "torch_label", "torch_optimizer_ms",
+    "target_vs_adam", "meets_adam_target", "state_bytes_per_param", "step_bytes_per_param",
+    "bandwidth_gbs", "limit_ms", "fused_vs_limit", "eager_vs_limit", "torch_ms", "torch_label", "torch_optimizer_ms",
     "pytorch_optimizer_ms", "best_peer_ms", "best_peer", "peer_speedup", "meets_peer_target",
     "fused_peak_extra_mb", "eager_peak_extra_mb", "compile_cold_empty_s", "compile_cold_toolchain_s",
-    "compile_warm_s", "compile_graphs", "meets_cold_target", "meets_warm_target", "parameters",
-    "state_bytes", "notes",
+    "compile_warm_s", "compile_graphs", "compile_warm_process_s", "compile_steady_s", "meets_cold_target",
+    "meets_warm_target", "parameters", "state_bytes", "notes",
 )
 
 
@@ -186,9 +187,14 @@ def setup_lines(result: BenchResult) -> list[str]:
         f"({c['params_description']}); fixed random gradients",
         f"timing: median of {c['steps']} interleaved rounds after {c['warmup']} warm-up steps; "
         f"baseline {c['baseline']}" + (f" (failed: {c['baseline_error']})" if c.get("baseline_error") else ""),
-        f"bandwidth: in-place update {b['update_gbs']:.1f} GB/s (the limit uses it), STREAM triad "
+    ]
+    if c.get("bandwidth_error"):
+        lines.append(f"the in-place update timed in the rounds failed: {c['bandwidth_error']}")
+    lines += [
+        f"bandwidth before the rounds: in-place update {b['update_gbs']:.1f} GB/s, STREAM triad "
         f"{b['triad_gbs']:.1f} GB/s, copy {b['copy_gbs']:.1f} GB/s (medians of {b['repeats']}, "
-        f"{b['elements']:,} float32 elements per array)",
+        f"{b['elements']:,} float32 elements per array); the limits use the in-place update "
+        "timed in each optimizer's own rounds (column 'bandwidth GB/s')",
     ]
     for name, status in result.libraries.items():
         state = f"{status['version']}" if status["error"] is None else f"not used: {status['error']}"
@@ -250,17 +256,19 @@ METHOD = """\
   creation, compilation), then 10 rounds in which each takes one timed step, in an order
   that rotates from round to round. Figures are medians over the rounds. Ratios to torch's
   fused Adam use the Adam steps timed in the same rounds.
-- **Bandwidth limit.** The machine's bandwidth is the median of 15 in-place updates
-  `a.add_(b, alpha=s)` over 256 MiB float32 arrays (3 x 4 bytes per element: `a` and `b`
-  read, `a` written), with the same device and threads. Optimizers update parameters and
-  state in place, so this is their pattern. STREAM's triad (`torch.add(a, b, alpha=s,
-  out=c)`) is reported too; it reads lower on CPUs, where writing `c` first reads it into
-  the cache (write-allocate, which STREAM does not count). Bytes moved per parameter are
-  read off the optimizer's state after its steps: the parameter read and written, the
-  gradient read, every state tensor with more than one element read and written once (0-d
-  step counters ignored). Adam moves 28 bytes per parameter, SGD 12. The limit is bytes
-  moved over the bandwidth: a lower bound, since multi-pass steps (per-tensor norms) move
-  more.
+- **Bandwidth limit.** Optimizers update parameters and state in place, so the bandwidth
+  is that of an in-place update, `x += s * g` (`torch._foreach_add_` over a copy of the
+  parameters and the gradients: 3 x 4 bytes per element, `x` and `g` read, `x` written),
+  timed as one more contender in each optimizer's rounds: the column "bandwidth GB/s" is
+  the machine's bandwidth at that moment, with the same device and threads. Before the
+  rounds the same update, STREAM's triad (`torch.add(a, b, alpha=s, out=c)`) and a copy
+  run on 256 MiB arrays (medians of 15); triad reads lower on CPUs, where writing `c`
+  first reads it into the cache (write-allocate, which STREAM does not count). Bytes moved
+  per parameter are read off the optimizer's state after its steps: the parameter read
+  and written, the gradient read, every state tensor with more than one element read and
+  written once (0-d step counters ignored). Adam moves 28 bytes per parameter, SGD 12. The
+  limit is bytes moved over the bandwidth: a lower bound, since multi-pass steps
+  (per-tensor norms) move more.
 - **Peers.** The same algorithm in `torch.optim` (`foreach=True` and, where torch has it,
   `fused=True`), `torch-optimizer` and `pytorch-optimizer` (the `bench` extra; with
   `foreach=True` where its constructor takes it), configured with the same settings. Each

@@ -2,7 +2,8 @@
 
 Per optimizer, in one process and one set of interleaved rounds: optarena fused and eager,
 torch's fused Adam (the baseline every ratio is taken against, measured again in each
-optimizer's rounds) and the peers (:mod:`optarena.bench.peers`). Then, from the same
+optimizer's rounds), the peers (:mod:`optarena.bench.peers`) and an in-place update over
+the same tensors, whose time gives the memory bandwidth of the moment for the limit. Then, from the same
 objects: state bytes and bytes moved (:mod:`optarena.bench.traffic`), peak extra memory of
 one more step per contender (:mod:`optarena.bench.memory`), and the first-step compile
 times in new processes (:mod:`optarena.bench.compile_time`).
@@ -27,7 +28,7 @@ from typing import Any
 
 import torch
 
-from optarena.bench.bandwidth import DEFAULT_ELEMENTS, measure_bandwidth
+from optarena.bench.bandwidth import DEFAULT_ELEMENTS, InPlaceUpdate, measure_bandwidth
 from optarena.bench.compile_time import CompileTimer
 from optarena.bench.memory import peak_extra_bytes
 from optarena.bench.params import ParamSet, get_preset, make_param_set
@@ -42,6 +43,7 @@ TARGET_COLD_S = 10.0
 TARGET_WARM_S = 2.0
 
 BASELINE_LABEL = "torch.optim.Adam(fused)"
+STREAM_LABEL = "in-place update (bandwidth)"
 
 BENCH_SETTINGS: dict[str, dict[str, Any]] = {
     "lars": {"lr": 0.1, "weight_decay": 1e-4},
@@ -239,7 +241,7 @@ def _check_peer(name: str, peer: Peer, settings: dict[str, Any], hp: dict[str, A
 
 
 def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+    return None if value is None else round(value, 4)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -257,12 +259,16 @@ def measure_optimizer(
     name: str,
     param_set: ParamSet,
     baseline: Contender | None,
+    stream: Contender,
     config: BenchConfig,
-    bandwidth_gbs: float,
     libraries: dict[str, Any],
     timer: CompileTimer | None,
 ) -> dict[str, Any]:
-    """One row: every figure for the optimizer registered as ``name``."""
+    """One row: every figure for the optimizer registered as ``name``.
+
+    ``baseline`` (torch's fused Adam) and ``stream`` (the in-place update over the same
+    tensors, whose time gives the bandwidth of the moment) are shared by every optimizer
+    and timed again in each one's rounds."""
     device = torch.device(config.device)
     settings = bench_settings(name)
     hp = hyperparameters(name)
@@ -276,15 +282,18 @@ def measure_optimizer(
             value, problem = _check_peer(name, peer, settings, hp)
             peers.append((peer, _peer_contender(peer, param_set, hp), value, problem))
 
-    contenders = [*ours.values(), *[c for _, c, _, _ in peers]]
-    start = 0
-    if baseline is not None and baseline.error is None:
-        start = len(baseline.samples)
-        contenders.append(baseline)
+    shared = [c for c in (baseline, stream) if c is not None and c.error is None]
+    starts = {c.label: len(c.samples) for c in shared}
+    contenders = [*ours.values(), *[c for _, c, _, _ in peers], *shared]
     interleaved_rounds(contenders, config.steps, config.warmup, device)
-    adam_ms = None
-    if baseline is not None and baseline.error is None and len(baseline.samples) > start:
-        adam_ms = 1e3 * statistics.median(baseline.samples[start:])
+
+    def samples(contender: Contender) -> list[float]:
+        return contender.samples[starts.get(contender.label, 0):] if contender in shared else contender.samples
+
+    adam_ms = 1e3 * statistics.median(samples(baseline)) if baseline in shared and samples(baseline) else None
+    bandwidth_gbs = None
+    if stream in shared and samples(stream):
+        bandwidth_gbs = stream.optimizer.bytes_per_step / statistics.median(samples(stream)) / 1e9
 
     # state, bytes moved, kind: from whichever of ours ran
     reference = next((c.optimizer for c in ours.values() if c.optimizer is not None), None)
@@ -296,7 +305,7 @@ def measure_optimizer(
 
     peaks: dict[str, int | None] = {}
     for contender in contenders:
-        if contender is baseline or contender.optimizer is None:
+        if contender in shared or contender.optimizer is None:
             continue
         peaks[contender.label] = peak_extra_bytes(contender.step, device) if config.memory else None
 
@@ -320,7 +329,9 @@ def measure_optimizer(
         elif problem:
             notes.append(f"{peer.label} could not be checked ({problem})")
         elif not same:
-            notes.append(f"{peer.label} is a different variant (deviation {value:.2g}; not counted){': ' + peer.note if peer.note else ''}")
+            timed = f", {contender.median_ms:.1f} ms" if contender.median_ms is not None else ""
+            why = f": {peer.note}" if peer.note else ""
+            notes.append(f"{peer.label} is a different variant (deviation {value:.2g}{timed}; not counted){why}")
         elif value > 1e-6:
             notes.append(f"{peer.label} agrees to {value:.1g} (counted as the same algorithm)")
     for contender in ours.values():
@@ -334,7 +345,7 @@ def measure_optimizer(
     best_peer = _fastest(same_entries)
     fused_ms = _ms(ours["fused"].median_ms) if "fused" in ours else None
     eager_ms = _ms(ours["eager"].median_ms) if "eager" in ours else None
-    limit_ms = _ms(1e3 * traffic.limit_seconds(bandwidth_gbs)) if traffic else None
+    limit_ms = _ms(1e3 * traffic.limit_seconds(bandwidth_gbs)) if traffic and bandwidth_gbs else None
     target = TARGET_VS_ADAM.get(kind) if kind else None
     fused_vs_adam = _ratio(fused_ms, adam_ms)
     speedup = _ratio(best_peer["median_ms"], fused_ms) if best_peer else None
@@ -360,6 +371,7 @@ def measure_optimizer(
         "meets_adam_target": meets(fused_vs_adam, target),
         "state_bytes_per_param": round(traffic.state_bytes_per_param, 4) if traffic else None,
         "step_bytes_per_param": round(traffic.step_bytes_per_param, 4) if traffic else None,
+        "bandwidth_gbs": round(bandwidth_gbs, 3) if bandwidth_gbs else None,
         "limit_ms": limit_ms,
         "fused_vs_limit": _ratio(fused_ms, limit_ms),
         "eager_vs_limit": _ratio(eager_ms, limit_ms),
@@ -377,20 +389,19 @@ def measure_optimizer(
         "compile_cold_toolchain_s": _s(compile_times.cold_toolchain_s) if compile_times else None,
         "compile_warm_s": _s(compile_times.warm_s) if compile_times else None,
         "compile_graphs": compile_times.graphs if compile_times else None,
+        "compile_warm_process_s": _s(compile_times.warm_process_s) if compile_times else None,
+        "compile_steady_s": _s(compile_times.steady_s) if compile_times else None,
         "meets_cold_target": meets(compile_times.cold_empty_s, TARGET_COLD_S) if compile_times else None,
         "meets_warm_target": meets(compile_times.warm_s, TARGET_WARM_S) if compile_times else None,
         "notes": "; ".join(notes),
         "settings": {k: v for k, v in hp.items() if k not in ("maximize", "foreach", "fused", "nonfinite")},
         "parameters": traffic.parameters if traffic else None,
         "state_bytes": traffic.state_bytes if traffic else None,
-        "samples_ms": {
-            c.label: [round(1e3 * s, 3) for s in (c.samples[start:] if c is baseline else c.samples)]
-            for c in contenders
-        },
+        "samples_ms": {c.label: [round(1e3 * t, 6) for t in samples(c)] for c in contenders},
         "peers": entries,
     }
     for contender in contenders:
-        if contender is not baseline:
+        if contender not in shared:
             contender.optimizer = None
     gc.collect()
     return row
@@ -423,6 +434,8 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] | None = 
     libraries = {name: library_status(name) for name in LIBRARIES} if config.peers else {}
     baseline = Contender(BASELINE_LABEL, lambda: torch.optim.Adam(param_set.fresh(), fused=True))
     warm_up(baseline, config.warmup, device)
+    stream = Contender(STREAM_LABEL, lambda: InPlaceUpdate(param_set.fresh(), param_set.grads))
+    warm_up(stream, config.warmup, device)
     timer = None
     if config.compile_timing and "fused" in config.backends:
         timer = CompileTimer(config.params, torch.get_num_threads(), config.device)
@@ -431,7 +444,7 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] | None = 
         config={**asdict(config), "optimizers": names, "backends": list(config.backends),
                 "parameters": param_set.preset.elements, "tensors": param_set.preset.tensors,
                 "params_description": param_set.preset.description, "baseline": BASELINE_LABEL,
-                "baseline_error": baseline.error},
+                "baseline_error": baseline.error, "bandwidth_error": stream.error},
         bandwidth=bandwidth.to_dict(),
         libraries={name: asdict(status) for name, status in libraries.items()},
     )
@@ -439,7 +452,7 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] | None = 
         for index, name in enumerate(names, 1):
             say(f"[{index}/{len(names)}] {name}")
             result.rows.append(
-                measure_optimizer(name, param_set, baseline, config, bandwidth.update_gbs, libraries, timer)
+                measure_optimizer(name, param_set, baseline, stream, config, libraries, timer)
             )
         if timer is not None:
             result.toolchain_s = timer.toolchain_s

@@ -24,7 +24,7 @@ from optarena.bench.bandwidth import synchronize
 _TORCH_DIR = str(Path(torch.__file__).parent)
 
 
-@dataclass
+@dataclass(eq=False)
 class Contender:
     """One optimizer to time: a label, and how to build it over fresh parameters."""
 
