@@ -17,7 +17,7 @@ from optarena.bench.params import PRESETS, get_preset, make_param_set
 from optarena.bench.peers import SAME_TOLERANCE, TORCH, deviation, torch_peers
 from optarena.bench.report import (
     CSV_FIELDS,
-    METHOD,
+    method_text,
     TABLES,
     read_result,
     render_page,
@@ -223,7 +223,10 @@ def test_files_and_tables_equal_the_rows(result, tmp_path):
             assert "| " + " | ".join(cells) + " |" in page
     assert "> Provisional figures." in page
     assert "GPU: not measured" in page
-    assert SAME_TOLERANCE == 1e-3 and "within 1e-3 (relative)" in METHOD  # the page states the rule used
+    method = method_text()
+    assert method in page
+    assert SAME_TOLERANCE == 1e-3 and "within 1e-3 (relative)" in method  # the page states the rule used
+    assert "qhm lr 0.1, momentum 0.999, nu 0.7" in method and "1.2x torch's fused Adam" in method
 
 
 def test_reading_a_file_that_is_not_a_result_is_a_value_error(tmp_path):

@@ -14,13 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from optarena.bench.runner import (
+    BENCH_SETTINGS,
     TARGET_COLD_S,
     TARGET_PEER_SPEEDUP,
+    TARGET_VS_ADAM,
     TARGET_WARM_S,
     BenchResult,
 )
 
 MISSING = "-"
+TEXT_HEADERS = ("optimizer", "kind")
+"""Columns of words, aligned left; the others hold numbers."""
 
 
 def _number(value: float | None) -> str:
@@ -219,7 +223,7 @@ def print_result(result: BenchResult, console: Any = None) -> None:
     for title, columns in TABLES:
         table = Table(title=title)
         for column in columns:
-            text = column.header in ("optimizer", "kind")
+            text = column.header in TEXT_HEADERS
             table.add_column(column.header, justify="left" if text else "right", no_wrap=text)
         for cells in table_rows(result.rows, columns):
             table.add_row(*(escape(cell) for cell in cells))
@@ -234,7 +238,7 @@ def print_result(result: BenchResult, console: Any = None) -> None:
 
 def _markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> list[str]:
     lines = ["| " + " | ".join(c.header for c in columns) + " |"]
-    lines.append("|" + "|".join("---" if i == 0 else "--:" for i in range(len(columns))) + "|")
+    lines.append("|" + "|".join("---" if c.header in TEXT_HEADERS else "--:" for c in columns) + "|")
     for cells in table_rows(rows, columns):
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return lines
@@ -248,8 +252,8 @@ METHOD = """\
   weight and bias, fc1 2048 x 512 and bias, fc2 512 x 2048 and bias), an 8000 x 512
   embedding and a final LayerNorm, padded with 512-vectors to 157 tensors: 41,930,752
   float32 parameters. Gradients are fixed random tensors, set once, so a step is the
-  optimizer's work alone. Every optimizer runs with its defaults (QHM: lr 0.1, momentum
-  0.999, nu 0.7; LARS: lr 0.1, weight decay 1e-4), in one param group.
+  optimizer's work alone. Every optimizer runs with its defaults, in one param group,
+  except: {settings}.
 - **Timing.** One process, `torch.set_num_threads` fixed. Per optimizer, optarena fused
   (`fused=True`), optarena eager (`fused=False`), torch's fused Adam and every peer are
   built over their own copies of the parameters, take 3 untimed warm-up steps (state
@@ -287,7 +291,28 @@ METHOD = """\
   function was compiled ("cold, toolchain warm": this optimizer's graphs only), and again
   with that directory ("warm": Dynamo traces again, the FX-graph and kernel caches hit).
   The figure is the first `step()` alone, without interpreter start-up and imports.
+- **Targets** (marked ✓ or ✗, never asserted by a test): elementwise optimizers within
+  {elementwise:g}x torch's fused Adam, per-tensor ones (norms, factored moments, gradient
+  centralisation) within {per_tensor:g}x; at least {peer:g}x faster than the fastest peer that
+  computes the same algorithm; first step at most {cold:g} s with an empty cache and {warm:g} s
+  with a warm one.
 """
+
+
+def method_text() -> str:
+    """The page's method section, with the benchmark's settings and targets filled in."""
+    settings = "; ".join(
+        f"{name} " + ", ".join(f"{key} {value:g}" for key, value in values.items())
+        for name, values in BENCH_SETTINGS.items()
+    )
+    return METHOD.format(
+        settings=settings,
+        elementwise=TARGET_VS_ADAM["elementwise"],
+        per_tensor=TARGET_VS_ADAM["per-tensor"],
+        peer=TARGET_PEER_SPEEDUP,
+        cold=TARGET_COLD_S,
+        warm=TARGET_WARM_S,
+    )
 
 
 def render_page(results: Sequence[BenchResult], note: str | None = None) -> str:
@@ -317,7 +342,7 @@ def render_page(results: Sequence[BenchResult], note: str | None = None) -> str:
         noted = [row for row in result.rows if row["notes"]]
         if noted:
             lines += ["### Notes", ""] + [f"- **{row['optimizer']}**: {row['notes']}" for row in noted] + [""]
-    lines.append(METHOD)
+    lines.append(method_text())
     return "\n".join(lines)
 
 
