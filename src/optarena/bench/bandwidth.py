@@ -69,12 +69,9 @@ def measure_bandwidth(
     a = torch.rand(elements, device=device)
     b = torch.rand(elements, device=device)
     c = torch.empty(elements, device=device)
-    try:
-        update = _median_seconds(lambda: a.add_(b, alpha=1e-9), device, repeats)
-        triad = _median_seconds(lambda: torch.add(a, b, alpha=0.5, out=c), device, repeats)
-        copy = _median_seconds(lambda: c.copy_(a), device, repeats)
-    finally:
-        del a, b, c
+    update = _median_seconds(lambda: a.add_(b, alpha=1e-9), device, repeats)
+    triad = _median_seconds(lambda: torch.add(a, b, alpha=0.5, out=c), device, repeats)
+    copy = _median_seconds(lambda: c.copy_(a), device, repeats)
     itemsize = 4
     return Bandwidth(
         update_gbs=3 * itemsize * elements / update / 1e9,

@@ -20,6 +20,10 @@ from optarena.bench.bandwidth import DEFAULT_ELEMENTS
 from optarena.bench.params import PRESETS
 
 DEFAULT_OUT = "step_speed"
+DESCRIPTION = (
+    "Step time, memory and compile time of every optimizer, against torch's fused Adam, the "
+    "memory-bandwidth limit and the same algorithm in torch.optim and two popular libraries."
+)
 
 
 def _positive_int(text: str) -> int:
@@ -133,7 +137,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "bench",
         help="step time, memory and compile time of every optimizer against torch and other libraries",
-        description=__doc__.split("\n\n")[0],
+        description=DESCRIPTION,
     )
     add_arguments(parser)
     parser.set_defaults(run=run)
@@ -141,7 +145,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None, prog: str = "step_speed.py") -> int:
     """The same command as a standalone program; returns the exit status (2 for usage errors)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     add_arguments(parser)
     try:
         args = parser.parse_args(argv)
