@@ -54,6 +54,7 @@ class AdaBound(NamedOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -68,6 +69,7 @@ class AdaBound(NamedOptimizer):
             foreach=foreach,
             maximize=maximize,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 
@@ -115,6 +117,7 @@ class AMSBound(AdaBound):
         foreach: bool | None = None,
         maximize: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -129,5 +132,6 @@ class AMSBound(AdaBound):
             foreach=foreach,
             maximize=maximize,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )

@@ -41,6 +41,7 @@ class Adam(NamedOptimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -54,6 +55,7 @@ class Adam(NamedOptimizer):
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 

@@ -35,6 +35,7 @@ class Adamax(NamedOptimizer):
         *,
         maximize: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -46,6 +47,7 @@ class Adamax(NamedOptimizer):
             foreach=foreach,
             maximize=maximize,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 

@@ -38,6 +38,7 @@ class AdamW(NamedOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -50,6 +51,7 @@ class AdamW(NamedOptimizer):
             maximize=maximize,
             foreach=foreach,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 

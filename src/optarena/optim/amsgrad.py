@@ -37,6 +37,7 @@ class AMSGrad(Adam):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -50,5 +51,6 @@ class AMSGrad(Adam):
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )

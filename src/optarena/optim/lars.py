@@ -49,6 +49,7 @@ class LARS(NamedOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -63,6 +64,7 @@ class LARS(NamedOptimizer):
             maximize=maximize,
             foreach=foreach,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 

@@ -89,10 +89,11 @@ class LazyAdam(NamedOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
-            params, lr=lr, betas=betas, eps=eps, foreach=foreach, maximize=maximize, fused=fused, nonfinite=nonfinite
+            params, lr=lr, betas=betas, eps=eps, foreach=foreach, maximize=maximize, fused=fused, state_dtype=state_dtype, nonfinite=nonfinite
         )
 
     @classmethod

@@ -41,6 +41,7 @@ class QHAdam(NamedOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -53,6 +54,7 @@ class QHAdam(NamedOptimizer):
             maximize=maximize,
             foreach=foreach,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 

@@ -39,6 +39,7 @@ class QHAdamW(NamedOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -51,6 +52,7 @@ class QHAdamW(NamedOptimizer):
             maximize=maximize,
             foreach=foreach,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 

@@ -44,6 +44,7 @@ class RAdam(NamedOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -56,6 +57,7 @@ class RAdam(NamedOptimizer):
             foreach=foreach,
             maximize=maximize,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 

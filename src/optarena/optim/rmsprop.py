@@ -44,6 +44,7 @@ class RMSprop(NamedOptimizer):
         maximize: bool = False,
         *,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -57,6 +58,7 @@ class RMSprop(NamedOptimizer):
             foreach=foreach,
             maximize=maximize,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 

@@ -37,6 +37,7 @@ class SGD(NamedOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -49,6 +50,7 @@ class SGD(NamedOptimizer):
             maximize=maximize,
             foreach=foreach,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 

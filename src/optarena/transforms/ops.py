@@ -92,6 +92,10 @@ class ListOps:
     def clone(self, xs: list[Tensor]) -> list[Tensor]:
         raise NotImplementedError
 
+    def cast(self, xs: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
+        """The tensors in ``dtype``: new tensors, or ``xs`` itself when it already is."""
+        raise NotImplementedError
+
     def scaled(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
         """``s * x``, new tensors."""
         raise NotImplementedError
@@ -241,6 +245,10 @@ class ForeachOps(ListOps):
 
     def clone(self, xs):
         return list(torch._foreach_mul(xs, 1.0)) if xs else []
+
+    def cast(self, xs, dtype):
+        # torch has no multi-tensor conversion: one copy per tensor (half precision only)
+        return [x.to(dtype) for x in xs] if xs and xs[0].dtype != dtype else xs
 
     def scaled(self, xs, s):
         return list(torch._foreach_mul(xs, s)) if xs else []
@@ -405,6 +413,9 @@ class LoopOps(ListOps):
 
     def clone(self, xs):
         return [x.clone() for x in xs]
+
+    def cast(self, xs, dtype):
+        return [x.to(dtype) for x in xs] if xs and xs[0].dtype != dtype else xs
 
     def scaled(self, xs, s):
         return [x * _item(s, i) for i, x in enumerate(xs)]
