@@ -2,7 +2,7 @@
 
 Each run follows the protocol the arena uses (``optarena.arena.workload``) on one torch
 thread: zero_grad, train_loss, backward, step; evaluate every ``eval_every`` steps and
-after the last. The wall time covers setup and the whole run. Learning rates are given per
+after the last. The wall time covers setup and the whole run; s/run is the median over seeds. Learning rates are given per
 optimizer as ``name=lr``; the figures show whether a decent setting reaches the target and
 a poor one does not.
 
@@ -75,7 +75,7 @@ def main() -> None:
             workload = get_workload(spec, data_dir=args.data_dir, quick=budget == "quick")
             for name, lr in args.optimizers:
                 results = [run(workload, name, lr, seed) for seed in range(args.seeds)]
-                seconds = statistics.mean(r["seconds"] for r in results)
+                seconds = statistics.median(r["seconds"] for r in results)
                 finals = ",".join("div" if r["diverged"] else f"{r['final']:.3f}" for r in results)
                 bests = ",".join("-" if r["best"] is None else f"{r['best']:.3f}" for r in results)
                 hits = ",".join(str(r["first_hit"]) if r["first_hit"] else "-" for r in results)
