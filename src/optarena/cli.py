@@ -10,6 +10,7 @@ from pathlib import Path
 from optarena import __version__
 from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
+from optarena.functions.command import add_command as add_function_commands
 
 
 def _positive_int(text: str) -> int:
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.set_defaults(run=_docs)
 
     add_workloads_command(commands)
+    add_function_commands(commands)
     return parser
 
 
