@@ -2,9 +2,9 @@
 
 Each run follows the protocol the arena uses (``optarena.arena.workload``) on one torch
 thread: zero_grad, train_loss, backward, step; evaluate every ``eval_every`` steps and
-after the last. The wall time covers setup and the whole run; s/run is the median over seeds. Learning rates are given per
-optimizer as ``name=lr``; the figures show whether a decent setting reaches the target and
-a poor one does not.
+after the last. The wall time covers setup and the whole run; s/run is the median over
+seeds. Learning rates are given per optimizer as ``name=lr``; the figures show whether a
+decent setting reaches the target and a poor one does not.
 
     python benchmarks/workload_runs.py --workloads digits-mlp,digits-cnn \
         --optimizers adam=1e-3,sgd=1e-3 --seeds 2
@@ -68,8 +68,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
-    header = f"{'workload':18} {'budget':7} {'steps':>5} {'optimizer':10} {'lr':>8} {'s/run':>6}  {'final':>8} {'best':>8}  hit at"
-    print(header)
+    print(
+        f"{'workload':18} {'budget':7} {'steps':>5} {'optimizer':10} {'lr':>8} {'s/run':>6}  "
+        f"{'final':>8} {'best':>8}  hit at"
+    )
     for spec in args.workloads.split(","):
         for budget in args.budgets.split(","):
             workload = get_workload(spec, data_dir=args.data_dir, quick=budget == "quick")

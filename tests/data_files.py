@@ -29,7 +29,7 @@ def write_mnist(folder: Path, sizes=(("train", 24), ("test", 12)), gz: bool = Fa
     for split, n in sizes:
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, n, dtype=np.uint8)
-        for name, array in zip(MNIST_NAMES[split], (images, labels)):
+        for name, array in zip(MNIST_NAMES[split], (images, labels), strict=True):
             data = idx_bytes(array)
             if gz:
                 (folder / f"{name}.gz").write_bytes(gzip.compress(data))

@@ -81,8 +81,10 @@ def test_a_valid_factory_is_loaded_and_gets_its_declared_options(module):
 
 
 def test_quick_and_data_dir_reach_a_factory_that_declares_them(module):
-    name = module(VALID + "\ndef make(quick=False, data_dir=None):\n    w = Tiny(5 if quick else 50)\n"
-                  "    w.data_dir = data_dir\n    return w\n")
+    name = module(
+        VALID + "\ndef make(quick=False, data_dir=None):\n    w = Tiny(5 if quick else 50)\n"
+        "    w.data_dir = data_dir\n    return w\n"
+    )
     workload = get_workload(f"{name}:make", data_dir="/data", quick=True)
     assert workload.steps == 5 and workload.data_dir == Path("/data")
 
@@ -126,8 +128,10 @@ def test_malformed_specs(spec):
 
 
 def test_a_result_without_target_names_the_missing_attribute(module):
-    name = module(VALID + "\nclass NoTarget:\n    name, description, steps, eval_every = 'x', 'y', 10, 5\n"
-                  "    def setup(self, seed, *, sparse=False):\n        return Run(seed)\n")
+    name = module(
+        VALID + "\nclass NoTarget:\n    name, description, steps, eval_every = 'x', 'y', 10, 5\n"
+        "    def setup(self, seed, *, sparse=False):\n        return Run(seed)\n"
+    )
     with pytest.raises(WorkloadError, match="returned a NoTarget without the workload attribute\\(s\\) target;"):
         get_workload(f"{name}:NoTarget")
 
@@ -137,7 +141,10 @@ def test_a_result_with_bad_values_lists_each_problem(module):
     with pytest.raises(WorkloadError) as caught:
         get_workload(f"{name}:make")
     message = str(caught.value)
-    assert "target must be an optarena.arena.Target" in message and "steps must be a positive whole number, got 0" in message
+    assert (
+        "target must be an optarena.arena.Target" in message
+        and "steps must be a positive whole number, got 0" in message
+    )
 
 
 def test_a_factory_that_raises(module):
@@ -147,7 +154,9 @@ def test_a_factory_that_raises(module):
 
 
 def test_check_trainable_names_what_breaks_the_protocol(module):
-    name = module(VALID + """
+    name = module(
+        VALID
+        + """
 class NoGraph(Run):
     def train_loss(self, step):
         return torch.tensor(1.0)
@@ -161,8 +170,12 @@ def make_no_graph():
 
 def make_no_metric():
     w = Tiny(); w.setup = lambda seed, sparse=False: NoMetric(seed); return w
-""")
-    for factory, expected in (("make_no_graph", "scalar tensor with a graph"), ("make_no_metric", "without the target metric 'loss'")):
+"""
+    )
+    for factory, expected in (
+        ("make_no_graph", "scalar tensor with a graph"),
+        ("make_no_metric", "without the target metric 'loss'"),
+    ):
         workload = get_workload(f"{name}:{factory}")
         with pytest.raises(WorkloadError, match=expected):
             check_trainable(workload.setup(0), workload)
@@ -235,7 +248,9 @@ def test_cli_errors_are_one_line(module, capsys):
     name = module("def make():\n    raise RuntimeError('kaput')\n")
     assert main(["workloads", "--check", f"{name}:make"]) == 2
     assert "RuntimeError: kaput" in capsys.readouterr().err
-    crash = module(VALID + "\nclass Bad(Run):\n    def evaluate(self):\n        raise KeyError('x')\n"
-                   "def make():\n    w = Tiny(); w.setup = lambda seed, sparse=False: Bad(seed); return w\n")
+    crash = module(
+        VALID + "\nclass Bad(Run):\n    def evaluate(self):\n        raise KeyError('x')\n"
+        "def make():\n    w = Tiny(); w.setup = lambda seed, sparse=False: Bad(seed); return w\n"
+    )
     assert main(["workloads", "--check", f"{crash}:make"]) == 1
     assert "failed: KeyError" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import pytest
 import torch
@@ -22,7 +23,14 @@ from optarena.arena.workloads.base import ShuffledBatches, derived_seed
 from optarena.data.idx import DataFormatError
 
 REQUIRED = {
-    "digits-mlp", "digits-cnn", "tiny-transformer", "sparse-bow", "large-batch", "rosenbrock", "nqm", "mnist-mlp",
+    "digits-mlp",
+    "digits-cnn",
+    "tiny-transformer",
+    "sparse-bow",
+    "large-batch",
+    "rosenbrock",
+    "nqm",
+    "mnist-mlp",
     "cifar10-cnn",
 }
 
@@ -111,12 +119,14 @@ def test_deterministic_per_seed_and_seeds_differ(make, name):
     steps = [0, 1, 97]
     losses = [[t.train_loss(s).item() for s in steps] for t in (first, again, other)]
     assert torch.equal(torch.get_rng_state(), global_state)  # nothing draws from torch's global RNG
-    for a, b in zip(_parameters(first.model), _parameters(again.model)):
+    for a, b in zip(_parameters(first.model), _parameters(again.model), strict=True):
         assert torch.equal(a, b)
     assert losses[0] == losses[1]
     # Another seed changes the initial weights (the NQM always starts from its fixed point) and the batches.
     if name != "nqm":
-        assert any(not torch.equal(a, b) for a, b in zip(_parameters(first.model), _parameters(other.model)))
+        assert any(
+            not torch.equal(a, b) for a, b in zip(_parameters(first.model), _parameters(other.model), strict=True)
+        )
     assert losses[0] != losses[2]
     assert first.evaluate() == again.evaluate()
 
@@ -205,12 +215,18 @@ def test_tiny_transformer_is_post_ln_without_dropout():
 def test_names_are_case_insensitive_and_options_apply():
     workload = get_workload("  Digits-MLP ", quick=True, eval_every=7, batch_size=32)
     assert workload.name == "digits-mlp"
-    assert (workload.steps, workload.eval_every, workload.batch_size) == (BUILTIN["digits-mlp"].quick_budget.steps, 7, 32)
+    assert (workload.steps, workload.eval_every, workload.batch_size) == (
+        BUILTIN["digits-mlp"].quick_budget.steps,
+        7,
+        32,
+    )
     assert get_workload("digits-mlp", steps=11).steps == 11
 
 
 def test_unknown_name_lists_close_matches():
-    with pytest.raises(ValueError, match=r"Unknown workload 'digits-mpl'\. Did you mean 'digits-mlp'.*Built-in: digits-mlp"):
+    with pytest.raises(
+        ValueError, match=r"Unknown workload 'digits-mpl'\. Did you mean 'digits-mlp'.*Built-in: digits-mlp"
+    ):
         get_workload("digits-mpl")
 
 
@@ -223,7 +239,9 @@ def test_unknown_or_bad_option():
         get_workload("tiny-transformer", width=30, heads=4)
 
 
-@pytest.mark.parametrize("name, expected", [("mnist-mlp", "train-images-idx3-ubyte"), ("cifar10-cnn", "data_batch_1.bin")])
+@pytest.mark.parametrize(
+    "name, expected", [("mnist-mlp", "train-images-idx3-ubyte"), ("cifar10-cnn", "data_batch_1.bin")]
+)
 def test_real_data_workloads_need_a_data_dir(tmp_path, name, expected):
     with pytest.raises(DataFormatError, match=f"give --data-dir DIR .*{expected}"):
         get_workload(name)
@@ -270,3 +288,11 @@ def test_nqm_batch_size_scales_the_gradient_noise():
 
     small, large = noise_spread(1), noise_spread(100)
     assert 5 < small / large < 20  # the noise's standard deviation falls as 1 / sqrt(B): 10x here
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_workloads_pickle_for_worker_processes(make, name):
+    workload = make(name, quick=True)
+    copy = pickle.loads(pickle.dumps(workload))
+    assert (copy.name, copy.steps, copy.eval_every) == (workload.name, workload.steps, workload.eval_every)
+    assert copy.setup(2).train_loss(5).item() == workload.setup(2).train_loss(5).item()

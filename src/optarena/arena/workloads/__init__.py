@@ -33,7 +33,10 @@ from optarena.arena.workloads.sparse_bow import SparseBOW
 from optarena.arena.workloads.transformer import TinyTransformer
 from optarena.hyperparameters import close_matches
 
-BUILTIN: dict[str, type[BuiltinWorkload]] = {cls.name: cls for cls in (DigitsMLP, DigitsCNN, TinyTransformer, SparseBOW, LargeBatch, Rosenbrock, NQM, MnistMLP, Cifar10CNN)}
+BUILTIN: dict[str, type[BuiltinWorkload]] = {
+    cls.name: cls
+    for cls in (DigitsMLP, DigitsCNN, TinyTransformer, SparseBOW, LargeBatch, Rosenbrock, NQM, MnistMLP, Cifar10CNN)
+}
 """Built-in workloads by name, in the order they are listed."""
 
 
@@ -64,9 +67,7 @@ def _builtin(name: str, data_dir: str | Path | None, options: dict[str, Any]) ->
         if key not in accepted:
             hints = close_matches(key, accepted)
             hint = f" Did you mean {hints[0]!r}?" if hints else ""
-            raise TypeError(
-                f"Workload {name!r} has no option {key!r}.{hint} Its options: {', '.join(accepted)}."
-            )
+            raise TypeError(f"Workload {name!r} has no option {key!r}.{hint} Its options: {', '.join(accepted)}.")
     if cls.needs_data_dir:
         return cls(data_dir=data_dir, **options)
     return cls(**options)
