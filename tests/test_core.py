@@ -138,7 +138,10 @@ class OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+CONSTANT_OPS = [c for c in CASES if c.constant_ops]
+
+
+@pytest.mark.parametrize("case", CONSTANT_OPS, ids=[c.name for c in CONSTANT_OPS])
 def test_eager_step_issues_multi_tensor_ops_not_a_loop_per_parameter(case):
     """The number of dispatched ops in a step does not grow with the number of parameters."""
 

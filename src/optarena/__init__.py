@@ -2,6 +2,9 @@
 
 from optarena.optim import (
     SGD,
+    AdaBound,
+    Adafactor,
+    AMSBound,
     AMSGrad,
     Adadelta,
     Adagrad,
@@ -9,9 +12,16 @@ from optarena.optim import (
     Adamax,
     AdamW,
     Chain,
+    LazyAdam,
+    LAMB,
+    LARS,
+    QHM,
+    QHAdam,
+    QHAdamW,
     NAdam,
     RAdam,
     RMSprop,
+    Rprop,
 )
 from optarena.registry import available, create
 
@@ -28,6 +38,16 @@ __all__ = [
     "NAdam",
     "RAdam",
     "AdamW",
+    "Rprop",
+    "LazyAdam",
+    "AdaBound",
+    "AMSBound",
+    "Adafactor",
+    "LAMB",
+    "LARS",
+    "QHM",
+    "QHAdam",
+    "QHAdamW",
     "Chain",
     "available",
     "create",

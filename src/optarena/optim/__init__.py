@@ -1,15 +1,24 @@
 """The named optimizers: each a torch.optim.Optimizer built from a chain of transforms."""
 
+from optarena.optim.adabound import AdaBound, AMSBound
 from optarena.optim.adadelta import Adadelta
+from optarena.optim.adafactor import Adafactor
 from optarena.optim.adagrad import Adagrad
 from optarena.optim.adam import Adam
 from optarena.optim.adamax import Adamax
 from optarena.optim.adamw import AdamW
 from optarena.optim.amsgrad import AMSGrad
 from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper
+from optarena.optim.lazyadam import LazyAdam
+from optarena.optim.lamb import LAMB
+from optarena.optim.lars import LARS
 from optarena.optim.nadam import NAdam
+from optarena.optim.qhadam import QHAdam
+from optarena.optim.qhadamw import QHAdamW
+from optarena.optim.qhm import QHM
 from optarena.optim.radam import RAdam
 from optarena.optim.rmsprop import RMSprop
+from optarena.optim.rprop import Rprop
 from optarena.optim.sgd import SGD
 
 __all__ = [
@@ -23,6 +32,16 @@ __all__ = [
     "NAdam",
     "RAdam",
     "AdamW",
+    "Rprop",
+    "LazyAdam",
+    "AdaBound",
+    "AMSBound",
+    "Adafactor",
+    "LAMB",
+    "LARS",
+    "QHM",
+    "QHAdam",
+    "QHAdamW",
     "Chain",
     "ChainOptimizer",
     "NamedOptimizer",

@@ -3,23 +3,37 @@
 Compose them with :class:`optarena.Chain` to build an optimizer of your own.
 """
 
+from optarena.transforms.adabound import ScaleByAdabound
 from optarena.transforms.adam import ScaleByAdam, ScaleByAdamax, ScaleByNadam, ScaleByRadam
 from optarena.transforms.adaptive import ScaleByAdadelta, ScaleByAdagrad, ScaleByRms
 from optarena.transforms.base import StepContext, Transform
+from optarena.transforms.factored import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep
 from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms.momentum import Trace
+from optarena.transforms.rprop import ScaleByRprop
+from optarena.transforms.quasi_hyperbolic import ScaleByQhadam, ScaleByQhm
+from optarena.transforms.trust_ratio import ScaleByLars, ScaleByTrustRatio
 from optarena.transforms.weight_decay import AddDecayedWeights
 
 __all__ = [
     "AddDecayedWeights",
+    "ClipByBlockRms",
     "ScaleByAdadelta",
     "ScaleByAdagrad",
+    "ScaleByAdabound",
     "ScaleByAdam",
     "ScaleByAdamax",
+    "ScaleByLars",
     "ScaleByLearningRate",
     "ScaleByNadam",
+    "ScaleByQhadam",
+    "ScaleByQhm",
     "ScaleByRadam",
+    "ScaleByFactoredRms",
+    "ScaleByRelativeStep",
     "ScaleByRms",
+    "ScaleByRprop",
+    "ScaleByTrustRatio",
     "StepContext",
     "Trace",
     "Transform",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Tuple
 from optarena.transforms.base import (
+    Prepared,
     StepContext,
     Transform,
     bias_corrections,
@@ -22,15 +22,28 @@ BETAS = Hyper((0.9, 0.999), Tuple((UNIT, UNIT)), "decay rates of the first and s
 EPS = Hyper(1e-8, NONNEGATIVE, "added to the denominator")
 
 
-def _update_moments(updates: list[Tensor], ctx: StepContext, beta1: float, beta2: float):
-    """``m <- beta1 m + (1 - beta1) u``; ``v <- beta2 v + (1 - beta2) u^2``; returns (m, v)."""
+def moment_scalars(ctx: StepContext, beta1: float, beta2: float) -> dict[str, float]:
+    """The weights of the two moment updates, for :func:`update_moments`."""
+    return {"one_minus_beta1": 1.0 - beta1, "beta2": beta2, "one_minus_beta2": 1.0 - beta2}
+
+
+def init_moments(ctx: StepContext) -> None:
     ctx.init_state("exp_avg", zeros)
     ctx.init_state("exp_avg_sq", zeros)
-    exp_avgs, exp_avg_sqs = ctx.state("exp_avg"), ctx.state("exp_avg_sq")
-    torch._foreach_lerp_(exp_avgs, updates, 1.0 - beta1)
-    torch._foreach_mul_(exp_avg_sqs, beta2)
-    torch._foreach_addcmul_(exp_avg_sqs, updates, updates, 1.0 - beta2)
+
+
+def update_moments(ops, updates, k):
+    """``m <- beta1 m + (1 - beta1) u``; ``v <- beta2 v + (1 - beta2) u^2``; returns (m, v)."""
+    exp_avgs, exp_avg_sqs = k.state("exp_avg"), k.state("exp_avg_sq")
+    ops.lerp_(exp_avgs, updates, k.scalar("one_minus_beta1"))
+    ops.mul_(exp_avg_sqs, k.scalar("beta2"))
+    ops.addcmul_(exp_avg_sqs, updates, updates, k.scalar("one_minus_beta2"))
     return exp_avgs, exp_avg_sqs
+
+
+def betas(transform: Transform, ctx: StepContext) -> tuple[float, float]:
+    beta1, beta2 = transform.value(ctx, "betas")
+    return float(beta1), float(beta2)
 
 
 class ScaleByAdam(Transform):
@@ -50,23 +63,35 @@ class ScaleByAdam(Transform):
     state_keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     uses_step = True
 
-    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
-        beta1, beta2 = (float(b) for b in self.value(ctx, "betas"))
-        exp_avgs, second = _update_moments(updates, ctx, beta1, beta2)
-        if self.value(ctx, "amsgrad"):
+    def prepare(self, ctx: StepContext) -> Prepared:
+        beta1, beta2 = betas(self, ctx)
+        init_moments(ctx)
+        amsgrad = bool(self.value(ctx, "amsgrad"))
+        if amsgrad:
             ctx.init_state("max_exp_avg_sq", zeros)
-            maxima = ctx.state("max_exp_avg_sq")
-            torch._foreach_maximum_(maxima, second)
-            second = maxima
         steps = ctx.step_values
-        out = torch._foreach_sqrt(second)
-        torch._foreach_div_(out, sqrt_all(bias_corrections(beta2, steps)))
-        torch._foreach_add_(out, self.value(ctx, "eps"))
-        torch._foreach_mul_(out, bias_corrections(beta1, steps))
-        torch._foreach_reciprocal_(out)
-        torch._foreach_mul_(out, exp_avgs)
-        ctx.owned = True
-        return list(out)
+        return Prepared(
+            scalars={
+                **moment_scalars(ctx, beta1, beta2),
+                "eps": self.value(ctx, "eps"),
+                "bias_correction1": ctx.per_tensor(bias_corrections(beta1, steps)),
+                "sqrt_bias_correction2": ctx.per_tensor(sqrt_all(bias_corrections(beta2, steps))),
+            },
+            static={"amsgrad": amsgrad},
+        )
+
+    def apply(self, ops, updates, k):
+        exp_avgs, second = update_moments(ops, updates, k)
+        if k.static("amsgrad"):
+            second = ops.maximum_(k.state("max_exp_avg_sq"), second)
+        out = ops.sqrt(second)
+        ops.div_(out, k.scalar("sqrt_bias_correction2"))
+        ops.add_scalar_(out, k.scalar("eps"))
+        ops.mul_(out, k.scalar("bias_correction1"))
+        ops.reciprocal_(out)
+        ops.mul_(out, exp_avgs)
+        k.owned = True
+        return out
 
 
 class ScaleByAdamax(Transform):
@@ -80,22 +105,31 @@ class ScaleByAdamax(Transform):
     state_keys = ("exp_avg", "exp_inf")
     uses_step = True
 
-    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
-        beta1, beta2 = (float(b) for b in self.value(ctx, "betas"))
+    def prepare(self, ctx: StepContext) -> Prepared:
+        beta1, beta2 = betas(self, ctx)
         ctx.init_state("exp_avg", zeros)
         ctx.init_state("exp_inf", zeros)
-        exp_avgs, exp_infs = ctx.state("exp_avg"), ctx.state("exp_inf")
-        torch._foreach_lerp_(exp_avgs, updates, 1.0 - beta1)
-        torch._foreach_mul_(exp_infs, beta2)
-        magnitudes = torch._foreach_abs(updates)
-        torch._foreach_add_(magnitudes, self.value(ctx, "eps"))
-        torch._foreach_maximum_(exp_infs, magnitudes)
-        del magnitudes
-        out = torch._foreach_mul(exp_infs, bias_corrections(beta1, ctx.step_values))
-        torch._foreach_reciprocal_(out)
-        torch._foreach_mul_(out, exp_avgs)
-        ctx.owned = True
-        return list(out)
+        return Prepared(
+            scalars={
+                "one_minus_beta1": 1.0 - beta1,
+                "beta2": beta2,
+                "eps": self.value(ctx, "eps"),
+                "bias_correction1": ctx.per_tensor(bias_corrections(beta1, ctx.step_values)),
+            }
+        )
+
+    def apply(self, ops, updates, k):
+        exp_avgs, exp_infs = k.state("exp_avg"), k.state("exp_inf")
+        ops.lerp_(exp_avgs, updates, k.scalar("one_minus_beta1"))
+        ops.mul_(exp_infs, k.scalar("beta2"))
+        magnitudes = ops.abs(updates)
+        ops.add_scalar_(magnitudes, k.scalar("eps"))
+        ops.maximum_(exp_infs, magnitudes)
+        out = ops.scaled(exp_infs, k.scalar("bias_correction1"))
+        ops.reciprocal_(out)
+        ops.mul_(out, exp_avgs)
+        k.owned = True
+        return out
 
 
 class ScaleByNadam(Transform):
@@ -115,29 +149,38 @@ class ScaleByNadam(Transform):
     scalar_state_keys = ("mu_product",)
     uses_step = True
 
-    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
-        beta1, beta2 = (float(b) for b in self.value(ctx, "betas"))
+    def prepare(self, ctx: StepContext) -> Prepared:
+        beta1, beta2 = betas(self, ctx)
         psi = self.value(ctx, "momentum_decay")
         ctx.init_state("mu_product", lambda p: torch.ones((), dtype=scalar_dtype(), device=p.device))
+        init_moments(ctx)
         mu_products = [s["mu_product"] for s in ctx.states]
         steps = ctx.step_values
         mus = [beta1 * (1.0 - 0.5 * 0.96 ** (t * psi)) for t in steps]
         mu_nexts = [beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1.0) * psi)) for t in steps]
         torch._foreach_mul_(mu_products, mus)
         products = scalars(mu_products)
-        exp_avgs, exp_avg_sqs = _update_moments(updates, ctx, beta1, beta2)
-        denominators = torch._foreach_sqrt(exp_avg_sqs)
-        torch._foreach_div_(denominators, sqrt_all(bias_corrections(beta2, steps)))
-        torch._foreach_add_(denominators, self.value(ctx, "eps"))
-        torch._foreach_reciprocal_(denominators)
-        out = torch._foreach_mul(updates, [(1.0 - mu) / (1.0 - p) for mu, p in zip(mus, products)])
-        torch._foreach_add_(
-            out,
-            torch._foreach_mul(exp_avgs, [mn / (1.0 - p * mn) for mn, p in zip(mu_nexts, products)]),
+        return Prepared(
+            scalars={
+                **moment_scalars(ctx, beta1, beta2),
+                "eps": self.value(ctx, "eps"),
+                "sqrt_bias_correction2": ctx.per_tensor(sqrt_all(bias_corrections(beta2, steps))),
+                "gradient_weight": ctx.per_tensor([(1.0 - mu) / (1.0 - p) for mu, p in zip(mus, products)]),
+                "momentum_weight": ctx.per_tensor([mn / (1.0 - p * mn) for mn, p in zip(mu_nexts, products)]),
+            }
         )
-        torch._foreach_mul_(out, denominators)
-        ctx.owned = True
-        return list(out)
+
+    def apply(self, ops, updates, k):
+        exp_avgs, exp_avg_sqs = update_moments(ops, updates, k)
+        denominators = ops.sqrt(exp_avg_sqs)
+        ops.div_(denominators, k.scalar("sqrt_bias_correction2"))
+        ops.add_scalar_(denominators, k.scalar("eps"))
+        ops.reciprocal_(denominators)
+        out = ops.scaled(updates, k.scalar("gradient_weight"))
+        ops.add_(out, ops.scaled(exp_avgs, k.scalar("momentum_weight")))
+        ops.mul_(out, denominators)
+        k.owned = True
+        return out
 
 
 class ScaleByRadam(Transform):
@@ -148,6 +191,10 @@ class ScaleByRadam(Transform):
     ``r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))``;
     otherwise the un-adapted momentum ``m_hat = m / (1 - beta1^t)``. The threshold is 5,
     as in torch.optim and the authors' code (the paper's text says 4).
+
+    Both cases are one formula, ``m * (a / (sqrt(v) + eps) + b)``, with per-tensor
+    ``(a, b) = (r_t sqrt(1 - beta2^t) / (1 - beta1^t), 0)`` once rectified and
+    ``(0, 1 / (1 - beta1^t))`` before, so the fused path needs no branch.
     """
 
     hyperparameters = {"betas": BETAS, "eps": EPS}
@@ -173,29 +220,31 @@ class ScaleByRadam(Transform):
                 out.append(0.0)
         return out
 
-    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
-        beta1, beta2 = (float(b) for b in self.value(ctx, "betas"))
-        exp_avgs, exp_avg_sqs = _update_moments(updates, ctx, beta1, beta2)
+    def prepare(self, ctx: StepContext) -> Prepared:
+        beta1, beta2 = betas(self, ctx)
+        init_moments(ctx)
         steps = ctx.step_values
         corrections1 = bias_corrections(beta1, steps)
         corrections2 = bias_corrections(beta2, steps)
         rects = self.rectifications(beta2, steps)
-        out: list[Tensor] = [None] * len(updates)  # type: ignore[list-item]
-        plain = [i for i, r in enumerate(rects) if r == 0.0]
-        adapted = [i for i, r in enumerate(rects) if r != 0.0]
-        if plain:
-            scaled = torch._foreach_div([exp_avgs[i] for i in plain], [corrections1[i] for i in plain])
-            for i, tensor in zip(plain, scaled):
-                out[i] = tensor
-        if adapted:
-            denominators = torch._foreach_sqrt([exp_avg_sqs[i] for i in adapted])
-            torch._foreach_add_(denominators, self.value(ctx, "eps"))
-            torch._foreach_mul_(
-                denominators, [corrections1[i] / (rects[i] * math.sqrt(corrections2[i])) for i in adapted]
-            )
-            torch._foreach_reciprocal_(denominators)
-            torch._foreach_mul_(denominators, [exp_avgs[i] for i in adapted])
-            for i, tensor in zip(adapted, denominators):
-                out[i] = tensor
-        ctx.owned = True
+        adaptive = [r * math.sqrt(c2) / c1 if r else 0.0 for r, c1, c2 in zip(rects, corrections1, corrections2)]
+        plain = [0.0 if r else 1.0 / c1 for r, c1 in zip(rects, corrections1)]
+        return Prepared(
+            scalars={
+                **moment_scalars(ctx, beta1, beta2),
+                "eps": self.value(ctx, "eps"),
+                "adaptive": ctx.per_tensor(adaptive),
+                "plain": ctx.per_tensor(plain),
+            }
+        )
+
+    def apply(self, ops, updates, k):
+        exp_avgs, exp_avg_sqs = update_moments(ops, updates, k)
+        out = ops.sqrt(exp_avg_sqs)
+        ops.add_scalar_(out, k.scalar("eps"))
+        ops.reciprocal_(out)
+        ops.mul_(out, k.scalar("adaptive"))
+        ops.add_scalar_(out, k.scalar("plain"))
+        ops.mul_(out, exp_avgs)
+        k.owned = True
         return out

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Real
-from optarena.transforms.base import StepContext, Transform, real_view, zeros
+from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Real
+from optarena.transforms.base import Prepared, StepContext, Transform, real_view, zeros
 
 
 def _filled_like(param: Tensor, value: float) -> Tensor:
@@ -35,20 +35,29 @@ class ScaleByAdagrad(Transform):
     state_keys = ("sum",)
     uses_step = True
 
-    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
+    def prepare(self, ctx: StepContext) -> Prepared:
         start = self.value(ctx, "initial_accumulator_value")
         ctx.init_state("sum", lambda p: _filled_like(p, start))
-        sums = ctx.state("sum")
-        torch._foreach_addcmul_(sums, updates, updates, 1.0)
-        denominators = torch._foreach_sqrt(sums)
-        torch._foreach_add_(denominators, self.value(ctx, "eps"))
         lr_decay = self.value(ctx, "lr_decay")
-        if lr_decay != 0:
-            torch._foreach_mul_(denominators, [1.0 + (t - 1.0) * lr_decay for t in ctx.step_values])
-        torch._foreach_reciprocal_(denominators)
-        torch._foreach_mul_(denominators, updates)
-        ctx.owned = True
-        return list(denominators)
+        return Prepared(
+            scalars={
+                "eps": self.value(ctx, "eps"),
+                "decay_factor": ctx.per_tensor([1.0 + (t - 1.0) * lr_decay for t in ctx.step_values]),
+            },
+            static={"decays": lr_decay != 0},
+        )
+
+    def apply(self, ops, updates, k):
+        sums = k.state("sum")
+        ops.addcmul_(sums, updates, updates, 1.0)
+        denominators = ops.sqrt(sums)
+        ops.add_scalar_(denominators, k.scalar("eps"))
+        if k.static("decays"):
+            ops.mul_(denominators, k.scalar("decay_factor"))
+        ops.reciprocal_(denominators)
+        ops.mul_(denominators, updates)
+        k.owned = True
+        return denominators
 
 
 class ScaleByAdadelta(Transform):
@@ -65,24 +74,27 @@ class ScaleByAdadelta(Transform):
     state_keys = ("square_avg", "acc_delta")
     uses_step = True
 
-    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
-        rho, eps = self.value(ctx, "rho"), self.value(ctx, "eps")
+    def prepare(self, ctx: StepContext) -> Prepared:
         ctx.init_state("square_avg", zeros)
         ctx.init_state("acc_delta", zeros)
-        square_avgs, acc_deltas = ctx.state("square_avg"), ctx.state("acc_delta")
-        torch._foreach_mul_(square_avgs, rho)
-        torch._foreach_addcmul_(square_avgs, updates, updates, 1.0 - rho)
-        std = torch._foreach_add(square_avgs, eps)
-        torch._foreach_sqrt_(std)
-        deltas = torch._foreach_add(acc_deltas, eps)
-        torch._foreach_sqrt_(deltas)
-        torch._foreach_div_(deltas, std)
-        del std
-        torch._foreach_mul_(deltas, updates)
-        torch._foreach_mul_(acc_deltas, rho)
-        torch._foreach_addcmul_(acc_deltas, deltas, deltas, 1.0 - rho)
-        ctx.owned = True
-        return list(deltas)
+        rho = self.value(ctx, "rho")
+        return Prepared(scalars={"rho": rho, "one_minus_rho": 1.0 - rho, "eps": self.value(ctx, "eps")})
+
+    def apply(self, ops, updates, k):
+        rho, one_minus_rho, eps = k.scalar("rho"), k.scalar("one_minus_rho"), k.scalar("eps")
+        square_avgs, acc_deltas = k.state("square_avg"), k.state("acc_delta")
+        ops.mul_(square_avgs, rho)
+        ops.addcmul_(square_avgs, updates, updates, one_minus_rho)
+        std = ops.plus(square_avgs, eps)
+        ops.sqrt_(std)
+        deltas = ops.plus(acc_deltas, eps)
+        ops.sqrt_(deltas)
+        ops.div_(deltas, std)
+        ops.mul_(deltas, updates)
+        ops.mul_(acc_deltas, rho)
+        ops.addcmul_(acc_deltas, deltas, deltas, one_minus_rho)
+        k.owned = True
+        return deltas
 
 
 class ScaleByRms(Transform):
@@ -100,22 +112,30 @@ class ScaleByRms(Transform):
     state_keys = ("square_avg", "grad_avg")
     uses_step = True
 
-    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
-        alpha = self.value(ctx, "alpha")
+    def prepare(self, ctx: StepContext) -> Prepared:
         ctx.init_state("square_avg", zeros)
-        square_avgs = ctx.state("square_avg")
-        torch._foreach_mul_(square_avgs, alpha)
-        torch._foreach_addcmul_(square_avgs, updates, updates, 1.0 - alpha)
-        if self.value(ctx, "centered"):
+        centered = bool(self.value(ctx, "centered"))
+        if centered:
             ctx.init_state("grad_avg", zeros)
-            grad_avgs = ctx.state("grad_avg")
-            torch._foreach_lerp_(grad_avgs, updates, 1.0 - alpha)
-            denominators = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, -1.0)
-            torch._foreach_sqrt_(denominators)
+        alpha = self.value(ctx, "alpha")
+        return Prepared(
+            scalars={"alpha": alpha, "one_minus_alpha": 1.0 - alpha, "eps": self.value(ctx, "eps")},
+            static={"centered": centered},
+        )
+
+    def apply(self, ops, updates, k):
+        square_avgs = k.state("square_avg")
+        ops.mul_(square_avgs, k.scalar("alpha"))
+        ops.addcmul_(square_avgs, updates, updates, k.scalar("one_minus_alpha"))
+        if k.static("centered"):
+            grad_avgs = k.state("grad_avg")
+            ops.lerp_(grad_avgs, updates, k.scalar("one_minus_alpha"))
+            denominators = ops.addcmul(square_avgs, grad_avgs, grad_avgs, -1.0)
+            ops.sqrt_(denominators)
         else:
-            denominators = torch._foreach_sqrt(square_avgs)
-        torch._foreach_add_(denominators, self.value(ctx, "eps"))
-        torch._foreach_reciprocal_(denominators)
-        torch._foreach_mul_(denominators, updates)
-        ctx.owned = True
-        return list(denominators)
+            denominators = ops.sqrt(square_avgs)
+        ops.add_scalar_(denominators, k.scalar("eps"))
+        ops.reciprocal_(denominators)
+        ops.mul_(denominators, updates)
+        k.owned = True
+        return denominators

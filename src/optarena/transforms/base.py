@@ -1,20 +1,28 @@
-"""The transform interface and the context a transform sees during a step.
+"""The transform interface: ``prepare`` (eager bookkeeping) and ``apply`` (the math).
 
 A transform turns a list of update tensors (initially the gradients) into a new list, over
-all the parameters of one bucket (same device and dtype) at once, using ``torch._foreach_*``
-operations. It reads its hyperparameters from the param group on every step, so schedulers
-and per-group settings apply, and keeps its state under fixed names in the optimizer's
-per-parameter state.
+all the parameters of one bucket (same device and dtype) at once. Its work is split in two:
+
+- :meth:`Transform.prepare` runs eagerly in Python before the math: it creates missing
+  state, reads hyperparameters from the param group (so schedulers and per-group settings
+  apply) and computes this step's numbers (bias corrections and the like). It returns a
+  :class:`Prepared`: *scalars* (floats, or one float per tensor) and *static* facts
+  (booleans and other structural choices, such as ``amsgrad``).
+- :meth:`Transform.apply` is the math, written once against
+  :class:`optarena.transforms.ops.ListOps`. The eager backend runs it with multi-tensor
+  ``torch._foreach_*`` operations; the fused backend traces it with ``torch.compile``, where
+  scalars arrive as tensors, so a new learning rate or step count never recompiles.
 
 Ownership: the incoming list may alias the gradients or a state tensor. A transform may
-modify it in place only when ``ctx.owned`` is true; a transform that returns freshly
-allocated tensors sets ``ctx.owned = True``, one that returns state tensors sets it False.
+modify it in place only when ``k.owned`` is true; a transform that returns freshly
+allocated tensors sets ``k.owned = True``, one that returns state tensors sets it False.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, ClassVar, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Hashable, Mapping
 
 import torch
 from torch import Tensor
@@ -68,12 +76,52 @@ class StepContext:
         """The state tensors stored under ``key``, as real views."""
         return [real_view(s[key]) for s in self.states]
 
-    def writable(self, updates: list[Tensor]) -> list[Tensor]:
-        """The updates, copied first unless this transform chain already owns them."""
+    def per_tensor(self, values: list[float]) -> float | list[float]:
+        """One float per tensor, or a single float when they are all equal (faster eagerly)."""
+        return values[0] if values and all(v == values[0] for v in values) else values
+
+
+@dataclass
+class Prepared:
+    """What :meth:`Transform.prepare` hands to :meth:`Transform.apply` for one step."""
+
+    scalars: dict[str, float | list[float]] = field(default_factory=dict)
+    """Numbers: one float for every tensor, or a list with one float per tensor."""
+    static: dict[str, Hashable] = field(default_factory=dict)
+    """Structural facts (flags, choices); the fused path compiles once per combination."""
+
+
+class Kernel:
+    """What :meth:`Transform.apply` sees: the tensors of one bucket and the prepared values.
+
+    ``params`` and ``state(key)`` are real views (complex parameters appear as real tensors
+    with a trailing dimension of 2). ``scalar(name)`` is a float or a per-tensor list on the
+    eager path, and a list of 0-d tensors on the fused path; both work as ``ListOps``
+    scalars. ``static(name)`` is the plain Python value.
+    """
+
+    def __init__(self, params: list[Tensor], states: Mapping[str, list[Tensor]], prepared: list[Prepared]):
+        self.params = params
+        self._states = states
+        self._prepared = prepared
+        self.current = 0
+        self.owned = False
+
+    def state(self, key: str) -> list[Tensor]:
+        return self._states[key]
+
+    def scalar(self, name: str) -> Any:
+        return self._prepared[self.current].scalars[name]
+
+    def static(self, name: str) -> Hashable:
+        return self._prepared[self.current].static[name]
+
+    def writable(self, ops: Any, updates: list[Tensor]) -> list[Tensor]:
+        """The updates, copied first unless the chain already owns them."""
         if self.owned:
             return updates
         self.owned = True
-        return [u.clone() for u in updates]
+        return ops.clone(updates)
 
 
 def scalars(tensors: list[Tensor]) -> list[float]:
@@ -110,8 +158,21 @@ class Transform:
     """State kept as a scalar of its own dtype (like ``step``), not cast to the parameter's."""
     elementwise: ClassVar[bool] = True
 
-    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
+    def prepare(self, ctx: StepContext) -> Prepared:
+        """Create missing state and compute this step's scalars and static facts (eager)."""
+        return Prepared()
+
+    def apply(self, ops: Any, updates: list[Tensor], k: Kernel) -> list[Tensor]:
+        """The math: the next list of updates, written with ``ops`` (a ``ListOps``)."""
         raise NotImplementedError
+
+    def bucket_key(self, param: Tensor) -> Hashable:
+        """Parameters with different keys never share a bucket (default: one key for all).
+
+        For transforms whose state differs in kind between tensors, such as Adafactor's
+        factored and unfactored second moments.
+        """
+        return None
 
     def value(self, ctx: StepContext, key: str) -> Any:
         """Hyperparameter ``key`` from the param group, or its declared default; tensors as floats."""

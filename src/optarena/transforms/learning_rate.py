@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
 from optarena.hyperparameters import NONNEGATIVE, Hyper
-from optarena.transforms.base import StepContext, Transform
+from optarena.transforms.base import Prepared, StepContext, Transform
 
 LR = Hyper(1e-3, NONNEGATIVE, "learning rate")
 
@@ -20,7 +17,9 @@ class ScaleByLearningRate(Transform):
 
     hyperparameters = {"lr": LR}
 
-    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
-        updates = ctx.writable(updates)
-        torch._foreach_mul_(updates, -self.value(ctx, "lr"))
-        return updates
+    def prepare(self, ctx: StepContext) -> Prepared:
+        return Prepared(scalars={"neg_lr": -self.value(ctx, "lr")})
+
+    def apply(self, ops, updates, k):
+        updates = k.writable(ops, updates)
+        return ops.mul_(updates, k.scalar("neg_lr"))

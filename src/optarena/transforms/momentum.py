@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
-from optarena.transforms.base import StepContext, Transform
+from optarena.transforms.base import Prepared, StepContext, Transform, zeros
 
 
 class Trace(Transform):
@@ -15,6 +12,9 @@ class Trace(Transform):
     Output ``u + momentum * b`` with ``nesterov`` (Sutskever et al. 2013's form), else ``b``.
     Inactive (and keeps no state) while ``momentum == 0``. Groups that lack ``dampening`` or
     ``nesterov`` read them as 0 and False, so RMSprop reuses it for its momentum.
+
+    A new buffer starts at zero and takes the update with weights (0, 1), which gives
+    ``b = u`` exactly, without a branch the fused path could not compile.
     """
 
     hyperparameters = {
@@ -24,25 +24,33 @@ class Trace(Transform):
     }
     state_keys = ("momentum_buffer",)
 
-    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
+    def prepare(self, ctx: StepContext) -> Prepared:
         momentum = self.value(ctx, "momentum")
         if momentum == 0:
-            return updates
-        dampening = self.value(ctx, "dampening")
+            return Prepared(static={"active": False})
         fresh = set(ctx.missing("momentum_buffer"))
-        for i in fresh:
-            ctx.set_state(i, "momentum_buffer", updates[i].clone())
-        buffers = ctx.state("momentum_buffer")
-        if len(fresh) < len(buffers):
-            old = [b for i, b in enumerate(buffers) if i not in fresh]
-            new = [u for i, u in enumerate(updates) if i not in fresh]
-            torch._foreach_mul_(old, momentum)
-            torch._foreach_add_(old, new, alpha=1.0 - dampening)
-        if self.value(ctx, "nesterov"):
-            if ctx.owned:
-                torch._foreach_add_(updates, buffers, alpha=momentum)
-                return updates
-            ctx.owned = True
-            return list(torch._foreach_add(updates, buffers, alpha=momentum))
-        ctx.owned = False
+        ctx.init_state("momentum_buffer", zeros)
+        take = 1.0 - self.value(ctx, "dampening")
+        n = len(ctx.states)
+        return Prepared(
+            scalars={
+                "momentum": momentum,
+                "keep": ctx.per_tensor([0.0 if i in fresh else momentum for i in range(n)]),
+                "take": ctx.per_tensor([1.0 if i in fresh else take for i in range(n)]),
+            },
+            static={"active": True, "nesterov": bool(self.value(ctx, "nesterov"))},
+        )
+
+    def apply(self, ops, updates, k):
+        if not k.static("active"):
+            return updates
+        buffers = k.state("momentum_buffer")
+        ops.mul_(buffers, k.scalar("keep"))
+        ops.add_(buffers, updates, k.scalar("take"))
+        if k.static("nesterov"):
+            if k.owned:
+                return ops.add_(updates, buffers, k.scalar("momentum"))
+            k.owned = True
+            return ops.added(updates, buffers, k.scalar("momentum"))
+        k.owned = False
         return buffers

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
-from optarena.transforms.base import StepContext, Transform
+from optarena.transforms.base import Prepared, StepContext, Transform
 
 WEIGHT_DECAY = Hyper(0.0, NONNEGATIVE, "weight decay coefficient")
 DECOUPLED = Hyper(False, Flag(), "decay the weights directly (AdamW) instead of adding an L2 gradient")
@@ -37,16 +34,18 @@ class AddDecayedWeights(Transform):
     def describe(self) -> str:
         return f"{self.name}({self.when})" if self.when else self.name
 
-    def update(self, updates: list[Tensor], ctx: StepContext) -> list[Tensor]:
+    def prepare(self, ctx: StepContext) -> Prepared:
         decay = self.value(ctx, "weight_decay")
-        if decay == 0:
-            return updates
-        if self.when is not None:
+        active = decay != 0
+        if active and self.when is not None:
             decoupled = bool(self.value(ctx, "decoupled_weight_decay"))
-            if decoupled != (self.when == "decoupled"):
-                return updates
-        if ctx.owned:
-            torch._foreach_add_(updates, ctx.params, alpha=decay)
+            active = decoupled == (self.when == "decoupled")
+        return Prepared(scalars={"weight_decay": decay}, static={"active": active})
+
+    def apply(self, ops, updates, k):
+        if not k.static("active"):
             return updates
-        ctx.owned = True
-        return list(torch._foreach_add(updates, ctx.params, alpha=decay))
+        if k.owned:
+            return ops.add_(updates, k.params, k.scalar("weight_decay"))
+        k.owned = True
+        return ops.added(updates, k.params, k.scalar("weight_decay"))

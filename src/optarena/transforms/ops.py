@@ -1,0 +1,483 @@
+"""List operations that transforms are written in, with two backends.
+
+A transform's math is written once, against lists of tensors, with the operations of
+:class:`ListOps`. Two backends run it:
+
+- :data:`FOREACH` (the eager path): each operation is one ``torch._foreach_*`` call over
+  the whole list, so a step issues a fixed number of kernels whatever the number of
+  parameters.
+- :data:`LOOP` (the fused path): each operation is a Python loop of ordinary tensor
+  operations. Under ``torch.compile`` the loop is unrolled and Inductor fuses the chain
+  into one or two passes over memory.
+
+A *scalar* argument is a Python number, a 0-d tensor, or a list holding one of those per
+tensor of the list (per-tensor values such as bias corrections or trust ratios).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+
+Scalar = Union[float, Tensor, Sequence[float], Sequence[Tensor]]
+
+
+def _item(scalar: Scalar, index: int) -> Any:
+    """The value of ``scalar`` for the tensor at ``index``."""
+    if isinstance(scalar, (list, tuple)):
+        return scalar[index]
+    return scalar
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple))
+
+
+def _is_number(value: Any) -> bool:
+    """A plain Python number (the fast ``torch._foreach_*`` overloads take only these as ``alpha``)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class ListOps:
+    """The operations a transform may use; a ``*_`` method works in place on its first list."""
+
+    def mul_(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
+        """``x *= s``."""
+        raise NotImplementedError
+
+    def div_(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
+        """``x /= s``."""
+        raise NotImplementedError
+
+    def add_(self, xs: list[Tensor], ys: list[Tensor], alpha: Scalar = 1.0) -> list[Tensor]:
+        """``x += alpha * y`` (``ys`` shaped like ``xs``)."""
+        raise NotImplementedError
+
+    def add_scalar_(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
+        """``x += s``."""
+        raise NotImplementedError
+
+    def addcmul_(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar = 1.0) -> list[Tensor]:
+        """``x += s * a * b``."""
+        raise NotImplementedError
+
+    def addcdiv_(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar = 1.0) -> list[Tensor]:
+        """``x += s * a / b``."""
+        raise NotImplementedError
+
+    def addcmul(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar = 1.0) -> list[Tensor]:
+        """``x + s * a * b``, new tensors."""
+        raise NotImplementedError
+
+    def lerp_(self, xs: list[Tensor], ys: list[Tensor], weight: Scalar) -> list[Tensor]:
+        """``x += weight * (y - x)``."""
+        raise NotImplementedError
+
+    def maximum_(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
+        """``x = max(x, y)`` elementwise."""
+        raise NotImplementedError
+
+    def sqrt_(self, xs: list[Tensor]) -> list[Tensor]:
+        raise NotImplementedError
+
+    def reciprocal_(self, xs: list[Tensor]) -> list[Tensor]:
+        raise NotImplementedError
+
+    def copy_(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
+        raise NotImplementedError
+
+    def clone(self, xs: list[Tensor]) -> list[Tensor]:
+        raise NotImplementedError
+
+    def scaled(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
+        """``s * x``, new tensors."""
+        raise NotImplementedError
+
+    def product(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
+        """``x * y``, new tensors."""
+        raise NotImplementedError
+
+    def added(self, xs: list[Tensor], ys: list[Tensor], alpha: Scalar = 1.0) -> list[Tensor]:
+        """``x + alpha * y``, new tensors."""
+        raise NotImplementedError
+
+    def plus(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
+        """``x + s``, new tensors."""
+        raise NotImplementedError
+
+    def sqrt(self, xs: list[Tensor]) -> list[Tensor]:
+        raise NotImplementedError
+
+    def abs(self, xs: list[Tensor]) -> list[Tensor]:
+        raise NotImplementedError
+
+    def neg(self, xs: list[Tensor]) -> list[Tensor]:
+        raise NotImplementedError
+
+    def sign(self, xs: list[Tensor]) -> list[Tensor]:
+        raise NotImplementedError
+
+    def norm(self, xs: list[Tensor]) -> list[Tensor]:
+        """The Euclidean norm of each tensor: a list of 0-d tensors."""
+        raise NotImplementedError
+
+    def ratio_or(self, num: list[Tensor], den: list[Tensor], default: float) -> list[Tensor]:
+        """Per item (0-d tensors): ``num / den`` where both are positive, else ``default``."""
+        raise NotImplementedError
+
+    # -- added for Rprop, AdaBound and Adafactor ------------------------------------------
+
+    def clamp_(self, xs: list[Tensor], low: Scalar | None = None, high: Scalar | None = None) -> list[Tensor]:
+        """``x = min(max(x, low), high)``; a bound of None is left open."""
+        raise NotImplementedError
+
+    def clamp(self, xs: list[Tensor], low: list[Tensor], high: list[Tensor]) -> list[Tensor]:
+        """``min(max(x, low), high)`` with tensor bounds shaped like ``xs``, new tensors."""
+        raise NotImplementedError
+
+    def select_by_sign(self, signs: list[Tensor], negative: Scalar, zero: Scalar, positive: Scalar) -> list[Tensor]:
+        """New tensors holding ``negative``, ``zero`` or ``positive`` where ``signs`` is -1, 0 or 1.
+
+        ``signs`` holds the output of :meth:`sign`; a NaN stays NaN.
+        """
+        raise NotImplementedError
+
+    def rsqrt(self, xs: list[Tensor]) -> list[Tensor]:
+        """``1 / sqrt(x)``, new tensors."""
+        raise NotImplementedError
+
+    def div(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
+        """``x / y`` (broadcasting), new tensors."""
+        raise NotImplementedError
+
+    def mean(self, xs: list[Tensor], dim: int, keepdim: bool = False) -> list[Tensor]:
+        """The mean of each tensor over dimension ``dim``, new tensors.
+
+        Reductions over a dimension have no multi-tensor form in torch: both backends run
+        them tensor by tensor.
+        """
+        raise NotImplementedError
+
+    def unsqueeze(self, xs: list[Tensor], dim: int) -> list[Tensor]:
+        """Views with a dimension of size 1 inserted at ``dim``."""
+        raise NotImplementedError
+
+    def where_positive(self, values: list[Tensor], gates: list[list[Tensor]], default: float) -> list[Tensor]:
+        """Per item (0-d tensors): ``value`` where every gate list holds a positive number, else ``default``."""
+        raise NotImplementedError
+
+
+class ForeachOps(ListOps):
+    """Each operation is one multi-tensor ``torch._foreach_*`` call."""
+
+    def mul_(self, xs, s):
+        torch._foreach_mul_(xs, s)
+        return xs
+
+    def div_(self, xs, s):
+        torch._foreach_div_(xs, s)
+        return xs
+
+    def add_(self, xs, ys, alpha=1.0):
+        if _is_number(alpha):
+            torch._foreach_add_(xs, ys, alpha=alpha)
+        else:
+            torch._foreach_add_(xs, torch._foreach_mul(ys, alpha))
+        return xs
+
+    def add_scalar_(self, xs, s):
+        torch._foreach_add_(xs, s)
+        return xs
+
+    def addcmul_(self, xs, a, b, s=1.0):
+        if _is_number(s):
+            torch._foreach_addcmul_(xs, a, b, s)
+        else:
+            products = torch._foreach_mul(a, b)
+            torch._foreach_mul_(products, s)
+            torch._foreach_add_(xs, products)
+        return xs
+
+    def addcdiv_(self, xs, a, b, s=1.0):
+        if _is_number(s):
+            torch._foreach_addcdiv_(xs, a, b, s)
+        else:
+            quotients = torch._foreach_div(a, b)
+            torch._foreach_mul_(quotients, s)
+            torch._foreach_add_(xs, quotients)
+        return xs
+
+    def addcmul(self, xs, a, b, s=1.0):
+        if not xs:
+            return []
+        if _is_number(s):
+            return list(torch._foreach_addcmul(xs, a, b, s))
+        products = torch._foreach_mul(a, b)
+        torch._foreach_mul_(products, s)
+        return list(torch._foreach_add(xs, products))
+
+    def lerp_(self, xs, ys, weight):
+        torch._foreach_lerp_(xs, ys, weight)
+        return xs
+
+    def maximum_(self, xs, ys):
+        torch._foreach_maximum_(xs, ys)
+        return xs
+
+    def sqrt_(self, xs):
+        torch._foreach_sqrt_(xs)
+        return xs
+
+    def reciprocal_(self, xs):
+        torch._foreach_reciprocal_(xs)
+        return xs
+
+    def copy_(self, xs, ys):
+        torch._foreach_copy_(xs, ys)
+        return xs
+
+    def clone(self, xs):
+        return list(torch._foreach_mul(xs, 1.0)) if xs else []
+
+    def scaled(self, xs, s):
+        return list(torch._foreach_mul(xs, s)) if xs else []
+
+    def product(self, xs, ys):
+        return list(torch._foreach_mul(xs, ys)) if xs else []
+
+    def added(self, xs, ys, alpha=1.0):
+        if not xs:
+            return []
+        if _is_number(alpha):
+            return list(torch._foreach_add(xs, ys, alpha=alpha))
+        return list(torch._foreach_add(xs, torch._foreach_mul(ys, alpha)))
+
+    def plus(self, xs, s):
+        return list(torch._foreach_add(xs, s)) if xs else []
+
+    def sqrt(self, xs):
+        return list(torch._foreach_sqrt(xs)) if xs else []
+
+    def abs(self, xs):
+        return list(torch._foreach_abs(xs)) if xs else []
+
+    def neg(self, xs):
+        return list(torch._foreach_neg(xs)) if xs else []
+
+    def sign(self, xs):
+        return list(torch._foreach_sign(xs)) if xs else []
+
+    def norm(self, xs):
+        return list(torch._foreach_norm(xs)) if xs else []
+
+    def ratio_or(self, num, den, default):
+        if not num:
+            return []
+        n, d = torch.stack(num), torch.stack(den)
+        ok = (n > 0) & (d > 0)
+        out = torch.where(ok, n / torch.where(ok, d, torch.ones_like(d)), torch.full_like(n, default))
+        return list(out.unbind())
+
+    # -- added for Rprop, AdaBound and Adafactor ------------------------------------------
+
+    def clamp_(self, xs, low=None, high=None):
+        if low is not None:
+            torch._foreach_clamp_min_(xs, low)
+        if high is not None:
+            torch._foreach_clamp_max_(xs, high)
+        return xs
+
+    def clamp(self, xs, low, high):
+        if not xs:
+            return []
+        out = list(torch._foreach_clamp_min(xs, low))
+        torch._foreach_clamp_max_(out, high)
+        return out
+
+    def select_by_sign(self, signs, negative, zero, positive):
+        # value = negative^[s < 0] * zero^[s == 0] * positive^[s > 0], with the indicators
+        # computed by arithmetic: exact, since c^1 = c and c^0 = 1 for every c (0 and inf too).
+        if not signs:
+            return []
+        above = list(torch._foreach_clamp_min(signs, 0.0))
+        below = list(torch._foreach_neg(signs))
+        torch._foreach_clamp_min_(below, 0.0)
+        level = list(torch._foreach_abs(signs))
+        torch._foreach_neg_(level)
+        torch._foreach_add_(level, 1.0)
+        out = self._powers(positive, above)
+        torch._foreach_mul_(out, self._powers(negative, below))
+        torch._foreach_mul_(out, self._powers(zero, level))
+        return out
+
+    @staticmethod
+    def _powers(base, exponents):
+        """``base ** e`` for each tensor of exponents (``base`` a scalar, or one per tensor)."""
+        if _is_list(base):
+            return [torch.pow(b, e) for b, e in zip(base, exponents)]
+        return list(torch._foreach_pow(base, exponents))
+
+    def rsqrt(self, xs):
+        return list(torch._foreach_rsqrt(xs)) if xs else []
+
+    def div(self, xs, ys):
+        return list(torch._foreach_div(xs, ys)) if xs else []
+
+    def mean(self, xs, dim, keepdim=False):
+        return [x.mean(dim=dim, keepdim=keepdim) for x in xs]
+
+    def unsqueeze(self, xs, dim):
+        return [x.unsqueeze(dim) for x in xs]
+
+    def where_positive(self, values, gates, default):
+        if not values:
+            return []
+        ok = torch.stack(gates[0]) > 0
+        for gate in gates[1:]:
+            ok &= torch.stack(gate) > 0
+        stacked = torch.stack(values)
+        return list(torch.where(ok, stacked, torch.full_like(stacked, default)).unbind())
+
+
+class LoopOps(ListOps):
+    """Each operation is a loop of ordinary tensor operations, for ``torch.compile`` to fuse."""
+
+    def mul_(self, xs, s):
+        for i, x in enumerate(xs):
+            x.mul_(_item(s, i))
+        return xs
+
+    def div_(self, xs, s):
+        for i, x in enumerate(xs):
+            x.div_(_item(s, i))
+        return xs
+
+    def add_(self, xs, ys, alpha=1.0):
+        for i, x in enumerate(xs):
+            x.add_(ys[i] * _item(alpha, i))
+        return xs
+
+    def add_scalar_(self, xs, s):
+        for i, x in enumerate(xs):
+            x.add_(_item(s, i))
+        return xs
+
+    def addcmul_(self, xs, a, b, s=1.0):
+        for i, x in enumerate(xs):
+            x.add_(a[i] * b[i] * _item(s, i))
+        return xs
+
+    def addcdiv_(self, xs, a, b, s=1.0):
+        for i, x in enumerate(xs):
+            x.add_(a[i] / b[i] * _item(s, i))
+        return xs
+
+    def addcmul(self, xs, a, b, s=1.0):
+        return [x + a[i] * b[i] * _item(s, i) for i, x in enumerate(xs)]
+
+    def lerp_(self, xs, ys, weight):
+        for i, x in enumerate(xs):
+            x.add_((ys[i] - x) * _item(weight, i))
+        return xs
+
+    def maximum_(self, xs, ys):
+        for x, y in zip(xs, ys):
+            x.copy_(torch.maximum(x, y))
+        return xs
+
+    def sqrt_(self, xs):
+        for x in xs:
+            x.sqrt_()
+        return xs
+
+    def reciprocal_(self, xs):
+        for x in xs:
+            x.reciprocal_()
+        return xs
+
+    def copy_(self, xs, ys):
+        for x, y in zip(xs, ys):
+            x.copy_(y)
+        return xs
+
+    def clone(self, xs):
+        return [x.clone() for x in xs]
+
+    def scaled(self, xs, s):
+        return [x * _item(s, i) for i, x in enumerate(xs)]
+
+    def product(self, xs, ys):
+        return [x * y for x, y in zip(xs, ys)]
+
+    def added(self, xs, ys, alpha=1.0):
+        return [x + y * _item(alpha, i) for i, (x, y) in enumerate(zip(xs, ys))]
+
+    def plus(self, xs, s):
+        return [x + _item(s, i) for i, x in enumerate(xs)]
+
+    def sqrt(self, xs):
+        return [x.sqrt() for x in xs]
+
+    def abs(self, xs):
+        return [x.abs() for x in xs]
+
+    def neg(self, xs):
+        return [x.neg() for x in xs]
+
+    def sign(self, xs):
+        return [x.sign() for x in xs]
+
+    def norm(self, xs):
+        return [torch.linalg.vector_norm(x) for x in xs]
+
+    def ratio_or(self, num, den, default):
+        out = []
+        for n, d in zip(num, den):
+            ok = (n > 0) & (d > 0)
+            out.append(torch.where(ok, n / torch.where(ok, d, torch.ones_like(d)), torch.full_like(n, default)))
+        return out
+
+    # -- added for Rprop, AdaBound and Adafactor ------------------------------------------
+
+    def clamp_(self, xs, low=None, high=None):
+        for i, x in enumerate(xs):
+            x.clamp_(min=None if low is None else _item(low, i), max=None if high is None else _item(high, i))
+        return xs
+
+    def clamp(self, xs, low, high):
+        return [torch.minimum(torch.maximum(x, lo), hi) for x, lo, hi in zip(xs, low, high)]
+
+    def select_by_sign(self, signs, negative, zero, positive):
+        out = []
+        for i, s in enumerate(signs):
+            value = torch.where(s > 0, _item(positive, i), s)
+            value = torch.where(s < 0, _item(negative, i), value)
+            out.append(torch.where(s == 0, _item(zero, i), value))
+        return out
+
+    def rsqrt(self, xs):
+        return [x.rsqrt() for x in xs]
+
+    def div(self, xs, ys):
+        return [x / y for x, y in zip(xs, ys)]
+
+    def mean(self, xs, dim, keepdim=False):
+        return [x.mean(dim=dim, keepdim=keepdim) for x in xs]
+
+    def unsqueeze(self, xs, dim):
+        return [x.unsqueeze(dim) for x in xs]
+
+    def where_positive(self, values, gates, default):
+        out = []
+        for i, value in enumerate(values):
+            ok = gates[0][i] > 0
+            for gate in gates[1:]:
+                ok = ok & (gate[i] > 0)
+            out.append(torch.where(ok, value, torch.full_like(value, default)))
+        return out
+
+FOREACH = ForeachOps()
+LOOP = LoopOps()

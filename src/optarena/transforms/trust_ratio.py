@@ -1,0 +1,138 @@
+"""Layer-wise trust ratios: each tensor's step scaled by how large the tensor is.
+
+Two forms from the large-batch literature, both per tensor (not elementwise: a tensor's
+update depends on the norms of the whole tensor):
+
+- :class:`ScaleByTrustRatio`, LAMB's (You et al. 2019, https://arxiv.org/abs/1904.00962):
+  the incoming update ``u`` (for LAMB, Adam's direction plus decoupled decay) is rescaled
+  to ``||theta|| / ||u||`` times itself.
+- :class:`ScaleByLars`, LARS's (You, Gitman & Ginsburg 2017,
+  https://arxiv.org/abs/1708.03888): the gradient plus L2 decay is scaled by the local
+  learning rate ``eta ||theta|| / (||g|| + weight_decay ||theta|| + eps)``.
+
+Both fall back to a ratio of 1 where a norm is 0 (a parameter initialised at zero, or a
+zero gradient), and both can be switched off per param group with
+``layer_adaptation=False``, the torch way of excluding biases and normalisation layers.
+"""
+
+from __future__ import annotations
+
+import math
+
+from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Real
+from optarena.transforms.base import Prepared, StepContext, Transform
+from optarena.transforms.weight_decay import WEIGHT_DECAY
+
+LAYER_ADAPTATION = Hyper(
+    True,
+    Flag(),
+    "scale this group's steps by the layer-wise trust ratio (False for biases and norm layers, say)",
+)
+
+
+class ScaleByTrustRatio(Transform):
+    """``u <- r u`` per tensor, with ``r = ||theta|| / ||u||``, and ``r = 1`` where a norm is 0.
+
+    Options fixed at construction:
+
+    - ``param_norm_range=(low, high)`` clamps ``||theta||`` to ``[low, high]`` before the
+      ratio (the widely used LAMB code clamps to ``[0, 10]``); the zero test then applies
+      to the clamped norm.
+    - ``max_ratio`` caps the ratio itself at that value.
+
+    Inactive in groups with ``layer_adaptation=False``. Not elementwise, so complex
+    parameters are refused.
+    """
+
+    hyperparameters = {"layer_adaptation": LAYER_ADAPTATION}
+    elementwise = False
+
+    def __init__(self, param_norm_range: tuple[float, float] | None = None, max_ratio: float | None = None):
+        if param_norm_range is not None:
+            try:
+                low, high = (float(v) for v in param_norm_range)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"param_norm_range must be a pair (low, high) of numbers, got {param_norm_range!r}"
+                ) from None
+            if math.isnan(low) or math.isnan(high) or not 0.0 <= low <= high:
+                raise ValueError(f"Invalid param_norm_range: {param_norm_range!r}; allowed: 0 <= low <= high")
+            param_norm_range = (low, high)
+        if max_ratio is not None and not (isinstance(max_ratio, (int, float)) and max_ratio > 0):
+            raise ValueError(f"Invalid max_ratio: {max_ratio!r}; allowed: a number > 0, or None")
+        self.param_norm_range = param_norm_range
+        self.max_ratio = None if max_ratio is None else float(max_ratio)
+
+    def describe(self) -> str:
+        options = []
+        if self.param_norm_range is not None:
+            options.append("param_norm_range=({:g}, {:g})".format(*self.param_norm_range))
+        if self.max_ratio is not None:
+            options.append(f"max_ratio={self.max_ratio:g}")
+        return f"{self.name}({', '.join(options)})" if options else self.name
+
+    def prepare(self, ctx: StepContext) -> Prepared:
+        return Prepared(static={"active": bool(self.value(ctx, "layer_adaptation"))})
+
+    def apply(self, ops, updates, k):
+        if not k.static("active"):
+            return updates
+        param_norms = ops.norm(k.params)
+        if self.param_norm_range is not None:
+            ops.clamp_(param_norms, *self.param_norm_range)
+        ratios = ops.ratio_or(param_norms, ops.norm(updates), 1.0)
+        if self.max_ratio is not None:
+            ops.clamp_(ratios, high=self.max_ratio)
+        updates = k.writable(ops, updates)
+        return ops.mul_(updates, ratios)
+
+
+class ScaleByLars(Transform):
+    """LARS's local learning rate applied to the gradient plus L2 decay.
+
+    ``u <- lambda (u + weight_decay theta)`` per tensor, with
+    ``lambda = trust_coefficient ||theta|| / (||u|| + weight_decay ||theta|| + eps)``, and
+    ``lambda = 1`` where ``||theta||`` or ``||u||`` is 0. With ``layer_adaptation=False``
+    (per group) it is ``u + weight_decay theta`` alone. Not elementwise, so complex
+    parameters are refused.
+    """
+
+    hyperparameters = {
+        "weight_decay": WEIGHT_DECAY,
+        "trust_coefficient": Hyper(1e-3, Real(0.0, open_low=True), "eta, the trust coefficient of the local lr"),
+        "eps": Hyper(0.0, NONNEGATIVE, "added to the denominator of the local lr"),
+        "layer_adaptation": LAYER_ADAPTATION,
+    }
+    elementwise = False
+
+    def prepare(self, ctx: StepContext) -> Prepared:
+        decay = self.value(ctx, "weight_decay")
+        return Prepared(
+            scalars={
+                "weight_decay": decay,
+                "trust_coefficient": self.value(ctx, "trust_coefficient"),
+                "eps": self.value(ctx, "eps"),
+            },
+            static={"decay": decay != 0, "adapt": bool(self.value(ctx, "layer_adaptation"))},
+        )
+
+    def apply(self, ops, updates, k):
+        local = None
+        if k.static("adapt"):
+            param_norms = ops.norm(k.params)
+            grad_norms = ops.norm(updates)
+            denominators = ops.added(grad_norms, param_norms, k.scalar("weight_decay"))
+            ops.add_scalar_(denominators, k.scalar("eps"))
+            local = ops.scaled(param_norms, k.scalar("trust_coefficient"))
+            ops.div_(local, denominators)
+            local = ops.where_positive(local, [param_norms, grad_norms], 1.0)
+        if k.static("decay"):
+            if k.owned:
+                ops.add_(updates, k.params, k.scalar("weight_decay"))
+            else:
+                updates = ops.added(updates, k.params, k.scalar("weight_decay"))
+                k.owned = True
+        if local is None:
+            return updates
+        updates = k.writable(ops, updates)
+        return ops.mul_(updates, local)
