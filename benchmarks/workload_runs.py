@@ -20,11 +20,16 @@ import time
 import torch
 
 from optarena.arena.workloads import get_workload
-from optarena.registry import create
+from optarena.registry import create, lookup
 
 
-def run(workload, optimizer: str, lr: float, seed: int, sparse: bool = False) -> dict[str, float]:
-    """One run; returns seconds, the final and best metric, and the first step at target."""
+def run(workload, optimizer: str, lr: float, seed: int, sparse: bool | None = None) -> dict[str, float]:
+    """One run; returns seconds, the final and best metric, and the first step at target.
+
+    ``sparse`` defaults to whether the optimizer accepts sparse gradients, as in the arena.
+    """
+    if sparse is None:
+        sparse = bool(getattr(lookup(optimizer).cls, "supports_sparse", False))
     start = time.perf_counter()
     trainable = workload.setup(seed, sparse=sparse)
     opt = create(optimizer, trainable.model.parameters(), lr=lr)
