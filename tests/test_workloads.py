@@ -296,3 +296,17 @@ def test_workloads_pickle_for_worker_processes(make, name):
     copy = pickle.loads(pickle.dumps(workload))
     assert (copy.name, copy.steps, copy.eval_every) == (workload.name, workload.steps, workload.eval_every)
     assert copy.setup(2).train_loss(5).item() == workload.setup(2).train_loss(5).item()
+
+
+def test_sparse_bow_trains_with_a_sparse_optimizer():
+    trainable = get_workload("sparse-bow").setup(0, sparse=True)
+    optimizer = optarena.create("lazyadam", trainable.model.parameters(), lr=3e-2)
+    with torch.no_grad():
+        before = trainable.train_loss(0).item()
+    for step in range(25):
+        optimizer.zero_grad()
+        trainable.train_loss(step).backward()
+        assert trainable.model.embedding.weight.grad.is_sparse
+        optimizer.step()
+    with torch.no_grad():
+        assert trainable.train_loss(0).item() < 0.9 * before
