@@ -300,7 +300,7 @@ def test_workloads_pickle_for_worker_processes(make, name):
 
 def test_sparse_bow_trains_with_a_sparse_optimizer():
     trainable = get_workload("sparse-bow").setup(0, sparse=True)
-    optimizer = optarena.create("lazyadam", trainable.model.parameters(), lr=3e-2)
+    optimizer = optarena.create("lazyadam", trainable.model.parameters(), lr=0.1)
     with torch.no_grad():
         before = trainable.train_loss(0).item()
     for step in range(25):
