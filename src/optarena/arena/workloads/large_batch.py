@@ -65,8 +65,13 @@ class LargeBatch(BuiltinWorkload):
         data_seed: int = 0,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        for key, value in (("features", features), ("width", width), ("teacher_width", teacher_width),
-                           ("train_examples", train_examples), ("test_examples", test_examples)):
+        for key, value in (
+            ("features", features),
+            ("width", width),
+            ("teacher_width", teacher_width),
+            ("train_examples", train_examples),
+            ("test_examples", test_examples),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive whole number, got {value!r}")
         if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
@@ -94,4 +99,6 @@ class LargeBatch(BuiltinWorkload):
                 nn.Linear(self.width, self.classes),
             )
 
-        return ClassifierRun(seeded_model(seed, build), self.data(), self.batch_size, seed, eval_chunk=self.test_examples)
+        return ClassifierRun(
+            seeded_model(seed, build), self.data(), self.batch_size, seed, eval_chunk=self.test_examples
+        )

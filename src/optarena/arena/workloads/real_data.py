@@ -74,8 +74,7 @@ def _cifar10(data_dir: str) -> Data:
 def _require(name: str, data_dir: str | Path | None, expected: str) -> str:
     if data_dir is None:
         raise DataFormatError(
-            f"Workload {name!r} reads its data from a directory: give --data-dir DIR (data_dir=...) "
-            f"holding {expected}"
+            f"Workload {name!r} reads its data from a directory: give --data-dir DIR (data_dir=...) holding {expected}"
         )
     return str(Path(data_dir).expanduser().resolve())
 
@@ -107,7 +106,9 @@ class RealDataWorkload(BuiltinWorkload):
         x_train = self.data()[0]
         self.mean, self.std = channel_statistics(x_train)
         if self.batch_size > len(x_train):
-            raise ValueError(f"batch_size ({self.batch_size}) exceeds the {len(x_train)} training images in {self.data_dir}")
+            raise ValueError(
+                f"batch_size ({self.batch_size}) exceeds the {len(x_train)} training images in {self.data_dir}"
+            )
 
     def data(self) -> Data:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -138,7 +139,9 @@ class MnistMLP(RealDataWorkload):
 
     def model(self, mean: Tensor, std: Tensor, shape: tuple[int, ...]) -> nn.Module:
         pixels = shape[0] * shape[1] * shape[2]
-        return nn.Sequential(Standardize(mean, std), nn.Flatten(), nn.Linear(pixels, 128), nn.ReLU(), nn.Linear(128, 10))
+        return nn.Sequential(
+            Standardize(mean, std), nn.Flatten(), nn.Linear(pixels, 128), nn.ReLU(), nn.Linear(128, 10)
+        )
 
 
 class Cifar10CNN(RealDataWorkload):

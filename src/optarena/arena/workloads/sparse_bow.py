@@ -110,8 +110,13 @@ class SparseBOW(BuiltinWorkload):
         data_seed: int = 0,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        for key, value in (("vocab", vocab), ("dim", dim), ("length", length), ("train_docs", train_docs),
-                           ("test_docs", test_docs)):
+        for key, value in (
+            ("vocab", vocab),
+            ("dim", dim),
+            ("length", length),
+            ("train_docs", train_docs),
+            ("test_docs", test_docs),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive whole number, got {value!r}")
         if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
@@ -129,8 +134,14 @@ class SparseBOW(BuiltinWorkload):
     def corpus(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The fixed training and held-out documents with their labels."""
         return zipf_corpus(
-            self.vocab, self.classes, self.length, self.train_docs, self.test_docs,
-            self.exponent, self.informative, self.data_seed,
+            self.vocab,
+            self.classes,
+            self.length,
+            self.train_docs,
+            self.test_docs,
+            self.exponent,
+            self.informative,
+            self.data_seed,
         )
 
     def setup(self, seed: int, *, sparse: bool = False) -> ClassifierRun:

@@ -97,8 +97,14 @@ class TinyTransformer(BuiltinWorkload):
         test_sequences: int = 512,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        for key, value in (("vocab", vocab), ("length", length), ("width", width), ("heads", heads),
-                           ("layers", layers), ("test_sequences", test_sequences)):
+        for key, value in (
+            ("vocab", vocab),
+            ("length", length),
+            ("width", width),
+            ("heads", heads),
+            ("layers", layers),
+            ("test_sequences", test_sequences),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive whole number, got {value!r}")
         if width % heads:
@@ -107,6 +113,8 @@ class TinyTransformer(BuiltinWorkload):
         self.test_sequences = test_sequences
 
     def setup(self, seed: int, *, sparse: bool = False) -> ReversalRun:
-        model = seeded_model(seed, lambda: ReversalTransformer(self.vocab, self.length, self.width, self.heads, self.layers))
+        model = seeded_model(
+            seed, lambda: ReversalTransformer(self.vocab, self.length, self.width, self.heads, self.layers)
+        )
         test = torch.randint(self.vocab, (self.test_sequences, self.length), generator=generator(0, TEST_STREAM))
         return ReversalRun(model, self, seed, test)
