@@ -6,21 +6,29 @@ Compose them with :class:`optarena.Chain` to build an optimizer of your own.
 from optarena.transforms.adam import ScaleByAdam, ScaleByAdamax, ScaleByNadam, ScaleByRadam
 from optarena.transforms.adaptive import ScaleByAdadelta, ScaleByAdagrad, ScaleByRms
 from optarena.transforms.base import StepContext, Transform
+from optarena.transforms.capped_trust_ratio import ScaleByCappedTrustRatio
+from optarena.transforms.centralize import CentralizeGradients
 from optarena.transforms.learning_rate import ScaleByLearningRate
+from optarena.transforms.lookahead import LookaheadSync
 from optarena.transforms.momentum import Trace
+from optarena.transforms.radam_threshold import ScaleByRadamThreshold
 from optarena.transforms.trust_ratio import ScaleByLars, ScaleByTrustRatio
 from optarena.transforms.weight_decay import AddDecayedWeights
 
 __all__ = [
     "AddDecayedWeights",
+    "CentralizeGradients",
+    "LookaheadSync",
     "ScaleByAdadelta",
     "ScaleByAdagrad",
     "ScaleByAdam",
     "ScaleByAdamax",
+    "ScaleByCappedTrustRatio",
     "ScaleByLars",
     "ScaleByLearningRate",
     "ScaleByNadam",
     "ScaleByRadam",
+    "ScaleByRadamThreshold",
     "ScaleByRms",
     "ScaleByTrustRatio",
     "StepContext",
