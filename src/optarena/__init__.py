@@ -9,8 +9,11 @@ from optarena.optim import (
     Adamax,
     AdamW,
     Chain,
+    Lookahead,
     NAdam,
     RAdam,
+    Ranger,
+    RangerLARS,
     RMSprop,
 )
 from optarena.registry import available, create
@@ -28,6 +31,9 @@ __all__ = [
     "NAdam",
     "RAdam",
     "AdamW",
+    "Lookahead",
+    "Ranger",
+    "RangerLARS",
     "Chain",
     "available",
     "create",

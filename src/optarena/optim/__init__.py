@@ -7,8 +7,11 @@ from optarena.optim.adamax import Adamax
 from optarena.optim.adamw import AdamW
 from optarena.optim.amsgrad import AMSGrad
 from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper
+from optarena.optim.lookahead import Lookahead
 from optarena.optim.nadam import NAdam
 from optarena.optim.radam import RAdam
+from optarena.optim.ranger import Ranger
+from optarena.optim.ranger_lars import RangerLARS
 from optarena.optim.rmsprop import RMSprop
 from optarena.optim.sgd import SGD
 
@@ -23,6 +26,9 @@ __all__ = [
     "NAdam",
     "RAdam",
     "AdamW",
+    "Lookahead",
+    "Ranger",
+    "RangerLARS",
     "Chain",
     "ChainOptimizer",
     "NamedOptimizer",
