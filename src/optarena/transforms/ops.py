@@ -403,18 +403,31 @@ class LoopOps(ListOps):
         return out
 
     def centralize(self, xs, min_dim):
-        return [x - x.mean(dim=_trailing_dims(x), keepdim=True) if x.dim() > min_dim else x for x in xs]
+        return [x - _row_means(x) if x.dim() > min_dim else x for x in xs]
 
     def centralize_(self, xs, min_dim):
         for x in xs:
             if x.dim() > min_dim:
-                x.sub_(x.mean(dim=_trailing_dims(x), keepdim=True))
+                x.sub_(_row_means(x))
         return xs
 
 
 def _trailing_dims(x: Tensor) -> tuple[int, ...]:
     """Every dimension but the first."""
     return tuple(range(1, x.dim()))
+
+
+def _row_means(x: Tensor) -> Tensor:
+    """The mean over all dimensions but the first, kept for broadcasting, as a matrix product.
+
+    A product rather than ``x.mean(...)``: Inductor's C++ backend (torch 2.13) fails to
+    compile a row reduction fused with the in-place moment updates that follow it
+    (``KeyError: 'bufN'`` in its outer-loop fusion, pytorch/pytorch#196570); the product is
+    an external kernel, which that fusion leaves alone.
+    """
+    rows = x.flatten(1)
+    ones = torch.ones(rows.shape[1], 1, dtype=x.dtype, device=x.device)
+    return ((rows @ ones) / rows.shape[1]).reshape((x.shape[0],) + (1,) * (x.dim() - 1))
 
 
 def _means_by_shape(xs: list[Tensor], min_dim: int) -> list[tuple[list[int], list[Tensor]]]:
