@@ -7,6 +7,7 @@ means adding a row here; no test keeps a list of optimizer names of its own.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -33,17 +34,35 @@ class Case:
     """A learning rate at which 50 steps must reduce a small least-squares loss."""
     complex_reference_config: dict[str, Any] | None = None
     """Configuration for the complex-parameter reference test (default: the last config)."""
+    fusable: bool = True
+    """Runs on the fused (compiled) path, which must equal the eager path."""
+    sparse: bool = False
+    """Sparse gradients are supported (otherwise they must raise a clear error)."""
+    constant_ops: bool = True
+    """An eager step issues as many ops for 40 parameters as for 4 (False where the math is per tensor)."""
+    scheduled: bool | Callable[[dict[str, Any]], bool] = True
+    """Setting ``group["lr"]`` to 0 stops the updates at once (or a function of the config saying so).
+
+    False where lr is only the initial step size (Rprop), or scales the update before a
+    momentum that keeps moving (Adafactor with ``beta1``).
+    """
+    lr_mode: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """The config switched to a mode that takes an ``lr``, where its own mode has none."""
     reference_state_loads: bool = True
     """A state dict of the reference loads into ours (same state names), and continues."""
     sync_period: int | None = None
     """Lookahead's default k, for optimizers that pull the fast weights back to slow weights
     every k steps: with lr = 0 the parameters still move, until the next synchronisation."""
-    eager_ops: str = "constant"
-    """How the eager step's op count grows: ``"constant"`` (not with the number of
-    parameters) or ``"per_shape"`` (with the number of distinct parameter shapes only)."""
 
     def create(self, params, **config):
         return optarena.create(self.name, params, **config)
+
+    def stops_at_zero_lr(self, config: dict[str, Any]) -> bool:
+        return self.scheduled(config) if callable(self.scheduled) else self.scheduled
+
+    def with_lr(self, config: dict[str, Any], lr: float) -> dict[str, Any]:
+        """``config`` with learning rate ``lr`` unless it sets its own."""
+        return {"lr": lr, **(self.lr_mode(config) if self.lr_mode else config)}
 
     @property
     def cls(self) -> type:
@@ -55,6 +74,45 @@ def _torch(name: str, **fixed):
 
     def build(params, **config):
         return cls(params, **{**fixed, **config})
+
+    return build
+
+
+class AuthorsAdaBound:
+    """The authors' ``adabound.AdaBound``, given torch.optim's ``maximize`` and complex conventions.
+
+    Their optimizer has neither, so it steps real views of the parameters (a complex number
+    as two reals, as torch.optim treats them) with the gradients negated under ``maximize``.
+    Their code runs unchanged: under torch 2.13 its ``add_(Number, Tensor)`` calls still work
+    and only warn that the overload is deprecated, which is silenced here.
+    """
+
+    def __init__(self, params, maximize: bool = False, **config):
+        import adabound
+
+        self.params = list(params)
+        self.views = [torch.view_as_real(p.detach()) if p.is_complex() else p.detach() for p in self.params]
+        self.maximize = maximize
+        self.inner = adabound.AdaBound(self.views, **config)
+
+    def step(self):
+        for p, view in zip(self.params, self.views):
+            if p.grad is None:
+                view.grad = None
+                continue
+            grad = torch.view_as_real(p.grad) if p.grad.is_complex() else p.grad
+            view.grad = -grad if self.maximize else grad.clone()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="This overload of", category=UserWarning)
+            self.inner.step()
+
+    def state_dict(self):
+        return self.inner.state_dict()
+
+
+def _authors_adabound(**fixed):
+    def build(params, **config):
+        return AuthorsAdaBound(params, **{**fixed, **config})
 
     return build
 
@@ -165,6 +223,74 @@ CASES = [
         reference_name="torch.optim.AdamW",
     ),
     Case(
+        "rprop",
+        [{}, {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2)}, {"lr": 1e-3, "etas": (0.6, 1.1)}],
+        errors=COMMON_ERRORS
+        + [
+            ({"etas": (1.0, 1.2)}, "etas[0]: 1.0; allowed range: 0 < etas[0] < 1"),
+            ({"etas": (0.5, 1.0)}, "etas[1]: 1.0; allowed range: 1 < etas[1]"),
+            ({"step_sizes": (-1.0, 50.0)}, "step_sizes[0]: -1.0"),
+            ({"step_sizes": (1.0, 0.5)}, "step_sizes[0] <= step_sizes[1]"),
+        ],
+        reference=_torch("Rprop"),
+        reference_name="torch.optim.Rprop",
+        scheduled=False,
+    ),
+    Case(
+        "lazyadam",
+        [{}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6}],
+        errors=COMMON_ERRORS + BETA_ERRORS,
+        reference=_torch("Adam"),
+        reference_name="torch.optim.Adam (dense gradients); torch.optim.SparseAdam (sparse, tests/test_reference_lazyadam.py)",
+        sparse=True,
+    ),
+    Case(
+        "adabound",
+        [
+            {},
+            {"weight_decay": 0.1, "final_lr": 0.05, "gamma": 0.01},
+            {"amsbound": True, "betas": (0.8, 0.99), "eps": 1e-6, "lr": 0.01},
+        ],
+        errors=COMMON_ERRORS
+        + BETA_ERRORS
+        + [({"final_lr": -0.1}, "final_lr: -0.1"), ({"gamma": 0.0}, "gamma: 0.0; allowed range: 0 < gamma < 1")],
+        reference=_authors_adabound(),
+        reference_name="adabound.AdaBound (the authors' package)",
+    ),
+    Case(
+        "amsbound",
+        [{}, {"weight_decay": 0.1, "final_lr": 0.05, "gamma": 0.01}],
+        errors=COMMON_ERRORS + BETA_ERRORS,
+        reference=_authors_adabound(amsbound=True),
+        reference_name="adabound.AdaBound(amsbound=True) (the authors' package)",
+    ),
+    Case(
+        "adafactor",
+        [
+            {},
+            {"beta1": 0.9, "weight_decay": 0.1},
+            {"relative_step": False, "lr": 1e-2, "scale_parameter": False},
+            {"warmup_init": True, "clip_threshold": 0.5, "decay_rate": -0.6, "eps": (1e-20, 1e-2)},
+        ],
+        errors=[
+            ({"relative_step": False, "lr": -1.0}, "lr: -1.0; allowed: 0 <= lr, or None"),
+            ({"lr": 0.01}, "lr=0.01 cannot be combined with relative_step=True"),
+            ({"relative_step": False}, "relative_step=False needs an lr"),
+            ({"relative_step": False, "lr": 0.01, "warmup_init": True}, "warmup_init=True requires relative_step=True"),
+            ({"beta1": 1.0}, "beta1: 1.0"),
+            ({"clip_threshold": 0.0}, "clip_threshold: 0.0; allowed range: 0 < clip_threshold"),
+            ({"decay_rate": 0.5}, "decay_rate: 0.5; allowed range: decay_rate <= 0"),
+            ({"eps": (1e-30,)}, "eps: (1e-30,)"),
+            ({"nonfinite": "sometimes"}, "nonfinite: 'sometimes'"),
+        ],
+        reference_name="transformers Adafactor (stored fixtures) and torch.optim.Adafactor (tests/test_reference_adafactor.py)",
+        complex=False,
+        constant_ops=False,
+        scheduled=lambda config: config.get("beta1") is None,
+        lr_mode=lambda config: {**config, "relative_step": False, "warmup_init": False},
+        descent_lr=1.0,  # with scale_parameter, lr multiplies the parameters' RMS (0 at the start here)
+    ),
+    Case(
         "ranger",
         [
             {},
@@ -186,7 +312,7 @@ CASES = [
         reference_state_loads=False,
         complex=False,
         sync_period=6,
-        eager_ops="per_shape",
+        constant_ops=False,  # gradient centralisation: a few ops per distinct shape (tests/test_centralize.py)
     ),
     Case(
         "rangerlars",

@@ -102,3 +102,28 @@ def test_a_chain_with_centralisation_refuses_complex_parameters():
     z = torch.zeros(3, 2, dtype=torch.complex128, requires_grad=True)
     with pytest.raises(ValueError, match="does not support complex parameters"):
         optarena.Chain([z], [CentralizeGradients(), ScaleByAdam(), ScaleByLearningRate()])
+
+
+def test_eager_op_count_grows_with_distinct_shapes_not_with_tensors():
+    """Tensors of one shape are centralised together: a few ops per distinct shape."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n += 1
+            return func(*args, **(kwargs or {}))
+
+    def ops(shapes):
+        xs = [torch.randn(s, dtype=torch.float64) for s in shapes]
+        with Count() as count:
+            FOREACH.centralize(xs, 1)
+        return count.n
+
+    few = [(3, 2), (4,), (2, 2, 2)]
+    many = few + [(5 + i, 2) for i in range(8)]
+    assert ops(few * 3) == ops(few * 12)
+    assert ops(few * 3) < ops(many * 3)

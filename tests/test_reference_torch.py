@@ -1,4 +1,9 @@
-"""Step-by-step agreement with each row's reference: 1e-10 relative in float64 over 100 steps."""
+"""Step-by-step agreement with each table row's reference: 1e-10 relative in float64 over 100 steps.
+
+The references are torch.optim optimizers, the paper authors' packages (through the thin
+adapters of the table), or implementations written from the paper (tests/references.py);
+fixture-based references have test files of their own.
+"""
 
 from __future__ import annotations
 
@@ -100,7 +105,7 @@ LOADABLE = [(p, i) for p, i in PAIRS if p[0].reference_state_loads]
 
 @pytest.mark.parametrize("case,config", [p for p, _ in LOADABLE], ids=[i for _, i in LOADABLE])
 def test_reference_state_dict_loads_and_continues(case, config):
-    """A checkpoint of the torch.optim optimizer resumes in ours (same state names)."""
+    """A checkpoint of the reference optimizer resumes in ours (same state names)."""
     theirs = params_for(2)
     ref = run(lambda p: case.reference(p, **config), theirs, 10)
     buffer = io.BytesIO()

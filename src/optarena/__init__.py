@@ -2,6 +2,9 @@
 
 from optarena.optim import (
     SGD,
+    AdaBound,
+    Adafactor,
+    AMSBound,
     AMSGrad,
     Adadelta,
     Adagrad,
@@ -9,12 +12,14 @@ from optarena.optim import (
     Adamax,
     AdamW,
     Chain,
+    LazyAdam,
     Lookahead,
     NAdam,
     RAdam,
     Ranger,
     RangerLARS,
     RMSprop,
+    Rprop,
 )
 from optarena.registry import available, create
 
@@ -31,6 +36,11 @@ __all__ = [
     "NAdam",
     "RAdam",
     "AdamW",
+    "Rprop",
+    "LazyAdam",
+    "AdaBound",
+    "AMSBound",
+    "Adafactor",
     "Lookahead",
     "Ranger",
     "RangerLARS",

@@ -1,18 +1,22 @@
 """The named optimizers: each a torch.optim.Optimizer built from a chain of transforms."""
 
+from optarena.optim.adabound import AdaBound, AMSBound
 from optarena.optim.adadelta import Adadelta
+from optarena.optim.adafactor import Adafactor
 from optarena.optim.adagrad import Adagrad
 from optarena.optim.adam import Adam
 from optarena.optim.adamax import Adamax
 from optarena.optim.adamw import AdamW
 from optarena.optim.amsgrad import AMSGrad
 from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper
+from optarena.optim.lazyadam import LazyAdam
 from optarena.optim.lookahead import Lookahead
 from optarena.optim.nadam import NAdam
 from optarena.optim.radam import RAdam
 from optarena.optim.ranger import Ranger
 from optarena.optim.ranger_lars import RangerLARS
 from optarena.optim.rmsprop import RMSprop
+from optarena.optim.rprop import Rprop
 from optarena.optim.sgd import SGD
 
 __all__ = [
@@ -26,6 +30,11 @@ __all__ = [
     "NAdam",
     "RAdam",
     "AdamW",
+    "Rprop",
+    "LazyAdam",
+    "AdaBound",
+    "AMSBound",
+    "Adafactor",
     "Lookahead",
     "Ranger",
     "RangerLARS",

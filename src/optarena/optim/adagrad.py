@@ -38,6 +38,7 @@ class Adagrad(NamedOptimizer):
         foreach: bool | None = None,
         *,
         maximize: bool = False,
+        fused: bool | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -49,6 +50,7 @@ class Adagrad(NamedOptimizer):
             eps=eps,
             foreach=foreach,
             maximize=maximize,
+            fused=fused,
             nonfinite=nonfinite,
         )
 

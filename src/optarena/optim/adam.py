@@ -40,6 +40,7 @@ class Adam(NamedOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
+        fused: bool | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -52,6 +53,7 @@ class Adam(NamedOptimizer):
             foreach=foreach,
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
+            fused=fused,
             nonfinite=nonfinite,
         )
 

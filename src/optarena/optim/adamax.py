@@ -34,6 +34,7 @@ class Adamax(NamedOptimizer):
         foreach: bool | None = None,
         *,
         maximize: bool = False,
+        fused: bool | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -44,6 +45,7 @@ class Adamax(NamedOptimizer):
             weight_decay=weight_decay,
             foreach=foreach,
             maximize=maximize,
+            fused=fused,
             nonfinite=nonfinite,
         )
 

@@ -37,6 +37,7 @@ class AdamW(NamedOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -48,6 +49,7 @@ class AdamW(NamedOptimizer):
             amsgrad=amsgrad,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
             nonfinite=nonfinite,
         )
 

@@ -36,6 +36,7 @@ class AMSGrad(Adam):
         foreach: bool | None = None,
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
+        fused: bool | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -48,5 +49,6 @@ class AMSGrad(Adam):
             foreach=foreach,
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
+            fused=fused,
             nonfinite=nonfinite,
         )

@@ -26,6 +26,7 @@ from optarena.hyperparameters import (
     strict_keywords,
 )
 from optarena.search_space import LogUniform, SearchSpace
+from optarena.optim import fused as fused_backend
 from optarena.optim.execution import eager_update
 from optarena.transforms.base import Transform, real_view
 
@@ -37,6 +38,12 @@ CORE_HYPERPARAMETERS: dict[str, Hyper] = {
         None,
         Optional(Flag()),
         "multi-tensor operations over all parameters (None or True) or one parameter at a time (False)",
+    ),
+    "fused": Hyper(
+        None,
+        Optional(Flag()),
+        "compile the whole chain into fused kernels (True), never (False), or when a group holds "
+        "at least 2**20 elements (None)",
     ),
     "nonfinite": Hyper(
         "ignore",
@@ -62,26 +69,30 @@ class Paper:
         return f"{self.authors} ({self.year}), {self.title}"
 
 
-def _bucket(params: list[Tensor], per_tensor: bool) -> list[list[Tensor]]:
-    """Split parameters into lists sharing device and dtype (one each when ``per_tensor``)."""
+def _bucket(params: list[Tensor], per_tensor: bool, kind: Any = None) -> list[list[Tensor]]:
+    """Split parameters into lists sharing device, dtype and ``kind(p)`` (one each when ``per_tensor``)."""
     if per_tensor:
         return [[p] for p in params]
-    buckets: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+    buckets: dict[tuple[Any, ...], list[Tensor]] = {}
     for p in params:
-        buckets.setdefault((p.device, p.dtype), []).append(p)
+        buckets.setdefault((p.device, p.dtype, kind(p) if kind else None), []).append(p)
     return list(buckets.values())
 
 
 def first_nonfinite(tensors: Sequence[Tensor]) -> int | None:
-    """Index of the first tensor holding a NaN or an infinity, or None (multi-tensor check)."""
-    candidates = [i for i, t in enumerate(tensors) if t.numel() > 0]
-    for bucket in _bucket([tensors[i] for i in candidates], per_tensor=False):
+    """Index of the first tensor holding a NaN or an infinity, or None (multi-tensor check).
+
+    A sparse tensor is judged by its stored values.
+    """
+    stored = [t._values() if t.is_sparse else t for t in tensors]
+    candidates = [i for i, t in enumerate(stored) if t.numel() > 0]
+    for bucket in _bucket([stored[i] for i in candidates], per_tensor=False):
         views = [real_view(t) for t in bucket]
         largest = torch._foreach_norm(views, math.inf)
         finite = torch.isfinite(torch.stack(largest))
         if not bool(finite.all()):
             bad = bucket[int((~finite).nonzero()[0])]
-            return next(i for i in candidates if tensors[i] is bad)
+            return next(i for i in candidates if stored[i] is bad)
     return None
 
 
@@ -138,6 +149,8 @@ class ChainOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
         check_values(type(self).__name__, self.hyperparameters, merged)
+        if merged.get("fused") and merged.get("foreach"):
+            raise ValueError(f"{type(self).__name__}: fused=True and foreach=True cannot be combined; choose one")
         self.check_group(merged)
         params = param_group["params"]
         tensors = [params] if isinstance(params, Tensor) else list(params)
@@ -227,9 +240,15 @@ class ChainOptimizer(torch.optim.Optimizer):
         return loss
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        for bucket in _bucket(params, per_tensor=group.get("foreach") is False):
+        fuse = fused_backend.should_fuse(group, params)
+        keyed = [t for t in self.transforms if type(t).bucket_key is not Transform.bucket_key]
+        kind = (lambda p: tuple(t.bucket_key(p) for t in keyed)) if keyed else None
+        for bucket in _bucket(params, per_tensor=group.get("foreach") is False and not fuse, kind=kind):
             states = [self.state[p] for p in bucket]
-            eager_update(self.transforms, group, bucket, states, self.uses_step)
+            if fuse:
+                fused_backend.fused_update(self.transforms, group, bucket, states, self.uses_step, eager_update)
+            else:
+                eager_update(self.transforms, group, bucket, states, self.uses_step)
 
 
 class Chain(ChainOptimizer):

@@ -43,6 +43,7 @@ class NAdam(NamedOptimizer):
         *,
         foreach: bool | None = None,
         maximize: bool = False,
+        fused: bool | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -55,6 +56,7 @@ class NAdam(NamedOptimizer):
             decoupled_weight_decay=decoupled_weight_decay,
             foreach=foreach,
             maximize=maximize,
+            fused=fused,
             nonfinite=nonfinite,
         )
 

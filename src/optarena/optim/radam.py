@@ -43,6 +43,7 @@ class RAdam(NamedOptimizer):
         *,
         foreach: bool | None = None,
         maximize: bool = False,
+        fused: bool | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -54,6 +55,7 @@ class RAdam(NamedOptimizer):
             decoupled_weight_decay=decoupled_weight_decay,
             foreach=foreach,
             maximize=maximize,
+            fused=fused,
             nonfinite=nonfinite,
         )
 

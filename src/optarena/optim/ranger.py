@@ -63,6 +63,7 @@ class Ranger(NamedOptimizer):
         *,
         foreach: bool | None = None,
         maximize: bool = False,
+        fused: bool | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -78,6 +79,7 @@ class Ranger(NamedOptimizer):
             gc_conv_only=gc_conv_only,
             foreach=foreach,
             maximize=maximize,
+            fused=fused,
             nonfinite=nonfinite,
         )
 

@@ -63,6 +63,7 @@ class RangerLARS(NamedOptimizer):
         *,
         foreach: bool | None = None,
         maximize: bool = False,
+        fused: bool | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -77,6 +78,7 @@ class RangerLARS(NamedOptimizer):
             max_trust_ratio=max_trust_ratio,
             foreach=foreach,
             maximize=maximize,
+            fused=fused,
             nonfinite=nonfinite,
         )
 

@@ -43,6 +43,7 @@ class RMSprop(NamedOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         *,
+        fused: bool | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -55,6 +56,7 @@ class RMSprop(NamedOptimizer):
             centered=centered,
             foreach=foreach,
             maximize=maximize,
+            fused=fused,
             nonfinite=nonfinite,
         )
 

@@ -36,6 +36,7 @@ class SGD(NamedOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -47,6 +48,7 @@ class SGD(NamedOptimizer):
             nesterov=nesterov,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
             nonfinite=nonfinite,
         )
 

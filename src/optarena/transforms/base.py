@@ -166,6 +166,14 @@ class Transform:
         """The math: the next list of updates, written with ``ops`` (a ``ListOps``)."""
         raise NotImplementedError
 
+    def bucket_key(self, param: Tensor) -> Hashable:
+        """Parameters with different keys never share a bucket (default: one key for all).
+
+        For transforms whose state differs in kind between tensors, such as Adafactor's
+        factored and unfactored second moments.
+        """
+        return None
+
     def value(self, ctx: StepContext, key: str) -> Any:
         """Hyperparameter ``key`` from the param group, or its declared default; tensors as floats."""
         value = ctx.group[key] if key in ctx.group else self.hyperparameters[key].default

@@ -128,8 +128,41 @@ class ListOps:
         """Per item (0-d tensors): ``num / den`` where both are positive, else ``default``."""
         raise NotImplementedError
 
+    # -- added for Rprop, AdaBound and Adafactor ------------------------------------------
+
     def clamp_(self, xs: list[Tensor], low: Scalar | None = None, high: Scalar | None = None) -> list[Tensor]:
-        """``x = min(max(x, low), high)`` elementwise; a bound left as None is not applied."""
+        """``x = min(max(x, low), high)``; a bound of None is left open."""
+        raise NotImplementedError
+
+    def clamp(self, xs: list[Tensor], low: list[Tensor], high: list[Tensor]) -> list[Tensor]:
+        """``min(max(x, low), high)`` with tensor bounds shaped like ``xs``, new tensors."""
+        raise NotImplementedError
+
+    def select_by_sign(self, signs: list[Tensor], negative: Scalar, zero: Scalar, positive: Scalar) -> list[Tensor]:
+        """New tensors holding ``negative``, ``zero`` or ``positive`` where ``signs`` is -1, 0 or 1.
+
+        ``signs`` holds the output of :meth:`sign`; a NaN stays NaN.
+        """
+        raise NotImplementedError
+
+    def rsqrt(self, xs: list[Tensor]) -> list[Tensor]:
+        """``1 / sqrt(x)``, new tensors."""
+        raise NotImplementedError
+
+    def div(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
+        """``x / y`` (broadcasting), new tensors."""
+        raise NotImplementedError
+
+    def mean(self, xs: list[Tensor], dim: int, keepdim: bool = False) -> list[Tensor]:
+        """The mean of each tensor over dimension ``dim``, new tensors.
+
+        Reductions over a dimension have no multi-tensor form in torch: both backends run
+        them tensor by tensor.
+        """
+        raise NotImplementedError
+
+    def unsqueeze(self, xs: list[Tensor], dim: int) -> list[Tensor]:
+        """Views with a dimension of size 1 inserted at ``dim``."""
         raise NotImplementedError
 
     def where_positive(self, values: list[Tensor], gates: list[list[Tensor]], default: float) -> list[Tensor]:
@@ -257,12 +290,56 @@ class ForeachOps(ListOps):
         out = torch.where(ok, n / torch.where(ok, d, torch.ones_like(d)), torch.full_like(n, default))
         return list(out.unbind())
 
+    # -- added for Rprop, AdaBound and Adafactor ------------------------------------------
+
     def clamp_(self, xs, low=None, high=None):
         if low is not None:
             torch._foreach_clamp_min_(xs, low)
         if high is not None:
             torch._foreach_clamp_max_(xs, high)
         return xs
+
+    def clamp(self, xs, low, high):
+        if not xs:
+            return []
+        out = list(torch._foreach_clamp_min(xs, low))
+        torch._foreach_clamp_max_(out, high)
+        return out
+
+    def select_by_sign(self, signs, negative, zero, positive):
+        # value = negative^[s < 0] * zero^[s == 0] * positive^[s > 0], with the indicators
+        # computed by arithmetic: exact, since c^1 = c and c^0 = 1 for every c (0 and inf too).
+        if not signs:
+            return []
+        above = list(torch._foreach_clamp_min(signs, 0.0))
+        below = list(torch._foreach_neg(signs))
+        torch._foreach_clamp_min_(below, 0.0)
+        level = list(torch._foreach_abs(signs))
+        torch._foreach_neg_(level)
+        torch._foreach_add_(level, 1.0)
+        out = self._powers(positive, above)
+        torch._foreach_mul_(out, self._powers(negative, below))
+        torch._foreach_mul_(out, self._powers(zero, level))
+        return out
+
+    @staticmethod
+    def _powers(base, exponents):
+        """``base ** e`` for each tensor of exponents (``base`` a scalar, or one per tensor)."""
+        if _is_list(base):
+            return [torch.pow(b, e) for b, e in zip(base, exponents)]
+        return list(torch._foreach_pow(base, exponents))
+
+    def rsqrt(self, xs):
+        return list(torch._foreach_rsqrt(xs)) if xs else []
+
+    def div(self, xs, ys):
+        return list(torch._foreach_div(xs, ys)) if xs else []
+
+    def mean(self, xs, dim, keepdim=False):
+        return [x.mean(dim=dim, keepdim=keepdim) for x in xs]
+
+    def unsqueeze(self, xs, dim):
+        return [x.unsqueeze(dim) for x in xs]
 
     def where_positive(self, values, gates, default):
         if not values:
@@ -385,13 +462,35 @@ class LoopOps(ListOps):
             out.append(torch.where(ok, n / torch.where(ok, d, torch.ones_like(d)), torch.full_like(n, default)))
         return out
 
+    # -- added for Rprop, AdaBound and Adafactor ------------------------------------------
+
     def clamp_(self, xs, low=None, high=None):
         for i, x in enumerate(xs):
-            if low is not None:
-                x.clamp_(min=_item(low, i))
-            if high is not None:
-                x.clamp_(max=_item(high, i))
+            x.clamp_(min=None if low is None else _item(low, i), max=None if high is None else _item(high, i))
         return xs
+
+    def clamp(self, xs, low, high):
+        return [torch.minimum(torch.maximum(x, lo), hi) for x, lo, hi in zip(xs, low, high)]
+
+    def select_by_sign(self, signs, negative, zero, positive):
+        out = []
+        for i, s in enumerate(signs):
+            value = torch.where(s > 0, _item(positive, i), s)
+            value = torch.where(s < 0, _item(negative, i), value)
+            out.append(torch.where(s == 0, _item(zero, i), value))
+        return out
+
+    def rsqrt(self, xs):
+        return [x.rsqrt() for x in xs]
+
+    def div(self, xs, ys):
+        return [x / y for x, y in zip(xs, ys)]
+
+    def mean(self, xs, dim, keepdim=False):
+        return [x.mean(dim=dim, keepdim=keepdim) for x in xs]
+
+    def unsqueeze(self, xs, dim):
+        return [x.unsqueeze(dim) for x in xs]
 
     def where_positive(self, values, gates, default):
         out = []

@@ -1,0 +1,94 @@
+"""Adafactor, with the constructor and numbers of the fairseq / Hugging Face Transformers version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import Categorical, LogUniform, SearchSpace
+from optarena.transforms import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep
+
+
+class Adafactor(NamedOptimizer):
+    """Adafactor: factored second moments (m + n numbers for an m x n matrix) and relative step sizes.
+
+    Update rule::
+
+        beta2_t = 1 - t^decay_rate;  s = g^2 + eps[0]
+        >= 2-D (last two dims a matrix):  R = beta2_t R + (1 - beta2_t) mean_cols(s)
+                                          C = beta2_t C + (1 - beta2_t) mean_rows(s)
+                                          v = (R / mean(R)) outer C
+        otherwise:                        v = beta2_t v + (1 - beta2_t) s
+        u = g / sqrt(v);  u = u / max(1, RMS(u) / clip_threshold)
+        rho_t = min(1e-2, 1 / sqrt(t))  (relative_step; min(1e-6 t, 1 / sqrt(t)) with warmup_init)
+                lr                      (relative_step=False)
+        alpha_t = rho_t * max(eps[1], RMS(theta))  (scale_parameter; else rho_t)
+        beta1 set: m = beta1 * m + (1 - beta1) * alpha_t * u;  else m = alpha_t * u
+        theta = theta - weight_decay * alpha_t * theta - m
+
+    The constructor is that of fairseq and Hugging Face Transformers: ``lr=None`` with
+    ``relative_step=True``; an ``lr`` needs ``relative_step=False``; ``warmup_init`` needs
+    ``relative_step``. With the relative step the param groups hold ``lr=None``: there is
+    no learning rate for a scheduler to change. Complex parameters are not supported (the
+    update is not elementwise).
+    """
+
+    paper = Paper(
+        "Shazeer & Stern",
+        2018,
+        "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost",
+        "https://arxiv.org/abs/1804.04235",
+    )
+    search_space = SearchSpace({"lr": LogUniform(1e-4, 1e-1), "relative_step": Categorical((False,))})
+    """A fixed ``lr``, which needs ``relative_step=False`` (the relative step has nothing to tune)."""
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | None = None,
+        eps: tuple[float, float] = (1e-30, 1e-3),
+        clip_threshold: float = 1.0,
+        decay_rate: float = -0.8,
+        beta1: float | None = None,
+        weight_decay: float = 0.0,
+        scale_parameter: bool = True,
+        relative_step: bool = True,
+        warmup_init: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        fused: bool | None = None,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            eps=eps,
+            clip_threshold=clip_threshold,
+            decay_rate=decay_rate,
+            beta1=beta1,
+            weight_decay=weight_decay,
+            scale_parameter=scale_parameter,
+            relative_step=relative_step,
+            warmup_init=warmup_init,
+            foreach=foreach,
+            maximize=maximize,
+            fused=fused,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [ScaleByFactoredRms(), ClipByBlockRms(), ScaleByRelativeStep()]
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        name = type(self).__name__
+        if group["relative_step"] and group["lr"] is not None:
+            raise ValueError(
+                f"{name}: lr={group['lr']!r} cannot be combined with relative_step=True (the relative "
+                "step is the step size); pass relative_step=False to use a fixed lr, or lr=None"
+            )
+        if not group["relative_step"] and group["lr"] is None:
+            raise ValueError(f"{name}: relative_step=False needs an lr, got lr=None")
+        if group["warmup_init"] and not group["relative_step"]:
+            raise ValueError(f"{name}: warmup_init=True requires relative_step=True")

@@ -1,0 +1,384 @@
+"""The fused backend: a chain's math compiled by ``torch.compile`` into a few passes over memory.
+
+The same :func:`optarena.optim.execution.run_chain` as the eager path is traced with
+:data:`optarena.transforms.ops.LOOP` (per-tensor loops of ordinary tensor operations); Inductor
+fuses each tensor's whole chain into one loop (C++/OpenMP on CPU, Triton on GPU).
+
+What keeps it fast and free of recompilation:
+
+- **Chunks of a fixed size.** Tensors go in groups of :data:`CHUNK` (the last group padded
+  with small scratch tensors), so one compiled graph serves every model, whatever its number
+  of parameters.
+- **Dynamic shapes without duck sizing.** Each tensor's size is its own symbol, so models
+  with different shapes reuse the graph. Tensors are passed as storage aliases (not views),
+  so nothing about a view's base enters the guards.
+- **Scalars as one tensor.** Every number ``prepare`` computed (learning rate, bias
+  corrections, step-dependent weights) travels in a ``[rows, CHUNK]`` float64 tensor, so a
+  scheduler changing ``lr`` every step never recompiles. Only static facts (flags such as
+  ``amsgrad``) and the set of state keys select a graph.
+- **Disk cache.** Inductor's FX-graph and kernel caches make a second process start fast.
+
+If compilation is unavailable (``OPTARENA_COMPILE=0``, no C++ compiler, no Triton) or fails,
+the step runs eagerly with the same prepared values, and one warning says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, Hashable
+
+import torch
+from torch import Tensor
+from torch.utils.weak import WeakIdKeyDictionary
+
+from optarena.optim.execution import (
+    _StateViews,
+    advance_steps,
+    prepare_chain,
+    run_chain,
+    split_chain,
+)
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, real_view
+from optarena.transforms.ops import FOREACH, LOOP
+
+CHUNK = 16
+"""Tensors per compiled call. Larger chunks mean fewer calls and longer first compilation."""
+
+AUTO_MIN_ELEMENTS = 1 << 20
+"""With ``fused=None`` a group is fused once it holds at least this many elements."""
+
+ENV_SWITCH = "OPTARENA_COMPILE"
+"""Set to ``0`` to turn the fused path off (every step runs eagerly)."""
+
+_lock = threading.Lock()
+_compiled: dict[Hashable, Callable[..., None]] = {}
+_broken: dict[Hashable, str] = {}
+_warned: set[str] = set()
+
+
+# -- availability ------------------------------------------------------------------------------
+
+
+def unavailable_reason(device: torch.device) -> str | None:
+    """Why the fused path cannot run on ``device`` (None when it can)."""
+    if os.environ.get(ENV_SWITCH, "1").strip() == "0":
+        return f"{ENV_SWITCH}=0 is set"
+    return _toolchain_problem(device.type)
+
+
+@functools.cache
+def _toolchain_problem(device_type: str) -> str | None:
+    try:
+        import torch._dynamo  # noqa: F401
+        import torch._inductor  # noqa: F401
+    except Exception as error:  # pragma: no cover - depends on the installation
+        return f"torch.compile is not importable ({error})"
+    if not torch._dynamo.is_dynamo_supported():  # pragma: no cover - depends on Python version
+        return "torch.compile does not support this Python version"
+    if device_type == "cpu":
+        compiler = os.environ.get("CXX") or next(
+            (c for c in ("g++", "c++", "clang++") if shutil.which(c)), None
+        )
+        if compiler is None or not shutil.which(compiler):
+            return "no C++ compiler was found (install g++ or clang++, or set CXX)"
+    elif device_type == "cuda":
+        try:
+            import triton  # noqa: F401
+        except Exception:  # pragma: no cover - depends on the installation
+            return "Triton is not installed"
+    elif device_type not in ("cuda", "xpu"):
+        return f"no fused kernels for device type {device_type!r}"
+    return None
+
+
+def warn_once(reason: str) -> None:
+    """One warning per distinct reason, per process."""
+    with _lock:
+        if reason in _warned:
+            return
+        _warned.add(reason)
+    warnings.warn(
+        f"optarena: the fused (compiled) optimizer step is unavailable: {reason}. "
+        f"Falling back to the eager multi-tensor step (same results, slower). "
+        f"Set {ENV_SWITCH}=0 to choose the eager step silently.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+def should_fuse(group: dict[str, Any], params: Sequence[Tensor]) -> bool:
+    """Whether this group's step takes the fused path (``fused`` True, or None and large enough)."""
+    choice = group.get("fused")
+    if choice is False or not params:
+        return False
+    if choice is None:
+        if group.get("foreach") is False or sum(p.numel() for p in params) < AUTO_MIN_ELEMENTS:
+            return False
+        if os.environ.get(ENV_SWITCH, "1").strip() == "0":
+            return False
+    reason = unavailable_reason(params[0].device)
+    if reason is not None:
+        warn_once(reason)
+        return False
+    return True
+
+
+# -- tensors as the compiled graph sees them ------------------------------------------------------
+
+
+_alias_cache: WeakIdKeyDictionary = WeakIdKeyDictionary()
+"""Tensor -> (data pointer, flat, alias); entries vanish with their tensors."""
+
+
+def _cached_alias(tensor: Tensor, flat: bool) -> Tensor:
+    """:func:`_alias` for long-lived tensors (parameters, state), rebuilt if their memory moves."""
+    entry = _alias_cache.get(tensor)
+    pointer = tensor.data_ptr()
+    if entry is not None and entry[0] == pointer and entry[1] == flat:
+        return entry[2]
+    alias = _alias(tensor, flat)
+    _alias_cache[tensor] = (pointer, flat, alias)
+    return alias
+
+
+def _alias(tensor: Tensor, flat: bool) -> Tensor:
+    """A tensor sharing ``tensor``'s memory that is not a view (no ``_base`` to guard on)."""
+    real = real_view(tensor)
+    shape = (real.numel(),) if flat else tuple(real.shape)
+    stride = (1,) if flat else tuple(real.stride())
+    out = torch.empty(0, dtype=real.dtype, device=real.device)
+    return out.set_(real.untyped_storage(), real.storage_offset(), shape, stride)
+
+
+def fusable(tensor: Tensor, flat: bool) -> bool:
+    """Tensors the compiled graph takes: dense, contiguous, and without sizes 0 or 1.
+
+    Sizes 0 and 1 are specialised by ``torch.compile``; such tensors are tiny, so they take
+    the eager step instead of multiplying the compiled graphs.
+    """
+    if tensor.is_sparse or tensor.grad is None or tensor.grad.is_sparse:
+        return False
+    real = real_view(tensor)
+    if not (real.is_contiguous() and real_view(tensor.grad).is_contiguous()):
+        return False
+    if flat:
+        return real.numel() >= 2
+    return real.dim() > 0 and min(real.shape) >= 2
+
+
+_scratch: dict[tuple[Any, ...], list[Tensor]] = {}
+
+
+def _padding(like: Tensor, count: int, slot: int) -> list[Tensor]:
+    """``count`` zero tensors shaped like ``like``, distinct per ``slot`` (which list they pad).
+
+    They fill the last chunk so that every call has :data:`CHUNK` tensors. Shapes come from a
+    real tensor of the group (its parameter, gradient and each state), so they are consistent
+    for any transform, factored state included; their values are never read back.
+    """
+    key = (like.dtype, like.device, tuple(like.shape), slot)
+    have = _scratch.setdefault(key, [])
+    while len(have) < count:
+        have.append(torch.zeros_like(like))
+    return have[:count]
+
+
+# -- the compiled function ------------------------------------------------------------------------
+
+
+def _make_body(
+    body: tuple[Transform, ...],
+    fold_lr: bool,
+    maximize: bool,
+    layout: tuple[tuple[str, ...], ...],
+    statics: tuple[tuple[tuple[str, Hashable], ...], ...],
+    state_keys: tuple[str, ...],
+) -> Callable[..., None]:
+    """The function ``torch.compile`` traces: unpack the scalars, run the chain, update params."""
+
+    def fused_chain(params: list[Tensor], grads: list[Tensor], states: list[list[Tensor]], sc: Tensor) -> None:
+        n = len(params)
+        prepared = []
+        row = 0
+        for names, static in zip(layout, statics):
+            values = {}
+            for name in names:
+                values[name] = [sc[row, i] for i in range(n)]
+                row += 1
+            prepared.append(Prepared(values, dict(static)))
+        kernel = Kernel(params, dict(zip(state_keys, states)), prepared)
+        run_chain(LOOP, body, fold_lr, kernel, grads, maximize)
+
+    return fused_chain
+
+
+@contextlib.contextmanager
+def _compile_settings():
+    """Per-tensor size symbols (no duck sizing) and room for one graph per chain structure."""
+    import torch._dynamo.config as dynamo_config
+    import torch.fx.experimental._config as fx_config
+
+    with fx_config.patch(use_duck_shape=False), dynamo_config.patch(
+        recompile_limit=512, accumulated_recompile_limit=4096
+    ):
+        yield
+
+
+def _compiled_for(key: Hashable, make: Callable[[], Callable[..., None]]) -> Callable[..., None]:
+    with _lock:
+        fn = _compiled.get(key)
+        if fn is None:
+            fn = torch.compile(make(), dynamic=True, fullgraph=True)
+            _compiled[key] = fn
+    return fn
+
+
+# -- one step -------------------------------------------------------------------------------------
+
+
+def _structure(transforms: Sequence[Transform]) -> tuple[Hashable, ...]:
+    """What identifies a chain for compilation: each transform's class and construction settings."""
+    return tuple((type(t).__module__, type(t).__qualname__, t.describe()) for t in transforms)
+
+
+def _scalar_rows(prepared: list[Prepared], n: int) -> list[list[float]]:
+    rows = []
+    for p in prepared:
+        for value in p.scalars.values():
+            rows.append(list(value) if isinstance(value, (list, tuple)) else [float(value)] * n)
+    return rows
+
+
+def _slice_prepared(prepared: list[Prepared], indices: list[int]) -> list[Prepared]:
+    out = []
+    for p in prepared:
+        scalars = {
+            name: [value[i] for i in indices] if isinstance(value, (list, tuple)) else value
+            for name, value in p.scalars.items()
+        }
+        out.append(Prepared(scalars, dict(p.static)))
+    return out
+
+
+def _tensor_state_keys(states: list[dict]) -> tuple[str, ...] | None:
+    """The keys of per-element state (same shape as the parameter), identical for every tensor."""
+    if not states:
+        return ()
+    keys = tuple(sorted(k for k, v in states[0].items() if isinstance(v, Tensor) and v.dim() > 0))
+    for state in states[1:]:
+        if tuple(sorted(k for k, v in state.items() if isinstance(v, Tensor) and v.dim() > 0)) != keys:
+            return None
+    return keys
+
+
+def fused_update(
+    transforms: Sequence[Transform],
+    group: dict[str, Any],
+    bucket: list[Tensor],
+    states: list[dict],
+    uses_step: bool,
+    eager_update: Callable[..., None],
+) -> None:
+    """One step over ``bucket`` through the compiled chain (tensors it cannot take go eagerly)."""
+    flat = all(t.elementwise for t in transforms)
+    take = [fusable(p, flat) for p in bucket]
+    rest = [p for p, ok in zip(bucket, take) if not ok]
+    if rest:
+        eager_update(transforms, group, rest, [s for s, ok in zip(states, take) if not ok], uses_step)
+    chosen = [p for p, ok in zip(bucket, take) if ok]
+    if not chosen:
+        return
+    chosen_states = [s for s, ok in zip(states, take) if ok]
+    if flat:
+        _fused_group(transforms, group, chosen, chosen_states, uses_step, flat)
+        return
+    by_rank: dict[int, list[int]] = {}
+    for i, p in enumerate(chosen):
+        by_rank.setdefault(real_view(p).dim(), []).append(i)
+    for indices in by_rank.values():
+        _fused_group(
+            transforms, group, [chosen[i] for i in indices], [chosen_states[i] for i in indices], uses_step, flat
+        )
+
+
+def _fused_group(
+    transforms: Sequence[Transform],
+    group: dict[str, Any],
+    bucket: list[Tensor],
+    states: list[dict],
+    uses_step: bool,
+    flat: bool,
+) -> None:
+    body, fold_lr = split_chain(transforms)
+    steps = advance_steps(states, uses_step)
+    ctx = StepContext(group, bucket, states, steps)
+    prepared = prepare_chain(transforms, ctx)
+    maximize = bool(group.get("maximize", False))
+    grads = [real_view(p.grad) for p in bucket]
+    state_keys = _tensor_state_keys(states)
+    first = _alias(bucket[0], flat)
+
+    def eager_rest(start: int) -> None:
+        indices = list(range(start, len(bucket)))
+        sub = StepContext(group, [bucket[i] for i in indices], [states[i] for i in indices], [])
+        kernel = Kernel(sub.params, _StateViews(sub), _slice_prepared(prepared, indices))
+        run_chain(FOREACH, body, fold_lr, kernel, [grads[i] for i in indices], maximize)
+
+    if state_keys is None:
+        eager_rest(0)
+        return
+    layout = tuple(tuple(p.scalars) for p in prepared)
+    statics = tuple(tuple(sorted(p.static.items())) for p in prepared)
+    key = (
+        _structure(transforms),
+        fold_lr,
+        maximize,
+        layout,
+        statics,
+        state_keys,
+        flat,
+        first.dim(),
+        first.dtype,
+        first.device.type,
+        CHUNK,
+    )
+    if key in _broken:
+        eager_rest(0)
+        return
+    fn = _compiled_for(key, lambda: _make_body(tuple(body), fold_lr, maximize, layout, statics, state_keys))
+    n = len(bucket)
+    rows = _scalar_rows(prepared, n)
+    param_aliases = [_cached_alias(p, flat) for p in bucket]
+    grad_aliases = [_alias(g, flat) for g in grads]
+    state_aliases = [[_cached_alias(s[key_], flat) for s in states] for key_ in state_keys]
+    smallest = min(range(n), key=lambda i: bucket[i].numel())
+    with _compile_settings():
+        for start in range(0, n, CHUNK):
+            stop = min(start + CHUNK, n)
+            pad = CHUNK - (stop - start)
+            chunk_params = param_aliases[start:stop] + _padding(param_aliases[smallest], pad, 0)
+            chunk_grads = grad_aliases[start:stop] + _padding(grad_aliases[smallest], pad, 1)
+            chunk_states = [
+                aliases[start:stop] + _padding(aliases[smallest], pad, 2 + j)
+                for j, aliases in enumerate(state_aliases)
+            ]
+            chunk_scalars = torch.tensor(
+                [row[start:stop] + row[start:start + 1] * pad for row in rows], dtype=torch.float64
+            ).reshape(len(rows), CHUNK)
+            if first.device.type != "cpu":
+                chunk_scalars = chunk_scalars.to(first.device, non_blocking=True)
+            try:
+                fn(chunk_params, chunk_grads, chunk_states, chunk_scalars)
+            except Exception as error:  # compilation failed: nothing of this chunk has run
+                _broken[key] = f"{type(error).__name__}: {error}"
+                warn_once(
+                    f"compiling this chain failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+                )
+                eager_rest(start)
+                return

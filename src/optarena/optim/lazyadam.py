@@ -1,0 +1,113 @@
+"""LazyAdam: Adam that, for sparse gradients, updates only the rows present (torch.optim.SparseAdam)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from optarena.optim.adam import ADAM_PAPER
+from optarena.optim.base import NamedOptimizer
+from optarena.optim.checkpoints import steps_as_tensors
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
+from optarena.transforms import ScaleByAdam, ScaleByLearningRate
+from optarena.transforms.base import scalar_dtype, zeros
+
+
+def sparse_adam_update(param: Tensor, grad: Tensor, state: dict, group: dict[str, Any]) -> None:
+    """One lazy Adam step of ``param`` for a sparse ``grad``: only the rows it holds move.
+
+    The same arithmetic as torch.optim.SparseAdam: the gradient is coalesced (duplicate
+    indices summed), the moments of the rows present are updated, and
+    ``theta -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)`` there. ``t``
+    counts the steps this parameter had a gradient, as in SparseAdam (not per row).
+    """
+    if param.is_complex():
+        raise RuntimeError(
+            "LazyAdam: sparse gradients of complex parameters are not supported; "
+            "use dense gradients, or real parameters"
+        )
+    if "step" not in state:
+        state["step"] = torch.tensor(0.0, dtype=scalar_dtype())
+        state["exp_avg"] = zeros(param)
+        state["exp_avg_sq"] = zeros(param)
+    state["step"] += 1
+    if group["maximize"]:
+        grad = -grad
+    grad = grad.coalesce()
+    values = grad._values()
+    if values.numel() == 0:
+        return
+    rows = tuple(grad._indices())
+    beta1, beta2 = (float(b) for b in group["betas"])
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+
+    old_avg = exp_avg[rows]
+    new_avg = old_avg + (values - old_avg) * (1.0 - beta1)
+    old_avg_sq = exp_avg_sq[rows]
+    new_avg_sq = old_avg_sq + (values * values - old_avg_sq) * (1.0 - beta2)
+    exp_avg.index_put_(rows, new_avg)
+    exp_avg_sq.index_put_(rows, new_avg_sq)
+
+    t = float(state["step"])
+    step_size = float(group["lr"]) * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+    change = -step_size * (new_avg / (new_avg_sq.sqrt() + float(group["eps"])))
+    param.index_put_(rows, change, accumulate=True)
+
+
+class LazyAdam(NamedOptimizer):
+    """LazyAdam: Adam that, for a sparse gradient, updates only the rows it holds, moments included.
+
+    Update rule::
+
+        dense gradient: Adam
+            m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g^2
+            theta = theta - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+        sparse gradient (torch.optim.SparseAdam), for the rows r present only:
+            m[r] = beta1 * m[r] + (1 - beta1) * g[r];  v[r] likewise with g[r]^2
+            theta[r] = theta[r] - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m[r] / (sqrt(v[r]) + eps)
+
+    Rows absent from a sparse gradient keep their moments (no decay), which is what makes
+    large embeddings cheap. The sparse path adds ``eps`` to the un-corrected ``sqrt(v)``,
+    as SparseAdam does (Adam adds it after the bias correction); ``t`` counts the steps of
+    the whole parameter. The name is TensorFlow Addons' for this variant of Adam.
+    """
+
+    paper = ADAM_PAPER
+    supports_sparse = True
+    search_space = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "betas[0]": OneMinusLogUniform(0.5, 0.99)})
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        fused: bool | None = None,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params, lr=lr, betas=betas, eps=eps, foreach=foreach, maximize=maximize, fused=fused, nonfinite=nonfinite
+        )
+
+    @classmethod
+    def chain(cls):
+        return [ScaleByAdam(), ScaleByLearningRate()]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict of this class, of torch.optim.Adam or of torch.optim.SparseAdam (int steps)."""
+        super().load_state_dict(state_dict)
+        steps_as_tensors(self.state.values())
+
+    def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        dense = [p for p in params if not p.grad.is_sparse]
+        if dense:
+            super()._update_group(group, dense)
+        for p in params:
+            if p.grad.is_sparse:
+                sparse_adam_update(p, p.grad, self.state[p], group)

@@ -1,0 +1,70 @@
+"""Rprop, as torch.optim.Rprop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, SearchSpace, Uniform
+from optarena.transforms import ScaleByRprop
+
+
+class Rprop(NamedOptimizer):
+    """Rprop: per-coordinate step sizes grown while the gradient keeps its sign, shrunk when it flips.
+
+    Update rule::
+
+        s = lr on the first step (every coordinate);  prev = 0
+        q = sign(g * prev)
+        q > 0:  s = min(s * etaplus, step_sizes[1])
+        q < 0:  s = max(s * etaminus, step_sizes[0]);  g = 0
+        theta = theta - sign(g) * s;  prev = g
+
+    ``lr`` is only the initial step size: changing it later (a scheduler) has no effect,
+    as in torch.optim.Rprop. A NaN gradient component leaves its coordinate where it is
+    (``sign(NaN) = 0`` in torch), as in torch.optim.Rprop. The full-batch method of Riedmiller & Braun; with mini-batches
+    the sign flips of noisy gradients shrink the steps (RMSprop is its mini-batch successor).
+    """
+
+    paper = Paper(
+        "Riedmiller & Braun",
+        1993,
+        "A Direct Adaptive Method for Faster Backpropagation Learning: The RPROP Algorithm",
+        "https://doi.org/10.1109/ICNN.1993.298623",
+    )
+    search_space = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "etas[1]": Uniform(1.05, 1.5)})
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        etas: tuple[float, float] = (0.5, 1.2),
+        step_sizes: tuple[float, float] = (1e-6, 50.0),
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        fused: bool | None = None,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            etas=etas,
+            step_sizes=step_sizes,
+            foreach=foreach,
+            maximize=maximize,
+            fused=fused,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [ScaleByRprop()]
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        smallest, largest = group["step_sizes"]
+        if smallest > largest:
+            raise ValueError(
+                f"{type(self).__name__}: Invalid step_sizes: {group['step_sizes']!r}; "
+                "allowed: step_sizes[0] <= step_sizes[1] (minimum, maximum)"
+            )

@@ -1,0 +1,184 @@
+"""The fused (compiled) path equals the eager path, for every row of the optimizer table.
+
+Compilation is slow, so each optimizer is compiled in one configuration (its last, the one
+with the most features on) per dtype, with small chunks; one test runs the production chunk.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+
+import pytest
+import torch
+
+import optarena
+from optarena.optim import fused
+from optimizer_table import CASES
+
+FUSABLE = [c for c in CASES if c.fusable]
+BY_CASE = pytest.mark.parametrize("case", FUSABLE, ids=[c.name for c in FUSABLE])
+SHAPES = [(6, 4), (5,), (2, 3, 2), (3, 2), (1,)]
+"""Several ranks, and a one-element tensor, which takes the eager step inside a fused group."""
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(fused, "CHUNK", 2)
+
+
+def make_params(dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=g, dtype=torch.float64).to(dtype).requires_grad_() for shape in SHAPES]
+
+
+def set_grads(params, step):
+    for i, p in enumerate(params):
+        p.grad = (torch.sin(1.3 * p.detach().double() + 0.7 * step + i) + 0.1 * p.detach().double()).to(p.dtype)
+        if i == 1 and step % 4 == 3:
+            p.grad = None
+
+
+def run(case, config, params, steps, fused_flag, start=0, opt=None):
+    opt = opt or case.create(params, **{**config, "fused": fused_flag})
+    for step in range(start, start + steps):
+        set_grads(params, step)
+        opt.step()
+    return opt
+
+
+def relative_error(a, b):
+    worst = 0.0
+    for x, y in zip(a, b):
+        if x.numel():
+            scale = y.detach().double().abs().max().clamp_min(1e-30)
+            worst = max(worst, ((x.detach().double() - y.detach().double()).abs().max() / scale).item())
+    return worst
+
+
+@BY_CASE
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-12), (torch.float32, 1e-6)], ids=["f64", "f32"])
+def test_fused_equals_eager(case, dtype, tolerance):
+    config = case.configs[-1]
+    ours, theirs = make_params(dtype), make_params(dtype)
+    run(case, config, ours, 30, True)
+    run(case, config, theirs, 30, False)
+    assert relative_error(ours, theirs) <= tolerance
+
+
+@BY_CASE
+def test_state_dict_moves_between_fused_and_eager(case):
+    config = case.configs[-1]
+    reference = make_params(torch.float64)
+    run(case, config, reference, 16, False)
+
+    fused_params = make_params(torch.float64)
+    opt = run(case, config, fused_params, 8, True)
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    eager = case.create(fused_params, **{**config, "fused": False})
+    eager.load_state_dict(torch.load(buffer, weights_only=True))
+    run(case, config, fused_params, 8, False, start=8, opt=eager)
+    assert relative_error(fused_params, reference) <= 1e-12
+
+    eager_params = make_params(torch.float64)
+    opt = run(case, config, eager_params, 8, False)
+    again = case.create(eager_params, **{**config, "fused": True})
+    again.load_state_dict(copy.deepcopy(opt.state_dict()))
+    run(case, config, eager_params, 8, True, start=8, opt=again)
+    assert relative_error(eager_params, reference) <= 1e-12
+
+
+def test_scheduler_changing_lr_every_step_does_not_recompile():
+    params = make_params(torch.float32)
+    opt = optarena.Adam(params, lr=1e-2, fused=True)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
+    set_grads(params, 0)
+    opt.step()
+    graphs = len(fused._compiled)
+    torch._dynamo.utils.counters.clear()
+    for step in range(1, 8):
+        set_grads(params, step)
+        opt.step()
+        scheduler.step()
+    assert len(fused._compiled) == graphs
+    assert torch._dynamo.utils.counters["stats"]["calls_captured"] == 0, "a step recompiled"
+
+
+def test_production_chunk_size_compiles_once_for_two_models(monkeypatch):
+    monkeypatch.setattr(fused, "CHUNK", 8)
+    first = [torch.randn(s, requires_grad=True) for s in [(9, 7), (13,), (4, 4), (8, 3)]]
+    second = [torch.randn(s, requires_grad=True) for s in [(31,), (2, 50), (6, 6)] * 5]
+    torch._dynamo.utils.counters.clear()
+    for params in (first, second):
+        opt = optarena.AdamW(params, fused=True)
+        eager = optarena.AdamW([p.detach().clone().requires_grad_() for p in params], fused=False)
+        for step in range(3):
+            set_grads(params, step)
+            set_grads(eager.param_groups[0]["params"], step)
+            opt.step()
+            eager.step()
+        assert relative_error(params, eager.param_groups[0]["params"]) <= 1e-6
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 1
+
+
+def test_switched_off_by_environment_warns_once_and_runs_eagerly(monkeypatch):
+    monkeypatch.setenv(fused.ENV_SWITCH, "0")
+    monkeypatch.setattr(fused, "_warned", set())
+    params, twins = make_params(torch.float64), make_params(torch.float64)
+    opt = optarena.Adam(params, fused=True)
+    eager = optarena.Adam(twins, fused=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(3):
+            set_grads(params, step)
+            set_grads(twins, step)
+            opt.step()
+            eager.step()
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and "OPTARENA_COMPILE=0" in messages[0]
+    assert all(torch.equal(a, b) for a, b in zip(params, twins))
+
+
+def test_compile_failure_falls_back_with_the_same_numbers(monkeypatch):
+    def broken(key, make):
+        def fail(*args):
+            raise RuntimeError("no compiler today")
+
+        return fail
+
+    monkeypatch.setattr(fused, "_compiled_for", broken)
+    monkeypatch.setattr(fused, "_broken", {})
+    monkeypatch.setattr(fused, "_warned", set())
+    params, twins = make_params(torch.float64), make_params(torch.float64)
+    opt = optarena.NAdam(params, weight_decay=0.1, fused=True)
+    eager = optarena.NAdam(twins, weight_decay=0.1, fused=False)
+    with pytest.warns(RuntimeWarning, match="no compiler today"):
+        for step in range(4):
+            set_grads(params, step)
+            set_grads(twins, step)
+            opt.step()
+            eager.step()
+    assert relative_error(params, twins) == 0.0
+    assert all(
+        torch.equal(opt.state[p]["step"], eager.state[q]["step"]) for p, q in zip(params, twins) if opt.state[p]
+    )
+
+
+def test_auto_policy_compiles_only_large_groups(monkeypatch):
+    calls = []
+    monkeypatch.setattr(fused, "fused_update", lambda *args: calls.append(1))
+    small = optarena.Adam([torch.zeros(10, requires_grad=True)])
+    small.param_groups[0]["params"][0].grad = torch.ones(10)
+    small.step()
+    assert calls == []
+    monkeypatch.setattr(fused, "AUTO_MIN_ELEMENTS", 10)
+    small.step()
+    assert calls == [1]
+
+
+def test_fused_and_foreach_together_are_rejected():
+    with pytest.raises(ValueError, match="fused=True and foreach=True"):
+        optarena.Adam(make_params(torch.float32), fused=True, foreach=True)

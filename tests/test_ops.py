@@ -1,0 +1,94 @@
+"""The two ListOps backends agree: operation by operation, and over whole optimizer steps."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from optarena.optim import execution
+from optarena.transforms.ops import FOREACH, LOOP
+from optimizer_table import case_config_ids
+
+
+def tensors(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(5, generator=g, dtype=torch.float64)]
+
+
+def same(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=0, atol=0, equal_nan=True)
+
+
+def test_select_by_sign_is_exact_on_both_backends_and_keeps_nan():
+    signs = [
+        torch.tensor([-1.0, 0.0, 1.0, math.nan, -0.0], dtype=torch.float64),
+        torch.tensor([[1.0, -1.0], [0.0, 1.0]], dtype=torch.float64),
+    ]
+    for values in [(0.5, 1.0, 1.2), (0.3, 1.0, 1.7), (0.0, math.inf, math.inf), (-2.0, 0.0, 3.0)]:
+        ours = FOREACH.select_by_sign(signs, *values)
+        same(ours, LOOP.select_by_sign(signs, *values))
+        negative, zero, positive = values
+        assert ours[0][:3].tolist() == [negative, zero, positive]
+        assert ours[0][4].item() == zero
+        assert ours[1].tolist() == [[positive, negative], [zero, positive]]
+    assert math.isnan(FOREACH.select_by_sign(signs, 0.5, 1.0, 1.2)[0][3])
+
+
+def test_clamps_agree():
+    a, b = tensors(), tensors()
+    same(FOREACH.clamp_(a, -0.5, 0.7), LOOP.clamp_(b, -0.5, 0.7))
+    a, b = tensors(1), tensors(1)
+    same(FOREACH.clamp_(a, [-0.1, -0.2], None), LOOP.clamp_(b, [-0.1, -0.2], None))
+    assert all(x.min() >= -0.2 for x in a)
+    xs = tensors(2)
+    limits = [torch.full_like(x, 0.3) for x in xs]
+    low = [-limit for limit in limits]
+    same(FOREACH.clamp(xs, low, limits), LOOP.clamp(xs, low, limits))
+
+
+def test_means_roots_and_shapes_agree():
+    xs = [x.abs() + 0.1 for x in tensors(3)]
+    same(FOREACH.rsqrt(xs), LOOP.rsqrt(xs))
+    same(FOREACH.div(xs, xs), LOOP.div(xs, xs))
+    same(FOREACH.mean(xs, -1), [x.mean(dim=-1) for x in xs])
+    same(FOREACH.mean(xs, -1, keepdim=True), LOOP.mean(xs, -1, keepdim=True))
+    assert [x.shape for x in FOREACH.unsqueeze(xs, -2)] == [(4, 1, 3), (1, 5)]
+
+
+PAIRS = case_config_ids()
+
+
+class TensorScalars(execution.Kernel):
+    """Scalars as the fused path passes them: one 0-d tensor per tensor of the bucket."""
+
+    def scalar(self, name):
+        value = super().scalar(name)
+        values = value if isinstance(value, (list, tuple)) else [value] * len(self.params)
+        return [torch.tensor(float(v), dtype=torch.float64) for v in values]
+
+
+@pytest.mark.parametrize("tensor_scalars", [False, True], ids=["float-scalars", "tensor-scalars"])
+@pytest.mark.parametrize("case,config", [p for p, _ in PAIRS], ids=[i for _, i in PAIRS])
+def test_loop_backend_steps_like_the_foreach_backend(case, config, tensor_scalars, monkeypatch):
+    """The fused path traces the same math with LoopOps (and tensor scalars): run it eagerly and compare."""
+
+    def run():
+        g = torch.Generator().manual_seed(0)
+        params = [torch.randn(shape, generator=g, dtype=torch.float64).requires_grad_() for shape in [(4, 3), (5,), (2, 3, 2)]]
+        opt = case.create(params, **config)
+        for step in range(8):
+            for i, p in enumerate(params):
+                p.grad = torch.sin(1.3 * p.detach() + step + i)
+            opt.step()
+        return params
+
+    expected = run()
+    monkeypatch.setattr(execution, "FOREACH", LOOP)
+    if tensor_scalars:
+        monkeypatch.setattr(execution, "Kernel", TensorScalars)
+    for ours, theirs in zip(run(), expected):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=0)
