@@ -14,6 +14,7 @@ from typing import Any, Callable
 import torch
 
 import optarena
+from reference_optimizers import LambReference, LarsReference, qhoptim
 from references import DefinitionRangerLARS, PackageRanger, PaperLookahead
 
 
@@ -48,8 +49,10 @@ class Case:
     """
     lr_mode: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     """The config switched to a mode that takes an ``lr``, where its own mode has none."""
+    reference_complex: bool = True
+    """The reference treats complex parameters as their real view (as torch.optim does)."""
     reference_state_loads: bool = True
-    """A state dict of the reference loads into ours (same state names), and continues."""
+    """A state dict of the reference loads into ours (same state names and meanings), and continues."""
     sync_period: int | None = None
     """Lookahead's default k, for optimizers that pull the fast weights back to slow weights
     every k steps: with lr = 0 the parameters still move, until the next synchronisation."""
@@ -289,6 +292,86 @@ CASES = [
         scheduled=lambda config: config.get("beta1") is None,
         lr_mode=lambda config: {**config, "relative_step": False, "warmup_init": False},
         descent_lr=1.0,  # with scale_parameter, lr multiplies the parameters' RMS (0 at the start here)
+    ),
+    Case(
+        "lamb",
+        [
+            {},
+            {"weight_decay": 0.01},
+            {"betas": (0.8, 0.99), "eps": 1e-4, "weight_decay": 0.1},
+            {"weight_decay": 0.1, "layer_adaptation": False},
+        ],
+        errors=COMMON_ERRORS
+        + BETA_ERRORS
+        + [({"weight_decay": -0.1}, "weight_decay: -0.1"), ({"layer_adaptation": 1}, "layer_adaptation: 1")],
+        reference=LambReference,
+        reference_name="per-tensor loop from the paper (and optax.lamb through stored fixtures)",
+        complex=False,
+        descent_lr=0.1,
+    ),
+    Case(
+        "lars",
+        # The least-squares parameters start at zero, where the local rate falls back to 1: a
+        # larger lr overshoots on that first step and momentum carries it (see docs/fidelity.md).
+        [
+            {"lr": 0.03},
+            {"lr": 0.03, "weight_decay": 0.01, "trust_coefficient": 0.05},
+            {"lr": 2.0, "momentum": 0.8, "nesterov": True, "trust_coefficient": 0.01, "weight_decay": 0.05},
+            {"lr": 0.5, "momentum": 0.0, "trust_coefficient": 0.02, "eps": 1e-3},
+            {"lr": 0.1, "weight_decay": 0.01, "layer_adaptation": False},
+        ],
+        errors=COMMON_ERRORS
+        + [
+            ({"momentum": -0.5}, "momentum: -0.5"),
+            ({"weight_decay": -1}, "weight_decay: -1"),
+            ({"trust_coefficient": 0.0}, "trust_coefficient: 0.0; allowed range: 0 < trust_coefficient"),
+            ({"eps": -1.0}, "eps: -1.0"),
+            ({"momentum": 0.0, "nesterov": True}, "nesterov=True requires momentum > 0"),
+        ],
+        reference=LarsReference,
+        reference_name="per-tensor loop from the paper (and optax.lars through stored fixtures, without weight decay)",
+        complex=False,
+    ),
+    Case(
+        "qhm",
+        [
+            {"lr": 0.1, "momentum": 0.9, "nu": 0.7},
+            {"lr": 0.1, "momentum": 0.999, "nu": 0.7, "weight_decay": 0.1},
+            {"lr": 0.05, "momentum": 0.5, "nu": 1.3},
+            {"lr": 0.1, "momentum": 0.9, "nu": 0.0, "weight_decay": 0.01},
+        ],
+        errors=COMMON_ERRORS
+        + [
+            ({"momentum": 1.5}, "momentum: 1.5; allowed range: 0 <= momentum <= 1"),
+            ({"nu": float("nan")}, "nu: nan"),
+            ({"weight_decay": -1}, "weight_decay: -1"),
+        ],
+        reference=qhoptim("QHM"),
+        reference_name="qhoptim.pyt.QHM",
+        descent_lr=0.05,
+    ),
+    Case(
+        "qhadam",
+        [
+            {},
+            {"weight_decay": 0.1},
+            {"betas": (0.9, 0.99), "nus": (1.0, 1.0), "eps": 1e-6},
+            {"nus": (0.5, 0.8), "weight_decay": 0.05},
+        ],
+        errors=COMMON_ERRORS + BETA_ERRORS + [({"nus": (1.5, 1.0)}, "nus[0]: 1.5; allowed range: 0 <= nus[0] <= 1")],
+        reference=qhoptim("QHAdam", betas=(0.995, 0.999), nus=(0.7, 1.0)),
+        reference_name="qhoptim.pyt.QHAdam",
+        reference_complex=False,
+        reference_state_loads=False,
+    ),
+    Case(
+        "qhadamw",
+        [{}, {"weight_decay": 0.1, "nus": (0.8, 0.9), "betas": (0.9, 0.999)}, {"weight_decay": 0.0}],
+        errors=COMMON_ERRORS + BETA_ERRORS + [({"nus": (0.7, -0.1)}, "nus[1]: -0.1")],
+        reference=qhoptim("QHAdamW", betas=(0.995, 0.999), nus=(0.7, 1.0), weight_decay=1e-2),
+        reference_name="qhoptim.pyt.QHAdamW",
+        reference_complex=False,
+        reference_state_loads=False,
     ),
     Case(
         "ranger",

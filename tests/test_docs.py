@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,8 @@ def test_argument_table_holds_the_defaults_and_constraints(page, entry):
     assert defaults, entry.name
     for name, default in defaults.items():
         row = next(line for line in section.splitlines() if line.startswith(f"| `{name}` |"))
-        assert f"`{default!r}`" in row
+        shown = "required" if default is inspect.Parameter.empty else repr(default)
+        assert f"`{shown}`" in row
         assert declared[name].constraint.describe(name) in row
         assert declared[name].doc in row
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import optarena
 from optarena.optim.execution import advance_steps, prepare_chain, run_chain, split_chain
 from optarena.transforms import ScaleByLars, ScaleByLearningRate, ScaleByTrustRatio
 from optarena.transforms.base import Kernel, StepContext
@@ -116,3 +117,69 @@ def test_description_shows_the_construction_options():
     assert ScaleByTrustRatio().describe() == "scale_by_trust_ratio"
     shown = ScaleByTrustRatio(param_norm_range=(0, 10), max_ratio=5).describe()
     assert shown == "scale_by_trust_ratio(param_norm_range=(0, 10), max_ratio=5)"
+
+
+def trajectories_agree(make_ours, make_theirs, steps=60):
+    """Largest relative difference after ``steps`` steps on the same gradients (float64)."""
+    g = torch.Generator().manual_seed(5)
+    ours = [torch.randn(4, 3, generator=g, dtype=torch.float64).requires_grad_(), torch.zeros(3, dtype=torch.float64, requires_grad=True)]
+    theirs = [p.detach().clone().requires_grad_() for p in ours]
+    a, b = make_ours(ours), make_theirs(theirs)
+    for step in range(steps):
+        for x, y in zip(ours, theirs):
+            x.grad = torch.sin(1.1 * x.detach() + step) + 0.2
+            y.grad = torch.sin(1.1 * y.detach() + step) + 0.2
+        a.step()
+        b.step()
+    return max(((x - y).abs().max() / y.abs().max()).item() for x, y in zip(ours, theirs))
+
+
+def test_lamb_without_layer_adaptation_is_adamw():
+    config = {"lr": 0.01, "eps": 1e-8, "weight_decay": 0.1}
+    error = trajectories_agree(
+        lambda p: optarena.LAMB(p, layer_adaptation=False, **config), lambda p: torch.optim.AdamW(p, **config)
+    )
+    assert error <= 1e-12
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_lars_without_layer_adaptation_is_sgd(nesterov):
+    config = {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01, "nesterov": nesterov}
+    error = trajectories_agree(
+        lambda p: optarena.LARS(p, layer_adaptation=False, **config), lambda p: torch.optim.SGD(p, **config)
+    )
+    assert error <= 1e-12
+
+
+def test_excluding_a_param_group_from_adaptation_only_changes_that_group():
+    """Biases and norm layers in a group of their own: plain momentum SGD there, LARS elsewhere."""
+    model = torch.nn.Linear(3, 2).double()
+    twin = torch.nn.Linear(3, 2).double()
+    twin.load_state_dict(model.state_dict())
+    lars = optarena.LARS(
+        [{"params": [model.weight]}, {"params": [model.bias], "weight_decay": 0.0, "layer_adaptation": False}],
+        lr=0.5,
+        weight_decay=0.01,
+    )
+    weights = optarena.LARS([twin.weight], lr=0.5, weight_decay=0.01)
+    biases = torch.optim.SGD([twin.bias], lr=0.5, momentum=0.9)
+    x = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for _ in range(10):
+        for net in (model, twin):
+            net.zero_grad()
+            net(x).pow(2).mean().backward()
+        for opt in (lars, weights, biases):
+            opt.step()
+    torch.testing.assert_close(model.weight, twin.weight, rtol=1e-13, atol=0)
+    torch.testing.assert_close(model.bias, twin.bias, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("name", ["lamb", "lars"])
+def test_complex_parameters_are_refused(name):
+    with pytest.raises(ValueError, match="does not support complex parameters"):
+        optarena.create(name, [torch.zeros(3, dtype=torch.complex128, requires_grad=True)], lr=0.1)
+
+
+def test_lars_requires_lr():
+    with pytest.raises(TypeError, match="required positional argument: 'lr'"):
+        optarena.LARS([torch.zeros(2, requires_grad=True)])

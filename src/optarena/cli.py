@@ -8,7 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from optarena import __version__
+from optarena.arena.command import add_command as add_arena_commands
+from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
+from optarena.functions.command import add_command as add_function_commands
+from optarena.landscape.command import add_command as add_landscape_command
 
 
 def _positive_int(text: str) -> int:
@@ -136,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="write nothing; exit 1 naming any out-of-date file"
     )
     docs.set_defaults(run=_docs)
+
+    add_function_commands(commands)
+    add_arena_commands(commands)
+    add_workloads_command(commands)
+    add_landscape_command(commands)
     return parser
 
 

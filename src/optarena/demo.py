@@ -43,12 +43,18 @@ DEMO_LEARNING_RATES: dict[str, float] = {
     "sgd": 0.1,
     "momentum": 0.01,
     "nesterov": 0.01,
+    "lars": 5.0,
+    "qhm": 0.1,
 }
 """Learning rates the demo uses instead of the registry default.
 
 The SGD family's default (1e-3, as torch.optim) barely moves this network in a short run.
-The three get the same effective step, ``lr / (1 - momentum)`` = 0.1.
+The three get the same effective step, ``lr / (1 - momentum)`` = 0.1. LARS and QHM have no
+default learning rate; QHM's averaged buffer makes ``lr`` its effective step, so 0.1 too.
 """
+
+DEMO_SETTINGS: dict[str, dict[str, float]] = {"qhm": {"momentum": 0.999, "nu": 0.7}}
+"""Other arguments without a default, set for the demo (QHM: the paper's rule of thumb)."""
 
 DEFAULT_SEEDS = 3
 DEFAULT_EPOCHS = 60
@@ -123,7 +129,7 @@ def train_once(
     x_train, y_train, x_test, y_test = data
     torch.manual_seed(seed)
     model = make_model(hidden)
-    optimizer = create(name, model.parameters(), lr=lr)
+    optimizer = create(name, model.parameters(), lr=lr, **DEMO_SETTINGS.get(name, {}))
     order = torch.Generator().manual_seed(seed)
     loss_fn = nn.functional.cross_entropy
 

@@ -10,8 +10,13 @@ from optarena.optim.adamw import AdamW
 from optarena.optim.amsgrad import AMSGrad
 from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper
 from optarena.optim.lazyadam import LazyAdam
+from optarena.optim.lamb import LAMB
+from optarena.optim.lars import LARS
 from optarena.optim.lookahead import Lookahead
 from optarena.optim.nadam import NAdam
+from optarena.optim.qhadam import QHAdam
+from optarena.optim.qhadamw import QHAdamW
+from optarena.optim.qhm import QHM
 from optarena.optim.radam import RAdam
 from optarena.optim.ranger import Ranger
 from optarena.optim.ranger_lars import RangerLARS
@@ -35,6 +40,11 @@ __all__ = [
     "AdaBound",
     "AMSBound",
     "Adafactor",
+    "LAMB",
+    "LARS",
+    "QHM",
+    "QHAdam",
+    "QHAdamW",
     "Lookahead",
     "Ranger",
     "RangerLARS",

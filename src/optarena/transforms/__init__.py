@@ -13,6 +13,7 @@ from optarena.transforms.factored import ClipByBlockRms, ScaleByFactoredRms, Sca
 from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms.lookahead import LookaheadSync
 from optarena.transforms.momentum import Trace
+from optarena.transforms.quasi_hyperbolic import ScaleByQhadam, ScaleByQhm
 from optarena.transforms.radam_threshold import ScaleByRadamThreshold
 from optarena.transforms.rprop import ScaleByRprop
 from optarena.transforms.trust_ratio import ScaleByLars, ScaleByTrustRatio
@@ -33,6 +34,8 @@ __all__ = [
     "ScaleByLars",
     "ScaleByLearningRate",
     "ScaleByNadam",
+    "ScaleByQhadam",
+    "ScaleByQhm",
     "ScaleByRadam",
     "ScaleByRadamThreshold",
     "ScaleByRelativeStep",

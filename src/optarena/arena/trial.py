@@ -1,0 +1,265 @@
+"""One trial: one optimizer with fixed hyperparameters, trained on one workload from one seed.
+
+:func:`run_trial` is what every executor runs, in a worker process, on a Ray node or
+inline. It follows the loop of :mod:`optarena.arena.workload`: ``train_loss(t)``,
+``backward()``, ``step()``; ``evaluate()`` every ``eval_every`` steps and after the last.
+A non-finite training loss or evaluated target metric ends the run as *diverged*: a
+result, not an error. The result depends only on (workload, optimizer, hyperparameters,
+seed) and the number of torch threads, never on which process ran it or when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+
+from optarena.arena.store import canonical_json
+
+
+def digest(value: Any) -> str:
+    """A short stable hash (128 bits of SHA-256) of ``value``'s canonical JSON."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:32]
+
+
+def workload_config(workload: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a workload's runs: its name, budget, target and the options it was built with."""
+    target = workload.target
+    config = {
+        "name": workload.name,
+        "steps": int(workload.steps),
+        "eval_every": int(workload.eval_every),
+        "target": [target.metric, float(target.value), target.mode],
+        "options": {k: v for k, v in sorted(options.items())},
+    }
+    batch_size = getattr(workload, "batch_size", None)
+    if batch_size is not None:
+        config["batch_size"] = int(batch_size)
+    return config
+
+
+def jsonable_hyperparameters(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters as JSON values (tuples as lists), keys sorted."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(hyperparameters.items())}
+
+
+def trial_key(workload_key: str, optimizer: str, hyperparameters: dict[str, Any], seed: int, version: str) -> str:
+    """The store key of a trial: a hash of everything its result depends on."""
+    return digest(
+        {
+            "workload": workload_key,
+            "optimizer": optimizer,
+            "hyperparameters": jsonable_hyperparameters(hyperparameters),
+            "seed": int(seed),
+            "optarena": version,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a worker needs to run one trial; plain data, so it pickles to any process."""
+
+    workload: str
+    """The workload spec: a built-in name or ``package.module:factory``."""
+    options: dict[str, Any]
+    data_dir: str | None
+    workload_key: str
+    optimizer: str
+    hyperparameters: dict[str, Any]
+    seed: int
+    version: str
+    threads: int | None = None
+    """torch intra-op threads for the run (None: leave the process's setting)."""
+
+    @property
+    def key(self) -> str:
+        return trial_key(self.workload_key, self.optimizer, self.hyperparameters, self.seed, self.version)
+
+    def describe(self) -> str:
+        settings = ", ".join(f"{k}={format_value(v)}" for k, v in self.hyperparameters.items())
+        return f"{self.optimizer}({settings}) seed {self.seed} on {self.workload}"
+
+
+def format_value(value: Any) -> str:
+    """Compact text for a hyperparameter value: 4 significant digits for floats."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(format_value(v) for v in value) + ")"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+@dataclass
+class TrialResult:
+    """A finished trial: its summary row for the store and its per-step metrics."""
+
+    key: str
+    status: str
+    """``"finished"`` or ``"diverged"``."""
+    steps_done: int
+    diverged_step: int | None
+    final_metric: float | None
+    best_metric: float | None
+    best_step: int | None
+    final_train_loss: float | None
+    steps_to_target: int | None
+    seconds_to_target: float | None
+    train_seconds: float
+    eval_seconds: float
+    threads: int | None
+    host: str
+    finished_at: str
+    metrics: list[tuple[str, int, float]] = field(default_factory=list)
+    """``(name, step, value)``: ``train_loss`` at step t is measured after t updates, evaluated
+    metrics at step t after t updates."""
+
+    def row(self, spec: TrialSpec) -> dict[str, Any]:
+        """The ``trials`` row for this result."""
+        return {
+            "key": self.key,
+            "workload_key": spec.workload_key,
+            "optimizer": spec.optimizer,
+            "hyperparameters": canonical_json(jsonable_hyperparameters(spec.hyperparameters)),
+            "seed": spec.seed,
+            "optarena_version": spec.version,
+            "status": self.status,
+            "steps_done": self.steps_done,
+            "diverged_step": self.diverged_step,
+            "final_metric": self.final_metric,
+            "best_metric": self.best_metric,
+            "best_step": self.best_step,
+            "final_train_loss": self.final_train_loss,
+            "steps_to_target": self.steps_to_target,
+            "seconds_to_target": self.seconds_to_target,
+            "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds,
+            "threads": self.threads,
+            "host": self.host,
+            "finished_at": self.finished_at,
+        }
+
+
+class TrialFailed(RuntimeError):
+    """A trial raised an exception (a bug in a workload or optimizer, not a divergence)."""
+
+
+# Workloads built in this process, by (spec, options, data_dir): building one may load data.
+_WORKLOADS: dict[tuple[str, str, str | None], Any] = {}
+
+
+def resolve_workload(spec: str, options: dict[str, Any], data_dir: str | None) -> Any:
+    """The workload named by ``spec`` (a built-in name or ``package.module:factory``)."""
+    from optarena.arena.workloads import get_workload
+
+    return get_workload(spec, data_dir=data_dir, **options)
+
+
+def load_workload(spec: str, options: dict[str, Any], data_dir: str | None) -> Any:
+    """The workload for ``spec``, built once per process."""
+    cache_key = (spec, canonical_json(options), data_dir)
+    if cache_key not in _WORKLOADS:
+        _WORKLOADS[cache_key] = resolve_workload(spec, options, data_dir)
+    return _WORKLOADS[cache_key]
+
+
+def _sparse_support(optimizer: str) -> bool:
+    from optarena.registry import lookup
+
+    return bool(getattr(lookup(optimizer).cls, "supports_sparse", False))
+
+
+def run_trial(spec: TrialSpec) -> TrialResult:
+    """Run ``spec`` and return its result; exceptions other than divergence propagate as :class:`TrialFailed`."""
+    previous_threads = torch.get_num_threads()
+    if spec.threads is not None:
+        torch.set_num_threads(spec.threads)
+    try:
+        return _train(spec)
+    except TrialFailed:
+        raise
+    except Exception as error:
+        raise TrialFailed(f"{spec.describe()} failed: {type(error).__name__}: {error}") from error
+    finally:
+        if spec.threads is not None:
+            torch.set_num_threads(previous_threads)
+
+
+def _train(spec: TrialSpec) -> TrialResult:
+    from optarena.registry import lookup
+
+    workload = load_workload(spec.workload, spec.options, spec.data_dir)
+    target = workload.target
+    steps, eval_every = int(workload.steps), int(workload.eval_every)
+    entry = lookup(spec.optimizer)
+
+    torch.manual_seed(spec.seed)  # for workloads that draw from torch's global generator
+    trainable = workload.setup(spec.seed, sparse=_sparse_support(spec.optimizer))
+    optimizer = entry.build(trainable.model.parameters(), **spec.hyperparameters)
+
+    metrics: list[tuple[str, int, float]] = []
+    status, diverged_step = "finished", None
+    final = best = best_step = steps_to_target = seconds_to_target = last_loss = None
+    train_seconds = eval_seconds = 0.0
+    done = 0
+    for step in range(steps):
+        started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = trainable.train_loss(step)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            train_seconds += time.perf_counter() - started
+            status, diverged_step = "diverged", step
+            break
+        loss.backward()
+        optimizer.step()
+        train_seconds += time.perf_counter() - started
+        metrics.append(("train_loss", step, value))
+        last_loss = value
+        done = step + 1
+        if done % eval_every and done != steps:
+            continue
+        started = time.perf_counter()
+        with torch.no_grad():
+            evaluated = trainable.evaluate()
+        eval_seconds += time.perf_counter() - started
+        if target.metric not in evaluated:
+            raise TrialFailed(
+                f"workload {workload.name!r}: evaluate() returned {sorted(evaluated)} "
+                f"without its target metric {target.metric!r}"
+            )
+        for name, number in sorted(evaluated.items()):
+            metrics.append((name, done, float(number)))
+        final = float(evaluated[target.metric])
+        if not math.isfinite(final):
+            status, diverged_step, final = "diverged", done, None
+            break
+        if best is None or target.better(final, best):
+            best, best_step = final, done
+        if steps_to_target is None and target.reached(final):
+            steps_to_target, seconds_to_target = done, train_seconds
+
+    return TrialResult(
+        key=spec.key,
+        status=status,
+        steps_done=done,
+        diverged_step=diverged_step,
+        final_metric=final if status == "finished" else None,
+        best_metric=best,
+        best_step=best_step,
+        final_train_loss=last_loss,
+        steps_to_target=steps_to_target,
+        seconds_to_target=seconds_to_target,
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+        threads=torch.get_num_threads(),
+        host=socket.gethostname(),
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        metrics=metrics,
+    )

@@ -1,0 +1,78 @@
+"""LARS: SGD with momentum whose step is scaled per tensor by a layer-wise local rate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
+from optarena.transforms import ScaleByLars, ScaleByLearningRate, Trace
+
+
+class LARS(NamedOptimizer):
+    """LARS: momentum SGD with a per-tensor local learning rate eta ||theta|| / ||grad||.
+
+    Update rule::
+
+        local = trust_coefficient * ||theta|| / (||grad|| + weight_decay * ||theta|| + eps)
+                per tensor; local = 1 where ||theta|| or ||grad|| is 0
+        u = local * (grad + weight_decay * theta)
+        b = u on the first step, then b = momentum * b + u
+        d = u + momentum * b   if nesterov   else   b        (d = u while momentum == 0)
+        theta = theta - lr * d
+
+    Algorithm 1 of the paper, with the momentum buffer of torch.optim.SGD: the global
+    learning rate multiplies the buffer instead of entering it, which is the same under a
+    constant rate. Exclude biases and normalisation layers with a param group that sets
+    ``weight_decay=0`` and ``layer_adaptation=False``.
+    """
+
+    paper = Paper(
+        "You, Gitman & Ginsburg",
+        2017,
+        "Large Batch Training of Convolutional Networks",
+        "https://arxiv.org/abs/1708.03888",
+    )
+    search_space = SearchSpace({"lr": LogUniform(1e-2, 30.0), "momentum": OneMinusLogUniform(0.5, 0.99)})
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        trust_coefficient: float = 1e-3,
+        eps: float = 0.0,
+        nesterov: bool = False,
+        *,
+        layer_adaptation: bool = True,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            trust_coefficient=trust_coefficient,
+            eps=eps,
+            nesterov=nesterov,
+            layer_adaptation=layer_adaptation,
+            maximize=maximize,
+            foreach=foreach,
+            fused=fused,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [ScaleByLars(), Trace(), ScaleByLearningRate()]
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        if group["nesterov"] and (group["momentum"] <= 0 or group.get("dampening", 0.0) != 0):
+            raise ValueError(
+                f"{type(self).__name__}: nesterov=True requires momentum > 0 and dampening == 0, "
+                f"got momentum={group['momentum']!r}, dampening={group.get('dampening', 0.0)!r}"
+            )

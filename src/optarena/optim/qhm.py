@@ -1,0 +1,64 @@
+"""QHM: quasi-hyperbolic momentum, an average of a plain SGD step and a momentum step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.optim.base import NamedOptimizer, Paper
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace, Uniform
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByQhm
+
+QH_PAPER = Paper(
+    "Ma & Yarats", 2018, "Quasi-hyperbolic momentum and Adam for deep learning", "https://arxiv.org/abs/1810.06801"
+)
+
+
+class QHM(NamedOptimizer):
+    """QHM: a weighted average of the plain SGD step and an averaged-momentum step.
+
+    Update rule::
+
+        g = grad + weight_decay * theta
+        b = momentum * b + (1 - momentum) * g        (b starts at 0)
+        theta = theta - lr * ((1 - nu) * g + nu * b)
+
+    ``nu = 0`` is SGD; ``nu = 1`` is momentum with the buffer as an exponential moving
+    average (torch.optim.SGD with ``dampening = momentum``, started from a zero buffer).
+    The buffer is damped, so plain momentum (lr, beta) corresponds to QHM with lr / (1 - beta).
+    The paper's rule of thumb is ``nu = 0.7, momentum = 0.999``. ``lr``, ``momentum`` and
+    ``nu`` have no defaults, as in the authors' ``qhoptim``.
+    """
+
+    paper = QH_PAPER
+    search_space = SearchSpace(
+        {"lr": LogUniform(1e-3, 3.0), "momentum": OneMinusLogUniform(0.5, 0.999), "nu": Uniform(0.0, 1.0)}
+    )
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float,
+        momentum: float,
+        nu: float,
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            momentum=momentum,
+            nu=nu,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+            fused=fused,
+            nonfinite=nonfinite,
+        )
+
+    @classmethod
+    def chain(cls):
+        return [AddDecayedWeights(), ScaleByQhm(), ScaleByLearningRate()]
