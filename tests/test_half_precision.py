@@ -29,7 +29,8 @@ def grads(params, step):
 
 def exact(opt, params):
     """Each parameter's exact value: stored value plus its rounding remainder."""
-    return [p.detach().float() + opt.state[p][REMAINDER].float() for p in params]
+    inner = getattr(opt, "optimizer", opt)  # a wrapper keeps the remainder in its inner optimizer
+    return [p.detach().float() + inner.state[p][REMAINDER].float() for p in params]
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])

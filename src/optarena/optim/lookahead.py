@@ -10,6 +10,7 @@ from torch import Tensor
 
 from optarena.hyperparameters import check_values
 from optarena.optim.base import SKIP_COUNTER, Paper
+from optarena.optim.execution import LOW_PRECISION, REMAINDER
 from optarena.search_space import LogUniform, SearchSpace, Uniform
 from optarena.transforms.lookahead import ALPHA, K, slow_copy
 
@@ -128,7 +129,7 @@ class Lookahead(torch.optim.Optimizer):
             for p in self._params()
             if p not in self.state and (p.grad is not None or (closure is not None and p.requires_grad))
         ]
-        before = {p: slow_copy(p) for p in first}
+        before = {p: self._exact(p) if p.dtype in LOW_PRECISION else slow_copy(p) for p in first}
         skips = [group.get(SKIP_COUNTER, 0) for group in self.param_groups]
         loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
         stepped = [
@@ -145,14 +146,36 @@ class Lookahead(torch.optim.Optimizer):
             self._synchronise()
         return loss
 
+    def _remainder(self, p: Tensor) -> Tensor | None:
+        """The inner optimizer's rounding remainder of a bf16/fp16 parameter, if it keeps one."""
+        return self.optimizer.state.get(p, {}).get(REMAINDER)
+
+    @torch.no_grad()
+    def _exact(self, p: Tensor) -> Tensor:
+        """A half-precision parameter's value in float32, with what rounding lost added back."""
+        value = p.detach().float()
+        remainder = self._remainder(p)
+        return value + remainder.float() if remainder is not None else value
+
     @torch.no_grad()
     def _synchronise(self) -> None:
         fast = [p for p in self._params() if "slow_param" in self.state.get(p, {})]
-        if not fast:
-            return
-        slow = [self.state[p]["slow_param"] for p in fast]
-        torch._foreach_lerp_(slow, fast, self.alpha)
-        torch._foreach_copy_(fast, slow)
+        full = [p for p in fast if p.dtype not in LOW_PRECISION]
+        if full:
+            slow = [self.state[p]["slow_param"] for p in full]
+            torch._foreach_lerp_(slow, full, self.alpha)
+            torch._foreach_copy_(full, slow)
+        # bf16/fp16: slow weights are float32; the parameter takes them rounded, and the inner
+        # optimizer's remainder (if any) keeps the difference, so nothing is lost to rounding
+        for p in fast:
+            if p.dtype not in LOW_PRECISION:
+                continue
+            slow = self.state[p]["slow_param"]
+            slow.lerp_(self._exact(p), self.alpha)
+            p.copy_(slow)
+            remainder = self._remainder(p)
+            if remainder is not None:
+                remainder.copy_(slow - p.float())
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -195,7 +218,8 @@ class Lookahead(torch.optim.Optimizer):
                     f"Lookahead.load_state_dict: slow weights of shape {tuple(slow.shape)} for parameter {index} "
                     f"of shape {tuple(p.shape)}"
                 )
-            restored[p]["slow_param"] = slow.detach().to(device=p.device, dtype=p.dtype).clone()
+            dtype = slow.dtype if p.dtype in LOW_PRECISION else p.dtype
+            restored[p]["slow_param"] = slow.detach().to(device=p.device, dtype=dtype).clone()
         self.state = restored
         self.k = int(settings["k"])
         self.alpha = float(settings["alpha"])

@@ -64,6 +64,7 @@ class Ranger(NamedOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -80,6 +81,7 @@ class Ranger(NamedOptimizer):
             foreach=foreach,
             maximize=maximize,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 

@@ -64,6 +64,7 @@ class RangerLARS(NamedOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
         super().__init__(
@@ -79,6 +80,7 @@ class RangerLARS(NamedOptimizer):
             foreach=foreach,
             maximize=maximize,
             fused=fused,
+            state_dtype=state_dtype,
             nonfinite=nonfinite,
         )
 
