@@ -170,6 +170,8 @@ def _section(entry: Entry) -> list[str]:
     out += _arguments_table(entry)
     out += ["", "Composition: " + _code(entry.composition()), ""]
     tuned = ", ".join(f"{_code(key)} {dim.describe()}" for key, dim in entry.search_space.items())
+    if entry.search_space.fixed:
+        tuned += ", with " + ", ".join(_code(f"{k}={v!r}") for k, v in entry.search_space.fixed.items())
     out += [f"Search space (what the arena tunes): {tuned}.", ""]
     if entry.paper is not None:
         out += [f"Paper: [{_link_text(entry.paper.cite())}]({entry.paper.url})", ""]

@@ -23,7 +23,7 @@ from optarena.landscape.paths import Trajectory, train_paths
 from optarena.landscape.plot import VIEWS, landscape_figure
 from optarena.landscape.projection import CENTERS
 from optarena.landscape.surface import check_grid_size
-from optarena.landscape.workloads import WORKLOADS, Workload, get_workload
+from optarena.landscape.workloads import Workload, drawable_workloads, get_workload
 
 DEFAULT_OPTIMIZERS = ("sgd", "adam", "radam")
 DEFAULT_GRID = 41
@@ -97,12 +97,13 @@ def run_landscape(
     evaluation_size: int | None = None,
     chunk_size: int | None = None,
     seed: int = 0,
+    data_dir: str | None = None,
 ) -> LandscapeRun:
     """Train each optimizer from one seeded start, project the paths, evaluate and draw.
 
     ``out=None`` draws nothing. Raises ValueError for any bad input, before training.
     """
-    chosen = get_workload(workload)
+    chosen = get_workload(workload, data_dir=data_dir)
     names = list(optimizers)
     if not names:
         raise ValueError("give at least one optimizer")
@@ -231,7 +232,13 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         description="Train each optimizer from the same initial point, project all paths onto one plane, "
         "evaluate the loss on a grid of that plane (a batch of networks per vmap call) and draw it.",
     )
-    parser.add_argument("--workload", default="digits-mlp", help=f"one of: {', '.join(WORKLOADS)} (default digits-mlp)")
+    parser.add_argument(
+        "--workload",
+        default="digits-mlp",
+        help=f"an arena workload whose runs expose their loss: {', '.join(drawable_workloads())}, or "
+        "package.module:factory (default digits-mlp)",
+    )
+    parser.add_argument("--data-dir", default=None, help="folder with MNIST/CIFAR-10 files, for mnist-mlp and cifar10-cnn")
     parser.add_argument(
         "--optimizers",
         type=_names,
@@ -330,6 +337,7 @@ def _command(args: argparse.Namespace) -> int:
             evaluation_size=args.eval_size,
             chunk_size=args.chunk_size,
             seed=args.seed,
+            data_dir=args.data_dir,
         )
     except ValueError as error:
         print(f"optarena landscape: {error}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
-from optarena.search_space import Categorical, LogUniform, SearchSpace
+from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep
 
 
@@ -39,7 +39,7 @@ class Adafactor(NamedOptimizer):
         "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost",
         "https://arxiv.org/abs/1804.04235",
     )
-    search_space = SearchSpace({"lr": LogUniform(1e-4, 1e-1), "relative_step": Categorical((False,))})
+    search_space = SearchSpace({"lr": LogUniform(1e-4, 1e-1)}, fixed={"relative_step": False})
     """A fixed ``lr``, which needs ``relative_step=False`` (the relative step has nothing to tune)."""
 
     def __init__(

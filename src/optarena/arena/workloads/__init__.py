@@ -50,12 +50,14 @@ class WorkloadInfo:
     budget: Budget
     quick_budget: Budget
     needs_data_dir: bool
+    drawable: bool = False
+    """``optarena landscape`` can draw it (its runs expose a loss function and training tensors)."""
 
 
 def available_workloads() -> list[WorkloadInfo]:
     """Every built-in workload with its one-line description, target and budgets."""
     return [
-        WorkloadInfo(c.name, c.description, c.target, c.budget, c.quick_budget, c.needs_data_dir)
+        WorkloadInfo(c.name, c.description, c.target, c.budget, c.quick_budget, c.needs_data_dir, c.drawable)
         for c in BUILTIN.values()
     ]
 

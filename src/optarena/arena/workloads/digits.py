@@ -29,6 +29,7 @@ class DigitsMLP(BuiltinWorkload):
     target = Target("test_accuracy", 0.95, "max")
     budget = Budget(steps=400, eval_every=20, batch_size=64)
     quick_budget = Budget(steps=200, eval_every=20, batch_size=64)
+    drawable = True
 
     def setup(self, seed: int, *, sparse: bool = False) -> ClassifierRun:
         model = seeded_model(seed, lambda: nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)))
@@ -43,6 +44,7 @@ class DigitsCNN(BuiltinWorkload):
     target = Target("test_accuracy", 0.97, "max")
     budget = Budget(steps=400, eval_every=20, batch_size=64)
     quick_budget = Budget(steps=200, eval_every=20, batch_size=64)
+    drawable = True
 
     def setup(self, seed: int, *, sparse: bool = False) -> ClassifierRun:
         def build() -> nn.Module:

@@ -48,6 +48,7 @@ class LargeBatch(BuiltinWorkload):
     target = Target("test_accuracy", 0.84, "max")
     budget = Budget(steps=300, eval_every=10, batch_size=4096)
     quick_budget = Budget(steps=150, eval_every=10, batch_size=4096)
+    drawable = True
 
     def __init__(
         self,

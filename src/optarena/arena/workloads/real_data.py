@@ -132,6 +132,7 @@ class MnistMLP(RealDataWorkload):
     target = Target("test_accuracy", 0.96, "max")
     budget = Budget(steps=1000, eval_every=50, batch_size=128)
     quick_budget = Budget(steps=500, eval_every=50, batch_size=128)
+    drawable = True
     expected = ", ".join(expected_files()) + " (each may end in .gz)"
 
     def data(self) -> Data:
@@ -153,6 +154,7 @@ class Cifar10CNN(RealDataWorkload):
     target = Target("test_accuracy", 0.5, "max")
     budget = Budget(steps=1000, eval_every=100, batch_size=128)
     quick_budget = Budget(steps=400, eval_every=100, batch_size=128)
+    drawable = True
     expected = ", ".join(TRAIN_FILES + TEST_FILES) + " (the binary version)"
 
     def data(self) -> Data:
