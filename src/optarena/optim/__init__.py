@@ -9,9 +9,9 @@ from optarena.optim.adamax import Adamax
 from optarena.optim.adamw import AdamW
 from optarena.optim.amsgrad import AMSGrad
 from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper
-from optarena.optim.lazyadam import LazyAdam
 from optarena.optim.lamb import LAMB
 from optarena.optim.lars import LARS
+from optarena.optim.lazyadam import LazyAdam
 from optarena.optim.lookahead import Lookahead
 from optarena.optim.nadam import NAdam
 from optarena.optim.qhadam import QHAdam

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.adam import Adam
-from optarena.optim.base import Paper
+from optarena.optim.base import Paper, arguments
 
 
 class AMSGrad(Adam):
@@ -40,17 +40,4 @@ class AMSGrad(Adam):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(
-            params,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            foreach=foreach,
-            maximize=maximize,
-            decoupled_weight_decay=decoupled_weight_decay,
-            fused=fused,
-            state_dtype=state_dtype,
-            nonfinite=nonfinite,
-        )
+        super().__init__(params, **arguments(locals()))

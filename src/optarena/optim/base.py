@@ -22,12 +22,12 @@ from optarena.hyperparameters import (
     Hyper,
     Optional,
     check_values,
-    unknown_keyword_error,
     strict_keywords,
+    unknown_keyword_error,
 )
-from optarena.search_space import LogUniform, SearchSpace
 from optarena.optim import fused as fused_backend
 from optarena.optim.execution import LOW_PRECISION, eager_update
+from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms.base import Transform, real_view
 
 NONFINITE_POLICIES = ("ignore", "skip", "raise")
@@ -60,6 +60,15 @@ CORE_HYPERPARAMETERS: dict[str, Hyper] = {
 
 SKIP_COUNTER = "nonfinite_skips"
 """Param-group key counting the steps skipped under ``nonfinite='skip'``."""
+
+
+def arguments(constructor_locals: dict[str, Any]) -> dict[str, Any]:
+    """A named optimizer's keyword arguments, from ``locals()`` at the top of its ``__init__``.
+
+    Every constructor keeps torch's explicit signature and passes it on whole:
+    ``super().__init__(params, **arguments(locals()))``.
+    """
+    return {k: v for k, v in constructor_locals.items() if k not in ("self", "params", "__class__")}
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, real_view, scalar_dtype
+from optarena.transforms.base import (
+    Kernel,
+    Prepared,
+    StepContext,
+    Transform,
+    real_view,
+    scalar_dtype,
+)
 from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms.ops import FOREACH, ListOps
-
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}

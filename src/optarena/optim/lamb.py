@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper
+from optarena.optim.base import NamedOptimizer, Paper, arguments
 from optarena.search_space import LogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate, ScaleByTrustRatio
+from optarena.transforms import (
+    AddDecayedWeights,
+    ScaleByAdam,
+    ScaleByLearningRate,
+    ScaleByTrustRatio,
+)
 
 
 class LAMB(NamedOptimizer):
@@ -49,19 +54,7 @@ class LAMB(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(
-            params,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            layer_adaptation=layer_adaptation,
-            maximize=maximize,
-            foreach=foreach,
-            fused=fused,
-            state_dtype=state_dtype,
-            nonfinite=nonfinite,
-        )
+        super().__init__(params, **arguments(locals()))
 
     @classmethod
     def chain(cls):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper
+from optarena.optim.base import NamedOptimizer, Paper, arguments
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace, Uniform
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByQhm
 
@@ -48,18 +48,7 @@ class QHM(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(
-            params,
-            lr=lr,
-            momentum=momentum,
-            nu=nu,
-            weight_decay=weight_decay,
-            maximize=maximize,
-            foreach=foreach,
-            fused=fused,
-            state_dtype=state_dtype,
-            nonfinite=nonfinite,
-        )
+        super().__init__(params, **arguments(locals()))
 
     @classmethod
     def chain(cls):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper
+from optarena.optim.base import NamedOptimizer, Paper, arguments
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import (
     AddDecayedWeights,
@@ -67,22 +67,7 @@ class RangerLARS(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(
-            params,
-            lr=lr,
-            alpha=alpha,
-            k=k,
-            sma_threshold=sma_threshold,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            max_trust_ratio=max_trust_ratio,
-            foreach=foreach,
-            maximize=maximize,
-            fused=fused,
-            state_dtype=state_dtype,
-            nonfinite=nonfinite,
-        )
+        super().__init__(params, **arguments(locals()))
 
     @classmethod
     def chain(cls):

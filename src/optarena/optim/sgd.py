@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper
+from optarena.optim.base import NamedOptimizer, Paper, arguments
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
 
@@ -40,19 +40,7 @@ class SGD(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(
-            params,
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-            foreach=foreach,
-            fused=fused,
-            state_dtype=state_dtype,
-            nonfinite=nonfinite,
-        )
+        super().__init__(params, **arguments(locals()))
 
     @classmethod
     def chain(cls):

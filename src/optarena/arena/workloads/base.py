@@ -83,6 +83,12 @@ def _positive(name: str, value: object) -> int:
     return value
 
 
+def check_positive(**values: object) -> None:
+    """A ValueError naming the first of ``values`` that is not a whole number >= 1."""
+    for name, value in values.items():
+        _positive(name, value)
+
+
 class BuiltinWorkload:
     """A built-in workload: fixed name, description and target; a budget, shortened by ``quick``.
 

@@ -12,7 +12,12 @@ from functools import lru_cache
 from torch import Tensor, nn
 
 from optarena.arena.workload import Target
-from optarena.arena.workloads.base import Budget, BuiltinWorkload, ClassifierRun, seeded_model
+from optarena.arena.workloads.base import (
+    Budget,
+    BuiltinWorkload,
+    ClassifierRun,
+    seeded_model,
+)
 from optarena.data.digits import load_digits_tensors
 
 

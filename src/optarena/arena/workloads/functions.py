@@ -12,7 +12,14 @@ from torch import Tensor, nn
 
 from optarena import functions
 from optarena.arena.workload import Target
-from optarena.arena.workloads.base import BATCH_STREAM, MODEL_STREAM, Budget, BuiltinWorkload, derived_seed, generator
+from optarena.arena.workloads.base import (
+    BATCH_STREAM,
+    MODEL_STREAM,
+    Budget,
+    BuiltinWorkload,
+    derived_seed,
+    generator,
+)
 from optarena.functions.nqm import NoisyQuadraticModel
 
 

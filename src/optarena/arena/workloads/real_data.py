@@ -15,7 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from optarena.arena.workload import Target
-from optarena.arena.workloads.base import Budget, BuiltinWorkload, ClassifierRun, seeded_model
+from optarena.arena.workloads.base import (
+    Budget,
+    BuiltinWorkload,
+    ClassifierRun,
+    seeded_model,
+)
 from optarena.data.cifar10 import TEST_FILES, TRAIN_FILES, load_cifar10
 from optarena.data.idx import DataFormatError
 from optarena.data.mnist import expected_files, load_mnist
