@@ -4,7 +4,9 @@ All three evaluate the same number of networks (a ``grid x grid`` plane of filte
 random directions) of the same model on the same fixed batch:
 
 - ``batched``: :func:`optarena.landscape.evaluate_points`, ``torch.func.vmap`` over
-  ``functional_call``, ``chunk_size`` networks per call (``auto``: the default sizing);
+  ``functional_call``, ``chunk_size`` networks per call (``auto``: the default sizing), with
+  the first layer evaluated once per direction (the default); ``batched, whole network``
+  runs every layer per point (``decompose=False``);
 - ``loop``: :func:`optarena.landscape.evaluate_points_loop`, one ``functional_call`` per point
   (the same numbers; the script checks that they agree);
 - ``loss-landscapes``: the ``loss-landscapes`` package's ``random_plane`` (PyPI
@@ -14,7 +16,8 @@ random directions) of the same model on the same fixed batch:
 The methods run interleaved, ``--repeats`` rounds, and the table reports the median and the
 fastest round of each. The model is the ``digits-mlp`` workload's network after a short Adam
 run. Two losses are timed: ``cross-entropy`` (``torch.nn.functional.cross_entropy``) and
-``logsumexp``, the same loss written as ``logsumexp(logits) - logits[target]``. They agree to
+``logsumexp``, the same loss written as ``logsumexp(logits) - logits[target]`` (the one the
+workloads train and the landscape evaluates with). They agree to
 float32 rounding; the second shows how much of the time goes to torch's CPU ``log_softmax``
 over a last dimension of 10, which is several times slower than over 16 (every method pays it,
 once per network). Example::
@@ -32,6 +35,7 @@ from collections.abc import Callable
 
 import torch
 
+from optarena.arena.workloads.base import cross_entropy
 from optarena.landscape import evaluate_points, evaluate_points_loop, load_vector, random_direction, train_paths
 from optarena.landscape.evaluate import auto_chunk_size
 from optarena.landscape.surface import grid_coordinates
@@ -46,12 +50,8 @@ def _chunks(text: str) -> list[int | None]:
     return [None if item.strip() == "auto" else int(item) for item in text.split(",") if item.strip()]
 
 
-def cross_entropy_by_logsumexp(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy as ``logsumexp(logits) - logits[target]``: torch's value, other kernels."""
-    return (logits.logsumexp(dim=-1) - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)).mean()
-
-
-LOSSES = {"cross-entropy": torch.nn.functional.cross_entropy, "logsumexp": cross_entropy_by_logsumexp}
+LOSSES = {"cross-entropy": torch.nn.functional.cross_entropy, "logsumexp": cross_entropy}
+"""``logsumexp`` is the arena workloads' own loss (:func:`optarena.arena.workloads.base.cross_entropy`)."""
 
 
 def _losses(text: str) -> list[str]:
@@ -172,20 +172,20 @@ def main() -> None:
                 "loop": lambda: evaluate_points_loop(model, loss_fn, batch, center, directions, coords)
             }
             worst = ((looped - reference).abs() / reference.abs()).max().item()
-            for chunk in args.chunk_sizes:
-                batched = evaluate_points(model, loss_fn, batch, center, directions, coords, chunk_size=chunk)
-                error = ((batched - looped).abs() / looped.abs()).max().item()
-                if error > 1e-5:
-                    raise SystemExit(f"batched (chunk {chunk}) differs from the loop by {error:.2e} relative")
-                worst = max(worst, error)
-                label = (
-                    f"batched, chunk {chunk}"
-                    if chunk
-                    else f"batched, auto ({auto_chunk_size(len(inputs), center.numel())})"
-                )
-                methods[label] = lambda chunk=chunk: evaluate_points(
-                    model, loss_fn, batch, center, directions, coords, chunk_size=chunk
-                )
+            for decompose in (True, False):
+                for chunk in args.chunk_sizes:
+                    batched = evaluate_points(
+                        model, loss_fn, batch, center, directions, coords, chunk_size=chunk, decompose=decompose
+                    )
+                    error = ((batched - looped).abs() / looped.abs()).max().item()
+                    if error > 1e-5:
+                        raise SystemExit(f"batched (chunk {chunk}) differs from the loop by {error:.2e} relative")
+                    worst = max(worst, error)
+                    size = f"chunk {chunk}" if chunk else f"auto ({auto_chunk_size(len(inputs), center.numel())})"
+                    label = f"batched{'' if decompose else ', whole network'}, {size}"
+                    methods[label] = lambda chunk=chunk, decompose=decompose: evaluate_points(
+                        model, loss_fn, batch, center, directions, coords, chunk_size=chunk, decompose=decompose
+                    )
             if peer is not None:
                 methods["loss-landscapes"] = lambda: peer(model, loss_fn, inputs, targets, args.grid)
             seconds = time_interleaved(methods, args.repeats)

@@ -2,9 +2,9 @@
 
 Each run follows the protocol the arena uses (``optarena.arena.workload``) on one torch
 thread: zero_grad, train_loss, backward, step; evaluate every ``eval_every`` steps and
-after the last. The wall time covers setup and the whole run. Learning rates are given per
-optimizer as ``name=lr``; the figures show whether a decent setting reaches the target and
-a poor one does not.
+after the last. The wall time covers setup and the whole run; s/run is the median over
+seeds. Learning rates are given per optimizer as ``name=lr``; the figures show whether a
+decent setting reaches the target and a poor one does not.
 
     python benchmarks/workload_runs.py --workloads digits-mlp,digits-cnn \
         --optimizers adam=1e-3,sgd=1e-3 --seeds 2
@@ -20,11 +20,16 @@ import time
 import torch
 
 from optarena.arena.workloads import get_workload
-from optarena.registry import create
+from optarena.registry import create, lookup
 
 
-def run(workload, optimizer: str, lr: float, seed: int, sparse: bool = False) -> dict[str, float]:
-    """One run; returns seconds, the final and best metric, and the first step at target."""
+def run(workload, optimizer: str, lr: float, seed: int, sparse: bool | None = None) -> dict[str, float]:
+    """One run; returns seconds, the final and best metric, and the first step at target.
+
+    ``sparse`` defaults to whether the optimizer accepts sparse gradients, as in the arena.
+    """
+    if sparse is None:
+        sparse = bool(getattr(lookup(optimizer).cls, "supports_sparse", False))
     start = time.perf_counter()
     trainable = workload.setup(seed, sparse=sparse)
     opt = create(optimizer, trainable.model.parameters(), lr=lr)
@@ -68,14 +73,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
-    header = f"{'workload':18} {'budget':7} {'steps':>5} {'optimizer':10} {'lr':>8} {'s/run':>6}  {'final':>8} {'best':>8}  hit at"
-    print(header)
+    print(
+        f"{'workload':18} {'budget':7} {'steps':>5} {'optimizer':10} {'lr':>8} {'s/run':>6}  "
+        f"{'final':>8} {'best':>8}  hit at"
+    )
     for spec in args.workloads.split(","):
         for budget in args.budgets.split(","):
             workload = get_workload(spec, data_dir=args.data_dir, quick=budget == "quick")
             for name, lr in args.optimizers:
                 results = [run(workload, name, lr, seed) for seed in range(args.seeds)]
-                seconds = statistics.mean(r["seconds"] for r in results)
+                seconds = statistics.median(r["seconds"] for r in results)
                 finals = ",".join("div" if r["diverged"] else f"{r['final']:.3f}" for r in results)
                 bests = ",".join("-" if r["best"] is None else f"{r['best']:.3f}" for r in results)
                 hits = ",".join(str(r["first_hit"]) if r["first_hit"] else "-" for r in results)

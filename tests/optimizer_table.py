@@ -15,6 +15,7 @@ import torch
 
 import optarena
 from reference_optimizers import LambReference, LarsReference, qhoptim
+from references import DefinitionRangerLARS, PackageRanger, PaperLookahead
 
 
 @dataclass
@@ -52,6 +53,9 @@ class Case:
     """The reference treats complex parameters as their real view (as torch.optim does)."""
     reference_state_loads: bool = True
     """A state dict of the reference loads into ours (same state names and meanings), and continues."""
+    sync_period: int | None = None
+    """Lookahead's default k, for optimizers that pull the fast weights back to slow weights
+    every k steps: with lr = 0 the parameters still move, until the next synchronisation."""
 
     def create(self, params, **config):
         return optarena.create(self.name, params, **config)
@@ -368,6 +372,77 @@ CASES = [
         reference_name="qhoptim.pyt.QHAdamW",
         reference_complex=False,
         reference_state_loads=False,
+    ),
+    Case(
+        "ranger",
+        [
+            {},
+            {"weight_decay": 0.1, "gc_conv_only": True, "k": 3, "alpha": 0.7},
+            {"use_gc": False, "sma_threshold": 4, "betas": (0.9, 0.99), "eps": 1e-8},
+            {"lr": 0.01, "k": 1, "alpha": 1.0, "weight_decay": 0.05},
+        ],
+        errors=COMMON_ERRORS
+        + BETA_ERRORS
+        + [
+            ({"k": 0}, "k: 0; allowed: k an integer >= 1"),
+            ({"k": 2.5}, "k: 2.5"),
+            ({"alpha": 1.5}, "alpha: 1.5; allowed range: 0 <= alpha <= 1"),
+            ({"sma_threshold": 3}, "sma_threshold: 3; allowed range: 4 <= sma_threshold"),
+            ({"use_gc": "yes"}, "use_gc: 'yes'"),
+        ],
+        reference=PackageRanger,
+        reference_name="pytorch_ranger.Ranger, fed centralised gradients",
+        reference_state_loads=False,
+        complex=False,
+        sync_period=6,
+        constant_ops=False,  # gradient centralisation: a few ops per distinct shape (tests/test_centralize.py)
+    ),
+    Case(
+        "rangerlars",
+        [
+            {},
+            {"weight_decay": 0.1, "k": 3, "alpha": 0.8, "max_trust_ratio": 2.0},
+            {"lr": 0.05, "sma_threshold": 6, "betas": (0.95, 0.99), "eps": 1e-6, "max_trust_ratio": 0.5},
+        ],
+        errors=COMMON_ERRORS
+        + BETA_ERRORS
+        + [({"k": 0}, "k: 0"), ({"max_trust_ratio": 0.0}, "max_trust_ratio: 0.0"), ({"alpha": -0.1}, "alpha: -0.1")],
+        reference=DefinitionRangerLARS,
+        reference_name="RangerLARS written from its definition (tests/references.py)",
+        reference_state_loads=False,
+        complex=False,
+        descent_lr=0.5,
+        sync_period=6,
+    ),
+    Case(
+        "over9000",
+        [{}, {"weight_decay": 0.1, "max_trust_ratio": 1.0}],
+        errors=COMMON_ERRORS + [({"max_trust_ratio": -1.0}, "max_trust_ratio: -1.0")],
+        reference=DefinitionRangerLARS,
+        reference_name="RangerLARS written from its definition (tests/references.py)",
+        reference_state_loads=False,
+        complex=False,
+        descent_lr=0.5,
+        sync_period=6,
+    ),
+    Case(
+        "lookahead",
+        [
+            {},
+            {"inner": "sgd", "lr": 0.05, "momentum": 0.9, "k": 3, "alpha": 0.8},
+            {"inner": "adamw", "weight_decay": 0.1, "k": 1, "alpha": 1.0},
+            {"inner": "rmsprop", "centered": True, "k": 2, "alpha": 0.3},
+        ],
+        errors=[
+            ({"k": 0}, "k: 0; allowed: k an integer >= 1"),
+            ({"alpha": 1.5}, "alpha: 1.5; allowed range: 0 <= alpha <= 1"),
+            ({"inner": "adamm"}, "Did you mean 'adam'"),
+            ({"lr": -1.0}, "lr: -1.0; allowed range: 0 <= lr"),
+        ],
+        reference=PaperLookahead,
+        reference_name="Algorithm 1 of the paper around torch.optim (tests/references.py)",
+        reference_state_loads=False,
+        sync_period=5,
     ),
 ]
 

@@ -138,21 +138,32 @@ class OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+def ops_per_step(case, params):
+    opt = case.create(params, **case.configs[-1])
+    grads_for(params, 0)
+    opt.step()  # state initialisation is per parameter, as in torch.optim
+    grads_for(params, 1)
+    with OpCounter() as counter:
+        opt.step()
+    return counter.count
+
+
+def of_shapes(shapes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=g, dtype=torch.float64).requires_grad_() for shape in shapes]
+
+
 CONSTANT_OPS = [c for c in CASES if c.constant_ops]
 
 
 @pytest.mark.parametrize("case", CONSTANT_OPS, ids=[c.name for c in CONSTANT_OPS])
 def test_eager_step_issues_multi_tensor_ops_not_a_loop_per_parameter(case):
     """The number of dispatched ops in a step does not grow with the number of parameters."""
+    assert ops_per_step(case, fresh(4)) == ops_per_step(case, fresh(40))
 
-    def ops_per_step(n):
-        params = fresh(n)
-        opt = case.create(params, **case.configs[-1])
-        grads_for(params, 0)
-        opt.step()  # state initialisation is per parameter, as in torch.optim
-        grads_for(params, 1)
-        with OpCounter() as counter:
-            opt.step()
-        return counter.count
 
-    assert ops_per_step(4) == ops_per_step(40)
+@pytest.mark.parametrize("case", CONSTANT_OPS, ids=[c.name for c in CONSTANT_OPS])
+def test_eager_op_count_does_not_grow_with_distinct_shapes_either(case):
+    few = [(3, 2), (4,), (2, 2, 2)]
+    many = few + [(5 + i, 2) for i in range(8)] + [(6,), (7, 1, 3)]
+    assert ops_per_step(case, of_shapes(few * 3)) == ops_per_step(case, of_shapes(many * 3))

@@ -47,7 +47,7 @@ def test_each_entry_has_its_section(page, entry):
     assert f"[{entry.name}](#{entry.name})" in page
     section = _section(page, entry.name)
     assert entry.description in section
-    assert " -> ".join(t.describe() for t in entry.cls.chain()) in section
+    assert entry.composition() in section
     if entry.paper is not None:
         assert entry.paper.url in section
         assert str(entry.paper.year) in section
@@ -63,7 +63,7 @@ def test_each_entry_has_its_section(page, entry):
 @pytest.mark.parametrize("entry", available(), ids=lambda e: e.name)
 def test_argument_table_holds_the_defaults_and_constraints(page, entry):
     section = _section(page, entry.name)
-    declared = entry.cls.declared_hyperparameters(entry.cls.chain())
+    declared = entry.declared()
     defaults = entry.defaults()
     assert defaults, entry.name
     for name, default in defaults.items():

@@ -106,7 +106,8 @@ def test_the_library_call_refuses_bad_settings_before_training(options, message,
         (["--grid", "1"], "a grid needs at least 2 points per axis, got 1"),
         (["--grid", "many"], "expected a whole number of points per axis"),
         (["--optimizers", "sgd,adamm"], "Unknown optimizer 'adamm'. Did you mean 'adam'"),
-        (["--workload", "digits-cnn"], "Unknown workload 'digits-cnn'. Did you mean 'digits-mlp'"),
+        (["--workload", "digits-rnn"], "Unknown workload 'digits-rnn'. Did you mean 'digits-cnn', 'digits-mlp'"),
+        (["--workload", "tiny-transformer"], "its runs lack loss_fn and train_data"),
         (["--optimizers", "sgd,SGD"], "each optimizer may appear once; repeated: sgd"),
         (["--lr", "adam=0.01"], "--lr names adam, which is not among the optimizers"),
         (["--lr", "sgd=-1"], "SGD: Invalid lr: -1.0"),
@@ -121,3 +122,10 @@ def test_bad_input_exits_2_and_says_why(arguments, message, capsys, tmp_path):
     assert main(base + arguments) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_convolutional_arena_workload_draws_too():
+    result = run_landscape("digits-cnn", ["sgd", "adam"], out=None, grid=5, steps=20, record_every=10, evaluation_size=64)
+    assert result.landscape.surface.losses.shape == (5, 5)
+    assert np.isfinite(result.landscape.surface.losses).all()
+    assert all(run.losses[-1] < run.losses[0] for run in result.trajectories)

@@ -17,7 +17,7 @@ from optarena.landscape import (
     random_direction,
     random_plane,
 )
-from optarena.landscape.evaluate import auto_chunk_size
+from optarena.landscape.evaluate import auto_chunk_size, leading_linear_split
 from optarena.landscape.surface import grid_coordinates
 
 LOSS = nn.functional.cross_entropy
@@ -60,7 +60,9 @@ def test_chunk_size_changes_memory_not_results():
     results = {}
     for chunk_size in (1, 7, 25, 1000):
         calls.clear()
-        results[chunk_size] = evaluate_points(model, LOSS, batch, center, directions, coords, chunk_size=chunk_size)
+        results[chunk_size] = evaluate_points(
+            model, LOSS, batch, center, directions, coords, chunk_size=chunk_size, decompose=False
+        )
         # One forward per chunk: only chunk_size networks are ever built at once.
         assert len(calls) == math.ceil(25 / chunk_size)
     for chunk_size in (7, 25, 1000):
@@ -76,10 +78,13 @@ def test_the_automatic_chunk_follows_the_batch_and_the_model():
     batch = classification_batch(samples=2_000)  # 16 networks per call: 25 points in 2 calls
     calls = []
     model.register_forward_pre_hook(lambda module, args: calls.append(1))
-    automatic = evaluate_points(model, LOSS, batch, center, directions, coords)
+    automatic = evaluate_points(model, LOSS, batch, center, directions, coords, decompose=False)
     assert len(calls) == 2
     torch.testing.assert_close(
-        automatic, evaluate_points(model, LOSS, batch, center, directions, coords, chunk_size=1), rtol=1e-6, atol=0
+        automatic,
+        evaluate_points(model, LOSS, batch, center, directions, coords, chunk_size=1, decompose=False),
+        rtol=1e-6,
+        atol=0,
     )
 
 
@@ -155,3 +160,36 @@ def test_bad_inputs_say_what_is_wrong():
     per_sample = lambda outputs, targets: LOSS(outputs, targets, reduction="none")  # noqa: E731
     with pytest.raises(ValueError, match="loss_fn must return a single number"):
         evaluate_points(model, per_sample, batch, center, directions, coords)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_the_leading_linear_layer_runs_once_per_direction_with_the_same_losses(kind):
+    torch.manual_seed(0)
+    if kind == "mlp":
+        model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 4))
+        inputs = torch.randn(40, 6)
+    else:
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 5 * 5, 4))
+        inputs = torch.randn(40, 1, 5, 5)
+    batch = (inputs, torch.randint(0, 4, (40,)))
+    center = parameters_vector(model)
+    directions = torch.randn(2, center.numel())
+    coords = grid_coordinates(torch.linspace(-1, 1, 6), torch.linspace(-1, 1, 6))
+    first_calls, rest_calls = [], []
+    model[0].register_forward_pre_hook(lambda module, args: first_calls.append(1))
+    model[1].register_forward_pre_hook(lambda module, args: rest_calls.append(1))
+    decomposed = evaluate_points(model, LOSS, batch, center, directions, coords, chunk_size=10)
+    assert len(first_calls) == 3  # the centre and the two directions, not 36 points
+    assert len(rest_calls) == 4  # the rest of the network: one call per chunk of 10 points
+    loop = evaluate_points_loop(model, LOSS, batch, center, directions, coords)
+    torch.testing.assert_close(decomposed, loop, rtol=1e-5, atol=0)
+    plain = evaluate_points(model, LOSS, batch, center, directions, coords, decompose=False)
+    torch.testing.assert_close(decomposed, plain, rtol=1e-5, atol=0)
+
+
+def test_models_without_a_leading_linear_layer_are_evaluated_whole():
+    assert leading_linear_split(nn.Sequential(nn.LayerNorm(4), nn.Linear(4, 2))) is None
+    assert leading_linear_split(nn.Linear(4, 2)) is None
+    assert leading_linear_split(nn.Sequential(nn.Linear(4, 2), nn.ReLU())) is None  # nothing after it to tune
+    first, rest = leading_linear_split(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)))
+    assert isinstance(first, nn.Linear) and len(rest) == 2

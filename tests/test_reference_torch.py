@@ -1,7 +1,8 @@
 """Step-by-step agreement with each table row's reference: 1e-10 relative in float64 over 100 steps.
 
-The references are torch.optim optimizers, or the paper authors' packages (through the
-thin adapters of the table); fixture-based references have test files of their own.
+The references are torch.optim optimizers, the paper authors' packages (through the thin
+adapters of the table), or implementations written from the paper (tests/references.py);
+fixture-based references have test files of their own.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def test_every_registered_optimizer_declares_a_learning_rate_first_and_its_keys_
         assert list(space)[0] == "lr", entry.name
         defaults = entry.defaults()
         sample = space.from_unit([0.5] * len(space))
-        hyperparameters = SearchSpace.to_hyperparameters(sample, defaults)
+        hyperparameters = space.hyperparameters(sample, defaults)
         assert set(hyperparameters) <= set(defaults), entry.name
         entry.build([torch.zeros(2, requires_grad=True)], **hyperparameters)  # accepted as given
 
@@ -95,3 +95,11 @@ def test_tpe_concentrates_near_the_optimum_of_a_simple_objective():
         search.tell(s.number, abs(math.log10(s.hyperparameters["lr"]) - math.log10(best)))
     late = [abs(math.log10(search._study.trials[i].params["lr"] / best)) for i in range(30, 40)]
     assert sorted(late)[5] < 0.5  # the median of the last ten is within half a decade
+
+
+def test_fixed_settings_come_with_every_sample_even_when_tuning_the_lr_alone():
+    entry = lookup("adafactor")
+    search = make_search("quasi-random", entry.search_space, 3, defaults=entry.defaults(), tune=["lr"])
+    for suggestion in search.all():
+        assert suggestion.hyperparameters["relative_step"] is False
+        entry.build([torch.zeros(3, 2, requires_grad=True)], **suggestion.hyperparameters)

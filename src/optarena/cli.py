@@ -11,26 +11,10 @@ from optarena import __version__
 from optarena.arena.command import add_command as add_arena_commands
 from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.bench.command import add_command as add_bench_command
+from optarena.cli_types import names, positive_int
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
 from optarena.functions.command import add_command as add_function_commands
 from optarena.landscape.command import add_command as add_landscape_command
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
-
-
-def _names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of optimizer names")
-    return names
 
 
 def _console():
@@ -119,19 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--optimizers",
-        type=_names,
+        type=names,
         default=None,
         metavar="NAMES",
         help=f"comma-separated registry names (default: {','.join(DEFAULT_OPTIMIZERS)})",
     )
     demo.add_argument(
-        "--seeds", type=_positive_int, default=DEFAULT_SEEDS, help=f"seeds per optimizer (default {DEFAULT_SEEDS})"
+        "--seeds", type=positive_int, default=DEFAULT_SEEDS, help=f"seeds per optimizer (default {DEFAULT_SEEDS})"
     )
     demo.add_argument(
-        "--epochs", type=_positive_int, default=DEFAULT_EPOCHS, help=f"epochs per run (default {DEFAULT_EPOCHS})"
+        "--epochs", type=positive_int, default=DEFAULT_EPOCHS, help=f"epochs per run (default {DEFAULT_EPOCHS})"
     )
     demo.add_argument(
-        "--threads", type=_positive_int, default=1, help="torch threads while training (default 1)"
+        "--threads", type=positive_int, default=1, help="torch threads while training (default 1)"
     )
     demo.set_defaults(run=_demo)
 

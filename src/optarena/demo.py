@@ -16,12 +16,12 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from optarena.cli_types import torch_threads
 from optarena.registry import create, lookup
 
 DEFAULT_OPTIMIZERS = (
@@ -90,18 +90,6 @@ def make_model(hidden: int = DEFAULT_HIDDEN) -> nn.Module:
         nn.Linear(hidden, 2),
     )
 
-
-@contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    if count is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def demo_learning_rate(name: str) -> tuple[float, str]:
@@ -192,7 +180,7 @@ def run_demo(
     n_test = int(round(points * TEST_FRACTION))
     data = (x[n_test:], y[n_test:], x[:n_test], y[:n_test])
     rows = []
-    with _threads(threads):
+    with torch_threads(threads):
         for name in names:
             lr, source = (given[name], "given") if name in given else demo_learning_rate(name)
             runs = [

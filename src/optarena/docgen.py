@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import optarena
-from optarena.registry import Entry, available
+from optarena.registry import Entry, WrapperEntry, available
 
 OPTIMIZERS_PAGE = "docs/optimizers.md"
 """Where the optimizer reference lives, relative to the repository root."""
@@ -119,7 +119,7 @@ def _show(value: Any) -> str:
 
 
 def _arguments_table(entry: Entry) -> list[str]:
-    declared = entry.cls.declared_hyperparameters(entry.cls.chain())
+    declared = entry.declared()
     rows = []
     for name, default in entry.defaults().items():
         shown = _code(_show(default))
@@ -146,6 +146,13 @@ def _section(entry: Entry) -> list[str]:
             f" {_code(cls.__name__)}, and passing a preset one explicitly overrides the preset.",
             "",
         ]
+    elif isinstance(entry, WrapperEntry):
+        out += [
+            f"Class: {_code(_public_path(cls) + '(optimizer, ...)')} around any {_code('torch.optim.Optimizer')},"
+            f" or {_code(call)} with {_code('inner=')} naming a registered optimizer (default"
+            f" {_code(repr(entry.inner))}); every other argument goes to the inner optimizer.",
+            "",
+        ]
     else:
         out += [f"Class: {_code(_public_path(cls))}, or {_code(call)}.", ""]
     rule = update_rule(cls)
@@ -154,10 +161,17 @@ def _section(entry: Entry) -> list[str]:
     extra = notes(cls)
     if extra:
         out += [extra, ""]
-    out += ["Arguments (defaults with the preset applied):" if entry.preset else "Arguments:", ""]
+    if entry.preset:
+        out += ["Arguments (defaults with the preset applied):", ""]
+    elif isinstance(entry, WrapperEntry):
+        out += [f"Arguments (the wrapper's own, then those of the default inner optimizer, {_code(entry.inner)}):", ""]
+    else:
+        out += ["Arguments:", ""]
     out += _arguments_table(entry)
-    out += ["", "Composition: " + _code(" -> ".join(t.describe() for t in cls.chain())), ""]
+    out += ["", "Composition: " + _code(entry.composition()), ""]
     tuned = ", ".join(f"{_code(key)} {dim.describe()}" for key, dim in entry.search_space.items())
+    if entry.search_space.fixed:
+        tuned += ", with " + ", ".join(_code(f"{k}={v!r}") for k, v in entry.search_space.fixed.items())
     out += [f"Search space (what the arena tunes): {tuned}.", ""]
     if entry.paper is not None:
         out += [f"Paper: [{_link_text(entry.paper.cite())}]({entry.paper.url})", ""]

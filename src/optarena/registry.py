@@ -1,7 +1,9 @@
 """Optimizers by name: ``create("adam", params, lr=3e-4)`` and ``available()``.
 
 The registry is built from the named optimizers exported by :mod:`optarena.optim`, plus
-presets that the literature treats as methods of their own (``momentum``, ``nesterov``).
+presets that the literature treats as methods of their own (``momentum``, ``nesterov``),
+aliases (``over9000``) and wrappers around another registered optimizer (``lookahead``:
+``create("lookahead", params, inner="adam", k=5, alpha=0.5, lr=1e-3)``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from optarena import optim
-from optarena.hyperparameters import close_matches
+from optarena.hyperparameters import Choice, Hyper, close_matches, unknown_keyword_error
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 
@@ -38,6 +40,67 @@ class Entry:
 
     def build(self, params: Any, **hyperparameters: Any) -> NamedOptimizer:
         return self.cls(params, **{**self.preset, **hyperparameters})
+
+    def declared(self) -> dict[str, Hyper]:
+        """Every hyperparameter the optimizer reads, with its default, allowed values and meaning."""
+        return self.cls.declared_hyperparameters(self.cls.chain())
+
+    def composition(self) -> str:
+        """The chain of transforms as text, e.g. ``scale_by_adam -> scale_by_learning_rate``."""
+        return " -> ".join(t.describe() for t in self.cls.chain())
+
+
+@dataclass(frozen=True)
+class WrapperEntry(Entry):
+    """A wrapper around another registered optimizer, built by name.
+
+    ``build(params, inner="adam", **hyperparameters)`` builds the inner optimizer by its
+    registry name with every keyword the wrapper does not declare itself, then wraps it.
+    """
+
+    inner: str = "adam"
+    """The registry name of the inner optimizer when ``inner=`` is not given."""
+
+    def _own(self) -> dict[str, Hyper]:
+        return dict(self.cls.hyperparameters)
+
+    def _inner_entry(self, inner: Any) -> Entry:
+        if not isinstance(inner, str):
+            raise TypeError(
+                f"{self.cls.__name__}: inner must be a registered optimizer's name such as 'adam', got {inner!r}; "
+                f"to wrap an optimizer object, call optarena.{self.cls.__name__}(optimizer, ...)"
+            )
+        try:
+            return lookup(inner)
+        except ValueError as error:
+            raise ValueError(f"{self.cls.__name__}: inner: {error}") from None
+
+    def defaults(self) -> dict[str, Any]:
+        own = {key: hyper.default for key, hyper in self._own().items()}
+        return {"inner": self.inner, **own, **self._inner_entry(self.inner).defaults()}
+
+    def declared(self) -> dict[str, Hyper]:
+        names = tuple(name for name in REGISTRY if not isinstance(REGISTRY[name], WrapperEntry))
+        inner = Hyper(self.inner, Choice(names), "the registered optimizer to wrap (its arguments pass through)")
+        return {"inner": inner, **self._own(), **self._inner_entry(self.inner).declared()}
+
+    def composition(self) -> str:
+        own = ", ".join(self._own())
+        return f"(the inner optimizer's update) -> {self.name}({own})"
+
+    def build(self, params: Any, inner: str | None = None, **hyperparameters: Any) -> Any:
+        entry = self._inner_entry(self.inner if inner is None else inner)
+        own_keys = self._own()
+        valid = ["inner", *own_keys, *entry.defaults()]
+        for key in hyperparameters:
+            if key not in valid:
+                raise unknown_keyword_error(self.cls.__name__, key, valid)
+        own = {key: hyperparameters.pop(key) for key in list(hyperparameters) if key in own_keys}
+        try:
+            wrapped = entry.build(params, **hyperparameters)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{self.cls.__name__}(inner={entry.name!r}): {error}") from None
+        return self.cls(wrapped, **own)
 
 
 PRESETS = [
@@ -67,6 +130,23 @@ PRESETS = [
         {"momentum": 0.9, "nesterov": True},
         SearchSpace({"lr": LogUniform(1e-4, 1.0), "momentum": OneMinusLogUniform(0.5, 0.99)}),
     ),
+    Entry(
+        "over9000",
+        optim.RangerLARS,
+        "Another name for RangerLARS, after the repository that introduced it.",
+        optim.RangerLARS.paper,
+    ),
+]
+
+WRAPPERS = [
+    WrapperEntry(
+        "lookahead",
+        optim.Lookahead,
+        optim.Lookahead.__doc__.strip().splitlines()[0],
+        optim.Lookahead.paper,
+        space=optim.Lookahead.search_space,
+        inner="adam",
+    ),
 ]
 
 
@@ -81,7 +161,7 @@ def _build() -> dict[str, Entry]:
     for cls in _named_classes():
         name = (cls.registry_name or cls.__name__).lower()
         entries[name] = Entry(name, cls, cls.summary(), cls.paper)
-    for entry in PRESETS:
+    for entry in [*WRAPPERS, *PRESETS]:
         entries[entry.name] = entry
     return entries
 

@@ -135,11 +135,13 @@ def split_key(key: str) -> tuple[str, int | None]:
 class SearchSpace(Mapping[str, Dimension]):
     """An ordered mapping of tunable keys to dimensions, and how a sample becomes hyperparameters."""
 
-    def __init__(self, dimensions: Mapping[str, Dimension]):
+    def __init__(self, dimensions: Mapping[str, Dimension], fixed: Mapping[str, Any] | None = None):
         for key, dimension in dimensions.items():
             if not isinstance(dimension, Dimension):
                 raise TypeError(f"search space entry {key!r} must be a Dimension, got {dimension!r}")
         self._dimensions = dict(dimensions)
+        self.fixed = dict(fixed or {})
+        """Settings every sample comes with (Adafactor's ``relative_step=False`` for a tuned ``lr``)."""
 
     def __getitem__(self, key: str) -> Dimension:
         return self._dimensions[key]
@@ -152,7 +154,8 @@ class SearchSpace(Mapping[str, Dimension]):
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}: {d.describe()}" for k, d in self._dimensions.items())
-        return f"SearchSpace({inner})"
+        fixed = f", fixed {self.fixed}" if self.fixed else ""
+        return f"SearchSpace({inner}{fixed})"
 
     def restrict(self, keys: Sequence[str] | None) -> "SearchSpace":
         """Only ``keys`` (all when None); an unknown key is a ValueError listing the known ones."""
@@ -163,7 +166,7 @@ class SearchSpace(Mapping[str, Dimension]):
             raise ValueError(
                 f"not in this search space: {', '.join(map(repr, unknown))}; tunable: {', '.join(self._dimensions)}"
             )
-        return SearchSpace({k: self._dimensions[k] for k in self._dimensions if k in keys})
+        return SearchSpace({k: self._dimensions[k] for k in self._dimensions if k in keys}, self.fixed)
 
     def from_unit(self, point: Sequence[float]) -> dict[str, Any]:
         """The sample for a point of the unit cube (one coordinate per dimension, in order)."""
@@ -174,6 +177,10 @@ class SearchSpace(Mapping[str, Dimension]):
     def suggest(self, trial: Any) -> dict[str, Any]:
         """The sample an Optuna trial proposes."""
         return {key: dim.suggest(trial, key) for key, dim in self._dimensions.items()}
+
+    def hyperparameters(self, sample: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for one sample: the fixed settings, then the sampled values."""
+        return {**self.fixed, **self.to_hyperparameters(sample, defaults)}
 
     @staticmethod
     def to_hyperparameters(sample: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:

@@ -50,7 +50,7 @@ class Search:
         self.results: dict[int, float] = {}
 
     def _suggestion(self, number: int, sample: dict[str, Any]) -> Suggestion:
-        return Suggestion(number, sample, SearchSpace.to_hyperparameters(sample, self.defaults))
+        return Suggestion(number, sample, self.space.hyperparameters(sample, self.defaults))
 
     def ask(self) -> Suggestion:
         if self.asked >= self.budget:

@@ -13,27 +13,12 @@ import sys
 import time
 from typing import Any
 
-DEFAULT_OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam")
+from optarena.cli_types import names, positive_int
+
+DEFAULT_OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam", "lamb", "ranger", "adabound")
 DEFAULT_TRIALS, DEFAULT_SEEDS = 8, 3
 QUICK_TRIALS, QUICK_SEEDS = 4, 2
 DEFAULT_DB = "runs.sqlite"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
-
-
-def _names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
-    return names
 
 
 def add_command(commands: Any) -> None:
@@ -52,13 +37,13 @@ def add_command(commands: Any) -> None:
         "configuration over fresh seeds, and print a leaderboard. Trials already in the store are reused, "
         "so rerunning a finished or interrupted race only runs what is missing.",
     )
-    race.add_argument("--workload", required=True, type=_names, metavar="NAMES",
+    race.add_argument("--workload", required=True, type=names, metavar="NAMES",
                       help=f"comma-separated workloads: built-in ({builtin}) or package.module:factory")
-    race.add_argument("--optimizers", type=_names, default=list(DEFAULT_OPTIMIZERS), metavar="NAMES",
+    race.add_argument("--optimizers", type=names, default=list(DEFAULT_OPTIMIZERS), metavar="NAMES",
                       help=f"comma-separated registry names (default: {','.join(DEFAULT_OPTIMIZERS)})")
-    race.add_argument("--trials", type=_positive_int, default=None,
+    race.add_argument("--trials", type=positive_int, default=None,
                       help=f"tuning trials per optimizer (default {DEFAULT_TRIALS}; {QUICK_TRIALS} with --quick)")
-    race.add_argument("--seeds", type=_positive_int, default=None,
+    race.add_argument("--seeds", type=positive_int, default=None,
                       help=f"seeds the best configuration is rerun on (default {DEFAULT_SEEDS}; {QUICK_SEEDS} with --quick)")
     race.add_argument("--db", default=DEFAULT_DB, help=f"result store, created if missing (default {DEFAULT_DB})")
     race.add_argument("--search", choices=STRATEGIES, default="quasi-random",
@@ -69,9 +54,9 @@ def add_command(commands: Any) -> None:
                       help="a short race: the workloads' quick budget and fewer trials and seeds")
     race.add_argument("--executor", choices=EXECUTORS, default="local",
                       help="local: a process pool (default); inline: this process; ray: a Ray cluster")
-    race.add_argument("--workers", type=_positive_int, default=None,
+    race.add_argument("--workers", type=positive_int, default=None,
                       help="trials at once (default: the cores here; with ray, the cluster's CPUs)")
-    race.add_argument("--threads", type=_positive_int, default=None,
+    race.add_argument("--threads", type=positive_int, default=None,
                       help="torch threads per trial (default: cores / workers, at least 1)")
     race.add_argument("--address", default=None,
                       help="with --executor ray: 'local' (default) starts Ray here; 'auto' or ray://host:port joins a cluster")
@@ -206,7 +191,14 @@ def run_race_command(args: argparse.Namespace) -> int:
 
 
 def _run_with_progress(console: Any, plan: Any, store: Any, executor: Any, run_race: Any) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())

@@ -18,29 +18,13 @@ from collections.abc import Sequence
 
 from optarena.bench.bandwidth import DEFAULT_ELEMENTS
 from optarena.bench.params import PRESETS
+from optarena.cli_types import names, positive_int
 
 DEFAULT_OUT = "step_speed"
 DESCRIPTION = (
     "Step time, memory and compile time of every optimizer, against torch's fused Adam, the "
     "memory-bandwidth limit and the same algorithm in torch.optim and two popular libraries."
 )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
-
-
-def _names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of optimizer names")
-    return names
 
 
 def _backends(text: str) -> tuple[str, ...]:
@@ -55,14 +39,14 @@ def _backends(text: str) -> tuple[str, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``optarena bench`` (and of ``benchmarks/step_speed.py``)."""
-    parser.add_argument("--optimizers", type=_names, default=None, metavar="NAMES",
+    parser.add_argument("--optimizers", type=names, default=None, metavar="NAMES",
                         help="comma-separated registry names (default: every registered optimizer)")
     parser.add_argument("--params", choices=sorted(PRESETS), default="transformer",
                         help="parameter set: 'transformer' (41.9M float32 parameters in 157 tensors) or "
                              "'small' (quick runs) (default transformer)")
-    parser.add_argument("--steps", type=_positive_int, default=10, help="timed rounds; the median is reported (default 10)")
-    parser.add_argument("--warmup", type=_positive_int, default=3, help="untimed steps first (default 3)")
-    parser.add_argument("--threads", type=_positive_int, default=None,
+    parser.add_argument("--steps", type=positive_int, default=10, help="timed rounds; the median is reported (default 10)")
+    parser.add_argument("--warmup", type=positive_int, default=3, help="untimed steps first (default 3)")
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads (default: torch's own choice)")
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda[:N]' (default cpu)")
     parser.add_argument("--backends", type=_backends, default=("fused", "eager"), metavar="LIST",
@@ -71,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip torch.optim, torch-optimizer and pytorch-optimizer")
     parser.add_argument("--no-compile-timing", action="store_true",
                         help="skip the cold and warm first-step times (three new processes per optimizer)")
-    parser.add_argument("--bandwidth-elements", type=_positive_int, default=DEFAULT_ELEMENTS, metavar="N",
+    parser.add_argument("--bandwidth-elements", type=positive_int, default=DEFAULT_ELEMENTS, metavar="N",
                         help=f"float32 elements per bandwidth array (default {DEFAULT_ELEMENTS})")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="PATH",
                         help=f"write PATH.csv and PATH.json (default {DEFAULT_OUT})")

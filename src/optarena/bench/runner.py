@@ -22,6 +22,7 @@ import inspect
 import os
 import platform
 import statistics
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from optarena.bench.params import ParamSet, get_preset, make_param_set
 from optarena.bench.peers import LIBRARIES, SAME_TOLERANCE, Peer, deviation, library_status, peers_for
 from optarena.bench.timing import Contender, interleaved_rounds, warm_up
 from optarena.bench.traffic import measure_traffic
+from optarena.cli_types import torch_threads
 
 BACKENDS = ("fused", "eager")
 TARGET_VS_ADAM = {"elementwise": 1.2, "per-tensor": 1.5}
@@ -232,9 +234,11 @@ def _check_peer(name: str, peer: Peer, settings: dict[str, Any], hp: dict[str, A
     from optarena.registry import create
 
     try:
-        value = deviation(
-            lambda params: create(name, params, fused=False, **settings), lambda params: peer.build(params, hp)
-        )
+        with warnings.catch_warnings():  # the timed run reports the peer's warnings
+            warnings.simplefilter("ignore")
+            value = deviation(
+                lambda params: create(name, params, fused=False, **settings), lambda params: peer.build(params, hp)
+            )
     except Exception as error:  # a peer that cannot run the check is reported, not fatal
         return None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:200]
     return value, None
@@ -422,9 +426,11 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] | None = 
     """Measure every optimizer of ``config``; ``progress`` receives one line per stage."""
     config.check()
     names = resolve_names(config.optimizers)
-    say = progress or (lambda message: None)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    with torch_threads(config.threads):
+        return _run(config, names, progress or (lambda message: None))
+
+
+def _run(config: BenchConfig, names: list[str], say: Callable[[str], None]) -> BenchResult:
     device = torch.device(config.device)
     say(f"bandwidth: arrays of {config.bandwidth_elements} float32 elements")
     bandwidth = measure_bandwidth(device, config.bandwidth_elements)

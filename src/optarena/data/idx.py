@@ -54,7 +54,9 @@ def read_bytes(path: Path) -> bytes:
     except FileNotFoundError:
         raise DataFormatError(f"{path}: no such file") from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise DataFormatError(f"{path}: not a complete gzip file ({error}); expected a gzip-compressed IDX file") from None
+        raise DataFormatError(
+            f"{path}: not a complete gzip file ({error}); expected a gzip-compressed IDX file"
+        ) from None
 
 
 def read_idx(path: str | Path, magic: int | None = None) -> np.ndarray:

@@ -10,76 +10,14 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from optarena.cli_types import names as name_list
+from optarena.cli_types import output, real, torch_threads, whole
+
 DEFAULT_TRAJECTORY_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "radam", "ranger")
 """The optimizers ``trajectories`` draws by default; names not registered (yet) are left out."""
-
-
-# -- argument types ----------------------------------------------------------------------------
-
-
-def _whole(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a number of at least {low}, got {value}")
-        return value
-
-    return parse
-
-
-def _real(low: float, high: float = math.inf, low_open: bool = True, high_open: bool = True):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        above = value > low if low_open else value >= low
-        below = value < high if high_open else value <= high
-        if not (math.isfinite(value) and above and below):
-            left, right = ("(" if low_open else "["), (")" if high_open else "]")
-            raise argparse.ArgumentTypeError(f"expected a number in {left}{low:g}, {high:g}{right}, got {text}")
-        return value
-
-    return parse
-
-
-def _names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of optimizer names")
-    return names
-
-
-def _output(suffix: str):
-    def parse(text: str) -> Path:
-        path = Path(text)
-        if path.suffix.lower() != suffix:
-            raise argparse.ArgumentTypeError(f"expected a {suffix} file name, got {text!r}")
-        if not path.parent.is_dir():
-            raise argparse.ArgumentTypeError(f"the folder {str(path.parent)!r} does not exist")
-        return path
-
-    return parse
-
-
-@contextmanager
-def _threads(count: int) -> Iterator[None]:
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _console():
@@ -108,7 +46,6 @@ def results_table(study: Any) -> Any:
     """The tuned values and held-out medians as a rich table."""
     from rich.table import Table
 
-    budget = study.budget
     table = Table(title=f"{getattr(study.function, 'label', study.function.name)}: tuned with the same budget")
     table.add_column("optimizer", no_wrap=True, style="bold")
     table.add_column("tuned", no_wrap=True)
@@ -135,7 +72,13 @@ def results_table(study: Any) -> Any:
 
 
 def _trajectories(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from optarena import functions
     from optarena.functions.fair_tuning import Budget, tune_all
@@ -180,7 +123,7 @@ def _trajectories(args: argparse.Namespace) -> int:
         + f", {'the learning rate' if budget.tune == 'lr' else 'every declared hyperparameter'}."
     )
     start = time.perf_counter()
-    with _threads(args.threads), Progress(
+    with torch_threads(args.threads), Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True,
     ) as progress:
@@ -201,7 +144,7 @@ def _trajectories(args: argparse.Namespace) -> int:
         f"{'f-f*' if budget.objective == 'loss' else 'distance'} (lower is better). f-f*, distance: medians over "
         f"{budget.starts} held-out starts; diverged: their share. start f-f*: from {_point(function.start)}."
     )
-    with _threads(args.threads):
+    with torch_threads(args.threads):
         trajectory_figure(study, args.out, surface=not args.no_surface)
         console.print(f"wrote {args.out}", soft_wrap=True)
         if args.animate is not None:
@@ -263,7 +206,7 @@ def _nqm(args: argparse.Namespace) -> int:
         return _fail("nqm", f"--max-batch-size ({args.max_batch_size}) is below --batch-size ({args.batch_size:g})")
     batch_sizes = [2.0**k for k in range(int(math.log2(args.max_batch_size)) + 1)]
     start = time.perf_counter()
-    with _threads(args.threads), console.status("simulating and solving the noisy quadratic model"):
+    with torch_threads(args.threads), console.status("simulating and solving the noisy quadratic model"):
         try:
             report = nqm_report(
                 dim=args.dim,
@@ -306,21 +249,21 @@ def add_command(commands: Any) -> None:
     )
     trajectories.add_argument("--function", default="rosenbrock", help=f"one of {', '.join(names())} (default rosenbrock)")
     trajectories.add_argument(
-        "--optimizers", type=_names, default=None, metavar="NAMES",
+        "--optimizers", type=name_list, default=None, metavar="NAMES",
         help=f"comma-separated registry names (default: {','.join(DEFAULT_TRAJECTORY_OPTIMIZERS)}, "
         "leaving out any not registered)",
     )
-    trajectories.add_argument("--steps", type=_whole(1), default=500, help="optimizer steps per run (default 500)")
-    trajectories.add_argument("--out", type=_output(".png"), default=Path("trajectories.png"),
+    trajectories.add_argument("--steps", type=whole(1), default=500, help="optimizer steps per run (default 500)")
+    trajectories.add_argument("--out", type=output(".png"), default=Path("trajectories.png"),
                               help="the picture to write (default trajectories.png)")
-    trajectories.add_argument("--animate", type=_output(".gif"), default=None, metavar="GIF",
+    trajectories.add_argument("--animate", type=output(".gif"), default=None, metavar="GIF",
                               help="also write an animation of the paths")
-    trajectories.add_argument("--frames", type=_whole(2), default=100, help="animation frames (default 100)")
-    trajectories.add_argument("--trials", type=_whole(1), default=24, help="tuning trials per optimizer (default 24)")
-    trajectories.add_argument("--starts", type=_whole(1), default=32, help="random start points (default 32)")
-    trajectories.add_argument("--seeds", type=_whole(1), default=1,
+    trajectories.add_argument("--frames", type=whole(2), default=100, help="animation frames (default 100)")
+    trajectories.add_argument("--trials", type=whole(1), default=24, help="tuning trials per optimizer (default 24)")
+    trajectories.add_argument("--starts", type=whole(1), default=32, help="random start points (default 32)")
+    trajectories.add_argument("--seeds", type=whole(1), default=1,
                               help="noise seeds per start, with --noise (default 1)")
-    trajectories.add_argument("--noise", type=_real(0.0), default=None, metavar="SIGMA",
+    trajectories.add_argument("--noise", type=real(0.0), default=None, metavar="SIGMA",
                               help="add Gaussian gradient noise of this standard deviation")
     trajectories.add_argument("--strategy", choices=("quasi-random", "tpe"), default="quasi-random",
                               help="quasi-random (scrambled Halton, default) or tpe (Optuna)")
@@ -328,11 +271,11 @@ def add_command(commands: Any) -> None:
                               help="tune the learning rate only (default) or every declared hyperparameter")
     trajectories.add_argument("--objective", choices=("loss", "distance"), default="loss",
                               help="final log10(f - f*) (default) or log10 distance to the nearest minimum")
-    trajectories.add_argument("--quantile", type=_real(0.0, 1.0), default=0.75,
+    trajectories.add_argument("--quantile", type=real(0.0, 1.0), default=0.75,
                               help="quantile over runs that scores a trial (default 0.75; 0.5 is the median)")
-    trajectories.add_argument("--seed", type=_whole(0), default=0, help="seed for starts, points and noise (default 0)")
+    trajectories.add_argument("--seed", type=whole(0), default=0, help="seed for starts, points and noise (default 0)")
     trajectories.add_argument("--no-surface", action="store_true", help="draw the contour panel only")
-    trajectories.add_argument("--threads", type=_whole(1), default=1, help="torch threads (default 1)")
+    trajectories.add_argument("--threads", type=whole(1), default=1, help="torch threads (default 1)")
     trajectories.set_defaults(run=_trajectories)
 
     nqm = commands.add_parser(
@@ -344,21 +287,21 @@ def add_command(commands: Any) -> None:
             "needs to reach a target loss as the batch size grows."
         ),
     )
-    nqm.add_argument("--out", type=_output(".png"), default=Path("nqm.png"), help="the picture to write (default nqm.png)")
-    nqm.add_argument("--dim", type=_whole(1), default=100, help="coordinates, curvatures 1/i (default 100)")
-    nqm.add_argument("--lr", type=_real(0.0), default=0.5, help="learning rate of the left panel (default 0.5)")
-    nqm.add_argument("--batch-size", type=_real(0.0), default=4.0, help="batch size of the left panel (default 4)")
-    nqm.add_argument("--steps", type=_whole(1), default=1000, help="steps of the left panel (default 1000)")
-    nqm.add_argument("--runs", type=_whole(2), default=200, help="simulated runs per method (default 200)")
-    nqm.add_argument("--target", type=_real(0.0, 1.0), default=0.01,
+    nqm.add_argument("--out", type=output(".png"), default=Path("nqm.png"), help="the picture to write (default nqm.png)")
+    nqm.add_argument("--dim", type=whole(1), default=100, help="coordinates, curvatures 1/i (default 100)")
+    nqm.add_argument("--lr", type=real(0.0), default=0.5, help="learning rate of the left panel (default 0.5)")
+    nqm.add_argument("--batch-size", type=real(0.0), default=4.0, help="batch size of the left panel (default 4)")
+    nqm.add_argument("--steps", type=whole(1), default=1000, help="steps of the left panel (default 1000)")
+    nqm.add_argument("--runs", type=whole(2), default=200, help="simulated runs per method (default 200)")
+    nqm.add_argument("--target", type=real(0.0, 1.0), default=0.01,
                      help="the sweep's target as a fraction of the initial loss (default 0.01)")
-    nqm.add_argument("--max-batch-size", type=_real(1.0, low_open=False), default=16384.0,
+    nqm.add_argument("--max-batch-size", type=real(1.0, low_open=False), default=16384.0,
                      help="largest batch size of the sweep, powers of two from 1 (default 16384)")
-    nqm.add_argument("--momentum", type=_real(0.0, 1.0, low_open=False), default=0.9,
+    nqm.add_argument("--momentum", type=real(0.0, 1.0, low_open=False), default=0.9,
                      help="heavy-ball momentum (default 0.9)")
-    nqm.add_argument("--k", type=_whole(1), default=5, help="Lookahead's inner steps (default 5)")
-    nqm.add_argument("--alpha", type=_real(0.0, 1.0, high_open=False), default=0.5,
+    nqm.add_argument("--k", type=whole(1), default=5, help="Lookahead's inner steps (default 5)")
+    nqm.add_argument("--alpha", type=real(0.0, 1.0, high_open=False), default=0.5,
                      help="Lookahead's slow-weight step (default 0.5)")
-    nqm.add_argument("--seed", type=_whole(0), default=0, help="seed of the simulations (default 0)")
-    nqm.add_argument("--threads", type=_whole(1), default=1, help="torch threads (default 1)")
+    nqm.add_argument("--seed", type=whole(0), default=0, help="seed of the simulations (default 0)")
+    nqm.add_argument("--threads", type=whole(1), default=1, help="torch threads (default 1)")
     nqm.set_defaults(run=_nqm)

@@ -17,13 +17,14 @@ from typing import Any
 
 import torch
 
+from optarena.cli_types import names, positive_int, real
 from optarena.landscape.evaluate import ROWS_PER_CALL, loss_at
 from optarena.landscape.path_landscape import PLANES, PathsLandscape, landscape_of_paths
 from optarena.landscape.paths import Trajectory, train_paths
 from optarena.landscape.plot import VIEWS, landscape_figure
 from optarena.landscape.projection import CENTERS
 from optarena.landscape.surface import check_grid_size
-from optarena.landscape.workloads import WORKLOADS, Workload, get_workload
+from optarena.landscape.workloads import Workload, drawable_workloads, get_workload
 
 DEFAULT_OPTIMIZERS = ("sgd", "adam", "radam")
 DEFAULT_GRID = 41
@@ -97,12 +98,13 @@ def run_landscape(
     evaluation_size: int | None = None,
     chunk_size: int | None = None,
     seed: int = 0,
+    data_dir: str | None = None,
 ) -> LandscapeRun:
     """Train each optimizer from one seeded start, project the paths, evaluate and draw.
 
     ``out=None`` draws nothing. Raises ValueError for any bad input, before training.
     """
-    chosen = get_workload(workload)
+    chosen = get_workload(workload, data_dir=data_dir)
     names = list(optimizers)
     if not names:
         raise ValueError("give at least one optimizer")
@@ -181,31 +183,10 @@ def _grid_points(text: str) -> int:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
 
 
-def _names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of optimizer names")
-    return names
 
 
 def _learning_rates(text: str) -> dict[str, float]:
@@ -231,10 +212,16 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         description="Train each optimizer from the same initial point, project all paths onto one plane, "
         "evaluate the loss on a grid of that plane (a batch of networks per vmap call) and draw it.",
     )
-    parser.add_argument("--workload", default="digits-mlp", help=f"one of: {', '.join(WORKLOADS)} (default digits-mlp)")
+    parser.add_argument(
+        "--workload",
+        default="digits-mlp",
+        help=f"an arena workload whose runs expose their loss: {', '.join(drawable_workloads())}, or "
+        "package.module:factory (default digits-mlp)",
+    )
+    parser.add_argument("--data-dir", default=None, help="folder with MNIST/CIFAR-10 files, for mnist-mlp and cifar10-cnn")
     parser.add_argument(
         "--optimizers",
-        type=_names,
+        type=names,
         default=list(DEFAULT_OPTIMIZERS),
         metavar="NAMES",
         help=f"comma-separated registry names (default {','.join(DEFAULT_OPTIMIZERS)})",
@@ -244,11 +231,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="landscape.png", help="the PNG to write (default landscape.png)")
     parser.add_argument(
-        "--steps", type=_positive_int, default=None, help="optimizer steps per run (default: the workload's)"
+        "--steps", type=positive_int, default=None, help="optimizer steps per run (default: the workload's)"
     )
     parser.add_argument(
         "--record-every",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help=f"record a checkpoint every N steps (default: {CHECKPOINTS} checkpoints per run)",
@@ -279,20 +266,20 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--margin",
-        type=_non_negative_float,
+        type=real(0.0, low_open=False),
         default=0.2,
         help="room around the paths, a fraction of their extent (default 0.2)",
     )
     parser.add_argument(
         "--eval-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="evaluate the loss on a fixed random N samples (default: all the workload's data)",
     )
     parser.add_argument(
         "--chunk-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help=f"networks evaluated per batched call; bounds the memory (default: about {ROWS_PER_CALL} "
         "sample rows per call)",
@@ -302,7 +289,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="torch threads (default 1: these small networks train fastest on one, and a busy machine stays usable)",
     )
@@ -330,6 +317,7 @@ def _command(args: argparse.Namespace) -> int:
             evaluation_size=args.eval_size,
             chunk_size=args.chunk_size,
             seed=args.seed,
+            data_dir=args.data_dir,
         )
     except ValueError as error:
         print(f"optarena landscape: {error}", file=sys.stderr)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from optarena.hyperparameters import close_matches
 
 
 @dataclass(frozen=True)
@@ -42,33 +41,49 @@ class Workload:
         return inputs[index], targets[index]
 
 
-def _digits_mlp() -> Workload:
-    from optarena.data.digits import load_digits_tensors
+LEARNING_RATES: dict[str, float] = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.05}
+"""Learning rates that replace the registry default when drawing paths (SGD's 1e-3 barely moves)."""
 
-    def make_model(seed: int) -> nn.Module:
-        torch.manual_seed(seed)
-        return nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))
 
+def get_workload(name: str, data_dir: str | None = None) -> Workload:
+    """The arena workload ``name`` (or ``package.module:factory``) as a landscape needs it.
+
+    Its seed-0 run must expose ``loss_fn(outputs, targets)`` and ``train_data`` (inputs,
+    targets), as the arena's classifiers do; a ValueError names what is missing.
+    """
+    from optarena.arena.workloads import get_workload as arena_workload
+
+    arena = arena_workload(name, data_dir=data_dir)
+    probe = arena.setup(0)
+    missing = [attribute for attribute in ("loss_fn", "train_data") if not hasattr(probe, attribute)]
+    if missing:
+        raise ValueError(
+            f"workload {arena.name!r} cannot be drawn: its runs lack {' and '.join(missing)} "
+            f"(a loss function and the training tensors); supervised workloads that have them: "
+            f"{', '.join(drawable_workloads())}"
+        )
+
+    first_model = probe.model
     return Workload(
-        name="digits-mlp",
-        description="8x8 handwritten digits (the training split), a 64-32-10 tanh MLP, cross-entropy",
-        make_model=make_model,
-        loss_fn=nn.functional.cross_entropy,
-        data=load_digits_tensors()[:2],
-        steps=1000,
-        batch_size=64,
-        learning_rates={"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.05},
+        name=arena.name,
+        description=arena.description,
+        make_model=lambda seed: _fresh(first_model) if seed == 0 else arena.setup(seed).model,
+        loss_fn=probe.loss_fn,
+        data=tuple(probe.train_data),
+        steps=arena.steps,
+        batch_size=int(getattr(arena, "batch_size", 64)),
+        learning_rates=LEARNING_RATES,
     )
 
 
-WORKLOADS: dict[str, Callable[[], Workload]] = {"digits-mlp": _digits_mlp}
+def _fresh(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model)
 
 
-def get_workload(name: str) -> Workload:
-    """The workload called ``name``; a ValueError names the close matches and the choices."""
-    key = name.strip().lower()
-    if key not in WORKLOADS:
-        hints = close_matches(key, list(WORKLOADS))
-        hint = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
-        raise ValueError(f"Unknown workload {name!r}.{hint} Available: {', '.join(WORKLOADS)}.")
-    return WORKLOADS[key]()
+def drawable_workloads() -> list[str]:
+    """Built-in workloads whose runs expose a loss function and training tensors."""
+    from optarena.arena.workloads import available_workloads
+
+    return [w.name for w in available_workloads() if w.drawable]

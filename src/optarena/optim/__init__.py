@@ -9,14 +9,17 @@ from optarena.optim.adamax import Adamax
 from optarena.optim.adamw import AdamW
 from optarena.optim.amsgrad import AMSGrad
 from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper
-from optarena.optim.lazyadam import LazyAdam
 from optarena.optim.lamb import LAMB
 from optarena.optim.lars import LARS
+from optarena.optim.lazyadam import LazyAdam
+from optarena.optim.lookahead import Lookahead
 from optarena.optim.nadam import NAdam
 from optarena.optim.qhadam import QHAdam
 from optarena.optim.qhadamw import QHAdamW
 from optarena.optim.qhm import QHM
 from optarena.optim.radam import RAdam
+from optarena.optim.ranger import Ranger
+from optarena.optim.ranger_lars import RangerLARS
 from optarena.optim.rmsprop import RMSprop
 from optarena.optim.rprop import Rprop
 from optarena.optim.sgd import SGD
@@ -42,6 +45,9 @@ __all__ = [
     "QHM",
     "QHAdam",
     "QHAdamW",
+    "Lookahead",
+    "Ranger",
+    "RangerLARS",
     "Chain",
     "ChainOptimizer",
     "NamedOptimizer",

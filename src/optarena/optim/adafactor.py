@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper
-from optarena.search_space import Categorical, LogUniform, SearchSpace
+from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep
 
 
@@ -39,7 +39,7 @@ class Adafactor(NamedOptimizer):
         "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost",
         "https://arxiv.org/abs/1804.04235",
     )
-    search_space = SearchSpace({"lr": LogUniform(1e-4, 1e-1), "relative_step": Categorical((False,))})
+    search_space = SearchSpace({"lr": LogUniform(1e-4, 1e-1)}, fixed={"relative_step": False})
     """A fixed ``lr``, which needs ``relative_step=False`` (the relative step has nothing to tune)."""
 
     def __init__(
@@ -58,24 +58,10 @@ class Adafactor(NamedOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(
-            params,
-            lr=lr,
-            eps=eps,
-            clip_threshold=clip_threshold,
-            decay_rate=decay_rate,
-            beta1=beta1,
-            weight_decay=weight_decay,
-            scale_parameter=scale_parameter,
-            relative_step=relative_step,
-            warmup_init=warmup_init,
-            foreach=foreach,
-            maximize=maximize,
-            fused=fused,
-            nonfinite=nonfinite,
-        )
+        super().__init__(params, **arguments(locals()))
 
     @classmethod
     def chain(cls):

@@ -22,12 +22,12 @@ from optarena.hyperparameters import (
     Hyper,
     Optional,
     check_values,
-    unknown_keyword_error,
     strict_keywords,
+    unknown_keyword_error,
 )
-from optarena.search_space import LogUniform, SearchSpace
 from optarena.optim import fused as fused_backend
-from optarena.optim.execution import eager_update
+from optarena.optim.execution import LOW_PRECISION, eager_update
+from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms.base import Transform, real_view
 
 NONFINITE_POLICIES = ("ignore", "skip", "raise")
@@ -45,6 +45,12 @@ CORE_HYPERPARAMETERS: dict[str, Hyper] = {
         "compile the whole chain into fused kernels (True), never (False), or when a group holds "
         "at least 2**20 elements (None)",
     ),
+    "state_dtype": Hyper(
+        None,
+        Optional(Choice(("float32", "bfloat16"))),
+        "state dtype for bf16/fp16 parameters: 'float32' (None means this) or 'bfloat16'; "
+        "other parameters keep state in their own dtype",
+    ),
     "nonfinite": Hyper(
         "ignore",
         Choice(NONFINITE_POLICIES),
@@ -54,6 +60,15 @@ CORE_HYPERPARAMETERS: dict[str, Hyper] = {
 
 SKIP_COUNTER = "nonfinite_skips"
 """Param-group key counting the steps skipped under ``nonfinite='skip'``."""
+
+
+def arguments(constructor_locals: dict[str, Any]) -> dict[str, Any]:
+    """A named optimizer's keyword arguments, from ``locals()`` at the top of its ``__init__``.
+
+    Every constructor keeps torch's explicit signature and passes it on whole:
+    ``super().__init__(params, **arguments(locals()))``.
+    """
+    return {k: v for k, v in constructor_locals.items() if k not in ("self", "params", "__class__")}
 
 
 @dataclass(frozen=True)
@@ -171,8 +186,10 @@ class ChainOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """torch.optim's loader, keeping scalar state (such as ``step``) in its saved dtype.
 
-        A state dict saved by the torch.optim optimizer of the same name loads too: the keys
-        it lacks (``nonfinite``) take this optimizer's defaults.
+        torch.optim casts floating-point state to the parameter's dtype; the state of a
+        bf16/fp16 parameter keeps its saved dtype instead (float32 by default), so a reload
+        continues bit for bit. A state dict saved by the torch.optim optimizer of the same
+        name loads too: the keys it lacks (``nonfinite``) take this optimizer's defaults.
         """
         super().load_state_dict(state_dict)
         scalar_keys = {key for t in self.transforms for key in t.scalar_state_keys}
@@ -180,8 +197,12 @@ class ChainOptimizer(torch.optim.Optimizer):
         params = [p for g in self.param_groups for p in g["params"]]
         for saved_id, param in zip(saved_ids, params):
             saved = state_dict["state"].get(saved_id, {})
-            for key in scalar_keys.intersection(saved):
-                self.state[param][key] = saved[key].clone()
+            keep = set(saved) if param.dtype in LOW_PRECISION else scalar_keys.intersection(saved)
+            for key in keep:
+                value = saved[key]
+                if isinstance(value, Tensor) and value.is_floating_point():
+                    device = value.device if key in scalar_keys else param.device
+                    self.state[param][key] = value.to(device=device, copy=True)
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)

@@ -13,9 +13,38 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, real_view, scalar_dtype
+from optarena.transforms.base import (
+    Kernel,
+    Prepared,
+    StepContext,
+    Transform,
+    real_view,
+    scalar_dtype,
+)
 from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms.ops import FOREACH, ListOps
+
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+REMAINDER = "param_remainder"
+"""State key of a half-precision parameter's rounding remainder (exact value minus stored value)."""
+
+
+def state_dtype_for(group: dict[str, Any], param_dtype: torch.dtype) -> torch.dtype | None:
+    """The dtype of the state and of the math for a parameter dtype; None: the parameter's own.
+
+    bf16 and fp16 parameters keep float32 state by default (``state_dtype="bfloat16"`` halves
+    it); other dtypes keep state in their own dtype.
+    """
+    if param_dtype not in LOW_PRECISION:
+        return None
+    return STATE_DTYPES[group.get("state_dtype") or "float32"]
+
+
+def prepare_precision(ctx: StepContext) -> None:
+    """Create the rounding remainders of half-precision parameters (zero at first)."""
+    if ctx.state_dtype is not None:
+        ctx.init_state(REMAINDER, lambda p: torch.zeros_like(p, dtype=ctx.state_dtype))
 
 
 def split_chain(transforms: Sequence[Transform]) -> tuple[list[Transform], bool]:
@@ -60,8 +89,22 @@ def run_chain(
     kernel: Kernel,
     grads: list[Tensor],
     maximize: bool,
+    compute_dtype: torch.dtype | None = None,
 ) -> None:
-    """Turn ``grads`` into the update through the chain and add it to ``kernel.params``."""
+    """Turn ``grads`` into the update through the chain and add it to ``kernel.params``.
+
+    With ``compute_dtype`` (half-precision parameters) the chain works on the exact value
+    ``param + remainder`` in ``compute_dtype``, the update is added in float32, and the
+    parameter takes the rounded result while the remainder keeps what rounding lost, so
+    updates smaller than the parameter's precision still accumulate.
+    """
+    stored = kernel.params
+    if compute_dtype is not None:
+        remainders = kernel.state(REMAINDER)
+        exact = ops.cast(stored, torch.float32)
+        ops.add_(exact, ops.cast(remainders, torch.float32))
+        kernel.params = ops.cast(exact, compute_dtype)
+        grads = ops.cast(grads, compute_dtype)
     updates = grads
     if maximize:
         updates = ops.neg(updates)
@@ -69,11 +112,20 @@ def run_chain(
     for index, transform in enumerate(transforms):
         kernel.current = index
         updates = transform.apply(ops, updates, kernel)
+    target = kernel.params if compute_dtype is None else exact
+    if compute_dtype is not None:
+        updates = ops.cast(updates, torch.float32)
     if fold_lr:
         kernel.current = len(transforms)
-        ops.add_(kernel.params, updates, kernel.scalar("neg_lr"))
+        ops.add_(target, updates, kernel.scalar("neg_lr"))
     else:
-        ops.add_(kernel.params, updates)
+        ops.add_(target, updates)
+    if compute_dtype is not None:
+        ops.copy_(stored, exact)
+        lost = ops.cast(stored, torch.float32)
+        ops.mul_(lost, -1.0)
+        ops.add_(lost, exact)
+        ops.copy_(remainders, lost)
 
 
 def eager_update(
@@ -86,8 +138,10 @@ def eager_update(
     """One step of the chain over ``bucket`` with multi-tensor operations."""
     body, fold_lr = split_chain(transforms)
     steps = advance_steps(states, uses_step)
-    ctx = StepContext(group, bucket, states, steps)
+    compute_dtype = state_dtype_for(group, bucket[0].dtype)
+    ctx = StepContext(group, bucket, states, steps, compute_dtype)
+    prepare_precision(ctx)
     prepared = prepare_chain(transforms, ctx)
     kernel = Kernel(ctx.params, _StateViews(ctx), prepared)
     grads = [real_view(p.grad) for p in bucket]
-    run_chain(FOREACH, body, fold_lr, kernel, grads, bool(group.get("maximize", False)))
+    run_chain(FOREACH, body, fold_lr, kernel, grads, bool(group.get("maximize", False)), compute_dtype)

@@ -41,8 +41,10 @@ from optarena.optim.execution import (
     _StateViews,
     advance_steps,
     prepare_chain,
+    prepare_precision,
     run_chain,
     split_chain,
+    state_dtype_for,
 )
 from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, real_view
 from optarena.transforms.ops import FOREACH, LOOP
@@ -199,6 +201,7 @@ def _make_body(
     layout: tuple[tuple[str, ...], ...],
     statics: tuple[tuple[tuple[str, Hashable], ...], ...],
     state_keys: tuple[str, ...],
+    compute_dtype: torch.dtype | None,
 ) -> Callable[..., None]:
     """The function ``torch.compile`` traces: unpack the scalars, run the chain, update params."""
 
@@ -213,7 +216,7 @@ def _make_body(
                 row += 1
             prepared.append(Prepared(values, dict(static)))
         kernel = Kernel(params, dict(zip(state_keys, states)), prepared)
-        run_chain(LOOP, body, fold_lr, kernel, grads, maximize)
+        run_chain(LOOP, body, fold_lr, kernel, grads, maximize, compute_dtype)
 
     return fused_chain
 
@@ -234,7 +237,9 @@ def _compiled_for(key: Hashable, make: Callable[[], Callable[..., None]]) -> Cal
     with _lock:
         fn = _compiled.get(key)
         if fn is None:
-            fn = torch.compile(make(), dynamic=True, fullgraph=True)
+            # emulate_precision_casts: a bf16/fp16 parameter written and read back inside the
+            # kernel must be the rounded value, or the rounding remainder would come out as zero.
+            fn = torch.compile(make(), dynamic=True, fullgraph=True, options={"emulate_precision_casts": True})
             _compiled[key] = fn
     return fn
 
@@ -317,7 +322,9 @@ def _fused_group(
 ) -> None:
     body, fold_lr = split_chain(transforms)
     steps = advance_steps(states, uses_step)
-    ctx = StepContext(group, bucket, states, steps)
+    compute_dtype = state_dtype_for(group, bucket[0].dtype)
+    ctx = StepContext(group, bucket, states, steps, compute_dtype)
+    prepare_precision(ctx)
     prepared = prepare_chain(transforms, ctx)
     maximize = bool(group.get("maximize", False))
     grads = [real_view(p.grad) for p in bucket]
@@ -328,7 +335,7 @@ def _fused_group(
         indices = list(range(start, len(bucket)))
         sub = StepContext(group, [bucket[i] for i in indices], [states[i] for i in indices], [])
         kernel = Kernel(sub.params, _StateViews(sub), _slice_prepared(prepared, indices))
-        run_chain(FOREACH, body, fold_lr, kernel, [grads[i] for i in indices], maximize)
+        run_chain(FOREACH, body, fold_lr, kernel, [grads[i] for i in indices], maximize, compute_dtype)
 
     if state_keys is None:
         eager_rest(0)
@@ -346,12 +353,15 @@ def _fused_group(
         first.dim(),
         first.dtype,
         first.device.type,
+        compute_dtype,
         CHUNK,
     )
     if key in _broken:
         eager_rest(0)
         return
-    fn = _compiled_for(key, lambda: _make_body(tuple(body), fold_lr, maximize, layout, statics, state_keys))
+    fn = _compiled_for(
+        key, lambda: _make_body(tuple(body), fold_lr, maximize, layout, statics, state_keys, compute_dtype)
+    )
     n = len(bucket)
     rows = _scalar_rows(prepared, n)
     param_aliases = [_cached_alias(p, flat) for p in bucket]

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper
+from optarena.optim.base import NamedOptimizer, Paper, arguments
 from optarena.search_space import LogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate, ScaleByTrustRatio
+from optarena.transforms import (
+    AddDecayedWeights,
+    ScaleByAdam,
+    ScaleByLearningRate,
+    ScaleByTrustRatio,
+)
 
 
 class LAMB(NamedOptimizer):
@@ -46,20 +51,10 @@ class LAMB(NamedOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(
-            params,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            layer_adaptation=layer_adaptation,
-            maximize=maximize,
-            foreach=foreach,
-            fused=fused,
-            nonfinite=nonfinite,
-        )
+        super().__init__(params, **arguments(locals()))
 
     @classmethod
     def chain(cls):

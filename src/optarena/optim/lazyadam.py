@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from optarena.optim.adam import ADAM_PAPER
-from optarena.optim.base import NamedOptimizer
+from optarena.optim.base import NamedOptimizer, arguments
 from optarena.optim.checkpoints import steps_as_tensors
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import ScaleByAdam, ScaleByLearningRate
@@ -89,11 +89,10 @@ class LazyAdam(NamedOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, foreach=foreach, maximize=maximize, fused=fused, nonfinite=nonfinite
-        )
+        super().__init__(params, **arguments(locals()))
 
     @classmethod
     def chain(cls):

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper
+from optarena.optim.base import NamedOptimizer, Paper, arguments
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByRms, Trace
+from optarena.transforms import (
+    AddDecayedWeights,
+    ScaleByLearningRate,
+    ScaleByRms,
+    Trace,
+)
 
 
 class RMSprop(NamedOptimizer):
@@ -44,21 +49,10 @@ class RMSprop(NamedOptimizer):
         maximize: bool = False,
         *,
         fused: bool | None = None,
+        state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(
-            params,
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            foreach=foreach,
-            maximize=maximize,
-            fused=fused,
-            nonfinite=nonfinite,
-        )
+        super().__init__(params, **arguments(locals()))
 
     @classmethod
     def chain(cls):

@@ -38,10 +38,19 @@ def real_view(tensor: Tensor) -> Tensor:
 class StepContext:
     """One bucket of parameters during one step: group, parameters, states, step counts."""
 
-    __slots__ = ("group", "params", "states", "steps", "owned", "_originals", "_step_values")
+    __slots__ = ("group", "params", "states", "steps", "owned", "state_dtype", "_originals", "_step_values")
 
-    def __init__(self, group: dict, params: list[Tensor], states: list[dict], steps: list[Tensor]):
+    def __init__(
+        self,
+        group: dict,
+        params: list[Tensor],
+        states: list[dict],
+        steps: list[Tensor],
+        state_dtype: torch.dtype | None = None,
+    ):
         self.group = group
+        self.state_dtype = state_dtype
+        """The dtype of new floating-point state when it differs from the parameters' (half precision)."""
         self._originals = params
         self.params = [real_view(p) for p in params]
         self.states = states
@@ -61,10 +70,22 @@ class StepContext:
         return [i for i, s in enumerate(self.states) if key not in s]
 
     def init_state(self, key: str, make: Callable[[Tensor], Tensor]) -> None:
-        """Create ``state[key] = make(param)`` where it is missing (original, maybe complex, param)."""
+        """Create ``state[key] = make(param)`` where it is missing (original, maybe complex, param).
+
+        Under half precision, floating-point state that is not a scalar is kept in
+        ``state_dtype`` (float32 by default) rather than the parameter's dtype.
+        """
         for param, state in zip(self._originals, self.states):
             if key not in state:
-                state[key] = make(param)
+                value = make(param)
+                if (
+                    self.state_dtype is not None
+                    and value.is_floating_point()
+                    and value.dim() > 0
+                    and value.dtype != self.state_dtype
+                ):
+                    value = value.to(self.state_dtype)
+                state[key] = value
 
     def set_state(self, index: int, key: str, value: Tensor) -> None:
         """Store a tensor computed on the real view, in the parameter's own (maybe complex) form."""

@@ -92,6 +92,10 @@ class ListOps:
     def clone(self, xs: list[Tensor]) -> list[Tensor]:
         raise NotImplementedError
 
+    def cast(self, xs: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
+        """The tensors in ``dtype``: new tensors, or ``xs`` itself when it already is."""
+        raise NotImplementedError
+
     def scaled(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
         """``s * x``, new tensors."""
         raise NotImplementedError
@@ -169,6 +173,15 @@ class ListOps:
         """Per item (0-d tensors): ``value`` where every gate list holds a positive number, else ``default``."""
         raise NotImplementedError
 
+    def centralize(self, xs: list[Tensor], min_dim: int) -> list[Tensor]:
+        """Each ``x`` with more than ``min_dim`` dimensions minus its mean over all dimensions but
+        the first, as a new tensor; the others are returned as they are (not copied)."""
+        raise NotImplementedError
+
+    def centralize_(self, xs: list[Tensor], min_dim: int) -> list[Tensor]:
+        """:meth:`centralize` in place."""
+        raise NotImplementedError
+
 
 class ForeachOps(ListOps):
     """Each operation is one multi-tensor ``torch._foreach_*`` call."""
@@ -241,6 +254,10 @@ class ForeachOps(ListOps):
 
     def clone(self, xs):
         return list(torch._foreach_mul(xs, 1.0)) if xs else []
+
+    def cast(self, xs, dtype):
+        # torch has no multi-tensor conversion: one copy per tensor (half precision only)
+        return [x.to(dtype) for x in xs] if xs and xs[0].dtype != dtype else xs
 
     def scaled(self, xs, s):
         return list(torch._foreach_mul(xs, s)) if xs else []
@@ -341,6 +358,19 @@ class ForeachOps(ListOps):
         stacked = torch.stack(values)
         return list(torch.where(ok, stacked, torch.full_like(stacked, default)).unbind())
 
+    def centralize(self, xs, min_dim):
+        out = list(xs)
+        for indices, means in _means_by_shape(xs, min_dim):
+            centred = torch._foreach_sub([xs[i] for i in indices], means)
+            for i, c in zip(indices, centred):
+                out[i] = c
+        return out
+
+    def centralize_(self, xs, min_dim):
+        for indices, means in _means_by_shape(xs, min_dim):
+            torch._foreach_sub_([xs[i] for i in indices], means)
+        return xs
+
 
 class LoopOps(ListOps):
     """Each operation is a loop of ordinary tensor operations, for ``torch.compile`` to fuse."""
@@ -405,6 +435,9 @@ class LoopOps(ListOps):
 
     def clone(self, xs):
         return [x.clone() for x in xs]
+
+    def cast(self, xs, dtype):
+        return [x.to(dtype) for x in xs] if xs and xs[0].dtype != dtype else xs
 
     def scaled(self, xs, s):
         return [x * _item(s, i) for i, x in enumerate(xs)]
@@ -478,6 +511,57 @@ class LoopOps(ListOps):
                 ok = ok & (gate[i] > 0)
             out.append(torch.where(ok, value, torch.full_like(value, default)))
         return out
+
+    def centralize(self, xs, min_dim):
+        return [x - _row_means(x) if x.dim() > min_dim else x for x in xs]
+
+    def centralize_(self, xs, min_dim):
+        for x in xs:
+            if x.dim() > min_dim:
+                x.sub_(_row_means(x))
+        return xs
+
+
+def _trailing_dims(x: Tensor) -> tuple[int, ...]:
+    """Every dimension but the first."""
+    return tuple(range(1, x.dim()))
+
+
+def _row_means(x: Tensor) -> Tensor:
+    """The mean over all dimensions but the first, kept for broadcasting, as a matrix product.
+
+    A product rather than ``x.mean(...)``: Inductor's C++ backend (torch 2.13) fails to
+    compile a row reduction fused with the in-place moment updates that follow it
+    (``KeyError: 'bufN'`` in its outer-loop fusion, pytorch/pytorch#196570); the product is
+    an external kernel, which that fusion leaves alone.
+    """
+    rows = x.flatten(1)
+    ones = torch.ones(rows.shape[1], 1, dtype=x.dtype, device=x.device)
+    return ((rows @ ones) / rows.shape[1]).reshape((x.shape[0],) + (1,) * (x.dim() - 1))
+
+
+def _means_by_shape(xs: list[Tensor], min_dim: int) -> list[tuple[list[int], list[Tensor]]]:
+    """For the tensors with more than ``min_dim`` dimensions, grouped by shape: their positions
+    and their means over all dimensions but the first (kept, for broadcasting).
+
+    A group of several tensors is stacked and reduced in one operation, so the number of
+    operations grows with the number of distinct shapes, not with the number of tensors.
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(xs):
+        if x.dim() > min_dim:
+            groups.setdefault(tuple(x.shape), []).append(i)
+    out = []
+    for indices in groups.values():
+        if len(indices) == 1:
+            x = xs[indices[0]]
+            out.append((indices, [x.mean(dim=_trailing_dims(x), keepdim=True)]))
+        else:
+            stacked = torch.stack([xs[i] for i in indices])
+            means = stacked.mean(dim=tuple(range(2, stacked.dim())), keepdim=True)
+            out.append((indices, list(means.unbind(0))))
+    return out
+
 
 FOREACH = ForeachOps()
 LOOP = LoopOps()

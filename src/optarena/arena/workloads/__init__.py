@@ -26,13 +26,17 @@ from optarena.arena.workloads.custom import (
     import_factory,
 )
 from optarena.arena.workloads.digits import DigitsCNN, DigitsMLP
+from optarena.arena.workloads.functions import NQM, Rosenbrock
 from optarena.arena.workloads.large_batch import LargeBatch
 from optarena.arena.workloads.real_data import Cifar10CNN, MnistMLP
 from optarena.arena.workloads.sparse_bow import SparseBOW
 from optarena.arena.workloads.transformer import TinyTransformer
 from optarena.hyperparameters import close_matches
 
-BUILTIN: dict[str, type[BuiltinWorkload]] = {cls.name: cls for cls in (DigitsMLP, DigitsCNN, TinyTransformer, SparseBOW, LargeBatch, MnistMLP, Cifar10CNN)}
+BUILTIN: dict[str, type[BuiltinWorkload]] = {
+    cls.name: cls
+    for cls in (DigitsMLP, DigitsCNN, TinyTransformer, SparseBOW, LargeBatch, Rosenbrock, NQM, MnistMLP, Cifar10CNN)
+}
 """Built-in workloads by name, in the order they are listed."""
 
 
@@ -46,12 +50,14 @@ class WorkloadInfo:
     budget: Budget
     quick_budget: Budget
     needs_data_dir: bool
+    drawable: bool = False
+    """``optarena landscape`` can draw it (its runs expose a loss function and training tensors)."""
 
 
 def available_workloads() -> list[WorkloadInfo]:
     """Every built-in workload with its one-line description, target and budgets."""
     return [
-        WorkloadInfo(c.name, c.description, c.target, c.budget, c.quick_budget, c.needs_data_dir)
+        WorkloadInfo(c.name, c.description, c.target, c.budget, c.quick_budget, c.needs_data_dir, c.drawable)
         for c in BUILTIN.values()
     ]
 
@@ -63,9 +69,7 @@ def _builtin(name: str, data_dir: str | Path | None, options: dict[str, Any]) ->
         if key not in accepted:
             hints = close_matches(key, accepted)
             hint = f" Did you mean {hints[0]!r}?" if hints else ""
-            raise TypeError(
-                f"Workload {name!r} has no option {key!r}.{hint} Its options: {', '.join(accepted)}."
-            )
+            raise TypeError(f"Workload {name!r} has no option {key!r}.{hint} Its options: {', '.join(accepted)}.")
     if cls.needs_data_dir:
         return cls(data_dir=data_dir, **options)
     return cls(**options)

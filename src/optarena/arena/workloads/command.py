@@ -69,8 +69,10 @@ def _check(spec: str, data_dir: str | None, quick: bool) -> int:
     metrics = check_trainable(trainable, workload)
     seconds = time.perf_counter() - start
     shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-    print(f"{workload.name}: ok ({workload.steps} steps, evaluate every {workload.eval_every}; "
-          f"target {_target(workload.target)}). After one step: {shown}. Checked in {seconds:.1f} s.")
+    print(
+        f"{workload.name}: ok ({workload.steps} steps, evaluate every {workload.eval_every}; "
+        f"target {_target(workload.target)}). After one step: {shown}. Checked in {seconds:.1f} s."
+    )
     return 0
 
 

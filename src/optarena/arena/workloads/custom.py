@@ -168,9 +168,7 @@ def check_trainable(trainable: Any, workload: Any) -> dict[str, float]:
         raise WorkloadError(f"{origin}: evaluate() must return a dict of metric name -> number, got {metrics!r}")
     metric = workload.target.metric
     if metric not in metrics:
-        raise WorkloadError(
-            f"{origin}: evaluate() returned {sorted(metrics)} without the target metric {metric!r}"
-        )
+        raise WorkloadError(f"{origin}: evaluate() returned {sorted(metrics)} without the target metric {metric!r}")
     try:
         float(metrics[metric])
     except (TypeError, ValueError):

@@ -12,7 +12,12 @@ from functools import lru_cache
 from torch import Tensor, nn
 
 from optarena.arena.workload import Target
-from optarena.arena.workloads.base import Budget, BuiltinWorkload, ClassifierRun, seeded_model
+from optarena.arena.workloads.base import (
+    Budget,
+    BuiltinWorkload,
+    ClassifierRun,
+    seeded_model,
+)
 from optarena.data.digits import load_digits_tensors
 
 
@@ -29,6 +34,7 @@ class DigitsMLP(BuiltinWorkload):
     target = Target("test_accuracy", 0.95, "max")
     budget = Budget(steps=400, eval_every=20, batch_size=64)
     quick_budget = Budget(steps=200, eval_every=20, batch_size=64)
+    drawable = True
 
     def setup(self, seed: int, *, sparse: bool = False) -> ClassifierRun:
         model = seeded_model(seed, lambda: nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)))
@@ -43,6 +49,7 @@ class DigitsCNN(BuiltinWorkload):
     target = Target("test_accuracy", 0.97, "max")
     budget = Budget(steps=400, eval_every=20, batch_size=64)
     quick_budget = Budget(steps=200, eval_every=20, batch_size=64)
+    drawable = True
 
     def setup(self, seed: int, *, sparse: bool = False) -> ClassifierRun:
         def build() -> nn.Module:

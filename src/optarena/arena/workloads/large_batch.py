@@ -22,6 +22,7 @@ from optarena.arena.workloads.base import (
     Budget,
     BuiltinWorkload,
     ClassifierRun,
+    check_positive,
     generator,
     seeded_model,
 )
@@ -48,6 +49,7 @@ class LargeBatch(BuiltinWorkload):
     target = Target("test_accuracy", 0.84, "max")
     budget = Budget(steps=300, eval_every=10, batch_size=4096)
     quick_budget = Budget(steps=150, eval_every=10, batch_size=4096)
+    drawable = True
 
     def __init__(
         self,
@@ -65,10 +67,9 @@ class LargeBatch(BuiltinWorkload):
         data_seed: int = 0,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        for key, value in (("features", features), ("width", width), ("teacher_width", teacher_width),
-                           ("train_examples", train_examples), ("test_examples", test_examples)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive whole number, got {value!r}")
+        check_positive(
+            features=features, width=width, teacher_width=teacher_width, train_examples=train_examples, test_examples=test_examples
+        )
         if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
             raise ValueError(f"classes must be a whole number of at least 2, got {classes!r}")
         if isinstance(data_seed, bool) or not isinstance(data_seed, int) or data_seed < 0:
@@ -94,4 +95,6 @@ class LargeBatch(BuiltinWorkload):
                 nn.Linear(self.width, self.classes),
             )
 
-        return ClassifierRun(seeded_model(seed, build), self.data(), self.batch_size, seed, eval_chunk=self.test_examples)
+        return ClassifierRun(
+            seeded_model(seed, build), self.data(), self.batch_size, seed, eval_chunk=self.test_examples
+        )

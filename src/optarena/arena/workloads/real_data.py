@@ -15,7 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from optarena.arena.workload import Target
-from optarena.arena.workloads.base import Budget, BuiltinWorkload, ClassifierRun, seeded_model
+from optarena.arena.workloads.base import (
+    Budget,
+    BuiltinWorkload,
+    ClassifierRun,
+    seeded_model,
+)
 from optarena.data.cifar10 import TEST_FILES, TRAIN_FILES, load_cifar10
 from optarena.data.idx import DataFormatError
 from optarena.data.mnist import expected_files, load_mnist
@@ -74,8 +79,7 @@ def _cifar10(data_dir: str) -> Data:
 def _require(name: str, data_dir: str | Path | None, expected: str) -> str:
     if data_dir is None:
         raise DataFormatError(
-            f"Workload {name!r} reads its data from a directory: give --data-dir DIR (data_dir=...) "
-            f"holding {expected}"
+            f"Workload {name!r} reads its data from a directory: give --data-dir DIR (data_dir=...) holding {expected}"
         )
     return str(Path(data_dir).expanduser().resolve())
 
@@ -107,7 +111,9 @@ class RealDataWorkload(BuiltinWorkload):
         x_train = self.data()[0]
         self.mean, self.std = channel_statistics(x_train)
         if self.batch_size > len(x_train):
-            raise ValueError(f"batch_size ({self.batch_size}) exceeds the {len(x_train)} training images in {self.data_dir}")
+            raise ValueError(
+                f"batch_size ({self.batch_size}) exceeds the {len(x_train)} training images in {self.data_dir}"
+            )
 
     def data(self) -> Data:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -131,6 +137,7 @@ class MnistMLP(RealDataWorkload):
     target = Target("test_accuracy", 0.96, "max")
     budget = Budget(steps=1000, eval_every=50, batch_size=128)
     quick_budget = Budget(steps=500, eval_every=50, batch_size=128)
+    drawable = True
     expected = ", ".join(expected_files()) + " (each may end in .gz)"
 
     def data(self) -> Data:
@@ -138,7 +145,9 @@ class MnistMLP(RealDataWorkload):
 
     def model(self, mean: Tensor, std: Tensor, shape: tuple[int, ...]) -> nn.Module:
         pixels = shape[0] * shape[1] * shape[2]
-        return nn.Sequential(Standardize(mean, std), nn.Flatten(), nn.Linear(pixels, 128), nn.ReLU(), nn.Linear(128, 10))
+        return nn.Sequential(
+            Standardize(mean, std), nn.Flatten(), nn.Linear(pixels, 128), nn.ReLU(), nn.Linear(128, 10)
+        )
 
 
 class Cifar10CNN(RealDataWorkload):
@@ -150,6 +159,7 @@ class Cifar10CNN(RealDataWorkload):
     target = Target("test_accuracy", 0.5, "max")
     budget = Budget(steps=1000, eval_every=100, batch_size=128)
     quick_budget = Budget(steps=400, eval_every=100, batch_size=128)
+    drawable = True
     expected = ", ".join(TRAIN_FILES + TEST_FILES) + " (the binary version)"
 
     def data(self) -> Data:

@@ -27,6 +27,7 @@ from optarena.arena.workloads.base import (
     Budget,
     BuiltinWorkload,
     ClassifierRun,
+    check_positive,
     generator,
     seeded_model,
 )
@@ -110,10 +111,7 @@ class SparseBOW(BuiltinWorkload):
         data_seed: int = 0,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        for key, value in (("vocab", vocab), ("dim", dim), ("length", length), ("train_docs", train_docs),
-                           ("test_docs", test_docs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive whole number, got {value!r}")
+        check_positive(vocab=vocab, dim=dim, length=length, train_docs=train_docs, test_docs=test_docs)
         if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
             raise ValueError(f"classes must be a whole number of at least 2, got {classes!r}")
         if not exponent > 0:
@@ -129,8 +127,14 @@ class SparseBOW(BuiltinWorkload):
     def corpus(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The fixed training and held-out documents with their labels."""
         return zipf_corpus(
-            self.vocab, self.classes, self.length, self.train_docs, self.test_docs,
-            self.exponent, self.informative, self.data_seed,
+            self.vocab,
+            self.classes,
+            self.length,
+            self.train_docs,
+            self.test_docs,
+            self.exponent,
+            self.informative,
+            self.data_seed,
         )
 
     def setup(self, seed: int, *, sparse: bool = False) -> ClassifierRun:

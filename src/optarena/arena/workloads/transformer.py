@@ -24,6 +24,7 @@ from optarena.arena.workloads.base import (
     TEST_STREAM,
     Budget,
     BuiltinWorkload,
+    check_positive,
     generator,
     seeded_model,
 )
@@ -97,16 +98,17 @@ class TinyTransformer(BuiltinWorkload):
         test_sequences: int = 512,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        for key, value in (("vocab", vocab), ("length", length), ("width", width), ("heads", heads),
-                           ("layers", layers), ("test_sequences", test_sequences)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive whole number, got {value!r}")
+        check_positive(
+            vocab=vocab, length=length, width=width, heads=heads, layers=layers, test_sequences=test_sequences
+        )
         if width % heads:
             raise ValueError(f"width ({width}) must be a multiple of heads ({heads})")
         self.vocab, self.length, self.width, self.heads, self.layers = vocab, length, width, heads, layers
         self.test_sequences = test_sequences
 
     def setup(self, seed: int, *, sparse: bool = False) -> ReversalRun:
-        model = seeded_model(seed, lambda: ReversalTransformer(self.vocab, self.length, self.width, self.heads, self.layers))
+        model = seeded_model(
+            seed, lambda: ReversalTransformer(self.vocab, self.length, self.width, self.heads, self.layers)
+        )
         test = torch.randint(self.vocab, (self.test_sequences, self.length), generator=generator(0, TEST_STREAM))
         return ReversalRun(model, self, seed, test)

@@ -1,0 +1,87 @@
+"""Argument types shared by the ``optarena`` subcommands: each parses one string or says why not."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def whole(low: int = 1) -> Callable[[str], int]:
+    """A whole number of at least ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a number of at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = whole(1)
+"""A whole number of at least 1."""
+
+
+def real(
+    low: float = -math.inf, high: float = math.inf, low_open: bool = True, high_open: bool = True
+) -> Callable[[str], float]:
+    """A finite number between ``low`` and ``high`` (open or closed ends)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (math.isfinite(value) and above and below):
+            left, right = ("(" if low_open else "["), (")" if high_open else "]")
+            raise argparse.ArgumentTypeError(f"expected a number in {left}{low:g}, {high:g}{right}, got {text}")
+        return value
+
+    return parse
+
+
+def names(text: str) -> list[str]:
+    """A comma-separated list of names (optimizers, workloads)."""
+    found = [name.strip() for name in text.split(",") if name.strip()]
+    if not found:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
+    return found
+
+
+def output(suffix: str) -> Callable[[str], Path]:
+    """A file name ending in ``suffix`` in a folder that exists."""
+
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if path.suffix.lower() != suffix:
+            raise argparse.ArgumentTypeError(f"expected a {suffix} file name, got {text!r}")
+        if not path.parent.is_dir():
+            raise argparse.ArgumentTypeError(f"the folder {str(path.parent)!r} does not exist")
+        return path
+
+    return parse
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` for the duration (None: unchanged)."""
+    import torch
+
+    if count is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
