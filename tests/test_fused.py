@@ -143,7 +143,7 @@ def test_switched_off_by_environment_warns_once_and_runs_eagerly(monkeypatch):
 
 
 def test_compile_failure_falls_back_with_the_same_numbers(monkeypatch):
-    def broken(key, make):
+    def broken(key, make, modules=()):
         def fail(*args):
             raise RuntimeError("no compiler today")
 
@@ -182,3 +182,45 @@ def test_auto_policy_compiles_only_large_groups(monkeypatch):
 def test_fused_and_foreach_together_are_rejected():
     with pytest.raises(ValueError, match="fused=True and foreach=True"):
         optarena.Adam(make_params(torch.float32), fused=True, foreach=True)
+
+
+SCRIPT = """
+import sys, torch, optarena
+from optarena.optim import fused
+fused.CHUNK = 2
+g = torch.Generator().manual_seed(0)
+params = [torch.randn(shape, generator=g).requires_grad_() for shape in [(6, 4), (5,), (3, 2)]]
+opt = optarena.RAdam(params, lr=0.01, fused=True)
+for step in range(3):
+    for i, p in enumerate(params):
+        p.grad = torch.sin(p.detach() + step + i)
+    opt.step()
+print(sorted({chain.source for chain in fused._compiled.values()}))
+print(repr([p.detach().sum().item() for p in params]))
+"""
+
+
+def test_a_new_process_loads_the_compiled_chain_from_disk(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPTARENA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [
+        subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+        for _ in range(2)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    first, second = (run.stdout.splitlines() for run in runs)
+    assert first[0] == "['compiled']" and second[0] == "['disk']"
+    assert first[1] == second[1]  # the same numbers, bit for bit
+    assert len(list((tmp_path / "cache").glob("chain-*.bin"))) == 1
+
+
+def test_no_disk_cache_when_the_folder_is_empty_string(monkeypatch):
+    from optarena.optim import compile_cache
+
+    monkeypatch.setenv("OPTARENA_CACHE_DIR", "")
+    assert compile_cache.cache_dir() is None
+    assert compile_cache.load("chain-anything.bin") is None

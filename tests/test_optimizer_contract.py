@@ -197,7 +197,7 @@ def test_lr_scheduler_controls_the_step(case, config):
 
 
 @ALL
-def test_deepcopy_is_independent(case, config):
+def test_deepcopy_is_independent_and_steps_on(case, config):
     params = make_params()
     opt = case.create(params, **config)
     fake_grads(params, 0)
@@ -207,6 +207,28 @@ def test_deepcopy_is_independent(case, config):
     fake_grads(params, 1)
     opt.step()
     assert_same_state(twin.state_dict(), saved)
+    # the copy is a working optimizer over its own copies of the parameters
+    twin_params = [p for group in twin.param_groups for p in group["params"]]
+    fake_grads(twin_params, 1)
+    twin.step()
+    assert_same_tensors(twin_params, params)
+
+
+@ALL
+def test_pickled_optimizer_steps_on(case, config):
+    import pickle
+
+    params = make_params()
+    opt = case.create(params, **config)
+    fake_grads(params, 0)
+    opt.step()
+    restored = pickle.loads(pickle.dumps(opt))
+    restored_params = [p for group in restored.param_groups for p in group["params"]]
+    fake_grads(params, 1)
+    fake_grads(restored_params, 1)
+    opt.step()
+    restored.step()
+    assert_same_tensors(restored_params, params)
 
 
 @ALL

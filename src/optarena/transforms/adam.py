@@ -75,7 +75,7 @@ class ScaleByAdam(Transform):
                 **moment_scalars(ctx, beta1, beta2),
                 "eps": self.value(ctx, "eps"),
                 "bias_correction1": ctx.per_tensor(bias_corrections(beta1, steps)),
-                "sqrt_bias_correction2": ctx.per_tensor(sqrt_all(bias_corrections(beta2, steps))),
+                "inv_sqrt_bias_correction2": ctx.per_tensor([1.0 / c for c in sqrt_all(bias_corrections(beta2, steps))]),
             },
             static={"amsgrad": amsgrad},
         )
@@ -85,7 +85,7 @@ class ScaleByAdam(Transform):
         if k.static("amsgrad"):
             second = ops.maximum_(k.state("max_exp_avg_sq"), second)
         out = ops.sqrt(second)
-        ops.div_(out, k.scalar("sqrt_bias_correction2"))
+        ops.mul_(out, k.scalar("inv_sqrt_bias_correction2"))  # a product: one vector division fewer
         ops.add_scalar_(out, k.scalar("eps"))
         ops.mul_(out, k.scalar("bias_correction1"))
         ops.reciprocal_(out)
@@ -164,7 +164,7 @@ class ScaleByNadam(Transform):
             scalars={
                 **moment_scalars(ctx, beta1, beta2),
                 "eps": self.value(ctx, "eps"),
-                "sqrt_bias_correction2": ctx.per_tensor(sqrt_all(bias_corrections(beta2, steps))),
+                "inv_sqrt_bias_correction2": ctx.per_tensor([1.0 / c for c in sqrt_all(bias_corrections(beta2, steps))]),
                 "gradient_weight": ctx.per_tensor([(1.0 - mu) / (1.0 - p) for mu, p in zip(mus, products)]),
                 "momentum_weight": ctx.per_tensor([mn / (1.0 - p * mn) for mn, p in zip(mu_nexts, products)]),
             }
@@ -173,7 +173,7 @@ class ScaleByNadam(Transform):
     def apply(self, ops, updates, k):
         exp_avgs, exp_avg_sqs = update_moments(ops, updates, k)
         denominators = ops.sqrt(exp_avg_sqs)
-        ops.div_(denominators, k.scalar("sqrt_bias_correction2"))
+        ops.mul_(denominators, k.scalar("inv_sqrt_bias_correction2"))
         ops.add_scalar_(denominators, k.scalar("eps"))
         ops.reciprocal_(denominators)
         out = ops.scaled(updates, k.scalar("gradient_weight"))

@@ -168,8 +168,10 @@ class Transform:
 
     Subclasses set ``hyperparameters`` (param-group keys they read), ``state_keys`` (names
     they keep in the per-parameter state), ``uses_step`` (whether they need the step count)
-    and ``elementwise`` (whether the update of each element depends only on that element,
-    which makes complex parameters work through their real view).
+    ``elementwise`` (whether the update of each element depends only on that element,
+    which makes complex parameters work through their real view) and ``needs_shape``
+    (whether the math uses the tensors' shapes, such as per-row means; whole-tensor norms do
+    not). The fused path flattens every tensor when no transform of the chain needs shapes.
     """
 
     hyperparameters: ClassVar[Mapping[str, Hyper]] = {}
@@ -178,6 +180,12 @@ class Transform:
     scalar_state_keys: ClassVar[tuple[str, ...]] = ()
     """State kept as a scalar of its own dtype (like ``step``), not cast to the parameter's."""
     elementwise: ClassVar[bool] = True
+    needs_shape: ClassVar[bool | None] = None
+    """None: as ``not elementwise``."""
+
+    @classmethod
+    def uses_shapes(cls) -> bool:
+        return (not cls.elementwise) if cls.needs_shape is None else cls.needs_shape
 
     def prepare(self, ctx: StepContext) -> Prepared:
         """Create missing state and compute this step's scalars and static facts (eager)."""

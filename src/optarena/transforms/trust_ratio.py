@@ -46,6 +46,7 @@ class ScaleByTrustRatio(Transform):
 
     hyperparameters = {"layer_adaptation": LAYER_ADAPTATION}
     elementwise = False
+    needs_shape = False  # whole-tensor norms: flattened tensors give the same numbers
 
     def __init__(self, param_norm_range: tuple[float, float] | None = None, max_ratio: float | None = None):
         if param_norm_range is not None:
@@ -104,6 +105,7 @@ class ScaleByLars(Transform):
         "layer_adaptation": LAYER_ADAPTATION,
     }
     elementwise = False
+    needs_shape = False  # whole-tensor norms: flattened tensors give the same numbers
 
     def prepare(self, ctx: StepContext) -> Prepared:
         decay = self.value(ctx, "weight_decay")
