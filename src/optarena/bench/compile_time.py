@@ -2,14 +2,14 @@
 
 For each optimizer, three new Python processes run :mod:`optarena.bench.compile_probe`
 (build the parameters, time the first fused step), each with its own
-``TORCHINDUCTOR_CACHE_DIR`` and ``TRITON_CACHE_DIR``:
+``TORCHINDUCTOR_CACHE_DIR``, ``TRITON_CACHE_DIR`` and ``OPTARENA_CACHE_DIR``:
 
 1. **cold, empty cache**: a new empty directory. This includes Inductor's one-time
    toolchain setup for the directory (ISA probes, headers), which a user pays once;
 2. **cold, toolchain warm**: a copy of a directory in which a trivial function was compiled
    once, so only this optimizer's graphs are compiled;
-3. **warm**: a new process with the directory left by 2. Dynamo traces again (it keeps no
-   disk cache); Inductor's FX-graph and kernel caches hit.
+3. **warm**: a new process with the directories left by 2: optarena loads the compiled
+   chain from its own cache, so nothing is traced or compiled.
 
 The figures are the probe's own timing of the first ``step()``, so interpreter start-up,
 ``import torch`` and building the parameters are not in them; the warm process's whole
@@ -54,6 +54,7 @@ def _environment(cache: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["TORCHINDUCTOR_CACHE_DIR"] = str(cache / "inductor")
     env["TRITON_CACHE_DIR"] = str(cache / "triton")
+    env["OPTARENA_CACHE_DIR"] = str(cache / "optarena")
     env.pop("OPTARENA_COMPILE", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
