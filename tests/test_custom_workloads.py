@@ -143,7 +143,7 @@ def test_a_result_with_bad_values_lists_each_problem(module):
     message = str(caught.value)
     assert (
         "target must be an optarena.arena.Target" in message
-        and "steps must be a positive whole number, got 0" in message
+        and "steps must be a whole number >= 1, got 0" in message
     )
 
 

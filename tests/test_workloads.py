@@ -233,7 +233,7 @@ def test_unknown_name_lists_close_matches():
 def test_unknown_or_bad_option():
     with pytest.raises(TypeError, match=r"no option 'step'\. Did you mean 'steps'\?"):
         get_workload("digits-mlp", step=3)
-    with pytest.raises(ValueError, match="steps must be a positive whole number, got 0"):
+    with pytest.raises(ValueError, match="steps must be a whole number >= 1, got 0"):
         get_workload("digits-mlp", steps=0)
     with pytest.raises(ValueError, match="width .* must be a multiple of heads"):
         get_workload("tiny-transformer", width=30, heads=4)
@@ -272,7 +272,7 @@ def test_rosenbrock_starts_differ_per_seed_and_noise_is_per_step():
         grads.append(run.model.x.grad.clone())
     assert torch.equal(grads[0], grads[2]) and not torch.equal(grads[0], grads[1])
     assert run.evaluate()["loss"] == noisy.setup(0).evaluate()["loss"]  # the metric is the exact gap
-    with pytest.raises(ValueError, match="noise must be a number >= 0"):
+    with pytest.raises(ValueError, match="noise must be a finite number >= 0"):
         get_workload("rosenbrock", noise=-1.0)
 
 

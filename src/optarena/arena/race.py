@@ -29,7 +29,14 @@ from typing import Any
 from optarena import __version__
 from optarena.arena.executors import Executor
 from optarena.arena.store import Store, canonical_json
-from optarena.arena.trial import TrialFailed, TrialSpec, digest, resolve_workload, workload_config
+from optarena.arena.trial import (
+    TrialFailed,
+    TrialSpec,
+    digest,
+    resolve_workload,
+    workload_config,
+)
+from optarena.checks import whole_numbers
 from optarena.registry import Entry, lookup
 from optarena.search_space import LEARNING_RATE_ONLY
 from optarena.tuning import STRATEGIES, QuasiRandomSearch, make_search
@@ -62,9 +69,7 @@ class RaceConfig:
 
     def check(self) -> None:
         """A ValueError naming the first bad setting."""
-        for name, value in (("trials", self.trials), ("seeds", self.seeds)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        whole_numbers(1, trials=self.trials, seeds=self.seeds)
         if self.search not in STRATEGIES:
             raise ValueError(f"unknown search {self.search!r}; allowed: {', '.join(STRATEGIES)}")
         if self.tune not in TUNE_CHOICES:

@@ -12,19 +12,8 @@ import math
 import torch
 from torch import Tensor
 
+from optarena.checks import finite_number, whole_number
 from optarena.functions.base import TestFunction, check_box
-
-
-def _whole(value: object, name: str, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-    return value
-
-
-def _positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 class Rosenbrock(TestFunction):
@@ -39,9 +28,9 @@ class Rosenbrock(TestFunction):
     description = "Rosenbrock's curved valley: easy to find, slow to follow."
 
     def __init__(self, dim: int = 2, a: float = 1.0, b: float = 100.0):
-        self.dim = _whole(dim, "Rosenbrock dim", 2)
+        self.dim = whole_number("Rosenbrock dim", dim, 2)
         self.a = float(a)
-        self.b = _positive(b, "Rosenbrock b")
+        self.b = finite_number("Rosenbrock b", b, strict=True)
         if self.dim > 2 and self.a != 1.0:
             raise ValueError(f"Rosenbrock with dim > 2 has a known minimum only for a=1, got a={a!r}")
         if self.dim == 2:
@@ -82,8 +71,8 @@ class Rastrigin(TestFunction):
     description = "A bowl covered with local minima at the integer points."
 
     def __init__(self, dim: int = 2, A: float = 10.0):
-        self.dim = _whole(dim, "Rastrigin dim", 1)
-        self.A = _positive(A, "Rastrigin A")
+        self.dim = whole_number("Rastrigin dim", dim, 1)
+        self.A = finite_number("Rastrigin A", A, strict=True)
         if self.dim == 2:
             self.formula = f"{2 * self.A:g} + x^2 + y^2 - {self.A:g} (cos 2 pi x + cos 2 pi y)"
         else:
@@ -181,8 +170,8 @@ class IllConditionedQuadratic(TestFunction):
     description = "An ill-conditioned, rotated quadratic bowl: steep across, flat along."
 
     def __init__(self, dim: int = 2, condition: float = 100.0, angle: float | None = None):
-        self.dim = _whole(dim, "quadratic dim", 1)
-        self.condition = _positive(condition, "quadratic condition")
+        self.dim = whole_number("quadratic dim", dim, 1)
+        self.condition = finite_number("quadratic condition", condition, strict=True)
         if self.condition < 1:
             raise ValueError(f"quadratic condition must be >= 1, got {condition!r}")
         if angle is not None and self.dim != 2:

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from optarena.checks import whole_number
+
 Box = tuple[tuple[float, float], ...]
 Point = tuple[float, ...]
 
@@ -104,8 +106,7 @@ class TestFunction:
 
     def sample_starts(self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype | None = None) -> Tensor:
         """``n`` start points drawn uniformly from ``start_region``: shape ``[n, dim]``."""
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"the number of start points must be a whole number >= 1, got {n!r}")
+        whole_number("the number of start points", n)
         dtype = dtype or torch.get_default_dtype()
         low = torch.tensor([b[0] for b in self.start_region], dtype=dtype)
         high = torch.tensor([b[1] for b in self.start_region], dtype=dtype)

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from optarena.checks import whole_numbers
 from optarena.functions.base import TestFunction
 from optarena.functions.paths import Paths, run_paths
 from optarena.functions.stochastic import NoisyGradient
@@ -58,10 +59,7 @@ class Budget:
     """The quantile over runs that scores a trial (0.5: the median)."""
 
     def __post_init__(self) -> None:
-        for key in ("steps", "trials", "starts", "seeds"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{key} must be a whole number >= 1, got {value!r}")
+        whole_numbers(1, steps=self.steps, trials=self.trials, starts=self.starts, seeds=self.seeds)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown search strategy {self.strategy!r}; allowed: {', '.join(STRATEGIES)}")
         if self.tune not in ("lr", "all"):

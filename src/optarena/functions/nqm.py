@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from optarena.checks import whole_number
+
 METHODS = ("sgd", "momentum", "lookahead")
 """The methods with a closed form: SGD, heavy-ball momentum and Lookahead(SGD)."""
 
@@ -143,9 +145,7 @@ class NoisyQuadraticModel:
         noise: Sequence[float] | Tensor | None = None,
         initial: Sequence[float] | Tensor | None = None,
     ):
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-            raise ValueError(f"NQM dim must be a whole number >= 1, got {dim!r}")
-        self.dim = dim
+        self.dim = whole_number("NQM dim", dim)
         self.batch_size = _number(batch_size, "NQM batch_size", 0.0, math.inf, True, True)
         harmonic = 1.0 / torch.arange(1, dim + 1, dtype=torch.float64)
         self.curvatures = _vector(curvatures, dim, harmonic, "curvatures")
@@ -228,8 +228,7 @@ class NoisyQuadraticModel:
             beta = _number(options.get("momentum", DEFAULT_MOMENTUM), "momentum", 0.0, 1.0, False, True)
             return self._momentum(lr_tensor, beta)
         k = options.get("k", DEFAULT_K)
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"Lookahead k must be a whole number >= 1, got {k!r}")
+        whole_number("Lookahead k", k)
         alpha = _number(options.get("alpha", DEFAULT_ALPHA), "Lookahead alpha", 0.0, 1.0, True, False)
         return self._lookahead(lr_tensor, k, alpha)
 
@@ -287,8 +286,7 @@ class NoisyQuadraticModel:
         For Lookahead, ``theta_t`` is what the parameters hold after step ``t``: the fast
         weights, which are reset to the slow weights after every ``k``-th step.
         """
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise ValueError(f"steps must be a whole number >= 0, got {steps!r}")
+        whole_number("steps", steps, 0)
         recursion = self.recursion(method, lr, **options)
         if method != "lookahead":
             return recursion.curve(steps)

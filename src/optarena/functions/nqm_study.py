@@ -19,7 +19,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optarena.functions.nqm import DEFAULT_ALPHA, DEFAULT_K, DEFAULT_MOMENTUM, METHODS, NoisyQuadraticModel
+from optarena.checks import whole_number
+from optarena.functions.nqm import (
+    DEFAULT_ALPHA,
+    DEFAULT_K,
+    DEFAULT_MOMENTUM,
+    METHODS,
+    NoisyQuadraticModel,
+)
 from optarena.registry import create
 
 
@@ -50,8 +57,7 @@ def simulate(
     """
     if method not in METHODS:
         raise ValueError(f"unknown NQM method {method!r}; allowed: {', '.join(map(repr, METHODS))}")
-    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 2:
-        raise ValueError(f"runs must be a whole number >= 2, got {runs!r}")
+    whole_number("runs", runs, 2)
     generator = torch.Generator().manual_seed(seed)
     theta = torch.nn.Parameter(model.initial.repeat(runs, 1))
     if method == "momentum":

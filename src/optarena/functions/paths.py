@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from optarena.checks import whole_number
 from optarena.functions.base import TestFunction, as_points
 from optarena.functions.stochastic import NoisyGradient
 from optarena.registry import lookup
@@ -92,8 +93,7 @@ def run_paths(
     :class:`NoisyGradient` function's noise stream first (common random numbers). Runs in
     float64. An unknown optimizer or an invalid hyperparameter raises the registry's error.
     """
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"steps must be a whole number >= 0, got {steps!r}")
+    whole_number("steps", steps, 0)
     entry = lookup(optimizer)
     settings = dict(hyperparameters or {})
     x0 = as_points(starts, function.dim, function.name).detach().to(torch.float64)

@@ -10,12 +10,12 @@ stand-in for mini-batch noise.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from optarena.checks import finite_number
 from optarena.functions.base import TestFunction
 
 
@@ -38,8 +38,7 @@ class NoisyGradient(TestFunction):
     ):
         if not isinstance(function, TestFunction):
             raise TypeError(f"NoisyGradient wraps a TestFunction, got {function!r}")
-        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
-            raise ValueError(f"gradient noise must be a finite number >= 0, got {noise!r}")
+        finite_number("gradient noise", noise)
         if generator is not None and seed is not None:
             raise ValueError("give a generator or a seed, not both")
         self.exact = function

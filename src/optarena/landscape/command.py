@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from optarena.checks import whole_number
 from optarena.cli_types import names, positive_int, real
 from optarena.landscape.evaluate import ROWS_PER_CALL, loss_at
 from optarena.landscape.path_landscape import PLANES, PathsLandscape, landscape_of_paths
@@ -119,8 +120,7 @@ def run_landscape(
         raise ValueError(f"view must be one of {', '.join(VIEWS)}; got {view!r}")
     if not margin >= 0:
         raise ValueError(f"margin must be >= 0, got {margin!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a whole number >= 1 (or None for automatic), got {chunk_size!r}")
+    whole_number("chunk_size", chunk_size, none_means="automatic")
     settings = resolve_hyperparameters(names, dict(learning_rates or {}), chosen)
     names = list(settings)
     steps = chosen.steps if steps is None else steps

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from optarena.checks import whole_number
 from optarena.landscape.flat import ParameterLayout
 
 ROWS_PER_CALL = 32_768
@@ -70,9 +71,7 @@ def _chunk_size(chunk_size: int | None, inputs: tuple[Any, ...], layout: Paramet
         first = inputs[0] if inputs else None
         samples = first.shape[0] if isinstance(first, Tensor) and first.dim() > 0 else 1
         return auto_chunk_size(samples, layout.numel)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a whole number >= 1 (or None for automatic), got {chunk_size!r}")
-    return chunk_size
+    return whole_number("chunk_size", chunk_size, none_means="automatic")
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from optarena.checks import whole_numbers
 from optarena.landscape.evaluate import LossFn
 from optarena.landscape.flat import parameters_vector
 from optarena.registry import create
@@ -79,9 +80,7 @@ def train_paths(
         seed: fixes the mini-batch order, the same for every run.
     """
     inputs, targets = data
-    for what, value in (("steps", steps), ("batch_size", batch_size), ("record_every", record_every)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{what} must be a whole number >= 1, got {value!r}")
+    whole_numbers(1, steps=steps, batch_size=batch_size, record_every=record_every)
     if batch_size > len(inputs):
         raise ValueError(f"batch_size must be at most the number of samples ({len(inputs)}), got {batch_size}")
     if not optimizers:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from optarena.arena.workload import Target
+from optarena.checks import whole_number
 
 # Stream tags: a seed and a tag name one independent random stream.
 MODEL_STREAM = 0
@@ -77,18 +78,6 @@ class Budget:
     batch_size: int
 
 
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive whole number, got {value!r}")
-    return value
-
-
-def check_positive(**values: object) -> None:
-    """A ValueError naming the first of ``values`` that is not a whole number >= 1."""
-    for name, value in values.items():
-        _positive(name, value)
-
-
 class BuiltinWorkload:
     """A built-in workload: fixed name, description and target; a budget, shortened by ``quick``.
 
@@ -116,9 +105,9 @@ class BuiltinWorkload:
     ) -> None:
         chosen = self.quick_budget if quick else self.budget
         self.quick = bool(quick)
-        self.steps = _positive("steps", chosen.steps if steps is None else steps)
-        self.eval_every = _positive("eval_every", chosen.eval_every if eval_every is None else eval_every)
-        self.batch_size = _positive("batch_size", chosen.batch_size if batch_size is None else batch_size)
+        self.steps = whole_number("steps", chosen.steps if steps is None else steps)
+        self.eval_every = whole_number("eval_every", chosen.eval_every if eval_every is None else eval_every)
+        self.batch_size = whole_number("batch_size", chosen.batch_size if batch_size is None else batch_size)
 
     def __repr__(self) -> str:
         return (

@@ -17,6 +17,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from optarena.arena.workload import MODES, Target
+from optarena.checks import whole_number
 
 HINTS = ("quick", "data_dir")
 """Options passed to a factory only when it declares them."""
@@ -128,9 +129,10 @@ def check_workload(workload: Any, origin: str) -> Any:
     elif target.mode not in MODES:  # pragma: no cover - Target validates its mode
         problems.append(f"target.mode must be one of {MODES}")
     for attribute in ("steps", "eval_every"):
-        value = getattr(workload, attribute)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems.append(f"{attribute} must be a positive whole number, got {value!r}")
+        try:
+            whole_number(attribute, getattr(workload, attribute))
+        except ValueError as error:
+            problems.append(str(error))
     if not callable(workload.setup):
         problems.append("setup must be a method setup(seed, *, sparse=False)")
     if problems:

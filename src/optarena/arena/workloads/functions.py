@@ -20,6 +20,7 @@ from optarena.arena.workloads.base import (
     derived_seed,
     generator,
 )
+from optarena.checks import finite_number
 from optarena.functions.nqm import NoisyQuadraticModel
 
 
@@ -72,8 +73,7 @@ class Rosenbrock(BuiltinWorkload):
         super().__init__(quick=quick, steps=steps, eval_every=eval_every)
         self.dim, self.noise = dim, noise
         functions.get("rosenbrock", dim=dim)  # validates dim now
-        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
-            raise ValueError(f"noise must be a number >= 0 (the gradient noise's standard deviation), got {noise!r}")
+        finite_number("noise", noise, meaning="the gradient noise's standard deviation")
 
     def setup(self, seed: int, *, sparse: bool = False) -> RosenbrockRun:
         noise = {"noise": float(self.noise), "seed": 0} if self.noise > 0 else {}

@@ -22,10 +22,10 @@ from optarena.arena.workloads.base import (
     Budget,
     BuiltinWorkload,
     ClassifierRun,
-    check_positive,
     generator,
     seeded_model,
 )
+from optarena.checks import whole_number, whole_numbers
 
 
 @lru_cache(maxsize=2)
@@ -67,13 +67,11 @@ class LargeBatch(BuiltinWorkload):
         data_seed: int = 0,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        check_positive(
+        whole_numbers(1, 
             features=features, width=width, teacher_width=teacher_width, train_examples=train_examples, test_examples=test_examples
         )
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-            raise ValueError(f"classes must be a whole number of at least 2, got {classes!r}")
-        if isinstance(data_seed, bool) or not isinstance(data_seed, int) or data_seed < 0:
-            raise ValueError(f"data_seed must be a non-negative whole number, got {data_seed!r}")
+        whole_number("classes", classes, 2)
+        whole_number("data_seed", data_seed, 0)
         if self.batch_size > train_examples:
             raise ValueError(f"batch_size ({self.batch_size}) exceeds train_examples ({train_examples})")
         self.features, self.classes, self.width, self.teacher_width = features, classes, width, teacher_width

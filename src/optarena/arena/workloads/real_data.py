@@ -21,6 +21,7 @@ from optarena.arena.workloads.base import (
     ClassifierRun,
     seeded_model,
 )
+from optarena.checks import whole_number
 from optarena.data.cifar10 import TEST_FILES, TRAIN_FILES, load_cifar10
 from optarena.data.idx import DataFormatError
 from optarena.data.mnist import expected_files, load_mnist
@@ -102,10 +103,7 @@ class RealDataWorkload(BuiltinWorkload):
         eval_examples: int | None = None,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        if eval_examples is not None and (
-            isinstance(eval_examples, bool) or not isinstance(eval_examples, int) or eval_examples < 1
-        ):
-            raise ValueError(f"eval_examples must be a positive whole number or None, got {eval_examples!r}")
+        whole_number("eval_examples", eval_examples, none_means="the whole test set")
         self.data_dir = _require(self.name, data_dir, self.expected)
         self.eval_examples = eval_examples
         x_train = self.data()[0]

@@ -27,10 +27,10 @@ from optarena.arena.workloads.base import (
     Budget,
     BuiltinWorkload,
     ClassifierRun,
-    check_positive,
     generator,
     seeded_model,
 )
+from optarena.checks import whole_number, whole_numbers
 
 
 def zipf_probabilities(vocab: int, exponent: float) -> Tensor:
@@ -111,15 +111,13 @@ class SparseBOW(BuiltinWorkload):
         data_seed: int = 0,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        check_positive(vocab=vocab, dim=dim, length=length, train_docs=train_docs, test_docs=test_docs)
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-            raise ValueError(f"classes must be a whole number of at least 2, got {classes!r}")
+        whole_numbers(1, vocab=vocab, dim=dim, length=length, train_docs=train_docs, test_docs=test_docs)
+        whole_number("classes", classes, 2)
         if not exponent > 0:
             raise ValueError(f"exponent must be positive, got {exponent!r}")
         if not 0 < informative <= 1:
             raise ValueError(f"informative must be in (0, 1], got {informative!r}")
-        if isinstance(data_seed, bool) or not isinstance(data_seed, int) or data_seed < 0:
-            raise ValueError(f"data_seed must be a non-negative whole number, got {data_seed!r}")
+        whole_number("data_seed", data_seed, 0)
         self.vocab, self.dim, self.classes, self.length = vocab, dim, classes, length
         self.train_docs, self.test_docs = train_docs, test_docs
         self.exponent, self.informative, self.data_seed = float(exponent), float(informative), data_seed

@@ -24,10 +24,10 @@ from optarena.arena.workloads.base import (
     TEST_STREAM,
     Budget,
     BuiltinWorkload,
-    check_positive,
     generator,
     seeded_model,
 )
+from optarena.checks import whole_numbers
 
 
 class ReversalTransformer(nn.Module):
@@ -98,7 +98,7 @@ class TinyTransformer(BuiltinWorkload):
         test_sequences: int = 512,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        check_positive(
+        whole_numbers(1, 
             vocab=vocab, length=length, width=width, heads=heads, layers=layers, test_sequences=test_sequences
         )
         if width % heads:
