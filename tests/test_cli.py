@@ -95,3 +95,16 @@ def test_python_dash_m():
     assert done.returncode == 2
     assert "Unknown optimizer 'nosuch'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_tables_written_to_a_pipe_are_wide_enough_not_to_wrap(monkeypatch):
+    import io
+
+    from optarena.cli_types import PIPE_WIDTH, wide_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    piped = wide_console(file=io.StringIO())
+    assert not piped.is_terminal and piped.width == PIPE_WIDTH
+    assert wide_console(file=io.StringIO(), width=50).width == 50
+    monkeypatch.setenv("COLUMNS", "90")
+    assert wide_console(file=io.StringIO()).width == 90

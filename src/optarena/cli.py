@@ -11,17 +11,10 @@ from optarena import __version__
 from optarena.arena.command import add_command as add_arena_commands
 from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.bench.command import add_command as add_bench_command
-from optarena.cli_types import names, positive_int
+from optarena.cli_types import names, positive_int, wide_console
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
 from optarena.functions.command import add_command as add_function_commands
 from optarena.landscape.command import add_command as add_landscape_command
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False)
-
 
 # -- subcommands ------------------------------------------------------------------------------
 
@@ -43,7 +36,7 @@ def _list(args: argparse.Namespace) -> int:
             description += f" [dim]({entry.cls.__name__} with {settings})[/dim]"
         paper = entry.paper.cite() if entry.paper is not None else ""
         table.add_row(entry.name, description, escape(paper))
-    _console().print(table)
+    wide_console().print(table)
     return 0
 
 

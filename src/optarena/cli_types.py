@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def whole(low: int = 1) -> Callable[[str], int]:
@@ -85,3 +85,23 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+PIPE_WIDTH = 160
+"""Columns of tables written to a pipe or a file (a terminal uses its own width)."""
+
+
+def wide_console(**options: Any) -> Any:
+    """A rich Console for the commands' tables; in a pipe or a log, wide enough that cells do not wrap.
+
+    Rich falls back to 80 columns when the output is not a terminal; ``COLUMNS``, when set,
+    still decides.
+    """
+    import os
+
+    from rich.console import Console
+
+    out = Console(highlight=False, **options)
+    if not out.is_terminal and "COLUMNS" not in os.environ and "width" not in options:
+        out = Console(highlight=False, width=PIPE_WIDTH, **options)
+    return out

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from optarena.cli_types import names, positive_int
+from optarena.cli_types import names, positive_int, wide_console
 
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam", "lamb", "ranger", "adabound")
 DEFAULT_TRIALS, DEFAULT_SEEDS = 8, 3
@@ -97,6 +97,8 @@ def leaderboard_table(workload: Any) -> Any:
         title=f"{workload.label}: final {target.metric} (target {relation} {target.value:g})",
         caption="final: mean ± sd over the reruns; reached: reruns at the target; steps: their median steps "
         "to it; diverged: tuning trials, reruns",
+        show_edge=False,
+        pad_edge=False,
     )
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("optimizer", no_wrap=True)
@@ -114,20 +116,19 @@ def leaderboard_table(workload: Any) -> Any:
             f"{row.reached}/{row.seeds}",
             steps,
             f"{row.tuning_diverged}/{row.tuning_trials}, {row.diverged}/{row.seeds}",
-            " ".join(f"{k}={format_value(v)}" for k, v in tuned.items()) or "–",
+            "\n".join(f"{k}={format_value(v)}" for k, v in tuned.items()) or "–",
         )
     return table
 
 
 def run_race_command(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from optarena.arena.executors import make_executor
     from optarena.arena.race import RaceConfig, RaceError, make_plan, run_race
     from optarena.arena.results import load_results
     from optarena.arena.store import Store, StoreError
 
-    console = Console(highlight=False)
+    console = wide_console()
     options = {"quick": True} if args.quick else {}
     config = RaceConfig(
         workloads=tuple(args.workload),

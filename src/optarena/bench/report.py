@@ -21,6 +21,7 @@ from optarena.bench.runner import (
     TARGET_WARM_S,
     BenchResult,
 )
+from optarena.cli_types import wide_console
 
 MISSING = "-"
 TEXT_HEADERS = ("optimizer", "kind")
@@ -210,14 +211,11 @@ def setup_lines(result: BenchResult) -> list[str]:
 
 def print_result(result: BenchResult, console: Any = None) -> None:
     """The two tables and the notes, with rich."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     if console is None:
-        console = Console(highlight=False)
-        if not console.is_terminal:
-            console = Console(highlight=False, width=160)  # logs and pipes: no wrapped cells
+        console = wide_console()
     for line in setup_lines(result):
         console.print(escape(line), style="dim")
     for title, columns in TABLES:

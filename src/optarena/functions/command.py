@@ -14,16 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from optarena.cli_types import names as name_list
-from optarena.cli_types import output, real, torch_threads, whole
+from optarena.cli_types import output, real, torch_threads, whole, wide_console
 
 DEFAULT_TRAJECTORY_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "radam", "ranger")
 """The optimizers ``trajectories`` draws by default; names not registered (yet) are left out."""
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False)
 
 
 def _fail(command: str, message: str) -> int:
@@ -85,7 +79,7 @@ def _trajectories(args: argparse.Namespace) -> int:
     from optarena.functions.plots import trajectory_animation, trajectory_figure
     from optarena.registry import lookup
 
-    console = _console()
+    console = wide_console()
     try:
         function = functions.get(args.function, noise=args.noise, seed=args.seed if args.noise is not None else None)
     except ValueError as error:
@@ -201,7 +195,7 @@ def _nqm(args: argparse.Namespace) -> int:
     from optarena.functions.nqm_plot import nqm_figure
     from optarena.functions.nqm_study import nqm_report
 
-    console = _console()
+    console = wide_console()
     if args.max_batch_size < args.batch_size:
         return _fail("nqm", f"--max-batch-size ({args.max_batch_size}) is below --batch-size ({args.batch_size:g})")
     batch_sizes = [2.0**k for k in range(int(math.log2(args.max_batch_size)) + 1)]

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from optarena.checks import whole_number
-from optarena.cli_types import names, positive_int, real
+from optarena.cli_types import names, positive_int, real, wide_console
 from optarena.landscape.evaluate import ROWS_PER_CALL, loss_at
 from optarena.landscape.path_landscape import PLANES, PathsLandscape, landscape_of_paths
 from optarena.landscape.paths import Trajectory, train_paths
@@ -329,7 +329,6 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result: LandscapeRun, seconds: float) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     landscape = result.landscape
@@ -344,7 +343,7 @@ def _print_summary(result: LandscapeRun, seconds: float) -> None:
             f"{path.losses[-1]:.4f}",
             f"{path.off_plane:.1%}",
         )
-    console = Console(highlight=False)
+    console = wide_console()
     console.print(table)
     grid = landscape.surface.losses.size
     console.print(

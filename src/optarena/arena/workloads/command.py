@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Any
 
+from optarena.cli_types import wide_console
+
 COMMAND = "workloads"
 
 
@@ -32,7 +34,6 @@ def _target(target) -> str:
 
 def _list() -> int:
     from rich import box
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -53,7 +54,7 @@ def _list() -> int:
             str(info.budget.batch_size),
             description,
         )
-    console = Console(highlight=False)
+    console = wide_console()
     console.print(table)
     console.print("steps: default/quick budget. Your own workload: package.module:factory (docs/workloads.md).")
     return 0
