@@ -69,7 +69,7 @@ class RaceConfig:
 
     def check(self) -> None:
         """A ValueError naming the first bad setting."""
-        whole_numbers(1, trials=self.trials, seeds=self.seeds)
+        whole_numbers(trials=self.trials, seeds=self.seeds)
         if self.search not in STRATEGIES:
             raise ValueError(f"unknown search {self.search!r}; allowed: {', '.join(STRATEGIES)}")
         if self.tune not in TUNE_CHOICES:

@@ -59,7 +59,7 @@ class Budget:
     """The quantile over runs that scores a trial (0.5: the median)."""
 
     def __post_init__(self) -> None:
-        whole_numbers(1, steps=self.steps, trials=self.trials, starts=self.starts, seeds=self.seeds)
+        whole_numbers(steps=self.steps, trials=self.trials, starts=self.starts, seeds=self.seeds)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown search strategy {self.strategy!r}; allowed: {', '.join(STRATEGIES)}")
         if self.tune not in ("lr", "all"):

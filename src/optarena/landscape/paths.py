@@ -80,7 +80,7 @@ def train_paths(
         seed: fixes the mini-batch order, the same for every run.
     """
     inputs, targets = data
-    whole_numbers(1, steps=steps, batch_size=batch_size, record_every=record_every)
+    whole_numbers(steps=steps, batch_size=batch_size, record_every=record_every)
     if batch_size > len(inputs):
         raise ValueError(f"batch_size must be at most the number of samples ({len(inputs)}), got {batch_size}")
     if not optimizers:

@@ -67,7 +67,7 @@ class LargeBatch(BuiltinWorkload):
         data_seed: int = 0,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        whole_numbers(1, 
+        whole_numbers(
             features=features, width=width, teacher_width=teacher_width, train_examples=train_examples, test_examples=test_examples
         )
         whole_number("classes", classes, 2)

@@ -111,7 +111,7 @@ class SparseBOW(BuiltinWorkload):
         data_seed: int = 0,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        whole_numbers(1, vocab=vocab, dim=dim, length=length, train_docs=train_docs, test_docs=test_docs)
+        whole_numbers(vocab=vocab, dim=dim, length=length, train_docs=train_docs, test_docs=test_docs)
         whole_number("classes", classes, 2)
         if not exponent > 0:
             raise ValueError(f"exponent must be positive, got {exponent!r}")

@@ -98,7 +98,7 @@ class TinyTransformer(BuiltinWorkload):
         test_sequences: int = 512,
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
-        whole_numbers(1, 
+        whole_numbers(
             vocab=vocab, length=length, width=width, heads=heads, layers=layers, test_sequences=test_sequences
         )
         if width % heads:
