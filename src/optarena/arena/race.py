@@ -151,7 +151,6 @@ class Study:
         self.hyperparameters: dict[int, dict[str, Any]] = {}
         self.outstanding = 0
         self.reruns_started = False
-        self.reruns_done = 0
         self.best: int | None = None
 
     def row(self) -> dict[str, Any]:
@@ -215,8 +214,6 @@ class Study:
             value = objective(status, final_metric, self.planned.workload.target.mode)
             self.results[role.number] = value
             self.search.tell(role.number, value)
-        else:
-            self.reruns_done += 1
 
     @property
     def planned_trials(self) -> int:

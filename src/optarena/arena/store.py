@@ -25,7 +25,8 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,37 +213,36 @@ class Store:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> list[int]:
-        """Run ``statements`` in one transaction; the row counts they changed."""
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
         db = self._db
-        counts = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            for sql, parameters in statements:
-                counts.append(db.execute(sql, parameters).rowcount)
+            yield db
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return counts
 
     def add_workload(self, row: dict[str, Any]) -> None:
         """Record a workload configuration (nothing happens when it is already there)."""
         columns = ("key", "name", "spec", "description", "config", "target_metric", "target_value",
                    "target_mode", "steps", "eval_every")
-        self._write([(f"INSERT OR IGNORE INTO workloads ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                      [row[c] for c in columns])])
+        with self._transaction() as db:
+            db.execute(_insert_if_new("workloads", columns), [row[c] for c in columns])
 
     def add_study(self, row: dict[str, Any]) -> None:
         """Record a study (nothing happens when it is already there)."""
         columns = ("id", "workload_key", "optimizer", "search", "tune", "trials", "seeds", "search_seed",
                    "optarena_version", "created_at")
-        self._write([(f"INSERT OR IGNORE INTO studies ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                      [row[c] for c in columns])])
+        with self._transaction() as db:
+            db.execute(_insert_if_new("studies", columns), [row[c] for c in columns])
 
     def link(self, study: str, phase: str, number: int, trial: str) -> None:
         """Record that ``study`` used stored trial ``trial`` as its ``phase`` trial ``number``."""
-        self._write([_link_statement(study, phase, number, trial)])
+        with self._transaction() as db:
+            db.execute(*_link_statement(study, phase, number, trial))
 
     def save_trial(self, row: dict[str, Any], metrics: Sequence[tuple[str, int, float]],
                    links: Sequence[tuple[str, str, int]] = ()) -> bool:
@@ -255,11 +255,9 @@ class Store:
                    "steps_done", "diverged_step", "final_metric", "best_metric", "best_step", "final_train_loss",
                    "steps_to_target", "seconds_to_target", "train_seconds", "eval_seconds", "threads", "host",
                    "finished_at")
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             inserted = db.execute(
-                f"INSERT OR IGNORE INTO trials ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                _insert_if_new("trials", columns),
                 [_number(row[c]) if isinstance(row[c], float) else row[c] for c in columns],
             ).rowcount == 1
             if inserted:
@@ -269,10 +267,6 @@ class Store:
                 )
             for study, phase, number in links:
                 db.execute(*_link_statement(study, phase, number, row["key"]))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return inserted
 
     # -- reading -----------------------------------------------------------------------------
@@ -299,3 +293,8 @@ def _link_statement(study: str, phase: str, number: int, trial: str) -> tuple[st
         raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
     return ("INSERT OR IGNORE INTO study_trials (study, phase, number, trial) VALUES (?, ?, ?, ?)",
             (study, phase, number, trial))
+
+
+def _insert_if_new(table: str, columns: Sequence[str]) -> str:
+    """``INSERT OR IGNORE`` of one row into ``table``, one ``?`` per column."""
+    return f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"

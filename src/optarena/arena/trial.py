@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from optarena.arena.store import canonical_json
+from optarena.cli_types import torch_threads
 
 
 def digest(value: Any) -> str:
@@ -169,26 +170,15 @@ def load_workload(spec: str, options: dict[str, Any], data_dir: str | None) -> A
     return _WORKLOADS[cache_key]
 
 
-def _sparse_support(optimizer: str) -> bool:
-    from optarena.registry import lookup
-
-    return bool(getattr(lookup(optimizer).cls, "supports_sparse", False))
-
-
 def run_trial(spec: TrialSpec) -> TrialResult:
     """Run ``spec`` and return its result; exceptions other than divergence propagate as :class:`TrialFailed`."""
-    previous_threads = torch.get_num_threads()
-    if spec.threads is not None:
-        torch.set_num_threads(spec.threads)
-    try:
-        return _train(spec)
-    except TrialFailed:
-        raise
-    except Exception as error:
-        raise TrialFailed(f"{spec.describe()} failed: {type(error).__name__}: {error}") from error
-    finally:
-        if spec.threads is not None:
-            torch.set_num_threads(previous_threads)
+    with torch_threads(spec.threads):
+        try:
+            return _train(spec)
+        except TrialFailed:
+            raise
+        except Exception as error:
+            raise TrialFailed(f"{spec.describe()} failed: {type(error).__name__}: {error}") from error
 
 
 def _train(spec: TrialSpec) -> TrialResult:
@@ -200,7 +190,7 @@ def _train(spec: TrialSpec) -> TrialResult:
     entry = lookup(spec.optimizer)
 
     torch.manual_seed(spec.seed)  # for workloads that draw from torch's global generator
-    trainable = workload.setup(spec.seed, sparse=_sparse_support(spec.optimizer))
+    trainable = workload.setup(spec.seed, sparse=bool(getattr(entry.cls, "supports_sparse", False)))
     optimizer = entry.build(trainable.model.parameters(), **spec.hyperparameters)
 
     metrics: list[tuple[str, int, float]] = []
