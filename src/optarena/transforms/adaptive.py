@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Real
-from optarena.transforms.base import Prepared, StepContext, Transform, real_view, zeros
-
-
-def _filled_like(param: Tensor, value: float) -> Tensor:
-    """A tensor like ``param`` whose every real coordinate is ``value``.
-
-    For a complex parameter both the real and the imaginary part start at ``value``
-    (torch.optim.Adagrad starts the imaginary part at 0).
-    """
-    out = torch.zeros_like(param, memory_format=torch.preserve_format)
-    real_view(out).fill_(value)
-    return out
+from optarena.transforms.base import (
+    Prepared,
+    StepContext,
+    Transform,
+    filled_like,
+    zeros,
+)
 
 
 class ScaleByAdagrad(Transform):
@@ -37,7 +29,7 @@ class ScaleByAdagrad(Transform):
 
     def prepare(self, ctx: StepContext) -> Prepared:
         start = self.value(ctx, "initial_accumulator_value")
-        ctx.init_state("sum", lambda p: _filled_like(p, start))
+        ctx.init_state("sum", lambda p: filled_like(p, start))
         lr_decay = self.value(ctx, "lr_decay")
         return Prepared(
             scalars={

@@ -38,7 +38,7 @@ def real_view(tensor: Tensor) -> Tensor:
 class StepContext:
     """One bucket of parameters during one step: group, parameters, states, step counts."""
 
-    __slots__ = ("group", "params", "states", "steps", "owned", "state_dtype", "_originals", "_step_values")
+    __slots__ = ("group", "params", "states", "steps", "state_dtype", "_originals", "_step_values")
 
     def __init__(
         self,
@@ -55,7 +55,6 @@ class StepContext:
         self.params = [real_view(p) for p in params]
         self.states = states
         self.steps = steps
-        self.owned = False
         self._step_values: list[float] | None = None
 
     @property
@@ -86,12 +85,6 @@ class StepContext:
                 ):
                     value = value.to(self.state_dtype)
                 state[key] = value
-
-    def set_state(self, index: int, key: str, value: Tensor) -> None:
-        """Store a tensor computed on the real view, in the parameter's own (maybe complex) form."""
-        if self._originals[index].is_complex():
-            value = torch.view_as_complex(value)
-        self.states[index][key] = value
 
     def state(self, key: str) -> list[Tensor]:
         """The state tensors stored under ``key``, as real views."""
@@ -161,6 +154,17 @@ def scalar_dtype() -> torch.dtype:
 def zeros(param: Tensor) -> Tensor:
     """A state tensor of zeros shaped like the parameter."""
     return torch.zeros_like(param, memory_format=torch.preserve_format)
+
+
+def filled_like(param: Tensor, value: float) -> Tensor:
+    """A state tensor like ``param`` whose every real coordinate is ``value``.
+
+    For a complex parameter both the real and the imaginary part start at ``value``
+    (torch.optim.Adagrad starts the imaginary part at 0).
+    """
+    out = zeros(param)
+    real_view(out).fill_(value)
+    return out
 
 
 class Transform:

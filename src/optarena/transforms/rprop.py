@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import math
 
-import torch
-from torch import Tensor
-
 from optarena.hyperparameters import NONNEGATIVE, Hyper, Real, Tuple
-from optarena.transforms.base import Prepared, StepContext, Transform, real_view, zeros
-
-
-def filled_like(param: Tensor, value: float) -> Tensor:
-    """A tensor like ``param`` whose every real coordinate (real and imaginary parts) is ``value``."""
-    out = torch.zeros_like(param, memory_format=torch.preserve_format)
-    real_view(out).fill_(value)
-    return out
+from optarena.transforms.base import (
+    Prepared,
+    StepContext,
+    Transform,
+    filled_like,
+    zeros,
+)
 
 
 class ScaleByRprop(Transform):
