@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from optarena.cli_types import torch_threads
+from optarena.cli_types import torch_threads, wide_console
 from optarena.registry import create, lookup
 
 DEFAULT_OPTIMIZERS = (
@@ -243,9 +243,8 @@ def demo_table(rows: Sequence[dict[str, Any]]) -> Any:
 
 def print_demo(rows: Sequence[dict[str, Any]], console: Any = None, wall_seconds: float | None = None) -> None:
     """Print the table, the learning-rate note and the timing."""
-    from rich.console import Console
 
-    console = console or Console()
+    console = console or wide_console()
     console.print(demo_table(rows))
     sources = {row["lr_source"] for row in rows}
     notes = ["lr from: 'default' is the registry default"]
@@ -269,9 +268,8 @@ def demo(
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Run the demo and print its table; returns the rows."""
-    from rich.console import Console
 
-    console = console or Console()
+    console = console or wide_console()
     names = [lookup(name).name for name in optimizers]
     hidden = options.get("hidden", DEFAULT_HIDDEN)
     points = options.get("points", DEFAULT_POINTS)

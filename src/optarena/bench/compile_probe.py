@@ -18,13 +18,13 @@ import time
 import torch
 
 import optarena
+from optarena.bench.bandwidth import synchronize
 
 
 def _step_seconds(optimizer: torch.optim.Optimizer, device: torch.device) -> float:
     start = time.perf_counter()
     optimizer.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return time.perf_counter() - start
 
 

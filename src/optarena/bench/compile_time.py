@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from optarena.optim.compile_cache import ENV_CACHE_DIR
+from optarena.optim.fused import ENV_SWITCH
+
 PROBE = "optarena.bench.compile_probe"
 DEFAULT_TIMEOUT = 900.0
 
@@ -54,8 +57,8 @@ def _environment(cache: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["TORCHINDUCTOR_CACHE_DIR"] = str(cache / "inductor")
     env["TRITON_CACHE_DIR"] = str(cache / "triton")
-    env["OPTARENA_CACHE_DIR"] = str(cache / "optarena")
-    env.pop("OPTARENA_COMPILE", None)
+    env[ENV_CACHE_DIR] = str(cache / "optarena")
+    env.pop(ENV_SWITCH, None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -287,7 +287,8 @@ METHOD = """\
   `TORCHINDUCTOR_CACHE_DIR` ("cold, empty cache": includes Inductor's one-time setup of a
   cache directory, such as its ISA probes), with a copy of a directory where a trivial
   function was compiled ("cold, toolchain warm": this optimizer's graphs only), and again
-  with that directory ("warm": Dynamo traces again, the FX-graph and kernel caches hit).
+  with that directory ("warm": the compiled chain loads from optarena's own cache, nothing is
+  traced or compiled).
   The figure is the first `step()` alone, without interpreter start-up and imports.
 - **Targets** (marked ✓ or ✗, never asserted by a test): elementwise optimizers within
   {elementwise:g}x torch's fused Adam, per-tensor ones (norms, factored moments, gradient

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from optarena.checks import whole_number
-from optarena.cli_types import names, positive_int, real, wide_console
+from optarena.cli_types import names, positive_int, real, torch_threads, wide_console
 from optarena.landscape.evaluate import ROWS_PER_CALL, loss_at
 from optarena.landscape.path_landscape import PLANES, PathsLandscape, landscape_of_paths
 from optarena.landscape.paths import Trajectory, train_paths
@@ -297,33 +297,30 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
     try:
-        result = run_landscape(
-            args.workload,
-            args.optimizers,
-            grid=args.grid,
-            out=args.out,
-            steps=args.steps,
-            record_every=args.record_every,
-            learning_rates=args.lr,
-            plane=args.plane,
-            center=args.center,
-            log=args.log,
-            view=args.view,
-            margin=args.margin,
-            evaluation_size=args.eval_size,
-            chunk_size=args.chunk_size,
-            seed=args.seed,
-            data_dir=args.data_dir,
-        )
+        with torch_threads(args.threads):
+            result = run_landscape(
+                args.workload,
+                args.optimizers,
+                grid=args.grid,
+                out=args.out,
+                steps=args.steps,
+                record_every=args.record_every,
+                learning_rates=args.lr,
+                plane=args.plane,
+                center=args.center,
+                log=args.log,
+                view=args.view,
+                margin=args.margin,
+                evaluation_size=args.eval_size,
+                chunk_size=args.chunk_size,
+                seed=args.seed,
+                data_dir=args.data_dir,
+            )
     except ValueError as error:
         print(f"optarena landscape: {error}", file=sys.stderr)
         return 2
-    finally:
-        torch.set_num_threads(threads)
     _print_summary(result, time.perf_counter() - started)
     return 0
 
