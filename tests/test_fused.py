@@ -124,6 +124,23 @@ def test_production_chunk_size_compiles_once_for_two_models(monkeypatch):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 1
 
 
+def test_replaced_parameter_and_state_tensors_are_seen_by_the_next_fused_step():
+    params, twins = make_params(torch.float32), make_params(torch.float32)
+    opt = optarena.Adam(params, lr=0.1, fused=True)
+    eager = optarena.Adam(twins, lr=0.1, fused=False)
+    for step in range(3):
+        if step == 2:  # new memory for a parameter and for a state tensor, between two steps
+            for model, optimizer in ((params, opt), (twins, eager)):
+                model[0].data = model[0].data * 0.5
+                optimizer.state[model[2]]["exp_avg"] = optimizer.state[model[2]]["exp_avg"] + 1.0
+        set_grads(params, step)
+        set_grads(twins, step)
+        opt.step()
+        eager.step()
+    assert relative_error(params, twins) <= 1e-6
+    assert relative_error([opt.state[params[2]]["exp_avg"]], [eager.state[twins[2]]["exp_avg"]]) <= 1e-6
+
+
 def test_switched_off_by_environment_warns_once_and_runs_eagerly(monkeypatch):
     monkeypatch.setenv(fused.ENV_SWITCH, "0")
     monkeypatch.setattr(fused, "_warned", set())

@@ -132,8 +132,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.hyperparameters = self.declared_hyperparameters(transforms)
         check_values(type(self).__name__, self.hyperparameters, defaults)
         self._steps_called = 0
-        self._fused_aliases: dict[int, tuple[Tensor, int, bool, Tensor]] = {}
-        """Fused path: id(tensor) -> (tensor, data pointer, flat, storage alias)."""
+        self._fused_plans: dict[Any, fused_backend.ChunkPlan] = {}
+        """Fused path: each bucket's chunked arguments, reused from step to step."""
         super().__init__(params, defaults)
 
     # -- construction -------------------------------------------------------------------
@@ -180,13 +180,13 @@ class ChainOptimizer(torch.optim.Optimizer):
         super().add_param_group(param_group)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Everything but the fused path's aliases (torch.optim keeps only defaults, state and
+        """Everything but the fused path's chunk plans (torch.optim keeps only defaults, state and
         groups, which would lose the chain: a copy or an unpickled optimizer must still step)."""
-        return {key: value for key, value in self.__dict__.items() if key != "_fused_aliases"}
+        return {key: value for key, value in self.__dict__.items() if key != "_fused_plans"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._fused_aliases = {}
+        self._fused_plans = {}
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
@@ -200,7 +200,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         name loads too: the keys it lacks (``nonfinite``) take this optimizer's defaults.
         """
         super().load_state_dict(state_dict)
-        self._fused_aliases.clear()
+        self._fused_plans.clear()
         scalar_keys = {key for t in self.transforms for key in t.scalar_state_keys}
         saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
         params = [p for g in self.param_groups for p in g["params"]]
@@ -276,9 +276,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         for bucket in _bucket(params, per_tensor=group.get("foreach") is False and not fuse, kind=kind):
             states = [self.state[p] for p in bucket]
             if fuse:
-                fused_backend.fused_update(
-                    self.transforms, group, bucket, states, self.uses_step, eager_update, self._fused_aliases
-                )
+                fused_backend.fused_update(self.transforms, group, bucket, states, self.uses_step, self._fused_plans)
             else:
                 eager_update(self.transforms, group, bucket, states, self.uses_step)
 

@@ -10,8 +10,11 @@ What keeps it fast and free of recompilation:
   with small scratch tensors), so one compiled graph serves every model, whatever its number
   of parameters.
 - **Dynamic shapes without duck sizing.** Each tensor's size is its own symbol, so models
-  with different shapes reuse the graph. Tensors are passed as storage aliases (not views),
-  so nothing about a view's base enters the guards.
+  with different shapes reuse the graph. Parameters and state are passed as storage aliases
+  (not views), so nothing about a view's base enters the graph.
+- **Arguments built once.** Each bucket's chunk lists (aliases, padding, the scalar buffer)
+  are kept in a :class:`ChunkPlan` and reused while no tensor moves; a step adds only the
+  gradients and this step's numbers.
 - **Scalars as one tensor.** Every number ``prepare`` computed (learning rate, bias
   corrections, step-dependent weights) travels in a ``[rows, CHUNK]`` float64 tensor, so a
   scheduler changing ``lr`` every step never recompiles. Only static facts (flags such as
@@ -40,6 +43,7 @@ from optarena.optim import compile_cache
 from optarena.optim.execution import (
     _StateViews,
     advance_steps,
+    eager_update,
     prepare_chain,
     prepare_precision,
     run_chain,
@@ -132,20 +136,6 @@ def should_fuse(group: dict[str, Any], params: Sequence[Tensor]) -> bool:
 
 
 # -- tensors as the compiled graph sees them ------------------------------------------------------
-
-
-def _cached_alias(tensor: Tensor, flat: bool, cache: dict[int, tuple[Tensor, int, bool, Tensor]]) -> Tensor:
-    """:func:`_alias` for long-lived tensors (parameters, state), rebuilt if their memory moves.
-
-    ``cache`` belongs to one optimizer, which clears it when its state is reloaded.
-    """
-    entry = cache.get(id(tensor))
-    pointer = tensor.data_ptr()
-    if entry is not None and entry[0] is tensor and entry[1] == pointer and entry[2] == flat:
-        return entry[3]
-    alias = _alias(tensor, flat)
-    cache[id(tensor)] = (tensor, pointer, flat, alias)
-    return alias
 
 
 def _alias(tensor: Tensor, flat: bool) -> Tensor:
@@ -291,8 +281,13 @@ class CompiledChain:
 
     def __call__(self, *args: Any) -> None:
         if self.fn is None:
-            self.fn = self._create(args)
-        self.fn(*args)
+            with _compile_settings():
+                self.fn = self._create(args)
+        if self.source == "just in time":
+            with _compile_settings():  # it may compile again on any call
+                self.fn(*args)
+        else:
+            self.fn(*args)
 
 
 def _compiled_for(
@@ -355,36 +350,113 @@ def fused_update(
     bucket: list[Tensor],
     states: list[dict],
     uses_step: bool,
-    eager_update: Callable[..., None],
-    aliases: dict[int, tuple[Tensor, int, bool, Tensor]] | None = None,
+    plans: dict[Hashable, "ChunkPlan"] | None = None,
 ) -> None:
-    """One step over ``bucket`` through the compiled chain (tensors it cannot take go eagerly)."""
-    aliases = {} if aliases is None else aliases
+    """One step over ``bucket`` through the compiled chain (tensors it cannot take go eagerly).
+
+    ``plans`` belongs to one optimizer: the chunked arguments of each bucket, reused from step
+    to step (cleared when the optimizer's state is reloaded).
+    """
+    plans = {} if plans is None else plans
     flat = not any(t.uses_shapes() for t in transforms)
     take = [fusable(p, flat) for p in bucket]
-    rest = [p for p, ok in zip(bucket, take) if not ok]
-    if rest:
+    if not all(take):
+        rest = [p for p, ok in zip(bucket, take) if not ok]
         eager_update(transforms, group, rest, [s for s, ok in zip(states, take) if not ok], uses_step)
-    chosen = [p for p, ok in zip(bucket, take) if ok]
-    if not chosen:
-        return
-    chosen_states = [s for s, ok in zip(states, take) if ok]
+        bucket = [p for p, ok in zip(bucket, take) if ok]
+        states = [s for s, ok in zip(states, take) if ok]
+        if not bucket:
+            return
     if flat:
-        _fused_group(transforms, group, chosen, chosen_states, uses_step, flat, aliases)
+        _fused_group(transforms, group, bucket, states, uses_step, flat, plans)
         return
     by_rank: dict[int, list[int]] = {}
-    for i, p in enumerate(chosen):
+    for i, p in enumerate(bucket):
         by_rank.setdefault(real_view(p).dim(), []).append(i)
     for indices in by_rank.values():
         _fused_group(
-            transforms,
-            group,
-            [chosen[i] for i in indices],
-            [chosen_states[i] for i in indices],
-            uses_step,
-            flat,
-            aliases,
+            transforms, group, [bucket[i] for i in indices], [states[i] for i in indices], uses_step, flat, plans
         )
+
+
+class ChunkPlan:
+    """One bucket's arguments to the compiled chain, chunked and padded once, reused every step.
+
+    Parameters and state are long-lived, so their storage aliases and the padded chunk lists
+    are built once; a step only checks that no tensor has moved (data pointers), chunks the
+    new gradients and writes the step's scalars into one preallocated buffer. The plan holds
+    the old storage, so a replaced tensor can never reappear at the same address unnoticed.
+    """
+
+    MAX_PLANS = 64
+    """Plans kept per optimizer; beyond this (buckets changing every step) they are rebuilt."""
+
+    def __init__(self, bucket: list[Tensor], states: list[dict], state_keys: tuple[str, ...], flat: bool, rows: int):
+        self.flat = flat
+        self.pointers = self._pointers(bucket, states, state_keys)
+        params = [_alias(p, flat) for p in bucket]
+        state_lists = [[_alias(s[key], flat) for s in states] for key in state_keys]
+        n = len(bucket)
+        self.starts = range(0, n, CHUNK)
+        self.chunk = CHUNK
+        smallest = min(range(n), key=lambda i: bucket[i].numel())
+        self.grad_padding = _padding(params[smallest], len(self.starts) * CHUNK - n, 1, flat)
+        self.params = self._chunked(params, _padding(params[smallest], len(self.starts) * CHUNK - n, 0, flat))
+        self.states = [
+            self._chunked(tensors, _padding(tensors[smallest], len(self.starts) * CHUNK - n, 2 + j, flat))
+            for j, tensors in enumerate(state_lists)
+        ]
+        device = bucket[0].device
+        self.scalars = torch.zeros((len(self.starts), rows, CHUNK), dtype=torch.float64, device=device)
+        self.scalar_chunks = [_alias(self.scalars[c], flat=False) for c in range(len(self.starts))]
+
+    @staticmethod
+    def _pointers(bucket: list[Tensor], states: list[dict], state_keys: tuple[str, ...]) -> tuple[int, ...]:
+        return tuple(p.data_ptr() for p in bucket) + tuple(s[key].data_ptr() for key in state_keys for s in states)
+
+    def _chunked(self, tensors: list[Tensor], padding: list[Tensor]) -> list[list[Tensor]]:
+        padded = tensors + padding
+        return [padded[start:start + self.chunk] for start in self.starts]
+
+    def current(self, bucket: list[Tensor], states: list[dict], state_keys: tuple[str, ...]) -> bool:
+        """Whether every parameter and state tensor is still where the plan saw it."""
+        return self._pointers(bucket, states, state_keys) == self.pointers
+
+    def grads(self, grads: list[Tensor]) -> list[list[Tensor]]:
+        """This step's gradients, chunked: flattened views for a flat chain (the graph never
+        writes to them, so a view's base does not matter), else the gradients themselves."""
+        if self.flat:
+            grads = [g.view(-1) for g in grads]
+        return self._chunked(grads, self.grad_padding)
+
+    def write_scalars(self, rows: list[list[float]]) -> None:
+        """Lay this step's scalars out as ``[chunk, row, slot]`` (padding slots repeat the chunk's first)."""
+        n = len(rows[0]) if rows else 0
+        size = self.chunk
+        laid_out = []
+        for start in self.starts:
+            stop = min(start + size, n)
+            pad = size - (stop - start)
+            laid_out.append([row[start:stop] + row[start:start + 1] * pad for row in rows])
+        values = torch.tensor(laid_out, dtype=torch.float64).reshape(self.scalars.shape)
+        self.scalars.copy_(values, non_blocking=True)
+
+
+def _plan_for(
+    plans: dict[Hashable, ChunkPlan],
+    bucket: list[Tensor],
+    states: list[dict],
+    state_keys: tuple[str, ...],
+    flat: bool,
+    rows: int,
+) -> ChunkPlan:
+    key = (tuple(id(p) for p in bucket), state_keys, flat, rows, CHUNK)
+    plan = plans.get(key)
+    if plan is None or not plan.current(bucket, states, state_keys):
+        if len(plans) >= ChunkPlan.MAX_PLANS:
+            plans.clear()
+        plan = plans[key] = ChunkPlan(bucket, states, state_keys, flat, rows)
+    return plan
 
 
 def _fused_group(
@@ -394,7 +466,7 @@ def _fused_group(
     states: list[dict],
     uses_step: bool,
     flat: bool,
-    aliases: dict[int, tuple[Tensor, int, bool, Tensor]],
+    plans: dict[Hashable, ChunkPlan],
 ) -> None:
     body, fold_lr = split_chain(transforms)
     steps = advance_steps(states, uses_step)
@@ -405,7 +477,6 @@ def _fused_group(
     maximize = bool(group.get("maximize", False))
     grads = [real_view(p.grad) for p in bucket]
     state_keys = _tensor_state_keys(states)
-    first = _alias(bucket[0], flat)
 
     def eager_rest(start: int) -> None:
         indices = list(range(start, len(bucket)))
@@ -418,6 +489,7 @@ def _fused_group(
         return
     layout = tuple(tuple(p.scalars) for p in prepared)
     statics = tuple(tuple(sorted(p.static.items())) for p in prepared)
+    first = real_view(bucket[0])
     key = (
         _structure(transforms),
         fold_lr,
@@ -426,7 +498,7 @@ def _fused_group(
         statics,
         state_keys,
         flat,
-        first.dim(),
+        1 if flat else first.dim(),
         first.dtype,
         first.device.type,
         compute_dtype,
@@ -440,33 +512,16 @@ def _fused_group(
         lambda: _make_body(tuple(body), fold_lr, maximize, layout, statics, state_keys, compute_dtype),
         [type(t).__module__ for t in transforms],
     )
-    n = len(bucket)
-    rows = _scalar_rows(prepared, n)
-    param_aliases = [_cached_alias(p, flat, aliases) for p in bucket]
-    grad_aliases = [_alias(g, flat) for g in grads]
-    state_aliases = [[_cached_alias(s[key_], flat, aliases) for s in states] for key_ in state_keys]
-    smallest = min(range(n), key=lambda i: bucket[i].numel())
-    with _compile_settings():
-        for start in range(0, n, CHUNK):
-            stop = min(start + CHUNK, n)
-            pad = CHUNK - (stop - start)
-            chunk_params = param_aliases[start:stop] + _padding(param_aliases[smallest], pad, 0, flat)
-            chunk_grads = grad_aliases[start:stop] + _padding(grad_aliases[smallest], pad, 1, flat)
-            chunk_states = [
-                aliases[start:stop] + _padding(aliases[smallest], pad, 2 + j, flat)
-                for j, aliases in enumerate(state_aliases)
-            ]
-            chunk_scalars = torch.tensor(
-                [row[start:stop] + row[start:start + 1] * pad for row in rows], dtype=torch.float64
-            ).reshape(len(rows), CHUNK)
-            if first.device.type != "cpu":
-                chunk_scalars = chunk_scalars.to(first.device, non_blocking=True)
-            try:
-                fn(chunk_params, chunk_grads, chunk_states, chunk_scalars)
-            except Exception as error:  # compilation failed: nothing of this chunk has run
-                _broken[key] = f"{type(error).__name__}: {error}"
-                warn_once(
-                    f"compiling this chain failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
-                )
-                eager_rest(start)
-                return
+    rows = _scalar_rows(prepared, len(bucket))
+    plan = _plan_for(plans, bucket, states, state_keys, flat, len(rows))
+    plan.write_scalars(rows)
+    grad_chunks = plan.grads(grads)
+    for index, start in enumerate(plan.starts):
+        states_chunk = [chunks[index] for chunks in plan.states]
+        try:
+            fn(plan.params[index], grad_chunks[index], states_chunk, plan.scalar_chunks[index])
+        except Exception as error:  # compilation failed: nothing of this chunk has run
+            _broken[key] = f"{type(error).__name__}: {error}"
+            warn_once(f"compiling this chain failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})")
+            eager_rest(start)
+            return
