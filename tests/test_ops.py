@@ -59,6 +59,17 @@ def test_means_roots_and_shapes_agree():
     assert [x.shape for x in FOREACH.unsqueeze(xs, -2)] == [(4, 1, 3), (1, 5)]
 
 
+def test_norms_agree_and_norm_alongside_ignores_the_values_it_is_tied_to():
+    xs = tensors(4)
+    expected = [torch.linalg.vector_norm(x) for x in xs]
+    for backend in (FOREACH, LOOP):
+        torch.testing.assert_close(backend.norm(xs), expected, rtol=1e-14, atol=0)
+    # NaN and infinity in the tied tensors change nothing: the norm is of xs alone
+    tied = [torch.full_like(xs[0], math.nan), torch.full_like(xs[1], math.inf)]
+    for backend in (FOREACH, LOOP):
+        torch.testing.assert_close(backend.norm_alongside(xs, tied), expected, rtol=1e-14, atol=0)
+
+
 PAIRS = case_config_ids()
 
 

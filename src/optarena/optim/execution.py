@@ -105,7 +105,7 @@ def run_chain(
         ops.add_(exact, ops.cast(remainders, torch.float32))
         kernel.params = ops.cast(exact, compute_dtype)
         grads = ops.cast(grads, compute_dtype)
-    updates = grads
+    kernel.grads = updates = grads
     if maximize:
         updates = ops.neg(updates)
         kernel.owned = True

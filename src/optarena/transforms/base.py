@@ -116,6 +116,8 @@ class Kernel:
 
     def __init__(self, params: list[Tensor], states: Mapping[str, list[Tensor]], prepared: list[Prepared]):
         self.params = params
+        self.grads: list[Tensor] = []
+        """The gradients the chain started from (set by ``run_chain``); read them, never write."""
         self._states = states
         self._prepared = prepared
         self.current = 0

@@ -42,14 +42,7 @@ class ScaleByCappedTrustRatio(ScaleByTrustRatio):
             prepared.scalars["max_trust_ratio"] = float(cap)
         return prepared
 
-    def apply(self, ops, updates, k):
-        if not k.static("active"):
-            return updates
-        param_norms = ops.norm(k.params)
-        if self.param_norm_range is not None:
-            ops.clamp_(param_norms, *self.param_norm_range)
-        ratios = ops.ratio_or(param_norms, ops.norm(updates), 1.0)
+    def cap(self, ops, ratios, k):
         if k.static("capped"):
             ops.clamp_(ratios, high=k.scalar("max_trust_ratio"))
-        updates = k.writable(ops, updates)
-        return ops.mul_(updates, ratios)
+        return ratios

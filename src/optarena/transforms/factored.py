@@ -195,7 +195,7 @@ class ScaleByRelativeStep(Transform):
 
     def apply(self, ops, updates, k):
         if k.static("scale_parameter"):
-            alphas = ops.norm(k.params)
+            alphas = ops.norm_alongside(k.params, k.grads)
             ops.div_(alphas, k.scalar("root_size"))
             ops.clamp_(alphas, k.scalar("eps2"))
             ops.mul_(alphas, k.scalar("rho"))

@@ -41,6 +41,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _sum_of_squares(x: Tensor) -> Tensor:
+    """The sum of ``x * x``, over the last dimension first.
+
+    Summing rows first keeps the reduction in the loop nest of a pointwise pass over the same
+    tensor (rows outside, elements inside), so the compiler can take both in one pass.
+    """
+    squares = x * x
+    return squares.sum(dim=-1).sum() if x.dim() > 1 else squares.sum()
+
+
 class ListOps:
     """The operations a transform may use; a ``*_`` method works in place on its first list."""
 
@@ -127,6 +137,15 @@ class ListOps:
     def norm(self, xs: list[Tensor]) -> list[Tensor]:
         """The Euclidean norm of each tensor: a list of 0-d tensors."""
         raise NotImplementedError
+
+    def norm_alongside(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
+        """``norm(xs)``, taken in the pass over memory that reads ``ys`` (same shapes).
+
+        The values are those of :meth:`norm`. On the fused path a reduction over ``xs``
+        alone shares no input with the pass that computes ``ys`` and becomes a pass of its
+        own; tying it to ``ys`` lets the compiler take both in one.
+        """
+        return self.norm(xs)
 
     def ratio_or(self, num: list[Tensor], den: list[Tensor], default: float) -> list[Tensor]:
         """Per item (0-d tensors): ``num / den`` where both are positive, else ``default``."""
@@ -464,7 +483,11 @@ class LoopOps(ListOps):
         return [x.sign() for x in xs]
 
     def norm(self, xs):
-        return [torch.linalg.vector_norm(x) for x in xs]
+        return [_sum_of_squares(x).sqrt() for x in xs]
+
+    def norm_alongside(self, xs, ys):
+        # where(y == y, x, x) is x itself; reading y puts the reduction in y's loop
+        return [_sum_of_squares(torch.where(y == y, x, x)).sqrt() for x, y in zip(xs, ys)]
 
     def ratio_or(self, num, den, default):
         out = []

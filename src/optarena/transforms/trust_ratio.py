@@ -78,14 +78,18 @@ class ScaleByTrustRatio(Transform):
     def apply(self, ops, updates, k):
         if not k.static("active"):
             return updates
-        param_norms = ops.norm(k.params)
+        param_norms = ops.norm_alongside(k.params, updates)
         if self.param_norm_range is not None:
             ops.clamp_(param_norms, *self.param_norm_range)
-        ratios = ops.ratio_or(param_norms, ops.norm(updates), 1.0)
-        if self.max_ratio is not None:
-            ops.clamp_(ratios, high=self.max_ratio)
+        ratios = self.cap(ops, ops.ratio_or(param_norms, ops.norm(updates), 1.0), k)
         updates = k.writable(ops, updates)
         return ops.mul_(updates, ratios)
+
+    def cap(self, ops, ratios, k):
+        """The ratios after the cap, if any (here ``max_ratio``, fixed at construction)."""
+        if self.max_ratio is not None:
+            ops.clamp_(ratios, high=self.max_ratio)
+        return ratios
 
 
 class ScaleByLars(Transform):
@@ -121,7 +125,7 @@ class ScaleByLars(Transform):
     def apply(self, ops, updates, k):
         local = None
         if k.static("adapt"):
-            param_norms = ops.norm(k.params)
+            param_norms = ops.norm_alongside(k.params, updates)
             grad_norms = ops.norm(updates)
             denominators = ops.added(grad_norms, param_norms, k.scalar("weight_decay"))
             ops.add_scalar_(denominators, k.scalar("eps"))
