@@ -18,7 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from optarena.arena.trial import TrialResult, TrialSpec, run_trial
+from optarena.arena.trial import TrialSpec, run_trial
 
 EXECUTORS = ("local", "inline", "ray")
 

@@ -8,6 +8,7 @@ The same :func:`run_chain` runs on both backends: here with ``torch._foreach_*``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -128,6 +129,62 @@ def run_chain(
         ops.copy_(remainders, lost)
 
 
+@dataclass
+class PreparedStep:
+    """One bucket's step after its eager preparation: what either backend needs for the math."""
+
+    body: list[Transform]
+    fold_lr: bool
+    ctx: StepContext
+    prepared: list[Prepared]
+    grads: list[Tensor]
+    maximize: bool
+
+    @property
+    def compute_dtype(self) -> torch.dtype | None:
+        return self.ctx.state_dtype
+
+    def run_eagerly(self, indices: Sequence[int] | None = None) -> None:
+        """The math with multi-tensor operations, over the whole bucket or the tensors at ``indices``."""
+        ctx, prepared, grads = self.ctx, self.prepared, self.grads
+        if indices is not None:
+            indices = list(indices)
+            ctx = StepContext(
+                ctx.group,
+                [ctx.originals[i] for i in indices],
+                [ctx.states[i] for i in indices],
+                [],
+                ctx.state_dtype,
+            )
+            prepared = [
+                Prepared(
+                    {k: [v[i] for i in indices] if isinstance(v, (list, tuple)) else v for k, v in p.scalars.items()},
+                    dict(p.static),
+                )
+                for p in prepared
+            ]
+            grads = [grads[i] for i in indices]
+        kernel = Kernel(ctx.params, _StateViews(ctx), prepared)
+        run_chain(FOREACH, self.body, self.fold_lr, kernel, grads, self.maximize, self.compute_dtype)
+
+
+def prepare_step(
+    transforms: Sequence[Transform],
+    group: dict[str, Any],
+    bucket: list[Tensor],
+    states: list[dict],
+    uses_step: bool,
+) -> PreparedStep:
+    """Advance the step counts, create missing state and compute this step's numbers (eager Python)."""
+    body, fold_lr = split_chain(transforms)
+    steps = advance_steps(states, uses_step)
+    ctx = StepContext(group, bucket, states, steps, state_dtype_for(group, bucket[0].dtype))
+    prepare_precision(ctx)
+    prepared = prepare_chain(transforms, ctx)
+    grads = [real_view(p.grad) for p in bucket]
+    return PreparedStep(body, fold_lr, ctx, prepared, grads, bool(group.get("maximize", False)))
+
+
 def eager_update(
     transforms: Sequence[Transform],
     group: dict[str, Any],
@@ -136,12 +193,4 @@ def eager_update(
     uses_step: bool,
 ) -> None:
     """One step of the chain over ``bucket`` with multi-tensor operations."""
-    body, fold_lr = split_chain(transforms)
-    steps = advance_steps(states, uses_step)
-    compute_dtype = state_dtype_for(group, bucket[0].dtype)
-    ctx = StepContext(group, bucket, states, steps, compute_dtype)
-    prepare_precision(ctx)
-    prepared = prepare_chain(transforms, ctx)
-    kernel = Kernel(ctx.params, _StateViews(ctx), prepared)
-    grads = [real_view(p.grad) for p in bucket]
-    run_chain(FOREACH, body, fold_lr, kernel, grads, bool(group.get("maximize", False)), compute_dtype)
+    prepare_step(transforms, group, bucket, states, uses_step).run_eagerly()

@@ -41,18 +41,9 @@ import torch
 from torch import Tensor
 
 from optarena.optim import compile_cache
-from optarena.optim.execution import (
-    _StateViews,
-    advance_steps,
-    eager_update,
-    prepare_chain,
-    prepare_precision,
-    run_chain,
-    split_chain,
-    state_dtype_for,
-)
-from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, real_view
-from optarena.transforms.ops import FOREACH, LOOP
+from optarena.optim.execution import eager_update, prepare_step, run_chain
+from optarena.transforms.base import Kernel, Prepared, Transform, real_view
+from optarena.transforms.ops import LOOP
 
 CHUNK = 8
 """Tensors per compiled call. Larger chunks mean fewer calls and longer first compilation."""
@@ -318,17 +309,6 @@ def _scalar_rows(prepared: list[Prepared], n: int) -> list[list[float]]:
     return rows
 
 
-def _slice_prepared(prepared: list[Prepared], indices: list[int]) -> list[Prepared]:
-    out = []
-    for p in prepared:
-        scalars = {
-            name: [value[i] for i in indices] if isinstance(value, (list, tuple)) else value
-            for name, value in p.scalars.items()
-        }
-        out.append(Prepared(scalars, dict(p.static)))
-    return out
-
-
 def _tensor_state_keys(states: list[dict]) -> tuple[str, ...] | None:
     """The keys of per-element state (same shape as the parameter), identical for every tensor."""
     if not states:
@@ -482,21 +462,14 @@ def _fused_group(
     flat: bool,
     plans: dict[Hashable, ChunkPlan],
 ) -> None:
-    body, fold_lr = split_chain(transforms)
-    steps = advance_steps(states, uses_step)
-    compute_dtype = state_dtype_for(group, bucket[0].dtype)
-    ctx = StepContext(group, bucket, states, steps, compute_dtype)
-    prepare_precision(ctx)
-    prepared = prepare_chain(transforms, ctx)
-    maximize = bool(group.get("maximize", False))
-    grads = [real_view(p.grad) for p in bucket]
+    step = prepare_step(transforms, group, bucket, states, uses_step)
+    prepared, body, fold_lr, maximize, compute_dtype = (
+        step.prepared, step.body, step.fold_lr, step.maximize, step.compute_dtype
+    )
     state_keys = _tensor_state_keys(states)
 
     def eager_rest(start: int) -> None:
-        indices = list(range(start, len(bucket)))
-        sub = StepContext(group, [bucket[i] for i in indices], [states[i] for i in indices], [])
-        kernel = Kernel(sub.params, _StateViews(sub), _slice_prepared(prepared, indices))
-        run_chain(FOREACH, body, fold_lr, kernel, [grads[i] for i in indices], maximize, compute_dtype)
+        step.run_eagerly(range(start, len(bucket)))
 
     if state_keys is None:
         eager_rest(0)
@@ -529,7 +502,7 @@ def _fused_group(
     rows = _scalar_rows(prepared, len(bucket))
     plan = _plan_for(plans, bucket, states, state_keys, flat, len(rows))
     plan.write_scalars(rows)
-    grad_chunks = plan.grads(grads)
+    grad_chunks = plan.grads(step.grads)
     for index, start in enumerate(plan.starts):
         states_chunk = [chunks[index] for chunks in plan.states]
         try:

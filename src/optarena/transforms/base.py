@@ -38,7 +38,7 @@ def real_view(tensor: Tensor) -> Tensor:
 class StepContext:
     """One bucket of parameters during one step: group, parameters, states, step counts."""
 
-    __slots__ = ("group", "params", "states", "steps", "state_dtype", "_originals", "_step_values")
+    __slots__ = ("group", "params", "states", "steps", "state_dtype", "originals", "_step_values")
 
     def __init__(
         self,
@@ -51,7 +51,8 @@ class StepContext:
         self.group = group
         self.state_dtype = state_dtype
         """The dtype of new floating-point state when it differs from the parameters' (half precision)."""
-        self._originals = params
+        self.originals = params
+        """The parameters as given (complex ones complex); ``params`` holds their real views."""
         self.params = [real_view(p) for p in params]
         self.states = states
         self.steps = steps
@@ -74,7 +75,7 @@ class StepContext:
         Under half precision, floating-point state that is not a scalar is kept in
         ``state_dtype`` (float32 by default) rather than the parameter's dtype.
         """
-        for param, state in zip(self._originals, self.states):
+        for param, state in zip(self.originals, self.states):
             if key not in state:
                 value = make(param)
                 if (
