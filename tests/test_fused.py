@@ -241,3 +241,40 @@ def test_no_disk_cache_when_the_folder_is_empty_string(monkeypatch):
     monkeypatch.setenv("OPTARENA_CACHE_DIR", "")
     assert compile_cache.cache_dir() is None
     assert compile_cache.load("chain-anything.bin") is None
+
+
+@pytest.mark.skipif(
+    __import__("platform").machine() not in ("x86_64", "AMD64"), reason="Inductor probes vector ISAs on x86 only"
+)
+def test_isa_probes_are_skipped_only_after_a_process_saw_them_all_pass(tmp_path, monkeypatch):
+    import torch._inductor.config as inductor_config
+    from torch._inductor import cpu_vec_isa
+
+    from optarena.optim import compile_cache
+
+    monkeypatch.setenv("OPTARENA_CACHE_DIR", str(tmp_path))
+    (tmp_path / "chain-x.bin").write_bytes(b"")
+    seen = []
+
+    def fake_load(handle, f_globals=None):
+        seen.append(inductor_config.cpp.vec_isa_ok)
+        return "loaded"
+
+    monkeypatch.setattr(torch.compiler, "load_compiled_function", fake_load)
+    flags = set(cpu_vec_isa.x86_isa_checker())
+    reported = [isa for isa in cpu_vec_isa.supported_vec_isa_list if set(str(isa).split()) <= flags]
+
+    assert compile_cache.load("chain-x.bin") == "loaded" and seen[-1] is None  # no marker yet
+    if reported:  # a probe that rejected one of the CPU's ISAs leaves no marker
+        monkeypatch.setattr(cpu_vec_isa, "valid_vec_isa_list", lambda: reported[1:])
+        compile_cache.remember_isa_probes()
+        compile_cache.load("chain-x.bin")
+        assert seen[-1] is None
+    monkeypatch.setattr(cpu_vec_isa, "valid_vec_isa_list", lambda: reported)
+    compile_cache.remember_isa_probes()
+    compile_cache.load("chain-x.bin")
+    assert seen[-1] is True
+    assert inductor_config.cpp.vec_isa_ok is None  # only while loading
+    with inductor_config.patch({"cpp.vec_isa_ok": False}):  # the user's choice wins
+        compile_cache.load("chain-x.bin")
+    assert seen[-1] is False

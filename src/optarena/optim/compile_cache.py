@@ -5,6 +5,11 @@ every process, which for a chunk of tensors takes seconds. The fused backend the
 compiles each chain structure ahead of time (``torch.compile(...).aot_compile``), saves the
 result under :func:`cache_dir`, and loads it in later processes.
 
+A new process also pays for Inductor's vector-ISA probes (a child process per ISA, about
+1 s in all), even when every kernel comes from disk. After a compilation in which the probes
+accepted every ISA the CPU reports, a marker file records that for this CPU, compiler and
+torch version, and later loads skip the probes (:func:`trusted_isas`).
+
 A file's name is a hash of the chain's structure key, the torch and optarena versions and
 the source code of every module whose code is traced (the transforms of the chain, the list
 operations, the chain runner), so editing any of them, or upgrading torch, makes a new
@@ -14,12 +19,14 @@ Set ``OPTARENA_CACHE_DIR`` to move the cache, or to an empty string to keep noth
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import os
+import platform
 import sys
 import tempfile
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +88,53 @@ def _globals(transform_modules: Sequence[str]) -> dict[str, Any]:
     return names
 
 
+def _isa_marker() -> Path | None:
+    """The marker file for this machine's ISA probe result (None off x86 or without a cache)."""
+    folder = cache_dir()
+    if folder is None or platform.machine() not in ("x86_64", "AMD64"):
+        return None
+    try:
+        from torch._inductor import cpu_vec_isa
+
+        flags = sorted(cpu_vec_isa.x86_isa_checker())
+    except Exception:  # pragma: no cover - depends on torch's internals
+        return None
+    text = f"{flags} torch {torch.__version__} cxx {os.environ.get('CXX', '')}"
+    return folder / f"vec-isa-{hashlib.sha256(text.encode()).hexdigest()[:16]}.ok"
+
+
+def remember_isa_probes() -> None:
+    """After a compilation in this process: mark the machine if Inductor's probes accepted
+    every vector ISA the CPU reports (then a later process need not probe again)."""
+    marker = _isa_marker()
+    if marker is None:
+        return
+    try:
+        from torch._inductor import cpu_vec_isa
+
+        flags = set(cpu_vec_isa.x86_isa_checker())
+        reported = [str(isa) for isa in cpu_vec_isa.supported_vec_isa_list if set(str(isa).split()) <= flags]
+        if [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()] == reported:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+    except Exception:  # pragma: no cover - depends on torch's internals
+        return
+
+
+@contextlib.contextmanager
+def trusted_isas() -> Iterator[None]:
+    """Tell Inductor to trust the CPU's reported ISAs when this machine's marker exists and
+    the user has not chosen (``TORCHINDUCTOR_VEC_ISA_OK``)."""
+    import torch._inductor.config as inductor_config
+
+    marker = _isa_marker()
+    if marker is None or inductor_config.cpp.vec_isa_ok is not None or not marker.is_file():
+        yield
+        return
+    with inductor_config.patch({"cpp.vec_isa_ok": True}):
+        yield
+
+
 def load(name: str, transform_modules: Sequence[str] = ()) -> Callable[..., Any] | None:
     """The compiled function saved as ``name``, or None (missing, unreadable or from another setup)."""
     folder = cache_dir()
@@ -90,7 +144,7 @@ def load(name: str, transform_modules: Sequence[str] = ()) -> Callable[..., Any]
     if not path.is_file():
         return None
     try:
-        with open(path, "rb") as handle:
+        with open(path, "rb") as handle, trusted_isas():
             return torch.compiler.load_compiled_function(handle, f_globals=_globals(transform_modules))
     except Exception:
         return None

@@ -267,6 +267,7 @@ class CompiledChain:
             return compiler
         if self.entry:
             compile_cache.save(self.entry, compiled)
+            compile_cache.remember_isa_probes()
         compiled.disable_guard_check()
         self.source = "compiled"
         return compiled
