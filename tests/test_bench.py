@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import optarena
+from optarena.bench.bandwidth import measure_bandwidth
 from optarena.bench.compile_time import CompileTimer
 from optarena.bench.memory import peak_extra_bytes
 from optarena.bench.params import PRESETS, get_preset, make_param_set
@@ -303,3 +304,24 @@ def test_a_result_missing_fields_is_refused_by_name(result, tmp_path):
     json_path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="lacks update_gbs, fused_ms"):
         read_result(json_path)
+
+
+@pytest.mark.parametrize(
+    "field, value, named",
+    [("steps", 0, "steps"), ("warmup", 2.5, "warmup"), ("threads", 0, "threads"), ("bandwidth_elements", -1, "bandwidth_elements")],
+    ids=["steps", "warmup", "threads", "bandwidth"],
+)
+def test_config_rejects_counts_below_one_naming_the_field(field, value, named):
+    from dataclasses import replace
+
+    config = replace(BenchConfig(params="small"), **{field: value})
+    with pytest.raises(ValueError, match=rf"^{named} must be a whole number >= 1"):
+        config.check()
+    BenchConfig(params="small", threads=None).check()  # None: torch's default
+
+
+def test_rounds_and_bandwidth_reject_counts_below_one():
+    with pytest.raises(ValueError, match="warmup must be a whole number"):
+        interleaved_rounds([], steps=1, warmup=0)
+    with pytest.raises(ValueError, match="repeats must be a whole number"):
+        measure_bandwidth("cpu", elements=8, repeats=0)

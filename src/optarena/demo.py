@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from optarena.checks import whole_numbers
 from optarena.cli_types import torch_threads, wide_console
 from optarena.registry import create, lookup
 
@@ -172,8 +173,7 @@ def run_demo(
     overrides the demo's choice per name. ``threads`` sets torch's intra-op threads for the
     duration (None leaves them alone); tiny models run fastest on one.
     """
-    if seeds < 1 or epochs < 1:
-        raise ValueError(f"seeds and epochs must be at least 1, got seeds={seeds}, epochs={epochs}")
+    whole_numbers(seeds=seeds, epochs=epochs)
     names = [lookup(name).name for name in optimizers]
     given = {lookup(k).name: v for k, v in (learning_rates or {}).items()}
     x, y = two_spirals(points)

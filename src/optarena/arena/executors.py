@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from optarena.arena.trial import TrialSpec, run_trial
+from optarena.checks import whole_numbers
 
 EXECUTORS = ("local", "inline", "ray")
 
@@ -42,8 +43,7 @@ class Executor:
     name = "executor"
 
     def __init__(self, workers: int, threads: int):
-        if workers < 1 or threads < 1:
-            raise ValueError(f"workers and threads must be at least 1, got {workers} and {threads}")
+        whole_numbers(workers=workers, threads=threads)
         self.workers = workers
         self.threads = threads
 

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from optarena.checks import whole_numbers
+
 DEFAULT_ELEMENTS = 1 << 26
 DEFAULT_REPEATS = 15
 
@@ -64,8 +66,7 @@ def measure_bandwidth(
 ) -> Bandwidth:
     """Median update, triad and copy bandwidth over ``repeats`` runs on float32 arrays of ``elements``."""
     device = torch.device(device)
-    if elements < 1 or repeats < 1:
-        raise ValueError(f"elements and repeats must be at least 1, got {elements} and {repeats}")
+    whole_numbers(elements=elements, repeats=repeats)
     a = torch.rand(elements, device=device)
     b = torch.rand(elements, device=device)
     c = torch.empty(elements, device=device)

@@ -36,6 +36,7 @@ from optarena.bench.params import ParamSet, get_preset, make_param_set
 from optarena.bench.peers import LIBRARIES, SAME_TOLERANCE, Peer, deviation, library_status, peers_for
 from optarena.bench.timing import Contender, interleaved_rounds, warm_up
 from optarena.bench.traffic import measure_traffic
+from optarena.checks import whole_number, whole_numbers
 from optarena.cli_types import torch_threads
 
 BACKENDS = ("fused", "eager")
@@ -79,12 +80,8 @@ class BenchConfig:
     def check(self) -> None:
         """ValueError naming the first invalid field and what is allowed."""
         get_preset(self.params)
-        if self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
-        if self.warmup < 1:
-            raise ValueError(f"warmup must be at least 1, got {self.warmup}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
+        whole_numbers(steps=self.steps, warmup=self.warmup)
+        whole_number("threads", self.threads, none_means="torch's default")
         unknown = [b for b in self.backends if b not in BACKENDS]
         if unknown or not self.backends:
             raise ValueError(f"backends must be a non-empty subset of {', '.join(BACKENDS)}; got {self.backends}")
@@ -96,8 +93,7 @@ class BenchConfig:
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
-        if self.bandwidth_elements < 1:
-            raise ValueError(f"bandwidth_elements must be at least 1, got {self.bandwidth_elements}")
+        whole_number("bandwidth_elements", self.bandwidth_elements)
 
 
 @dataclass

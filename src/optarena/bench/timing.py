@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from optarena.bench.bandwidth import synchronize
+from optarena.checks import whole_numbers
 
 _TORCH_DIR = str(Path(torch.__file__).parent)
 
@@ -97,8 +98,7 @@ def interleaved_rounds(
 ) -> list[Contender]:
     """Warm up every contender, then time ``steps`` rotating rounds; returns the contenders."""
     device = torch.device(device)
-    if steps < 1 or warmup < 1:
-        raise ValueError(f"steps and warmup must be at least 1, got {steps} and {warmup}")
+    whole_numbers(steps=steps, warmup=warmup)
     for contender in contenders:
         if contender.optimizer is None and contender.error is None:
             warm_up(contender, warmup, device)
