@@ -179,6 +179,16 @@ def lookup(name: str) -> Entry:
     raise ValueError(f"Unknown optimizer {name!r}.{hint} Available: {', '.join(REGISTRY)}.")
 
 
+def registry_names(names: list[str]) -> list[str]:
+    """The registry names of ``names`` (any case), in order; a ValueError for an unknown one
+    (with close matches) or for an optimizer named twice."""
+    canonical = [lookup(name).name for name in names]
+    repeated = sorted({name for name in canonical if canonical.count(name) > 1})
+    if repeated:
+        raise ValueError(f"each optimizer may appear once; repeated: {', '.join(repeated)}")
+    return canonical
+
+
 def create(name: str, params: Any, **hyperparameters: Any) -> NamedOptimizer:
     """Build the optimizer registered as ``name`` over ``params``.
 

@@ -120,15 +120,11 @@ class BenchResult:
 
 def resolve_names(names: list[str] | None) -> list[str]:
     """Registry names, canonical and without repeats; every registered one when ``names`` is None."""
-    from optarena.registry import available, lookup
+    from optarena.registry import available, registry_names
 
     if names is None:
         return [entry.name for entry in available()]
-    canonical = [lookup(name).name for name in names]
-    repeated = sorted({name for name in canonical if canonical.count(name) > 1})
-    if repeated:
-        raise ValueError(f"each optimizer may appear once; repeated: {', '.join(repeated)}")
-    return canonical
+    return registry_names(names)
 
 
 def bench_settings(name: str) -> dict[str, Any]:

@@ -54,12 +54,9 @@ def resolve_hyperparameters(
     Builds each optimizer once on a throwaway parameter, so an unknown name or an invalid
     value fails here, before any training. Raises ValueError naming the problem.
     """
-    from optarena.registry import create, lookup
+    from optarena.registry import create, lookup, registry_names
 
-    canonical = [lookup(name).name for name in names]
-    repeated = sorted({name for name in canonical if canonical.count(name) > 1})
-    if repeated:
-        raise ValueError(f"each optimizer may appear once; repeated: {', '.join(repeated)}")
+    canonical = registry_names(names)
     given = {lookup(name).name: value for name, value in learning_rates.items()}
     stray = [name for name in given if name not in canonical]
     if stray:
