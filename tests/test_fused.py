@@ -141,6 +141,25 @@ def test_replaced_parameter_and_state_tensors_are_seen_by_the_next_fused_step():
     assert relative_error([opt.state[params[2]]["exp_avg"]], [eager.state[twins[2]]["exp_avg"]]) <= 1e-6
 
 
+@pytest.mark.parametrize("name", ["adam", "adafactor"], ids=["flat-chain", "shaped-chain"])
+def test_gradients_that_are_views_of_one_buffer_step_like_eager(name):
+    """Gradients laid out in one flat buffer (as distributed training's bucket views do)."""
+    shapes = [(6, 4), (5,), (3, 2), (7,)]
+    params = [torch.randn(s, generator=torch.Generator().manual_seed(i)).requires_grad_() for i, s in enumerate(shapes)]
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    opt = optarena.create(name, params, fused=True)
+    eager = optarena.create(name, twins, fused=False)
+    sizes = [p.numel() for p in params]
+    for step in range(4):
+        buffer = torch.sin(torch.arange(sum(sizes), dtype=torch.float32) * (0.3 + step))
+        for model in (params, twins):
+            for p, chunk in zip(model, buffer.clone().split(sizes)):
+                p.grad = chunk.view(p.shape)  # a view into the shared buffer
+        opt.step()
+        eager.step()
+    assert relative_error(params, twins) <= 1e-6
+
+
 def test_switched_off_by_environment_warns_once_and_runs_eagerly(monkeypatch):
     monkeypatch.setenv(fused.ENV_SWITCH, "0")
     monkeypatch.setattr(fused, "_warned", set())
