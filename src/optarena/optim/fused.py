@@ -267,7 +267,8 @@ class CompiledChain:
             return compiler
         if self.entry:
             compile_cache.save(self.entry, compiled)
-            compile_cache.remember_isa_probes()
+            if args[0][0].device.type == "cpu":  # CPU kernels: Inductor has run its ISA probes
+                compile_cache.remember_isa_probes()
         compiled.disable_guard_check()
         self.source = "compiled"
         return compiled
