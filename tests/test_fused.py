@@ -141,6 +141,23 @@ def test_replaced_parameter_and_state_tensors_are_seen_by_the_next_fused_step():
     assert relative_error([opt.state[params[2]]["exp_avg"]], [eager.state[twins[2]]["exp_avg"]]) <= 1e-6
 
 
+def test_a_non_contiguous_state_tensor_sends_its_bucket_to_the_eager_step():
+    params, twins = make_params(torch.float32), make_params(torch.float32)
+    opt = optarena.Adam(params, lr=0.1, fused=True)
+    eager = optarena.Adam(twins, lr=0.1, fused=False)
+    for step in range(3):
+        if step == 2:  # the same values, laid out transposed in memory
+            for model, optimizer in ((params, opt), (twins, eager)):
+                state = optimizer.state[model[0]]
+                state["exp_avg"] = torch.empty(state["exp_avg"].shape[::-1]).t().copy_(state["exp_avg"])
+            assert not opt.state[params[0]]["exp_avg"].is_contiguous()
+        set_grads(params, step)
+        set_grads(twins, step)
+        opt.step()
+        eager.step()
+    assert relative_error(params, twins) <= 1e-6
+
+
 @pytest.mark.parametrize("name", ["adam", "adafactor"], ids=["flat-chain", "shaped-chain"])
 def test_gradients_that_are_views_of_one_buffer_step_like_eager(name):
     """Gradients laid out in one flat buffer (as distributed training's bucket views do)."""
