@@ -311,14 +311,6 @@ def _structure(transforms: Sequence[Transform]) -> tuple[Hashable, ...]:
     return tuple((type(t).__module__, type(t).__qualname__, t.describe()) for t in transforms)
 
 
-def _scalar_rows(prepared: list[Prepared], n: int) -> list[list[float]]:
-    rows = []
-    for p in prepared:
-        for value in p.scalars.values():
-            rows.append(list(value) if isinstance(value, (list, tuple)) else [float(value)] * n)
-    return rows
-
-
 def _tensor_state_keys(states: list[dict]) -> tuple[str, ...] | None:
     """The keys of per-element state (same shape as the parameter), identical for every tensor."""
     if not states:
@@ -398,7 +390,7 @@ class ChunkPlan:
         self.pointers = self._pointers(bucket, states, state_keys)
         params = [_alias(p, flat) for p in bucket]
         state_lists = [[_alias(s[key], flat) for s in states] for key in state_keys]
-        n = len(bucket)
+        n = self.size = len(bucket)
         self.starts = range(0, n, CHUNK)
         self.chunk = CHUNK
         smallest = min(range(n), key=lambda i: bucket[i].numel())
@@ -432,18 +424,21 @@ class ChunkPlan:
             grads = [g.view(-1) for g in grads]
         return self._chunked(grads, self.grad_padding)
 
-    def write_scalars(self, rows: list[list[float]]) -> None:
-        """Lay this step's scalars out as ``[chunk, row, slot]`` (padding slots repeat the chunk's first)."""
-        n = len(rows[0]) if rows else 0
-        size = self.chunk
-        laid_out = []
-        for start in self.starts:
-            stop = min(start + size, n)
-            pad = size - (stop - start)
-            laid_out.append([row[start:stop] + row[start:start + 1] * pad for row in rows])
-        # rounded once here, as the eager path rounds a Python number to the tensor's dtype
-        values = torch.tensor(laid_out, dtype=torch.float64).reshape(self.scalars.shape)
-        self.scalars.copy_(values, non_blocking=True)
+    def write_scalars(self, prepared: list[Prepared]) -> None:
+        """This step's numbers into the buffer ``[chunk, row, slot]``: one row per scalar, one
+        slot per tensor. A single number fills its row; padding slots repeat a row's last value
+        (padding is never read back). The buffer's dtype rounds them, as the eager path does."""
+        row = 0
+        padding = self.scalars.shape[0] * self.chunk - self.size
+        for p in prepared:
+            for value in p.scalars.values():
+                target = self.scalars[:, row, :]
+                if isinstance(value, (list, tuple)):
+                    values = torch.tensor([*value, *[value[-1]] * padding], dtype=torch.float64)
+                    target.copy_(values.view(target.shape), non_blocking=True)
+                else:
+                    target.fill_(float(value))
+                row += 1
 
 
 def _plan_for(
@@ -513,12 +508,12 @@ def _fused_group(
         lambda: _make_body(tuple(body), fold_lr, maximize, layout, statics, state_keys, compute_dtype),
         [type(t).__module__ for t in transforms],
     )
-    rows = _scalar_rows(prepared, len(bucket))
-    plan = _plan_for(plans, bucket, states, state_keys, flat, len(rows))
+    rows = sum(len(p.scalars) for p in prepared)
+    plan = _plan_for(plans, bucket, states, state_keys, flat, rows)
     if plan is None:
         eager_rest(0)
         return
-    plan.write_scalars(rows)
+    plan.write_scalars(prepared)
     grad_chunks = plan.grads(step.grads)
     for index, start in enumerate(plan.starts):
         states_chunk = [chunks[index] for chunks in plan.states]
