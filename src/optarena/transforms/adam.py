@@ -14,7 +14,6 @@ from optarena.transforms.base import (
     bias_corrections,
     scalar_dtype,
     scalars,
-    sqrt_all,
     zeros,
 )
 
@@ -39,6 +38,12 @@ def update_moments(ops, updates, k):
     ops.mul_(exp_avg_sqs, k.scalar("beta2"))
     ops.addcmul_(exp_avg_sqs, updates, updates, k.scalar("one_minus_beta2"))
     return exp_avgs, exp_avg_sqs
+
+
+def inverse_sqrt_bias_corrections(beta2: float, steps: list[float]) -> list[float]:
+    """``1 / sqrt(1 - beta2^t)`` per tensor: the second moment's bias correction as a factor
+    (a product in the kernel costs less than a division)."""
+    return [1.0 / math.sqrt(c) for c in bias_corrections(beta2, steps)]
 
 
 def betas(transform: Transform, ctx: StepContext) -> tuple[float, float]:
@@ -75,7 +80,7 @@ class ScaleByAdam(Transform):
                 **moment_scalars(ctx, beta1, beta2),
                 "eps": self.value(ctx, "eps"),
                 "bias_correction1": ctx.per_tensor(bias_corrections(beta1, steps)),
-                "inv_sqrt_bias_correction2": ctx.per_tensor([1.0 / c for c in sqrt_all(bias_corrections(beta2, steps))]),
+                "inv_sqrt_bias_correction2": ctx.per_tensor(inverse_sqrt_bias_corrections(beta2, steps)),
             },
             static={"amsgrad": amsgrad},
         )
@@ -85,7 +90,7 @@ class ScaleByAdam(Transform):
         if k.static("amsgrad"):
             second = ops.maximum_(k.state("max_exp_avg_sq"), second)
         out = ops.sqrt(second)
-        ops.mul_(out, k.scalar("inv_sqrt_bias_correction2"))  # a product: one vector division fewer
+        ops.mul_(out, k.scalar("inv_sqrt_bias_correction2"))
         ops.add_scalar_(out, k.scalar("eps"))
         ops.mul_(out, k.scalar("bias_correction1"))
         ops.reciprocal_(out)
@@ -164,7 +169,7 @@ class ScaleByNadam(Transform):
             scalars={
                 **moment_scalars(ctx, beta1, beta2),
                 "eps": self.value(ctx, "eps"),
-                "inv_sqrt_bias_correction2": ctx.per_tensor([1.0 / c for c in sqrt_all(bias_corrections(beta2, steps))]),
+                "inv_sqrt_bias_correction2": ctx.per_tensor(inverse_sqrt_bias_corrections(beta2, steps)),
                 "gradient_weight": ctx.per_tensor([(1.0 - mu) / (1.0 - p) for mu, p in zip(mus, products)]),
                 "momentum_weight": ctx.per_tensor([mn / (1.0 - p * mn) for mn, p in zip(mu_nexts, products)]),
             }

@@ -20,7 +20,6 @@ allocated tensors sets ``k.owned = True``, one that returns state tensors sets i
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Hashable, Mapping
 
@@ -236,7 +235,3 @@ class Transform:
 def bias_corrections(beta: float, steps: list[float]) -> list[float]:
     """``1 - beta**t`` for each step count."""
     return [1.0 - beta**t for t in steps]
-
-
-def sqrt_all(values: list[float]) -> list[float]:
-    return [math.sqrt(v) for v in values]
