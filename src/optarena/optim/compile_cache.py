@@ -88,16 +88,22 @@ def _globals(transform_modules: Sequence[str]) -> dict[str, Any]:
     return names
 
 
-def _isa_marker() -> Path | None:
-    """The marker file for this machine's ISA probe result (None off x86 or without a cache)."""
-    folder = cache_dir()
-    if folder is None or platform.machine() not in ("x86_64", "AMD64"):
+def _cpu_flags() -> list[str] | None:
+    """The vector ISA flags the CPU reports, as Inductor reads them (None off x86)."""
+    if platform.machine() not in ("x86_64", "AMD64"):
         return None
     try:
         from torch._inductor import cpu_vec_isa
 
-        flags = sorted(cpu_vec_isa.x86_isa_checker())
+        return sorted(cpu_vec_isa.x86_isa_checker())
     except Exception:  # pragma: no cover - depends on torch's internals
+        return None
+
+
+def _isa_marker(flags: list[str] | None) -> Path | None:
+    """The marker file for this CPU's ISA probe result (None without flags or a cache)."""
+    folder = cache_dir()
+    if flags is None or folder is None:
         return None
     text = f"{flags} torch {torch.__version__} cxx {os.environ.get('CXX', '')}"
     return folder / f"vec-isa-{hashlib.sha256(text.encode()).hexdigest()[:16]}.ok"
@@ -106,14 +112,15 @@ def _isa_marker() -> Path | None:
 def remember_isa_probes() -> None:
     """After a compilation in this process: mark the machine if Inductor's probes accepted
     every vector ISA the CPU reports (then a later process need not probe again)."""
-    marker = _isa_marker()
+    flags = _cpu_flags()
+    marker = _isa_marker(flags)
     if marker is None:
         return
     try:
         from torch._inductor import cpu_vec_isa
 
-        flags = set(cpu_vec_isa.x86_isa_checker())
-        reported = [str(isa) for isa in cpu_vec_isa.supported_vec_isa_list if set(str(isa).split()) <= flags]
+        available = set(flags)
+        reported = [str(isa) for isa in cpu_vec_isa.supported_vec_isa_list if set(str(isa).split()) <= available]
         if [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()] == reported:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
@@ -127,7 +134,7 @@ def trusted_isas() -> Iterator[None]:
     the user has not chosen (``TORCHINDUCTOR_VEC_ISA_OK``)."""
     import torch._inductor.config as inductor_config
 
-    marker = _isa_marker()
+    marker = _isa_marker(_cpu_flags())
     if marker is None or inductor_config.cpp.vec_isa_ok is not None or not marker.is_file():
         yield
         return

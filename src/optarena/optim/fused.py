@@ -18,9 +18,10 @@ What keeps it fast and free of recompilation:
 - **Scalars as one tensor.** Every number ``prepare`` computed (learning rate, bias
   corrections, step-dependent weights) travels in a ``[rows, CHUNK]`` tensor, so a
   scheduler changing ``lr`` every step never recompiles. Its dtype is that of the math
-  (:func:`scalar_dtype_for`), so the kernel never converts a scalar inside its loop. Only static facts (flags such as
-  ``amsgrad``) and the set of state keys select a graph.
-- **Disk cache.** Inductor's FX-graph and kernel caches make a second process start fast.
+  (:func:`scalar_dtype_for`), so the kernel never converts a scalar inside its loop. Only
+  static facts (flags such as ``amsgrad``) and the set of state keys select a graph.
+- **Disk cache.** Each chain structure is compiled ahead of time and kept on disk
+  (:mod:`optarena.optim.compile_cache`), so a new process loads it instead of tracing again.
 
 If compilation is unavailable (``OPTARENA_COMPILE=0``, no C++ compiler, no Triton) or fails,
 the step runs eagerly with the same prepared values, and one warning says why.
@@ -244,11 +245,12 @@ class CompiledChain:
     possible, ``torch.compile`` compiles it just in time, as usual.
     """
 
-    def __init__(self, key: Hashable, make: Callable[[], Callable[..., None]], modules: Sequence[str]):
+    def __init__(self, key: Hashable, make: Callable[[], Callable[..., None]], transforms: Sequence[Transform]):
         self.key = key
         self.make = make
-        self.modules = tuple(modules)
-        self.entry = compile_cache.entry_name(key, modules)
+        self.modules = tuple(type(t).__module__ for t in transforms)
+        """The modules whose code the trace reads besides the runtime's (the cache entry hashes them)."""
+        self.entry = compile_cache.entry_name(key, self.modules)
         self.fn: Callable[..., None] | None = None
         self.source = ""
         """'disk', 'compiled' or 'just in time', once made."""
@@ -293,12 +295,12 @@ class CompiledChain:
 
 
 def _compiled_for(
-    key: Hashable, make: Callable[[], Callable[..., None]], modules: Sequence[str] = ()
+    key: Hashable, make: Callable[[], Callable[..., None]], transforms: Sequence[Transform] = ()
 ) -> Callable[..., None]:
     with _lock:
         fn = _compiled.get(key)
         if fn is None:
-            fn = CompiledChain(key, make, modules)
+            fn = CompiledChain(key, make, transforms)
             _compiled[key] = fn
     return fn
 
@@ -390,14 +392,16 @@ class ChunkPlan:
         self.pointers = self._pointers(bucket, states, state_keys)
         params = [_alias(p, flat) for p in bucket]
         state_lists = [[_alias(s[key], flat) for s in states] for key in state_keys]
-        n = self.size = len(bucket)
+        n = len(bucket)
         self.starts = range(0, n, CHUNK)
         self.chunk = CHUNK
+        self.padding = len(self.starts) * CHUNK - n
+        """Slots of the last chunk that padding tensors fill."""
         smallest = min(range(n), key=lambda i: bucket[i].numel())
-        self.grad_padding = _padding(params[smallest], len(self.starts) * CHUNK - n, 1, flat)
-        self.params = self._chunked(params, _padding(params[smallest], len(self.starts) * CHUNK - n, 0, flat))
+        self.grad_padding = _padding(params[smallest], self.padding, 1, flat)
+        self.params = self._chunked(params, _padding(params[smallest], self.padding, 0, flat))
         self.states = [
-            self._chunked(tensors, _padding(tensors[smallest], len(self.starts) * CHUNK - n, 2 + j, flat))
+            self._chunked(tensors, _padding(tensors[smallest], self.padding, 2 + j, flat))
             for j, tensors in enumerate(state_lists)
         ]
         first = real_view(bucket[0])
@@ -429,12 +433,11 @@ class ChunkPlan:
         slot per tensor. A single number fills its row; padding slots repeat a row's last value
         (padding is never read back). The buffer's dtype rounds them, as the eager path does."""
         row = 0
-        padding = self.scalars.shape[0] * self.chunk - self.size
         for p in prepared:
             for value in p.scalars.values():
                 target = self.scalars[:, row, :]
                 if isinstance(value, (list, tuple)):
-                    values = torch.tensor([*value, *[value[-1]] * padding], dtype=torch.float64)
+                    values = torch.tensor([*value, *[value[-1]] * self.padding], dtype=torch.float64)
                     target.copy_(values.view(target.shape), non_blocking=True)
                 else:
                     target.fill_(float(value))
@@ -506,7 +509,7 @@ def _fused_group(
     fn = _compiled_for(
         key,
         lambda: _make_body(tuple(body), fold_lr, maximize, layout, statics, state_keys, compute_dtype),
-        [type(t).__module__ for t in transforms],
+        transforms,
     )
     rows = sum(len(p.scalars) for p in prepared)
     plan = _plan_for(plans, bucket, states, state_keys, flat, rows)
