@@ -103,5 +103,5 @@ def wide_console(**options: Any) -> Any:
 
     out = Console(highlight=False, **options)
     if not out.is_terminal and "COLUMNS" not in os.environ and "width" not in options:
-        out = Console(highlight=False, width=PIPE_WIDTH, **options)
+        out.width = PIPE_WIDTH
     return out

@@ -243,7 +243,6 @@ def demo_table(rows: Sequence[dict[str, Any]]) -> Any:
 
 def print_demo(rows: Sequence[dict[str, Any]], console: Any = None, wall_seconds: float | None = None) -> None:
     """Print the table, the learning-rate note and the timing."""
-
     console = console or wide_console()
     console.print(demo_table(rows))
     sources = {row["lr_source"] for row in rows}
@@ -268,7 +267,6 @@ def demo(
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Run the demo and print its table; returns the rows."""
-
     console = console or wide_console()
     names = [lookup(name).name for name in optimizers]
     hidden = options.get("hidden", DEFAULT_HIDDEN)

@@ -122,7 +122,6 @@ def leaderboard_table(workload: Any) -> Any:
 
 
 def run_race_command(args: argparse.Namespace) -> int:
-
     from optarena.arena.executors import make_executor
     from optarena.arena.race import RaceConfig, RaceError, make_plan, run_race
     from optarena.arena.results import load_results

@@ -29,13 +29,7 @@ from typing import Any
 from optarena import __version__
 from optarena.arena.executors import Executor
 from optarena.arena.store import Store, canonical_json
-from optarena.arena.trial import (
-    TrialFailed,
-    TrialSpec,
-    digest,
-    resolve_workload,
-    workload_config,
-)
+from optarena.arena.trial import TrialFailed, TrialSpec, digest, resolve_workload, workload_config
 from optarena.checks import whole_numbers
 from optarena.registry import Entry, lookup
 from optarena.search_space import LEARNING_RATE_ONLY

@@ -20,13 +20,7 @@ import torch
 from torch import Tensor
 
 from optarena.checks import whole_number
-from optarena.functions.nqm import (
-    DEFAULT_ALPHA,
-    DEFAULT_K,
-    DEFAULT_MOMENTUM,
-    METHODS,
-    NoisyQuadraticModel,
-)
+from optarena.functions.nqm import DEFAULT_ALPHA, DEFAULT_K, DEFAULT_MOMENTUM, METHODS, NoisyQuadraticModel
 from optarena.registry import create
 
 

@@ -4,21 +4,12 @@ Compose them with :class:`optarena.Chain` to build an optimizer of your own.
 """
 
 from optarena.transforms.adabound import ScaleByAdabound
-from optarena.transforms.adam import (
-    ScaleByAdam,
-    ScaleByAdamax,
-    ScaleByNadam,
-    ScaleByRadam,
-)
+from optarena.transforms.adam import ScaleByAdam, ScaleByAdamax, ScaleByNadam, ScaleByRadam
 from optarena.transforms.adaptive import ScaleByAdadelta, ScaleByAdagrad, ScaleByRms
 from optarena.transforms.base import StepContext, Transform
 from optarena.transforms.capped_trust_ratio import ScaleByCappedTrustRatio
 from optarena.transforms.centralize import CentralizeGradients
-from optarena.transforms.factored import (
-    ClipByBlockRms,
-    ScaleByFactoredRms,
-    ScaleByRelativeStep,
-)
+from optarena.transforms.factored import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep
 from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms.lookahead import LookaheadSync
 from optarena.transforms.momentum import Trace

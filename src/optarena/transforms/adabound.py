@@ -5,21 +5,8 @@ from __future__ import annotations
 import math
 
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Real
-from optarena.transforms.adam import (
-    BETAS,
-    EPS,
-    betas,
-    init_moments,
-    moment_scalars,
-    update_moments,
-)
-from optarena.transforms.base import (
-    Prepared,
-    StepContext,
-    Transform,
-    bias_corrections,
-    zeros,
-)
+from optarena.transforms.adam import BETAS, EPS, betas, init_moments, moment_scalars, update_moments
+from optarena.transforms.base import Prepared, StepContext, Transform, bias_corrections, zeros
 from optarena.transforms.learning_rate import LR
 
 BASE_LR = "base_lr"

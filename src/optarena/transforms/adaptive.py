@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Real
-from optarena.transforms.base import (
-    Prepared,
-    StepContext,
-    Transform,
-    filled_like,
-    zeros,
-)
+from optarena.transforms.base import Prepared, StepContext, Transform, filled_like, zeros
 
 
 class ScaleByAdagrad(Transform):

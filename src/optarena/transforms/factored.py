@@ -16,15 +16,7 @@ import math
 
 from torch import Tensor
 
-from optarena.hyperparameters import (
-    NONNEGATIVE,
-    UNIT,
-    Flag,
-    Hyper,
-    Optional,
-    Real,
-    Tuple,
-)
+from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Optional, Real, Tuple
 from optarena.transforms.base import Prepared, StepContext, Transform, zeros
 
 EPS_PAIR = Hyper(

@@ -7,20 +7,8 @@ https://arxiv.org/abs/1810.06801.
 from __future__ import annotations
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper, Real, Tuple
-from optarena.transforms.adam import (
-    BETAS,
-    betas,
-    init_moments,
-    moment_scalars,
-    update_moments,
-)
-from optarena.transforms.base import (
-    Prepared,
-    StepContext,
-    Transform,
-    bias_corrections,
-    zeros,
-)
+from optarena.transforms.adam import BETAS, betas, init_moments, moment_scalars, update_moments
+from optarena.transforms.base import Prepared, StepContext, Transform, bias_corrections, zeros
 
 UNIT_CLOSED = Real(0.0, 1.0)
 

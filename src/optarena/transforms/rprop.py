@@ -5,13 +5,7 @@ from __future__ import annotations
 import math
 
 from optarena.hyperparameters import NONNEGATIVE, Hyper, Real, Tuple
-from optarena.transforms.base import (
-    Prepared,
-    StepContext,
-    Transform,
-    filled_like,
-    zeros,
-)
+from optarena.transforms.base import Prepared, StepContext, Transform, filled_like, zeros
 
 
 class ScaleByRprop(Transform):
