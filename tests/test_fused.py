@@ -314,3 +314,42 @@ def test_isa_probes_are_skipped_only_after_a_process_saw_them_all_pass(tmp_path,
     with inductor_config.patch({"cpp.vec_isa_ok": False}):  # the user's choice wins
         compile_cache.load("chain-x.bin")
     assert seen[-1] is False
+
+
+def test_isa_probes_start_together_in_the_background_once_and_only_without_a_marker(tmp_path, monkeypatch):
+    import threading
+
+    import torch._inductor.config as inductor_config
+
+    from optarena.optim import compile_cache
+
+    monkeypatch.setenv("OPTARENA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(compile_cache, "_cpu_flags", lambda: ["avx2", "avx512f"])
+    together = threading.Barrier(3, timeout=10)  # passes only if all three probes run at once
+    answered = []
+
+    class FakeIsa:
+        def __bool__(self):
+            together.wait()
+            answered.append(threading.current_thread().name != threading.main_thread().name)
+            return True
+
+    monkeypatch.setattr(compile_cache, "_candidate_isas", lambda flags: [FakeIsa(), FakeIsa(), FakeIsa()])
+
+    monkeypatch.setattr(compile_cache, "_probes_started", threading.Event())
+    with inductor_config.patch({"cpp.vec_isa_ok": True}):  # the user's choice: nothing to probe
+        assert compile_cache.start_isa_probes() is None
+
+    monkeypatch.setattr(compile_cache, "_probes_started", threading.Event())
+    marker = compile_cache._isa_marker(["avx2", "avx512f"])
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    assert compile_cache.start_isa_probes() is None  # this machine's probes all passed before
+    marker.unlink()
+
+    monkeypatch.setattr(compile_cache, "_probes_started", threading.Event())
+    thread = compile_cache.start_isa_probes()
+    assert thread is not None
+    thread.join(timeout=20)
+    assert answered == [True, True, True]
+    assert compile_cache.start_isa_probes() is None  # once per process

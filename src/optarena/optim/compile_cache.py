@@ -8,7 +8,10 @@ result under :func:`cache_dir`, and loads it in later processes.
 A new process also pays for Inductor's vector-ISA probes (a child process per ISA, about
 1 s in all), even when every kernel comes from disk. After a compilation in which the probes
 accepted every ISA the CPU reports, a marker file records that for this CPU, compiler and
-torch version, and later loads skip the probes (:func:`trusted_isas`).
+torch version, and later loads skip the probes (:func:`trusted_isas`). With an empty Inductor
+cache each probe also compiles a test program first (about 7 s one after another); a
+compilation therefore starts them all at once in the background (:func:`start_isa_probes`),
+where they run beside Dynamo's trace instead of after it.
 
 A file's name is a hash of the chain's structure key, the torch and optarena versions and
 the source code of every module whose code is traced (the transforms of the chain, the list
@@ -26,6 +29,8 @@ import os
 import platform
 import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -119,13 +124,55 @@ def remember_isa_probes() -> None:
     try:
         from torch._inductor import cpu_vec_isa
 
-        available = set(flags)
-        reported = [str(isa) for isa in cpu_vec_isa.supported_vec_isa_list if set(str(isa).split()) <= available]
+        reported = [str(isa) for isa in _candidate_isas(flags)]
         if [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()] == reported:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
     except Exception:  # pragma: no cover - depends on torch's internals
         return
+
+
+_probes_started = threading.Event()
+
+
+def _candidate_isas(flags: list[str]) -> list[Any]:
+    from torch._inductor import cpu_vec_isa
+
+    available = set(flags)
+    return [isa for isa in cpu_vec_isa.supported_vec_isa_list if set(str(isa).split()) <= available]
+
+
+def start_isa_probes() -> threading.Thread | None:
+    """Start Inductor's vector-ISA probes for the ISAs this CPU reports, all at once, in a
+    background thread (once per process; nothing when this machine's marker exists or the
+    user has decided with ``TORCHINDUCTOR_VEC_ISA_OK``).
+
+    Inductor caches each probe's answer, so its own sequential probing during code generation
+    finds them answered (or, for one still running, waits on that build's file lock and only
+    repeats the short load check). The answers are Inductor's own: nothing is assumed.
+    Returns the thread, or None when nothing was started.
+    """
+    if _probes_started.is_set():
+        return None
+    _probes_started.set()
+    flags = _cpu_flags()
+    marker = _isa_marker(flags)
+    try:
+        import torch._inductor.config as inductor_config
+
+        if flags is None or inductor_config.cpp.vec_isa_ok is not None or (marker is not None and marker.is_file()):
+            return None
+        candidates = _candidate_isas(flags)
+    except Exception:  # pragma: no cover - depends on torch's internals
+        return None
+
+    def probe_all() -> None:
+        with contextlib.suppress(Exception), ThreadPoolExecutor(max_workers=len(candidates) or 1) as pool:
+            list(pool.map(bool, candidates))
+
+    thread = threading.Thread(target=probe_all, name="optarena-isa-probes", daemon=True)
+    thread.start()
+    return thread
 
 
 @contextlib.contextmanager

@@ -261,6 +261,8 @@ class CompiledChain:
             loaded.disable_guard_check()
             self.source = "disk"
             return loaded
+        if args[0][0].device.type == "cpu":
+            compile_cache.start_isa_probes()
         compiler = torch.compile(self.make(), dynamic=True, fullgraph=True, options=INDUCTOR_OPTIONS)
         compiled = None
         for _ in range(3):
