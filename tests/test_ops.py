@@ -103,3 +103,28 @@ def test_loop_backend_steps_like_the_foreach_backend(case, config, tensor_scalar
         monkeypatch.setattr(execution, "Kernel", TensorScalars)
     for ours, theirs in zip(run(), expected):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=0)
+
+
+def test_loop_ops_factors_left_out_add_no_input_to_a_compiled_graph():
+    # a float default argument would reach the graph as an input, multiplied into every element
+    graph_inputs = []
+
+    def recording_backend(gm, example_inputs):
+        graph_inputs.extend(example_inputs)
+        return gm.forward
+
+    ops = LOOP
+
+    def step(xs, ys):
+        ops.add_(xs, ys)
+        ops.addcmul_(xs, ys, ys)
+        ops.addcdiv_(xs, ys, ys)
+        return ops.added(ops.addcmul(xs, ys, ys), ys)
+
+    xs, ys = [torch.ones(5), torch.ones(3)], [torch.full((5,), 2.0), torch.full((3,), 2.0)]
+    torch._dynamo.reset()
+    out = torch.compile(step, backend=recording_backend, fullgraph=True, dynamic=True)(xs, ys)
+    torch._dynamo.reset()
+    assert all(x.dim() == 1 for x in graph_inputs if isinstance(x, torch.Tensor)), graph_inputs
+    assert not any(isinstance(x, float) for x in graph_inputs)
+    assert torch.equal(xs[0], torch.full((5,), 8.0)) and torch.equal(out[1], torch.full((3,), 14.0))

@@ -32,6 +32,11 @@ def _item(scalar: Scalar, index: int) -> Any:
     return scalar
 
 
+def _times(x: Tensor, scalar: Scalar | None, index: int) -> Tensor:
+    """``x`` times the value of ``scalar`` for the tensor at ``index``; ``x`` itself for None."""
+    return x if scalar is None else x * _item(scalar, index)
+
+
 def _is_list(value: Any) -> bool:
     return isinstance(value, (list, tuple))
 
@@ -392,7 +397,11 @@ class ForeachOps(ListOps):
 
 
 class LoopOps(ListOps):
-    """Each operation is a loop of ordinary tensor operations, for ``torch.compile`` to fuse."""
+    """Each operation is a loop of ordinary tensor operations, for ``torch.compile`` to fuse.
+
+    Optional factors default to None here, not 1.0: Dynamo makes a float default argument an
+    input of the graph, and the kernel would multiply every element by it.
+    """
 
     def mul_(self, xs, s):
         for i, x in enumerate(xs):
@@ -404,9 +413,9 @@ class LoopOps(ListOps):
             x.div_(_item(s, i))
         return xs
 
-    def add_(self, xs, ys, alpha=1.0):
+    def add_(self, xs, ys, alpha=None):
         for i, x in enumerate(xs):
-            x.add_(ys[i] * _item(alpha, i))
+            x.add_(_times(ys[i], alpha, i))
         return xs
 
     def add_scalar_(self, xs, s):
@@ -414,18 +423,18 @@ class LoopOps(ListOps):
             x.add_(_item(s, i))
         return xs
 
-    def addcmul_(self, xs, a, b, s=1.0):
+    def addcmul_(self, xs, a, b, s=None):
         for i, x in enumerate(xs):
-            x.add_(a[i] * b[i] * _item(s, i))
+            x.add_(_times(a[i] * b[i], s, i))
         return xs
 
-    def addcdiv_(self, xs, a, b, s=1.0):
+    def addcdiv_(self, xs, a, b, s=None):
         for i, x in enumerate(xs):
-            x.add_(a[i] / b[i] * _item(s, i))
+            x.add_(_times(a[i] / b[i], s, i))
         return xs
 
-    def addcmul(self, xs, a, b, s=1.0):
-        return [x + a[i] * b[i] * _item(s, i) for i, x in enumerate(xs)]
+    def addcmul(self, xs, a, b, s=None):
+        return [x + _times(a[i] * b[i], s, i) for i, x in enumerate(xs)]
 
     def lerp_(self, xs, ys, weight):
         for i, x in enumerate(xs):
@@ -464,8 +473,8 @@ class LoopOps(ListOps):
     def product(self, xs, ys):
         return [x * y for x, y in zip(xs, ys)]
 
-    def added(self, xs, ys, alpha=1.0):
-        return [x + y * _item(alpha, i) for i, (x, y) in enumerate(zip(xs, ys))]
+    def added(self, xs, ys, alpha=None):
+        return [x + _times(y, alpha, i) for i, (x, y) in enumerate(zip(xs, ys))]
 
     def plus(self, xs, s):
         return [x + _item(s, i) for i, x in enumerate(xs)]
