@@ -55,9 +55,13 @@ class ScaleByAdabound(Transform):
             scalars={
                 **moment_scalars(ctx, beta1, beta2),
                 "eps": self.value(ctx, "eps"),
-                "step_size": ctx.per_tensor([lr * math.sqrt(c2) / c1 for c1, c2 in zip(corrections1, corrections2)]),
-                "lower": ctx.per_tensor([final_lr * (1.0 - 1.0 / (gamma * t + 1.0)) for t in steps]),
-                "upper": ctx.per_tensor([final_lr * (1.0 + 1.0 / (gamma * t)) for t in steps]),
+                # negated: -clamp(x, lower, upper) = clamp(-x, -upper, -lower) exactly, so the
+                # output needs no negation of its own
+                "neg_step_size": ctx.per_tensor(
+                    [-lr * math.sqrt(c2) / c1 for c1, c2 in zip(corrections1, corrections2)]
+                ),
+                "neg_upper": ctx.per_tensor([-final_lr * (1.0 + 1.0 / (gamma * t)) for t in steps]),
+                "neg_lower": ctx.per_tensor([-final_lr * (1.0 - 1.0 / (gamma * t + 1.0)) for t in steps]),
             },
             static={"amsbound": amsbound},
         )
@@ -69,9 +73,8 @@ class ScaleByAdabound(Transform):
         out = ops.sqrt(second)
         ops.add_scalar_(out, k.scalar("eps"))
         ops.reciprocal_(out)
-        ops.mul_(out, k.scalar("step_size"))
-        ops.clamp_(out, k.scalar("lower"), k.scalar("upper"))
+        ops.mul_(out, k.scalar("neg_step_size"))
+        ops.clamp_(out, k.scalar("neg_upper"), k.scalar("neg_lower"))
         ops.mul_(out, exp_avgs)
-        ops.mul_(out, -1.0)
         k.owned = True
         return out
