@@ -30,8 +30,8 @@ import platform
 import sys
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -165,9 +165,11 @@ def start_isa_probes() -> threading.Thread | None:
         candidates = _candidate_isas(flags)
     except Exception:  # pragma: no cover - depends on torch's internals
         return None
+    if not candidates:
+        return None
 
     def probe_all() -> None:
-        with contextlib.suppress(Exception), ThreadPoolExecutor(max_workers=len(candidates) or 1) as pool:
+        with contextlib.suppress(Exception), ThreadPoolExecutor(max_workers=len(candidates)) as pool:
             list(pool.map(bool, candidates))
 
     thread = threading.Thread(target=probe_all, name="optarena-isa-probes", daemon=True)
