@@ -114,6 +114,27 @@ def _isa_marker(flags: list[str] | None) -> Path | None:
     return folder / f"vec-isa-{hashlib.sha256(text.encode()).hexdigest()[:16]}.ok"
 
 
+def _candidate_isas(flags: list[str]) -> list[Any]:
+    """Inductor's vector ISAs whose flags the CPU reports (those its probes will try)."""
+    from torch._inductor import cpu_vec_isa
+
+    available = set(flags)
+    return [isa for isa in cpu_vec_isa.supported_vec_isa_list if set(str(isa).split()) <= available]
+
+
+def _user_chose_isas() -> bool:
+    """Whether the user decided the probes' answer (``TORCHINDUCTOR_VEC_ISA_OK``)."""
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.cpp.vec_isa_ok is not None
+
+
+def _marked(flags: list[str] | None) -> bool:
+    """Whether this machine's marker says the probes all passed before."""
+    marker = _isa_marker(flags)
+    return marker is not None and marker.is_file()
+
+
 def remember_isa_probes() -> None:
     """After a compilation in this process: mark the machine if Inductor's probes accepted
     every vector ISA the CPU reports (then a later process need not probe again)."""
@@ -135,13 +156,6 @@ def remember_isa_probes() -> None:
 _probes_started = threading.Event()
 
 
-def _candidate_isas(flags: list[str]) -> list[Any]:
-    from torch._inductor import cpu_vec_isa
-
-    available = set(flags)
-    return [isa for isa in cpu_vec_isa.supported_vec_isa_list if set(str(isa).split()) <= available]
-
-
 def start_isa_probes() -> threading.Thread | None:
     """Start Inductor's vector-ISA probes for the ISAs this CPU reports, all at once, in a
     background thread (once per process; nothing when this machine's marker exists or the
@@ -156,11 +170,8 @@ def start_isa_probes() -> threading.Thread | None:
         return None
     _probes_started.set()
     flags = _cpu_flags()
-    marker = _isa_marker(flags)
     try:
-        import torch._inductor.config as inductor_config
-
-        if flags is None or inductor_config.cpp.vec_isa_ok is not None or (marker is not None and marker.is_file()):
+        if flags is None or _user_chose_isas() or _marked(flags):
             return None
         candidates = _candidate_isas(flags)
     except Exception:  # pragma: no cover - depends on torch's internals
@@ -183,8 +194,7 @@ def trusted_isas() -> Iterator[None]:
     the user has not chosen (``TORCHINDUCTOR_VEC_ISA_OK``)."""
     import torch._inductor.config as inductor_config
 
-    marker = _isa_marker(_cpu_flags())
-    if marker is None or inductor_config.cpp.vec_isa_ok is not None or not marker.is_file():
+    if _user_chose_isas() or not _marked(_cpu_flags()):
         yield
         return
     with inductor_config.patch({"cpp.vec_isa_ok": True}):

@@ -261,7 +261,8 @@ class CompiledChain:
             loaded.disable_guard_check()
             self.source = "disk"
             return loaded
-        if args[0][0].device.type == "cpu":
+        on_cpu = args[0][0].device.type == "cpu"
+        if on_cpu:  # CPU kernels: Inductor will probe the vector ISAs
             compile_cache.start_isa_probes()
         compiler = torch.compile(self.make(), dynamic=True, fullgraph=True, options=INDUCTOR_OPTIONS)
         compiled = None
@@ -279,7 +280,7 @@ class CompiledChain:
             return compiler
         if self.entry:
             compile_cache.save(self.entry, compiled)
-            if args[0][0].device.type == "cpu":  # CPU kernels: Inductor has run its ISA probes
+            if on_cpu:
                 compile_cache.remember_isa_probes()
         compiled.disable_guard_check()
         self.source = "compiled"
@@ -396,7 +397,6 @@ class ChunkPlan:
         state_lists = [[_alias(s[key], flat) for s in states] for key in state_keys]
         n = len(bucket)
         self.starts = range(0, n, CHUNK)
-        self.chunk = CHUNK
         self.padding = len(self.starts) * CHUNK - n
         """Slots of the last chunk that padding tensors fill."""
         smallest = min(range(n), key=lambda i: bucket[i].numel())
@@ -417,7 +417,7 @@ class ChunkPlan:
 
     def _chunked(self, tensors: list[Tensor], padding: list[Tensor]) -> list[list[Tensor]]:
         padded = tensors + padding
-        return [padded[start:start + self.chunk] for start in self.starts]
+        return [padded[start:start + CHUNK] for start in self.starts]
 
     def current(self, bucket: list[Tensor], states: list[dict], state_keys: tuple[str, ...]) -> bool:
         """Whether every parameter and state tensor is still where the plan saw it."""
