@@ -124,6 +124,25 @@ def test_production_chunk_size_compiles_once_for_two_models(monkeypatch):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 1
 
 
+def test_a_graph_traced_for_small_matrices_serves_large_ones(monkeypatch):
+    """Adafactor's column means split the rows into blocks of 32: the trace must not keep the
+    block count of the first model (none for 6 rows, one for 40) for the next one."""
+    monkeypatch.setattr(fused, "_warned", set())
+    models = [[(40, 3), (6, 4)], [(70, 5), (100, 3), (33, 2), (8, 8)]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a failed compilation warns and runs eagerly
+        for shapes in models:
+            params = [torch.randn(s, requires_grad=True) for s in shapes]
+            twins = [p.detach().clone().requires_grad_() for p in params]
+            opt, eager = optarena.Adafactor(params, fused=True), optarena.Adafactor(twins, fused=False)
+            for step in range(3):
+                set_grads(params, step)
+                set_grads(twins, step)
+                opt.step()
+                eager.step()
+            assert relative_error(params, twins) <= 1e-6
+
+
 def test_replaced_parameter_and_state_tensors_are_seen_by_the_next_fused_step():
     params, twins = make_params(torch.float32), make_params(torch.float32)
     opt = optarena.Adam(params, lr=0.1, fused=True)

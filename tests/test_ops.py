@@ -59,6 +59,16 @@ def test_means_roots_and_shapes_agree():
     assert [x.shape for x in FOREACH.unsqueeze(xs, -2)] == [(4, 1, 3), (1, 5)]
 
 
+def test_column_means_by_blocks_of_rows_equal_the_plain_mean():
+    # fewer rows than a block, whole blocks only, whole blocks and a remainder of 1 or more
+    g = torch.Generator().manual_seed(5)
+    xs = [torch.randn(rows, 3, generator=g, dtype=torch.float64) for rows in (2, 31, 32, 64, 65, 100)]
+    for dim in (0, -2):
+        torch.testing.assert_close(LOOP.mean(xs, dim), [x.mean(dim=dim) for x in xs], rtol=1e-14, atol=0)
+    cubes = [torch.randn(40, 3, 2, generator=g, dtype=torch.float64)]
+    torch.testing.assert_close(LOOP.mean(cubes, -2), [cubes[0].mean(dim=-2)], rtol=0, atol=0)
+
+
 def test_norms_agree_and_norm_alongside_ignores_the_values_it_is_tied_to():
     xs = tensors(4)
     expected = [torch.linalg.vector_norm(x) for x in xs]

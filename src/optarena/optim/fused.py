@@ -234,6 +234,35 @@ and checked (:func:`fusable`, :class:`ChunkPlan`), and the 33 checks per call of
 cost about 0.5 ms per step of the benchmark's Adam."""
 
 
+STAND_IN_FIRST = 83
+"""The smallest size of a stand-in tensor's dimension (:func:`stand_ins`)."""
+
+
+def stand_ins(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The arguments of a compiled chain with parameter, gradient and state tensors replaced by
+    empty ones whose sizes avoid every special case, for the trace.
+
+    The graph is traced once and then runs on every model without guards, so it must not
+    depend on the sizes it was traced with. Some reductions split a size (Adafactor's column
+    means sum blocks of 32 rows: ``rows // 32`` blocks and a remainder); traced with 40 rows,
+    one block would be specialised away, and with 20 none would exist. Each distinct size
+    becomes ``83 + 32 k`` (at least two blocks, a remainder that is neither 0 nor 1), so
+    sizes equal in the real arguments stay equal and no others are. Tensors of more than two
+    dimensions, whose graphs split no size, are kept (their stand-ins could be large).
+    """
+    params, grads, states, scalars = args
+    tensors = [*params, *grads, *(t for chunk in states for t in chunk)]
+    if any(t.dim() > 2 for t in tensors):
+        return args
+    sizes = sorted({size for t in tensors for size in t.shape})
+    mapped = {size: STAND_IN_FIRST + 32 * k for k, size in enumerate(sizes)}
+
+    def like(t: Tensor) -> Tensor:
+        return torch.empty([mapped[size] for size in t.shape], dtype=t.dtype, device=t.device)
+
+    return [like(t) for t in params], [like(t) for t in grads], [[like(t) for t in chunk] for chunk in states], scalars
+
+
 class CompiledChain:
     """One chain structure's compiled function, made at its first call.
 
@@ -266,9 +295,10 @@ class CompiledChain:
             compile_cache.start_isa_probes()
         compiler = torch.compile(self.make(), dynamic=True, fullgraph=True, options=INDUCTOR_OPTIONS)
         compiled = None
+        example = stand_ins(args)
         for _ in range(3):
             try:
-                compiled = compiler.aot_compile((args, {}))
+                compiled = compiler.aot_compile((example, {}))
                 break
             except Exception as error:
                 # Dynamo asks for a second trace when it turns a Python float into a tensor;

@@ -530,7 +530,7 @@ class LoopOps(ListOps):
         return [x / y for x, y in zip(xs, ys)]
 
     def mean(self, xs, dim, keepdim=False):
-        return [x.mean(dim=dim, keepdim=keepdim) for x in xs]
+        return [_column_means(x) if _over_columns(x, dim, keepdim) else x.mean(dim=dim, keepdim=keepdim) for x in xs]
 
     def unsqueeze(self, xs, dim):
         return [x.unsqueeze(dim) for x in xs]
@@ -570,6 +570,32 @@ def _row_means(x: Tensor) -> Tensor:
     rows = x.flatten(1)
     ones = torch.ones(rows.shape[1], 1, dtype=x.dtype, device=x.device)
     return ((rows @ ones) / rows.shape[1]).reshape((x.shape[0],) + (1,) * (x.dim() - 1))
+
+
+ROW_BLOCK = 32
+"""Rows per block in :func:`_column_means`."""
+
+
+def _over_columns(x: Tensor, dim: int, keepdim: bool) -> bool:
+    """Whether ``x.mean(dim, keepdim)`` is the column means of a matrix."""
+    return x.dim() == 2 and dim in (0, -2) and not keepdim
+
+
+def _column_means(x: Tensor) -> Tensor:
+    """``x.mean(0)`` of a matrix, summed over blocks of :data:`ROW_BLOCK` whole rows first.
+
+    Written as ``x.mean(0)``, a column reduction makes Inductor's C++ backend walk each strip
+    of columns down the whole matrix, one cache line per row; by blocks, each block of rows is
+    read once, row after row. The squares' column sums of the benchmark's 48 matrices took
+    18.1 ms as one reduction and 7.4 ms by blocks, as long as their row sums (7.4 ms). The
+    rows past the last whole block are summed as they are. A graph holds for any number of
+    rows only if it was traced with two blocks or more (see ``fused.stand_ins``).
+    """
+    rows, cols = x.shape
+    blocks = rows // ROW_BLOCK
+    whole = blocks * ROW_BLOCK
+    sums = x[:whole].view(blocks, ROW_BLOCK, cols).sum(dim=1).sum(dim=0) + x[whole:].sum(dim=0)
+    return sums / rows
 
 
 def _means_by_shape(xs: list[Tensor], min_dim: int) -> list[tuple[list[int], list[Tensor]]]:
