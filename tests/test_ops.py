@@ -69,6 +69,14 @@ def test_column_means_by_blocks_of_rows_equal_the_plain_mean():
     torch.testing.assert_close(LOOP.mean(cubes, -2), [cubes[0].mean(dim=-2)], rtol=0, atol=0)
 
 
+def test_materialize_keeps_values_and_shapes():
+    xs = [torch.randn(4, 3, dtype=torch.float64), torch.randn(5, dtype=torch.float64), torch.tensor(2.5).double()]
+    for backend in (FOREACH, LOOP):
+        same(backend.materialize(xs), xs)
+        assert [x.shape for x in backend.materialize(xs)] == [x.shape for x in xs]
+    assert LOOP.materialize([]) == []
+
+
 def test_norms_agree_and_norm_alongside_ignores_the_values_it_is_tied_to():
     xs = tensors(4)
     expected = [torch.linalg.vector_norm(x) for x in xs]

@@ -161,3 +161,24 @@ def test_a_chain_of_its_transforms_buckets_factored_and_unfactored_apart():
         ref.step()
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+
+
+def test_the_factored_update_carries_its_own_rms_on_both_backends():
+    """ClipByBlockRms takes the RMS that ScaleByFactoredRms computed from its row sums: it must be
+    the RMS of the update that transform returns."""
+    from optarena.transforms.base import Kernel, Prepared
+    from optarena.transforms.ops import FOREACH, LOOP
+
+    g = torch.Generator().manual_seed(3)
+    grads = [torch.randn(shape, generator=g) for shape in [(6, 4), (70, 5), (2, 3, 4)]]
+    rows = [torch.rand(x.shape[:-1], generator=g) + 0.1 for x in grads]
+    cols = [torch.rand(x.shape[:-2] + x.shape[-1:], generator=g) + 0.1 for x in grads]
+    root_rows = [float(r.numel()) ** 0.5 for r in rows]
+    scalars = {"beta2": 0.9, "one_minus_beta2": 0.1, "eps1": 1e-30, "root_rows": root_rows}
+    prepared = Prepared(scalars, {"factored": True})
+    for ops in (FOREACH, LOOP):
+        states = {"exp_avg_sq_row": [r.clone() for r in rows], "exp_avg_sq_col": [c.clone() for c in cols]}
+        kernel = Kernel([torch.zeros_like(x) for x in grads], states, [prepared])
+        out = ScaleByFactoredRms().apply(ops, grads, kernel)
+        expected = [x.square().mean().sqrt() for x in out]
+        torch.testing.assert_close(out.rms, expected, rtol=1e-12, atol=0)

@@ -26,6 +26,15 @@ EPS_PAIR = Hyper(
 )
 
 
+class UpdatesWithRms(list):
+    """A list of updates that carries the RMS of each (0-d tensors), from the transform that
+    made them; :class:`ClipByBlockRms` takes it instead of reducing over the updates again."""
+
+    def __init__(self, updates: list[Tensor], rms: list[Tensor]):
+        super().__init__(updates)
+        self.rms = rms
+
+
 def is_factored(param: Tensor) -> bool:
     """Whether Adafactor keeps a factored second moment for ``param``: 2 or more dimensions.
 
@@ -57,6 +66,12 @@ class ScaleByFactoredRms(Transform):
     ``C <- beta2_t C + (1 - beta2_t) mean_second_last(s)``, and
     ``v_hat = (R / mean_last(R)) outer C``: ``m + n`` numbers for an ``m x n`` matrix. Otherwise
     ``v <- beta2_t v + (1 - beta2_t) s`` and ``v_hat = v``.
+
+    For a matrix the output comes with its RMS (:class:`UpdatesWithRms`), taken from row sums
+    so that update clipping needs no reduction of its own: on the fused path the step is then
+    three passes over the gradient (column means; row means with the RMS and the parameter's
+    norm; the update), and the per-row, per-column and per-tensor factors are computed once
+    into memory (``ops.materialize``) instead of at every element.
     """
 
     hyperparameters = {
@@ -79,40 +94,51 @@ class ScaleByFactoredRms(Transform):
             ctx.init_state("exp_avg_sq", zeros)
         decay_rate = self.value(ctx, "decay_rate")
         keep = [1.0 - t**decay_rate for t in ctx.step_values]
-        return Prepared(
-            scalars={
-                "beta2": ctx.per_tensor(keep),
-                "one_minus_beta2": ctx.per_tensor([1.0 - b for b in keep]),
-                "eps1": float(self.value(ctx, "eps")[0]),
-            },
-            static={"factored": factored},
-        )
+        scalars = {
+            "beta2": ctx.per_tensor(keep),
+            "one_minus_beta2": ctx.per_tensor([1.0 - b for b in keep]),
+            "eps1": float(self.value(ctx, "eps")[0]),
+        }
+        if factored:
+            scalars["root_rows"] = ctx.per_tensor([math.sqrt(math.prod(p.shape[:-1])) for p in ctx.params])
+        return Prepared(scalars=scalars, static={"factored": factored})
 
     def apply(self, ops, updates, k):
         squares = ops.product(updates, updates)
         ops.add_scalar_(squares, k.scalar("eps1"))
         beta2, one_minus_beta2 = k.scalar("beta2"), k.scalar("one_minus_beta2")
-        if k.static("factored"):
-            rows, cols = k.state("exp_avg_sq_row"), k.state("exp_avg_sq_col")
-            ops.mul_(rows, beta2)
-            ops.add_(rows, ops.mean(squares, -1), one_minus_beta2)
-            ops.mul_(cols, beta2)
-            ops.add_(cols, ops.mean(squares, -2), one_minus_beta2)
-            row_factors = ops.rsqrt(ops.div(rows, ops.mean(rows, -1, keepdim=True)))
-            col_factors = ops.rsqrt(cols)
-            out = ops.product(ops.unsqueeze(row_factors, -1), ops.unsqueeze(col_factors, -2))
-        else:
+        if not k.static("factored"):
             second = k.state("exp_avg_sq")
             ops.mul_(second, beta2)
             ops.add_(second, squares, one_minus_beta2)
             out = ops.rsqrt(second)
+            ops.mul_(out, updates)
+            k.owned = True
+            return out
+        rows, cols = k.state("exp_avg_sq_row"), k.state("exp_avg_sq_col")
+        ops.mul_(cols, beta2)
+        ops.add_(cols, ops.mean(squares, -2), one_minus_beta2)
+        col_factors = ops.materialize(ops.rsqrt(cols))
+        # the output is r_i c_j u_ij: its mean square is mean_i(r_i^2 w_i) with
+        # w_i = mean_j(c_j^2 u_ij^2), a row reduction beside the row means of s
+        col_weights = ops.unsqueeze(ops.product(col_factors, col_factors), -2)
+        weighted = ops.mean(ops.product(ops.product(updates, updates), col_weights), -1)
+        ops.mul_(rows, beta2)
+        ops.add_(rows, ops.mean(squares, -1), one_minus_beta2)
+        row_factors = ops.materialize(ops.rsqrt(ops.div(rows, ops.mean(rows, -1, keepdim=True))))
+        rms = ops.norm(ops.product(row_factors, ops.sqrt(weighted)))
+        ops.div_(rms, k.scalar("root_rows"))
+        out = ops.product(ops.unsqueeze(row_factors, -1), ops.unsqueeze(col_factors, -2))
         ops.mul_(out, updates)
         k.owned = True
-        return out
+        return UpdatesWithRms(out, rms)
 
 
 class ClipByBlockRms(Transform):
-    """``u / max(1, RMS(u) / clip_threshold)`` per tensor: Adafactor's update clipping."""
+    """``u / max(1, RMS(u) / clip_threshold)`` per tensor: Adafactor's update clipping.
+
+    ``RMS(u)`` is the one the updates carry (:class:`UpdatesWithRms`) when they do.
+    """
 
     hyperparameters = {
         "clip_threshold": Hyper(1.0, Real(0.0, open_low=True), "the largest RMS of an update before scaling"),
@@ -125,12 +151,15 @@ class ClipByBlockRms(Transform):
         )
 
     def apply(self, ops, updates, k):
+        scales = getattr(updates, "rms", None)
         updates = k.writable(ops, updates)
-        scales = ops.norm(updates)
-        ops.div_(scales, k.scalar("root_size"))
+        if scales is None:
+            scales = ops.norm(updates)
+            ops.div_(scales, k.scalar("root_size"))
         ops.div_(scales, k.scalar("clip_threshold"))
         ops.clamp_(scales, 1.0)
-        return ops.div_(updates, scales)
+        # one number per tensor, applied to every element: into memory once (ops.materialize)
+        return ops.mul_(updates, ops.materialize(ops.reciprocal_(scales)))
 
 
 class ScaleByRelativeStep(Transform):
@@ -191,6 +220,7 @@ class ScaleByRelativeStep(Transform):
             ops.div_(alphas, k.scalar("root_size"))
             ops.clamp_(alphas, k.scalar("eps2"))
             ops.mul_(alphas, k.scalar("rho"))
+            alphas = ops.materialize(alphas)
             decays = ops.scaled(alphas, k.scalar("weight_decay")) if k.static("decay") else None
         else:
             alphas, decays = k.scalar("rho"), k.scalar("decay_rho")

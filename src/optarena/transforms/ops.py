@@ -189,6 +189,15 @@ class ListOps:
         """
         raise NotImplementedError
 
+    def materialize(self, xs: list[Tensor]) -> list[Tensor]:
+        """The same values, computed once into memory.
+
+        For small tensors (per-tensor or per-row numbers) that a pass over a large tensor
+        reads at every element: on the fused path the compiler would otherwise recompute them
+        inside that pass, once per element. The eager path has them in memory already.
+        """
+        return xs
+
     def unsqueeze(self, xs: list[Tensor], dim: int) -> list[Tensor]:
         """Views with a dimension of size 1 inserted at ``dim``."""
         raise NotImplementedError
@@ -531,6 +540,16 @@ class LoopOps(ListOps):
 
     def mean(self, xs, dim, keepdim=False):
         return [_column_means(x) if _over_columns(x, dim, keepdim) else x.mean(dim=dim, keepdim=keepdim) for x in xs]
+
+    def materialize(self, xs):
+        # a matrix product is an external kernel for Inductor, so its input is computed into
+        # memory; one product for the whole list
+        if not xs:
+            return xs
+        flat = torch.cat([x.reshape(-1) for x in xs])
+        one = torch.ones(1, 1, dtype=flat.dtype, device=flat.device)
+        flat = (flat.unsqueeze(-1) @ one).squeeze(-1)
+        return [part.view(x.shape) for part, x in zip(flat.split([x.numel() for x in xs]), xs)]
 
     def unsqueeze(self, xs, dim):
         return [x.unsqueeze(dim) for x in xs]
