@@ -81,7 +81,7 @@ class ScaleByTrustRatio(Transform):
         param_norms = ops.norm_alongside(k.params, updates)
         if self.param_norm_range is not None:
             ops.clamp_(param_norms, *self.param_norm_range)
-        ratios = self.cap(ops, ops.ratio_or(param_norms, ops.norm(updates), 1.0), k)
+        ratios = ops.materialize(self.cap(ops, ops.ratio_or(param_norms, ops.norm(updates), 1.0), k))
         updates = k.writable(ops, updates)
         return ops.mul_(updates, ratios)
 
@@ -131,7 +131,7 @@ class ScaleByLars(Transform):
             ops.add_scalar_(denominators, k.scalar("eps"))
             local = ops.scaled(param_norms, k.scalar("trust_coefficient"))
             ops.div_(local, denominators)
-            local = ops.where_positive(local, [param_norms, grad_norms], 1.0)
+            local = ops.materialize(ops.where_positive(local, [param_norms, grad_norms], 1.0))
         if k.static("decay"):
             if k.owned:
                 ops.add_(updates, k.params, k.scalar("weight_decay"))
