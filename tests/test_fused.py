@@ -17,6 +17,7 @@ import optarena
 from optarena.optim import fused
 from optimizer_table import CASES
 
+PRODUCTION_CHUNK = fused.CHUNK
 FUSABLE = [c for c in CASES if c.fusable]
 BY_CASE = pytest.mark.parametrize("case", FUSABLE, ids=[c.name for c in FUSABLE])
 SHAPES = [(6, 4), (5,), (2, 3, 2), (3, 2), (1,)]
@@ -108,7 +109,7 @@ def test_scheduler_changing_lr_every_step_does_not_recompile():
 
 
 def test_production_chunk_size_compiles_once_for_two_models(monkeypatch):
-    monkeypatch.setattr(fused, "CHUNK", 8)
+    monkeypatch.setattr(fused, "CHUNK", PRODUCTION_CHUNK)
     first = [torch.randn(s, requires_grad=True) for s in [(9, 7), (13,), (4, 4), (8, 3)]]
     second = [torch.randn(s, requires_grad=True) for s in [(31,), (2, 50), (6, 6)] * 5]
     torch._dynamo.utils.counters.clear()
