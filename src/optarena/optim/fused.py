@@ -44,7 +44,7 @@ from torch import Tensor
 from optarena.optim import compile_cache
 from optarena.optim.execution import eager_update, prepare_step, run_chain
 from optarena.transforms.base import Kernel, Prepared, Transform, real_view
-from optarena.transforms.ops import LOOP
+from optarena.transforms.ops import LOOP, ROW_BLOCK
 
 CHUNK = 4
 """Tensors per compiled call. Larger chunks mean fewer calls and longer first compilation:
@@ -238,8 +238,9 @@ and checked (:func:`fusable`, :class:`ChunkPlan`), and the 33 checks per call of
 cost about 0.5 ms per step of the benchmark's Adam."""
 
 
-STAND_IN_FIRST = 83
-"""The smallest size of a stand-in tensor's dimension (:func:`stand_ins`)."""
+STAND_IN_FIRST = 2 * ROW_BLOCK + 19
+"""The smallest size of a stand-in tensor's dimension (:func:`stand_ins`): two whole blocks of
+rows and a remainder of 19."""
 
 
 def stand_ins(args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -259,7 +260,7 @@ def stand_ins(args: tuple[Any, ...]) -> tuple[Any, ...]:
     if any(t.dim() > 2 for t in tensors):
         return args
     sizes = sorted({size for t in tensors for size in t.shape})
-    mapped = {size: STAND_IN_FIRST + 32 * k for k, size in enumerate(sizes)}
+    mapped = {size: STAND_IN_FIRST + ROW_BLOCK * k for k, size in enumerate(sizes)}
 
     def like(t: Tensor) -> Tensor:
         return torch.empty([mapped[size] for size in t.shape], dtype=t.dtype, device=t.device)

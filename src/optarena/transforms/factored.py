@@ -104,8 +104,8 @@ class ScaleByFactoredRms(Transform):
         return Prepared(scalars=scalars, static={"factored": factored})
 
     def apply(self, ops, updates, k):
-        squares = ops.product(updates, updates)
-        ops.add_scalar_(squares, k.scalar("eps1"))
+        squared = ops.product(updates, updates)
+        squares = ops.plus(squared, k.scalar("eps1"))
         beta2, one_minus_beta2 = k.scalar("beta2"), k.scalar("one_minus_beta2")
         if not k.static("factored"):
             second = k.state("exp_avg_sq")
@@ -122,7 +122,7 @@ class ScaleByFactoredRms(Transform):
         # the output is r_i c_j u_ij: its mean square is mean_i(r_i^2 w_i) with
         # w_i = mean_j(c_j^2 u_ij^2), a row reduction beside the row means of s
         col_weights = ops.unsqueeze(ops.product(col_factors, col_factors), -2)
-        weighted = ops.mean(ops.product(ops.product(updates, updates), col_weights), -1)
+        weighted = ops.mean(ops.product(squared, col_weights), -1)
         ops.mul_(rows, beta2)
         ops.add_(rows, ops.mean(squares, -1), one_minus_beta2)
         row_factors = ops.materialize(ops.rsqrt(ops.div(rows, ops.mean(rows, -1, keepdim=True))))
