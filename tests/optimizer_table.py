@@ -238,6 +238,7 @@ CASES = [
         reference=_torch("Rprop"),
         reference_name="torch.optim.Rprop",
         scheduled=False,
+        constant_ops=False,  # two selections (torch.where) per tensor, as torch's own foreach Rprop
     ),
     Case(
         "lazyadam",

@@ -23,19 +23,27 @@ def same(a, b):
         torch.testing.assert_close(x, y, rtol=0, atol=0, equal_nan=True)
 
 
-def test_select_by_sign_is_exact_on_both_backends_and_keeps_nan():
-    signs = [
-        torch.tensor([-1.0, 0.0, 1.0, math.nan, -0.0], dtype=torch.float64),
-        torch.tensor([[1.0, -1.0], [0.0, 1.0]], dtype=torch.float64),
+def test_select_by_sign_is_exact_on_both_backends_and_counts_nan_as_zero():
+    xs = [
+        torch.tensor([-3.5, 0.0, 2e-300, math.nan, -0.0, math.inf, -math.inf], dtype=torch.float64),
+        torch.tensor([[7.0, -1e-9], [0.0, 0.25]], dtype=torch.float64),
     ]
     for values in [(0.5, 1.0, 1.2), (0.3, 1.0, 1.7), (0.0, math.inf, math.inf), (-2.0, 0.0, 3.0)]:
-        ours = FOREACH.select_by_sign(signs, *values)
-        same(ours, LOOP.select_by_sign(signs, *values))
+        ours = FOREACH.select_by_sign(xs, *values)
+        same(ours, LOOP.select_by_sign(xs, *values))
         negative, zero, positive = values
-        assert ours[0][:3].tolist() == [negative, zero, positive]
-        assert ours[0][4].item() == zero
+        assert ours[0].tolist() == [negative, zero, positive, zero, zero, positive, negative]
         assert ours[1].tolist() == [[positive, negative], [zero, positive]]
-    assert math.isnan(FOREACH.select_by_sign(signs, 0.5, 1.0, 1.2)[0][3])
+
+
+def test_zero_where_negative_keeps_x_elsewhere_on_both_backends():
+    xs = [torch.tensor([1.5, -2.0, math.inf, -math.inf, math.nan, 3.0, -4.0], dtype=torch.float64)]
+    ys = [torch.tensor([-1.0, -1e-300, -2.0, 0.0, 1.0, math.nan, math.inf], dtype=torch.float64)]
+    ours = FOREACH.zero_where_negative(xs, ys)
+    same(ours, LOOP.zero_where_negative(xs, ys))
+    expected = [0.0, 0.0, 0.0, -math.inf, math.nan, 3.0, -4.0]
+    torch.testing.assert_close(ours[0], torch.tensor(expected, dtype=torch.float64), equal_nan=True)
+    assert ours[0] is not xs[0] and xs[0][0] == 1.5  # new tensors; the inputs are kept
 
 
 def test_clamps_agree():

