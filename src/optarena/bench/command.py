@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizers", type=names, default=None, metavar="NAMES",
                         help="comma-separated registry names (default: every registered optimizer)")
     parser.add_argument("--params", choices=sorted(PRESETS), default="transformer",
-                        help="parameter set: 'transformer' (41.9M float32 parameters in 157 tensors) or "
-                             "'small' (quick runs) (default transformer)")
+                        help="parameter set: 'transformer' (41.9M float32 parameters in 157 tensors), "
+                             "'matrices' (16 x 2048 x 512) or 'small' (quick runs) (default transformer)")
     parser.add_argument("--steps", type=positive_int, default=10, help="timed rounds; the median is reported (default 10)")
     parser.add_argument("--warmup", type=positive_int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--threads", type=positive_int, default=None,

@@ -5,6 +5,8 @@ and its bias, the attention output 512 x 512 and its bias, two LayerNorms' weigh
 fc1 2048 x 512 and its bias, fc2 512 x 2048 and its bias; 144 tensors), an 8000 x 512
 embedding and a final LayerNorm, padded with 512-vectors to 157 tensors: 41,930,752 float32
 parameters. ``small``: the same layout at width 32 with 2 blocks, for quick runs and tests.
+``matrices``: 16 matrices of 2048 x 512 (16,777,216 parameters), equal large shapes as in
+wider models, whose temporary buffers meet the C library's allocator differently.
 
 Gradients are random tensors made once and left in place, so a timed step is the
 optimizer's work alone (no backward pass).
@@ -69,6 +71,7 @@ PRESETS: dict[str, ParamPreset] = {
         "2 blocks of width 32, a 100 x 32 embedding, padded to 30 tensors",
         transformer_shapes(2, 32, 100, total_tensors=30),
     ),
+    "matrices": ParamPreset("matrices", "16 matrices of 2048 x 512", ((2048, 512),) * 16),
 }
 
 
