@@ -37,10 +37,6 @@ def _times(x: Tensor, scalar: Scalar | None, index: int) -> Tensor:
     return x if scalar is None else x * _item(scalar, index)
 
 
-def _is_list(value: Any) -> bool:
-    return isinstance(value, (list, tuple))
-
-
 def _is_number(value: Any) -> bool:
     """A plain Python number (the fast ``torch._foreach_*`` overloads take only these as ``alpha``)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -177,8 +173,8 @@ class ListOps:
         out = []
         for i, x in enumerate(xs):
             middle = _item(zero, i)
-            if not isinstance(middle, Tensor):  # the result takes x's dtype, not the default one
-                middle = torch.full_like(x, middle)
+            if not isinstance(middle, Tensor):  # a 0-d tensor: the result takes x's dtype, not the default one
+                middle = torch.tensor(middle, dtype=x.dtype, device=x.device)
             out.append(torch.where(x > 0, _item(positive, i), torch.where(x < 0, _item(negative, i), middle)))
         return out
 
