@@ -144,6 +144,45 @@ def test_a_graph_traced_for_small_matrices_serves_large_ones(monkeypatch):
             assert relative_error(params, twins) <= 1e-6
 
 
+def test_a_float_construction_setting_is_traced_once():
+    """A float the trace meets (a transform's setting, in the cache key) is a constant: Dynamo
+    once traced it as a symbol, had to specialise it, and traced the whole chain again."""
+    t = optarena.transforms
+    chain = [t.ScaleByAdam(), t.ScaleByCappedTrustRatio(param_norm_range=(0.0, 7.25)), t.ScaleByLearningRate()]
+    params = make_params(torch.float32)[:4]
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    opt = optarena.Chain(params, chain, fused=True)
+    eager = optarena.Chain(twins, chain, fused=False)
+    torch._dynamo.utils.counters.clear()
+    for step in range(3):
+        set_grads(params, step)
+        set_grads(twins, step)
+        opt.step()
+        eager.step()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    assert relative_error(params, twins) <= 1e-6
+
+
+@pytest.mark.parametrize("name", ["ranger", "adafactor"])
+@pytest.mark.parametrize("share, graphs", [(fused.MINOR_RANK_SHARE, 1), (0.0, 2)], ids=["default", "every-rank"])
+def test_a_minor_rank_of_a_shaped_chain_steps_eagerly(monkeypatch, name, share, graphs):
+    """Two biases (21 of 3,221 elements) beside matrices: with the default share they take the
+    eager step instead of a graph of their own; with a share of 0 each rank compiles."""
+    monkeypatch.setattr(fused, "MINOR_RANK_SHARE", share)
+    monkeypatch.setattr(fused, "_compiled", {})
+    shapes = [(40, 48), (11,), (30, 43), (10,)]
+    params = [torch.randn(s, generator=torch.Generator().manual_seed(i)).requires_grad_() for i, s in enumerate(shapes)]
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    opt, eager = optarena.create(name, params, fused=True), optarena.create(name, twins, fused=False)
+    for step in range(4):
+        set_grads(params, step)
+        set_grads(twins, step)
+        opt.step()
+        eager.step()
+    assert len(fused._compiled) == graphs
+    assert relative_error(params, twins) <= 1e-6
+
+
 def test_replaced_parameter_and_state_tensors_are_seen_by_the_next_fused_step():
     params, twins = make_params(torch.float32), make_params(torch.float32)
     opt = optarena.Adam(params, lr=0.1, fused=True)

@@ -6,8 +6,8 @@ fuses each tensor's whole chain into one loop (C++/OpenMP on CPU, Triton on GPU)
 
 What keeps it fast and free of recompilation:
 
-- **Chunks of a fixed size.** Tensors go in groups of :data:`CHUNK` (the last group padded
-  with small scratch tensors), so one compiled graph serves every model, whatever its number
+- **Chunks of a fixed size.** Tensors go in groups of :data:`CHUNK` (:data:`SHAPED_CHUNK`
+  for chains that use shapes; the last group padded with small scratch tensors), so one compiled graph serves every model, whatever its number
   of parameters.
 - **Dynamic shapes without duck sizing.** Each tensor's size is its own symbol, so models
   with different shapes reuse the graph. Parameters and state are passed as storage aliases
@@ -16,7 +16,7 @@ What keeps it fast and free of recompilation:
   are kept in a :class:`ChunkPlan` and reused while no tensor moves; a step adds only the
   gradients and this step's numbers.
 - **Scalars as one tensor.** Every number ``prepare`` computed (learning rate, bias
-  corrections, step-dependent weights) travels in a ``[rows, CHUNK]`` tensor, so a
+  corrections, step-dependent weights) travels in a ``[rows, chunk]`` tensor, so a
   scheduler changing ``lr`` every step never recompiles. Its dtype is that of the math
   (:func:`scalar_dtype_for`), so the kernel never converts a scalar inside its loop. Only
   static facts (flags such as ``amsgrad``) and the set of state keys select a graph.
@@ -47,11 +47,32 @@ from optarena.transforms.base import Kernel, Prepared, Transform, real_view
 from optarena.transforms.ops import LOOP, ROW_BLOCK
 
 CHUNK = 4
-"""Tensors per compiled call. Larger chunks mean fewer calls and longer first compilation:
-against 8, a chunk of 4 compiles Adafactor in 13 s instead of 18 and Adam in 4.8 s instead of
-5.5 (Inductor's toolchain warm), with step times on the benchmark's parameters the same
-within noise (41.9M parameters in 157 tensors); 157 tiny tensors cost 1.49 ms of calls
-per step instead of 1.34."""
+"""Tensors per compiled call of an elementwise chain. Larger chunks mean fewer calls and
+longer first compilation: against 8, a chunk of 4 compiles Adam in 4.8 s instead of 5.5
+(Inductor's toolchain warm), with step times on the benchmark's parameters the same within
+noise (41.9M parameters in 157 tensors); 157 tiny tensors cost 1.49 ms of calls per step
+instead of 1.34."""
+
+SHAPED_CHUNK = 2
+"""Tensors per compiled call of a chain that uses shapes (gradient centralisation, Adafactor's
+factored moments). Their graphs are larger and there are two of them (matrices and vectors),
+so the chunk is smaller: Adafactor's first step with Inductor's toolchain warm took 8.8 s
+instead of 10.4 (chunk 4) or 13 (chunk 8), and 6.6 s with a chunk of 1, which cost about
+1 ms per step in calls; with 2 the step times matched a chunk of 4 within noise."""
+
+
+def chunk_size(flat: bool) -> int:
+    """Tensors per compiled call: :data:`CHUNK` for a chain that does not use shapes, else
+    :data:`SHAPED_CHUNK`."""
+    return CHUNK if flat else SHAPED_CHUNK
+
+MINOR_RANK_SHARE = 0.01
+"""A chain that uses shapes compiles one graph per tensor rank. A rank whose tensors hold less
+than this share of the param group's elements (a transformer's biases and normalisation
+scales: 86k of 41.9M) takes the eager step instead: its own graph added about 2 s to the
+first step (with an empty cache, Adafactor 11.6-11.8 -> 9.9-10.0 s, Ranger 8.9-10.1 ->
+7.3-7.4 s), while its eager step costs under 1 ms (Ranger and Adafactor on the benchmark's
+parameters: the same step time within noise). Set it to 0 to compile every rank."""
 
 AUTO_MIN_ELEMENTS = 1 << 20
 """With ``fused=None`` a group is fused once it holds at least this many elements."""
@@ -212,12 +233,19 @@ def _make_body(
 
 @contextlib.contextmanager
 def _compile_settings():
-    """Per-tensor size symbols (no duck sizing) and room for one graph per chain structure."""
+    """Per-tensor size symbols (no duck sizing), Python floats as constants, and room for one
+    graph per chain structure.
+
+    Every number that changes between steps travels in the scalar tensor, so a Python float
+    the trace meets is a construction setting (RangerLARS's ``param_norm_range``), part of the
+    cache key. Left symbolic, Dynamo traced such a float, found it had to specialise it, and
+    traced the whole chain again (RangerLARS: two traces, 1.6 s of the first step).
+    """
     import torch._dynamo.config as dynamo_config
     import torch.fx.experimental._config as fx_config
 
     with fx_config.patch(use_duck_shape=False), dynamo_config.patch(
-        recompile_limit=512, accumulated_recompile_limit=4096
+        recompile_limit=512, accumulated_recompile_limit=4096, specialize_float=True
     ):
         yield
 
@@ -374,11 +402,14 @@ def fused_update(
     states: list[dict],
     uses_step: bool,
     plans: dict[Hashable, "ChunkPlan"] | None = None,
+    group_elements: int | None = None,
 ) -> None:
     """One step over ``bucket`` through the compiled chain (tensors it cannot take go eagerly).
 
     ``plans`` belongs to one optimizer: the chunked arguments of each bucket, reused from step
-    to step (cleared when the optimizer's state is reloaded).
+    to step (cleared when the optimizer's state is reloaded). ``group_elements`` is the size of
+    the whole param group (default: the bucket's); a chain that uses shapes compiles one graph
+    per rank, and a rank holding less than :data:`MINOR_RANK_SHARE` of it runs eagerly.
     """
     plans = {} if plans is None else plans
     flat = not any(t.uses_shapes() for t in transforms)
@@ -396,10 +427,13 @@ def fused_update(
     by_rank: dict[int, list[int]] = {}
     for i, p in enumerate(bucket):
         by_rank.setdefault(real_view(p).dim(), []).append(i)
+    total = sum(p.numel() for p in bucket) if group_elements is None else group_elements
     for indices in by_rank.values():
-        _fused_group(
-            transforms, group, [bucket[i] for i in indices], [states[i] for i in indices], uses_step, flat, plans
-        )
+        part, part_states = [bucket[i] for i in indices], [states[i] for i in indices]
+        if sum(p.numel() for p in part) < MINOR_RANK_SHARE * total:
+            eager_update(transforms, group, part, part_states, uses_step)
+        else:
+            _fused_group(transforms, group, part, part_states, uses_step, flat, plans)
 
 
 def scalar_dtype_for(param_dtype: torch.dtype) -> torch.dtype:
@@ -427,12 +461,13 @@ class ChunkPlan:
 
     def __init__(self, bucket: list[Tensor], states: list[dict], state_keys: tuple[str, ...], flat: bool, rows: int):
         self.flat = flat
+        chunk = self.chunk = chunk_size(flat)
         self.pointers = self._pointers(bucket, states, state_keys)
         params = [_alias(p, flat) for p in bucket]
         state_lists = [[_alias(s[key], flat) for s in states] for key in state_keys]
         n = len(bucket)
-        self.starts = range(0, n, CHUNK)
-        self.padding = len(self.starts) * CHUNK - n
+        self.starts = range(0, n, chunk)
+        self.padding = len(self.starts) * chunk - n
         """Slots of the last chunk that padding tensors fill."""
         smallest = min(range(n), key=lambda i: bucket[i].numel())
         self.grad_padding = _padding(params[smallest], self.padding, 1, flat)
@@ -442,7 +477,7 @@ class ChunkPlan:
             for j, tensors in enumerate(state_lists)
         ]
         first = real_view(bucket[0])
-        shape = (len(self.starts), rows, CHUNK)
+        shape = (len(self.starts), rows, chunk)
         self.scalars = torch.zeros(shape, dtype=scalar_dtype_for(first.dtype), device=first.device)
         self.scalar_chunks = [_alias(self.scalars[c], flat=False) for c in range(len(self.starts))]
 
@@ -452,7 +487,7 @@ class ChunkPlan:
 
     def _chunked(self, tensors: list[Tensor], padding: list[Tensor]) -> list[list[Tensor]]:
         padded = tensors + padding
-        return [padded[start:start + CHUNK] for start in self.starts]
+        return [padded[start:start + self.chunk] for start in self.starts]
 
     def current(self, bucket: list[Tensor], states: list[dict], state_keys: tuple[str, ...]) -> bool:
         """Whether every parameter and state tensor is still where the plan saw it."""
@@ -491,7 +526,7 @@ def _plan_for(
 ) -> ChunkPlan | None:
     """The bucket's plan, built anew when a tensor moved; None when some state tensor is not
     contiguous (the compiled graph takes dense contiguous memory only)."""
-    key = (tuple(id(p) for p in bucket), state_keys, flat, rows, CHUNK)
+    key = (tuple(id(p) for p in bucket), state_keys, flat, rows, chunk_size(flat))
     plan = plans.get(key)
     if plan is None or not plan.current(bucket, states, state_keys):
         if not all(s[k].is_contiguous() for k in state_keys for s in states):
@@ -538,7 +573,7 @@ def _fused_group(
         first.dtype,
         first.device.type,
         compute_dtype,
-        CHUNK,
+        chunk_size(flat),
     )
     if key in _broken:
         eager_rest(0)
