@@ -163,11 +163,15 @@ def test_a_float_construction_setting_is_traced_once():
     assert relative_error(params, twins) <= 1e-6
 
 
-@pytest.mark.parametrize("name", ["ranger", "adafactor"])
-@pytest.mark.parametrize("share, graphs", [(fused.MINOR_RANK_SHARE, 1), (0.0, 2)], ids=["default", "every-rank"])
+@pytest.mark.parametrize(
+    "name, share, graphs",
+    [("ranger", fused.MINOR_RANK_SHARE, 1), ("ranger", 0.0, 2), ("adafactor", fused.MINOR_RANK_SHARE, 2)],
+    ids=["ranger-default", "ranger-every-rank", "adafactor-own-bucket"],
+)
 def test_a_minor_rank_of_a_shaped_chain_steps_eagerly(monkeypatch, name, share, graphs):
-    """Two biases (21 of 3,221 elements) beside matrices: with the default share they take the
-    eager step instead of a graph of their own; with a share of 0 each rank compiles."""
+    """Two biases (21 of 3,221 elements) beside matrices. In Ranger's bucket they take the eager
+    step instead of a graph of their own (with a share of 0, each rank compiles); Adafactor
+    puts them in a bucket of their own, which compiles."""
     monkeypatch.setattr(fused, "MINOR_RANK_SHARE", share)
     monkeypatch.setattr(fused, "_compiled", {})
     shapes = [(40, 48), (11,), (30, 43), (10,)]

@@ -273,13 +273,10 @@ class ChainOptimizer(torch.optim.Optimizer):
         fuse = fused_backend.should_fuse(group, params)
         keyed = [t for t in self.transforms if type(t).bucket_key is not Transform.bucket_key]
         kind = (lambda p: tuple(t.bucket_key(p) for t in keyed)) if keyed else None
-        elements = sum(p.numel() for p in params) if fuse else 0
         for bucket in _bucket(params, per_tensor=group.get("foreach") is False and not fuse, kind=kind):
             states = [self.state[p] for p in bucket]
             if fuse:
-                fused_backend.fused_update(
-                    self.transforms, group, bucket, states, self.uses_step, self._fused_plans, elements
-                )
+                fused_backend.fused_update(self.transforms, group, bucket, states, self.uses_step, self._fused_plans)
             else:
                 eager_update(self.transforms, group, bucket, states, self.uses_step)
 

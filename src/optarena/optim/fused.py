@@ -67,12 +67,15 @@ def chunk_size(flat: bool) -> int:
     return CHUNK if flat else SHAPED_CHUNK
 
 MINOR_RANK_SHARE = 0.01
-"""A chain that uses shapes compiles one graph per tensor rank. A rank whose tensors hold less
-than this share of the param group's elements (a transformer's biases and normalisation
-scales: 86k of 41.9M) takes the eager step instead: its own graph added about 2 s to the
-first step (with an empty cache, Adafactor 11.6-11.8 -> 9.9-10.0 s, Ranger 8.9-10.1 ->
-7.3-7.4 s), while its eager step costs under 1 ms (Ranger and Adafactor on the benchmark's
-parameters: the same step time within noise). Set it to 0 to compile every rank."""
+"""A chain that uses shapes compiles one graph per tensor rank. Within a bucket, a rank whose
+tensors hold less than this share of the bucket's elements takes the eager step instead:
+Ranger's biases and normalisation scales (86k of the benchmark's 41.9M elements), for which
+gradient centralisation does nothing, would cost a second graph, about 2 s of the first step
+(with an empty cache, 8.9-10.1 -> 7.3-7.4 s), and step as fast eagerly (36.4 against 36.6
+ms). Tensors that a transform puts in a bucket of their own (``bucket_key``: Adafactor's
+unfactored vectors) are compiled: eagerly, Adafactor's per-tensor scalars cost 0.86 ms per
+step (37.4 against 36.6 ms), more than the 2 s of compilation saves over a run. Set it to 0
+to compile every rank."""
 
 AUTO_MIN_ELEMENTS = 1 << 20
 """With ``fused=None`` a group is fused once it holds at least this many elements."""
@@ -402,14 +405,13 @@ def fused_update(
     states: list[dict],
     uses_step: bool,
     plans: dict[Hashable, "ChunkPlan"] | None = None,
-    group_elements: int | None = None,
 ) -> None:
     """One step over ``bucket`` through the compiled chain (tensors it cannot take go eagerly).
 
     ``plans`` belongs to one optimizer: the chunked arguments of each bucket, reused from step
-    to step (cleared when the optimizer's state is reloaded). ``group_elements`` is the size of
-    the whole param group (default: the bucket's); a chain that uses shapes compiles one graph
-    per rank, and a rank holding less than :data:`MINOR_RANK_SHARE` of it runs eagerly.
+    to step (cleared when the optimizer's state is reloaded). A chain that uses shapes compiles
+    one graph per rank; a rank holding less than :data:`MINOR_RANK_SHARE` of the bucket's
+    elements runs eagerly.
     """
     plans = {} if plans is None else plans
     flat = not any(t.uses_shapes() for t in transforms)
@@ -427,7 +429,7 @@ def fused_update(
     by_rank: dict[int, list[int]] = {}
     for i, p in enumerate(bucket):
         by_rank.setdefault(real_view(p).dim(), []).append(i)
-    total = sum(p.numel() for p in bucket) if group_elements is None else group_elements
+    total = sum(p.numel() for p in bucket)
     for indices in by_rank.values():
         part, part_states = [bucket[i] for i in indices], [states[i] for i in indices]
         if sum(p.numel() for p in part) < MINOR_RANK_SHARE * total:
