@@ -7,8 +7,8 @@ fuses each tensor's whole chain into one loop (C++/OpenMP on CPU, Triton on GPU)
 What keeps it fast and free of recompilation:
 
 - **Chunks of a fixed size.** Tensors go in groups of :data:`CHUNK` (:data:`SHAPED_CHUNK`
-  for chains that use shapes; the last group padded with small scratch tensors), so one compiled graph serves every model, whatever its number
-  of parameters.
+  for chains that use shapes; the last group padded with small scratch tensors), so one
+  compiled graph serves every model, whatever its number of parameters.
 - **Dynamic shapes without duck sizing.** Each tensor's size is its own symbol, so models
   with different shapes reuse the graph. Parameters and state are passed as storage aliases
   (not views), so nothing about a view's base enters the graph.
@@ -55,16 +55,17 @@ instead of 1.34."""
 
 SHAPED_CHUNK = 2
 """Tensors per compiled call of a chain that uses shapes (gradient centralisation, Adafactor's
-factored moments). Their graphs are larger and there are two of them (matrices and vectors),
-so the chunk is smaller: Adafactor's first step with Inductor's toolchain warm took 8.8 s
-instead of 10.4 (chunk 4) or 13 (chunk 8), and 6.6 s with a chunk of 1, which cost about
-1 ms per step in calls; with 2 the step times matched a chunk of 4 within noise."""
+factored moments). Their graphs are larger and can come one per rank, so the chunk is
+smaller: Adafactor's first step with Inductor's toolchain warm took 8.8 s instead of 10.4
+(chunk 4), and 6.6 s with a chunk of 1, which cost about 1 ms per step in calls; with 2 the
+step times matched a chunk of 4 within noise."""
 
 
 def chunk_size(flat: bool) -> int:
     """Tensors per compiled call: :data:`CHUNK` for a chain that does not use shapes, else
     :data:`SHAPED_CHUNK`."""
     return CHUNK if flat else SHAPED_CHUNK
+
 
 MINOR_RANK_SHARE = 0.01
 """A chain that uses shapes compiles one graph per tensor rank. Within a bucket, a rank whose
