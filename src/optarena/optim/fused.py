@@ -416,27 +416,26 @@ def fused_update(
     """
     plans = {} if plans is None else plans
     flat = not any(t.uses_shapes() for t in transforms)
-    take = [fusable(p, flat) for p in bucket]
-    if not all(take):
-        rest = [p for p, ok in zip(bucket, take) if not ok]
-        eager_update(transforms, group, rest, [s for s, ok in zip(states, take) if not ok], uses_step)
-        bucket = [p for p, ok in zip(bucket, take) if ok]
-        states = [s for s, ok in zip(states, take) if ok]
-        if not bucket:
-            return
-    if flat:
-        _fused_group(transforms, group, bucket, states, uses_step, flat, plans)
-        return
+    taken = [i for i, p in enumerate(bucket) if fusable(p, flat)]
+    parts = [taken] if flat else _major_ranks(bucket, taken)
+    compiled = {i for part in parts for i in part}
+    if len(compiled) < len(bucket):
+        eager = [i for i in range(len(bucket)) if i not in compiled]
+        eager_update(transforms, group, [bucket[i] for i in eager], [states[i] for i in eager], uses_step)
+    for part in parts:
+        if part:
+            chosen, chosen_states = [bucket[i] for i in part], [states[i] for i in part]
+            _fused_group(transforms, group, chosen, chosen_states, uses_step, flat, plans)
+
+
+def _major_ranks(bucket: list[Tensor], indices: list[int]) -> list[list[int]]:
+    """``indices`` grouped by tensor rank (one graph each), leaving out the ranks that hold less
+    than :data:`MINOR_RANK_SHARE` of their elements."""
     by_rank: dict[int, list[int]] = {}
-    for i, p in enumerate(bucket):
-        by_rank.setdefault(real_view(p).dim(), []).append(i)
-    total = sum(p.numel() for p in bucket)
-    for indices in by_rank.values():
-        part, part_states = [bucket[i] for i in indices], [states[i] for i in indices]
-        if sum(p.numel() for p in part) < MINOR_RANK_SHARE * total:
-            eager_update(transforms, group, part, part_states, uses_step)
-        else:
-            _fused_group(transforms, group, part, part_states, uses_step, flat, plans)
+    for i in indices:
+        by_rank.setdefault(real_view(bucket[i]).dim(), []).append(i)
+    least = MINOR_RANK_SHARE * sum(bucket[i].numel() for i in indices)
+    return [part for part in by_rank.values() if sum(bucket[i].numel() for i in part) >= least]
 
 
 def scalar_dtype_for(param_dtype: torch.dtype) -> torch.dtype:
