@@ -28,7 +28,8 @@ from optarena.hyperparameters import (
 from optarena.optim import fused as fused_backend
 from optarena.optim.execution import LOW_PRECISION, eager_update
 from optarena.search_space import LogUniform, SearchSpace
-from optarena.transforms.base import Transform, real_view
+from optarena.transforms import sharding
+from optarena.transforms.base import Transform, local_view
 
 NONFINITE_POLICIES = ("ignore", "skip", "raise")
 
@@ -85,30 +86,43 @@ class Paper:
 
 
 def _bucket(params: list[Tensor], per_tensor: bool, kind: Any = None) -> list[list[Tensor]]:
-    """Split parameters into lists sharing device, dtype and ``kind(p)`` (one each when ``per_tensor``)."""
+    """Split parameters into lists sharing device, dtype, device mesh (none for plain tensors) and
+    ``kind(p)`` (one each when ``per_tensor``)."""
     if per_tensor:
         return [[p] for p in params]
     buckets: dict[tuple[Any, ...], list[Tensor]] = {}
     for p in params:
-        buckets.setdefault((p.device, p.dtype, kind(p) if kind else None), []).append(p)
+        mesh = sharding.mesh_of(p)
+        key = (p.device, p.dtype, None if mesh is None else id(mesh), kind(p) if kind else None)
+        buckets.setdefault(key, []).append(p)
     return list(buckets.values())
 
 
 def first_nonfinite(tensors: Sequence[Tensor]) -> int | None:
     """Index of the first tensor holding a NaN or an infinity, or None (multi-tensor check).
 
-    A sparse tensor is judged by its stored values.
+    A sparse tensor is judged by its stored values. For sharded tensors (``DTensor``) the
+    answer is the same on every rank: each rank checks its parts, and one collective per mesh
+    dimension shares the verdicts.
     """
     stored = [t._values() if t.is_sparse else t for t in tensors]
-    candidates = [i for i, t in enumerate(stored) if t.numel() > 0]
-    for bucket in _bucket([stored[i] for i in candidates], per_tensor=False):
-        views = [real_view(t) for t in bucket]
-        largest = torch._foreach_norm(views, math.inf)
-        finite = torch.isfinite(torch.stack(largest))
-        if not bool(finite.all()):
-            bad = bucket[int((~finite).nonzero()[0])]
-            return next(i for i in candidates if stored[i] is bad)
-    return None
+    parts = [local_view(t) for t in stored]
+    flags = torch.zeros(len(stored), dtype=torch.uint8)
+    candidates = [i for i, t in enumerate(parts) if t.numel() > 0]
+    by_kind: dict[tuple[Any, ...], list[int]] = {}
+    for i in candidates:
+        by_kind.setdefault((parts[i].device, parts[i].dtype), []).append(i)
+    for indices in by_kind.values():
+        largest = torch._foreach_norm([parts[i] for i in indices], math.inf)
+        bad = ~torch.isfinite(torch.stack(largest))
+        if bool(bad.any()):
+            flags[torch.tensor(indices)[bad.cpu()]] = 1
+    sharded = [t for t in stored if sharding.is_sharded(t)]
+    if sharded:
+        device = parts[stored.index(sharded[0])].device  # where the mesh's backend communicates
+        flags = sharding.any_flag(flags.to(device), sharded).cpu()
+    found = flags.nonzero()
+    return int(found[0]) if len(found) else None
 
 
 class ChainOptimizer(torch.optim.Optimizer):
@@ -248,6 +262,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                             f"{self._label(index, group, p)}. Use an optimizer that does (such as "
                             "torch.optim.SparseAdam), or make the layer produce dense gradients."
                         )
+            self._check_placements(index, group, params)
             policy = group.get("nonfinite", "ignore")
             if policy != "ignore" and params:
                 bad = first_nonfinite([p.grad for p in params])
@@ -269,16 +284,29 @@ class ChainOptimizer(torch.optim.Optimizer):
                 self._update_group(group, params)
         return loss
 
+    def _check_placements(self, group_index: int, group: dict[str, Any], params: list[Tensor]) -> None:
+        """Refuse, before anything changes, sharded parameters whose placements the chain cannot step."""
+        uses_shapes = any(t.uses_shapes() for t in self.transforms)
+        for p in params:
+            problem = sharding.unsupported_placement(p, uses_shapes)
+            if problem is not None:
+                raise ValueError(
+                    f"{type(self).__name__} cannot step {self._label(group_index, group, p)}: its placement "
+                    f"{problem}; no parameter or state was changed."
+                )
+
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
         fuse = fused_backend.should_fuse(group, params)
         keyed = [t for t in self.transforms if type(t).bucket_key is not Transform.bucket_key]
         kind = (lambda p: tuple(t.bucket_key(p) for t in keyed)) if keyed else None
         for bucket in _bucket(params, per_tensor=group.get("foreach") is False and not fuse, kind=kind):
             states = [self.state[p] for p in bucket]
-            if fuse:
+            # per-tensor quantities of sharded tensors are completed across ranks, eagerly
+            mode = sharding.step_mode(self.transforms, bucket)
+            if fuse and mode == sharding.LOCAL:
                 fused_backend.fused_update(self.transforms, group, bucket, states, self.uses_step, self._fused_plans)
             else:
-                eager_update(self.transforms, group, bucket, states, self.uses_step)
+                eager_update(self.transforms, group, bucket, states, self.uses_step, mode)
 
 
 class Chain(ChainOptimizer):

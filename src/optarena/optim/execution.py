@@ -16,14 +16,15 @@ from torch import Tensor
 
 from optarena.transforms.base import (
     Kernel,
+    local_view,
     Prepared,
     StepContext,
     Transform,
-    real_view,
     scalar_dtype,
 )
 from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms.ops import FOREACH, ListOps
+from optarena.transforms import sharding
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -139,6 +140,9 @@ class PreparedStep:
     prepared: list[Prepared]
     grads: list[Tensor]
     maximize: bool
+    ops: ListOps = FOREACH
+    """The eager backend: multi-tensor operations, or those of sharded tensors
+    (:func:`optarena.transforms.sharding.step_mode`)."""
 
     @property
     def compute_dtype(self) -> torch.dtype | None:
@@ -146,7 +150,7 @@ class PreparedStep:
 
     def run_eagerly(self, indices: Sequence[int] | None = None) -> None:
         """The math with multi-tensor operations, over the whole bucket or the tensors at ``indices``."""
-        ctx, prepared, grads = self.ctx, self.prepared, self.grads
+        ctx, prepared, grads, ops = self.ctx, self.prepared, self.grads, self.ops
         if indices is not None:
             indices = list(indices)
             ctx = StepContext(
@@ -155,7 +159,9 @@ class PreparedStep:
                 [ctx.states[i] for i in indices],
                 [],
                 ctx.state_dtype,
+                whole=ctx.view is not local_view,
             )
+            ops = ops.subset(indices) if hasattr(ops, "subset") else ops
             prepared = [
                 Prepared(
                     {k: [v[i] for i in indices] if isinstance(v, (list, tuple)) else v for k, v in p.scalars.items()},
@@ -165,7 +171,7 @@ class PreparedStep:
             ]
             grads = [grads[i] for i in indices]
         kernel = Kernel(ctx.params, _StateViews(ctx), prepared)
-        run_chain(FOREACH, self.body, self.fold_lr, kernel, grads, self.maximize, self.compute_dtype)
+        run_chain(ops, self.body, self.fold_lr, kernel, grads, self.maximize, self.compute_dtype)
 
 
 def prepare_step(
@@ -174,15 +180,27 @@ def prepare_step(
     bucket: list[Tensor],
     states: list[dict],
     uses_step: bool,
+    mode: str = sharding.LOCAL,
 ) -> PreparedStep:
-    """Advance the step counts, create missing state and compute this step's numbers (eager Python)."""
+    """Advance the step counts, create missing state and compute this step's numbers (eager Python).
+
+    ``mode`` (:func:`optarena.transforms.sharding.step_mode`) says what the math of a sharded
+    bucket sees: each tensor's local part, with norms completed across ranks for ``NORMS``,
+    or the ``DTensor`` objects themselves for ``WHOLE``.
+    """
     body, fold_lr = split_chain(transforms)
     steps = advance_steps(states, uses_step)
-    ctx = StepContext(group, bucket, states, steps, state_dtype_for(group, bucket[0].dtype))
+    whole = mode == sharding.WHOLE
+    ctx = StepContext(group, bucket, states, steps, state_dtype_for(group, bucket[0].dtype), whole=whole)
     prepare_precision(ctx)
     prepared = prepare_chain(transforms, ctx)
-    grads = [real_view(p.grad) for p in bucket]
-    return PreparedStep(body, fold_lr, ctx, prepared, grads, bool(group.get("maximize", False)))
+    grads = [ctx.view(p.grad) for p in bucket]
+    ops: ListOps = FOREACH
+    if mode == sharding.WHOLE:
+        ops = sharding.ShardedOps()
+    elif mode == sharding.NORMS:
+        ops = sharding.ShardedNormOps(bucket)
+    return PreparedStep(body, fold_lr, ctx, prepared, grads, bool(group.get("maximize", False)), ops)
 
 
 def eager_update(
@@ -191,6 +209,7 @@ def eager_update(
     bucket: list[Tensor],
     states: list[dict],
     uses_step: bool,
+    mode: str = sharding.LOCAL,
 ) -> None:
-    """One step of the chain over ``bucket`` with multi-tensor operations."""
-    prepare_step(transforms, group, bucket, states, uses_step).run_eagerly()
+    """One step of the chain over ``bucket`` with multi-tensor operations (see :func:`prepare_step`)."""
+    prepare_step(transforms, group, bucket, states, uses_step, mode).run_eagerly()

@@ -43,7 +43,7 @@ from torch import Tensor
 
 from optarena.optim import compile_cache
 from optarena.optim.execution import eager_update, prepare_step, run_chain
-from optarena.transforms.base import Kernel, Prepared, Transform, real_view
+from optarena.transforms.base import Kernel, Prepared, Transform, local_view
 from optarena.transforms.ops import LOOP, ROW_BLOCK
 
 CHUNK = 4
@@ -161,8 +161,9 @@ def should_fuse(group: dict[str, Any], params: Sequence[Tensor]) -> bool:
 
 
 def _alias(tensor: Tensor, flat: bool) -> Tensor:
-    """A tensor sharing ``tensor``'s memory that is not a view (no ``_base`` to guard on)."""
-    real = real_view(tensor)
+    """A tensor sharing the memory of ``tensor``'s local part that is not a view (no ``_base`` to
+    guard on; for a ``DTensor``, never the wrapper, which has no storage of its own)."""
+    real = local_view(tensor)
     shape = (real.numel(),) if flat else tuple(real.shape)
     stride = (1,) if flat else tuple(real.stride())
     out = torch.empty(0, dtype=real.dtype, device=real.device)
@@ -177,8 +178,8 @@ def fusable(tensor: Tensor, flat: bool) -> bool:
     """
     if tensor.is_sparse or tensor.grad is None or tensor.grad.is_sparse:
         return False
-    real = real_view(tensor)
-    if not (real.is_contiguous() and real_view(tensor.grad).is_contiguous()):
+    real = local_view(tensor)
+    if not (real.is_contiguous() and local_view(tensor.grad).is_contiguous()):
         return False
     if flat:
         return real.numel() >= 2
@@ -433,7 +434,7 @@ def _major_ranks(bucket: list[Tensor], indices: list[int]) -> list[list[int]]:
     than :data:`MINOR_RANK_SHARE` of their elements."""
     by_rank: dict[int, list[int]] = {}
     for i in indices:
-        by_rank.setdefault(real_view(bucket[i]).dim(), []).append(i)
+        by_rank.setdefault(local_view(bucket[i]).dim(), []).append(i)
     least = MINOR_RANK_SHARE * sum(bucket[i].numel() for i in indices)
     return [part for part in by_rank.values() if sum(bucket[i].numel() for i in part) >= least]
 
@@ -478,14 +479,16 @@ class ChunkPlan:
             self._chunked(tensors, _padding(tensors[smallest], self.padding, 2 + j, flat))
             for j, tensors in enumerate(state_lists)
         ]
-        first = real_view(bucket[0])
+        first = local_view(bucket[0])
         shape = (len(self.starts), rows, chunk)
         self.scalars = torch.zeros(shape, dtype=scalar_dtype_for(first.dtype), device=first.device)
         self.scalar_chunks = [_alias(self.scalars[c], flat=False) for c in range(len(self.starts))]
 
     @staticmethod
     def _pointers(bucket: list[Tensor], states: list[dict], state_keys: tuple[str, ...]) -> tuple[int, ...]:
-        return tuple(p.data_ptr() for p in bucket) + tuple(s[key].data_ptr() for key in state_keys for s in states)
+        return tuple(local_view(p).data_ptr() for p in bucket) + tuple(
+            local_view(s[key]).data_ptr() for key in state_keys for s in states
+        )
 
     def _chunked(self, tensors: list[Tensor], padding: list[Tensor]) -> list[list[Tensor]]:
         padded = tensors + padding
@@ -531,7 +534,7 @@ def _plan_for(
     key = (tuple(id(p) for p in bucket), state_keys, flat, rows, chunk_size(flat))
     plan = plans.get(key)
     if plan is None or not plan.current(bucket, states, state_keys):
-        if not all(s[k].is_contiguous() for k in state_keys for s in states):
+        if not all(local_view(s[k]).is_contiguous() for k in state_keys for s in states):
             return None
         if len(plans) >= ChunkPlan.MAX_PLANS:
             plans.clear()
@@ -562,7 +565,7 @@ def _fused_group(
         return
     layout = tuple(tuple(p.scalars) for p in prepared)
     statics = tuple(tuple(sorted(p.static.items())) for p in prepared)
-    first = real_view(bucket[0])
+    first = local_view(bucket[0])
     key = (
         _structure(transforms),
         fold_lr,

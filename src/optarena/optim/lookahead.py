@@ -13,6 +13,7 @@ from optarena.optim.base import SKIP_COUNTER, Paper
 from optarena.optim.execution import LOW_PRECISION, REMAINDER
 from optarena.search_space import LogUniform, SearchSpace, Uniform
 from optarena.transforms.lookahead import ALPHA, K, slow_copy
+from optarena.transforms.sharding import local
 
 _HOOK_DICTS = (
     "_optimizer_step_pre_hooks",
@@ -159,23 +160,25 @@ class Lookahead(torch.optim.Optimizer):
 
     @torch.no_grad()
     def _synchronise(self) -> None:
+        # each rank moves the parts of sharded parameters it holds: the rule is elementwise
         fast = [p for p in self._params() if "slow_param" in self.state.get(p, {})]
         full = [p for p in fast if p.dtype not in LOW_PRECISION]
         if full:
-            slow = [self.state[p]["slow_param"] for p in full]
-            torch._foreach_lerp_(slow, full, self.alpha)
-            torch._foreach_copy_(full, slow)
+            slow = [local(self.state[p]["slow_param"]) for p in full]
+            params = [local(p) for p in full]
+            torch._foreach_lerp_(slow, params, self.alpha)
+            torch._foreach_copy_(params, slow)
         # bf16/fp16: slow weights are float32; the parameter takes them rounded, and the inner
         # optimizer's remainder (if any) keeps the difference, so nothing is lost to rounding
         for p in fast:
             if p.dtype not in LOW_PRECISION:
                 continue
-            slow = self.state[p]["slow_param"]
-            slow.lerp_(self._exact(p), self.alpha)
-            p.copy_(slow)
+            slow = local(self.state[p]["slow_param"])
+            slow.lerp_(local(self._exact(p)), self.alpha)
+            local(p).copy_(slow)
             remainder = self._remainder(p)
             if remainder is not None:
-                remainder.copy_(slow - p.float())
+                local(remainder).copy_(slow - local(p).float())
 
     # -- checkpoints ------------------------------------------------------------------------
 

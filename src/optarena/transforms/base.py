@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from optarena.hyperparameters import Hyper
+from optarena.transforms.sharding import local
 
 
 def real_view(tensor: Tensor) -> Tensor:
@@ -34,10 +35,20 @@ def real_view(tensor: Tensor) -> Tensor:
     return torch.view_as_real(tensor) if tensor.is_complex() else tensor
 
 
-class StepContext:
-    """One bucket of parameters during one step: group, parameters, states, step counts."""
+def local_view(tensor: Tensor) -> Tensor:
+    """This rank's part of ``tensor`` (the tensor itself unless it is a ``DTensor``), as a real view."""
+    return real_view(local(tensor))
 
-    __slots__ = ("group", "params", "states", "steps", "state_dtype", "originals", "_step_values")
+
+class StepContext:
+    """One bucket of parameters during one step: group, parameters, states, step counts.
+
+    The math sees each tensor's local part (:func:`local_view`), or with ``whole`` the
+    ``DTensor`` objects themselves, for a chain whose reductions span the ranks
+    (:class:`optarena.transforms.sharding.ShardedOps`).
+    """
+
+    __slots__ = ("group", "params", "states", "steps", "state_dtype", "originals", "view", "_step_values")
 
     def __init__(
         self,
@@ -46,13 +57,17 @@ class StepContext:
         states: list[dict],
         steps: list[Tensor],
         state_dtype: torch.dtype | None = None,
+        whole: bool = False,
     ):
         self.group = group
         self.state_dtype = state_dtype
         """The dtype of new floating-point state when it differs from the parameters' (half precision)."""
         self.originals = params
-        """The parameters as given (complex ones complex); ``params`` holds their real views."""
-        self.params = [real_view(p) for p in params]
+        """The parameters as given (complex ones complex, sharded ones ``DTensor``); ``params`` holds
+        what the math sees."""
+        self.view = real_view if whole else local_view
+        """How a parameter, gradient or state tensor appears to the math."""
+        self.params = [self.view(p) for p in params]
         self.states = states
         self.steps = steps
         self._step_values: list[float] | None = None
@@ -87,8 +102,8 @@ class StepContext:
                 state[key] = value
 
     def state(self, key: str) -> list[Tensor]:
-        """The state tensors stored under ``key``, as real views."""
-        return [real_view(s[key]) for s in self.states]
+        """The state tensors stored under ``key``, as the math sees them (:attr:`view`)."""
+        return [self.view(s[key]) for s in self.states]
 
     def per_tensor(self, values: list[float]) -> float | list[float]:
         """One float per tensor, or a single float when they are all equal (faster eagerly)."""
@@ -194,7 +209,11 @@ class Transform:
         return (not cls.elementwise) if cls.needs_shape is None else cls.needs_shape
 
     def prepare(self, ctx: StepContext) -> Prepared:
-        """Create missing state and compute this step's scalars and static facts (eager)."""
+        """Create missing state and compute this step's scalars and static facts (eager).
+
+        ``ctx.originals`` are the parameters as given, with their global shapes (``DTensor``
+        objects for sharded ones); base shape-dependent numbers on them.
+        """
         return Prepared()
 
     def apply(self, ops: Any, updates: list[Tensor], k: Kernel) -> list[Tensor]:

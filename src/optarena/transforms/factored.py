@@ -18,6 +18,7 @@ from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Optional, Real, Tuple
 from optarena.transforms.base import Prepared, StepContext, Transform, zeros
+from optarena.transforms.sharding import zeros_without_dim
 
 EPS_PAIR = Hyper(
     (1e-30, 1e-3),
@@ -44,7 +45,7 @@ def is_factored(param: Tensor) -> bool:
 
 
 def _factored_bucket(transform: Transform, ctx: StepContext) -> bool:
-    kinds = {is_factored(p) for p in ctx.params}
+    kinds = {is_factored(p) for p in ctx.originals}
     if len(kinds) > 1:
         raise RuntimeError(
             f"{transform.name} got a bucket mixing factored (>= 2-D) and unfactored tensors; "
@@ -55,7 +56,7 @@ def _factored_bucket(transform: Transform, ctx: StepContext) -> bool:
 
 def _root_sizes(ctx: StepContext) -> float | list[float]:
     """``sqrt(numel)`` of each tensor (1 for empty ones), to turn a norm into an RMS."""
-    return ctx.per_tensor([math.sqrt(max(p.numel(), 1)) for p in ctx.params])
+    return ctx.per_tensor([math.sqrt(max(p.numel(), 1)) for p in ctx.originals])
 
 
 class ScaleByFactoredRms(Transform):
@@ -88,8 +89,8 @@ class ScaleByFactoredRms(Transform):
     def prepare(self, ctx: StepContext) -> Prepared:
         factored = _factored_bucket(self, ctx)
         if factored:
-            ctx.init_state("exp_avg_sq_row", lambda p: p.new_zeros(p.shape[:-1]))
-            ctx.init_state("exp_avg_sq_col", lambda p: p.new_zeros(p.shape[:-2] + p.shape[-1:]))
+            ctx.init_state("exp_avg_sq_row", lambda p: zeros_without_dim(p, -1))
+            ctx.init_state("exp_avg_sq_col", lambda p: zeros_without_dim(p, -2))
         else:
             ctx.init_state("exp_avg_sq", zeros)
         decay_rate = self.value(ctx, "decay_rate")
@@ -100,7 +101,7 @@ class ScaleByFactoredRms(Transform):
             "eps1": float(self.value(ctx, "eps")[0]),
         }
         if factored:
-            scalars["root_rows"] = ctx.per_tensor([math.sqrt(math.prod(p.shape[:-1])) for p in ctx.params])
+            scalars["root_rows"] = ctx.per_tensor([math.sqrt(math.prod(p.shape[:-1])) for p in ctx.originals])
         return Prepared(scalars=scalars, static={"factored": factored})
 
     def apply(self, ops, updates, k):
