@@ -148,6 +148,11 @@ class ListOps:
         """
         return self.norm(xs)
 
+    def norms_alongside(self, xs: list[Tensor], ys: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """``(norm_alongside(xs, ys), norm(ys))``: the two norms of a trust ratio, asked together
+        so that a backend over sharded tensors completes both in one exchange between ranks."""
+        return self.norm_alongside(xs, ys), self.norm(ys)
+
     def ratio_or(self, num: list[Tensor], den: list[Tensor], default: float) -> list[Tensor]:
         """Per item (0-d tensors): ``num / den`` where both are positive, else ``default``."""
         raise NotImplementedError

@@ -78,10 +78,10 @@ class ScaleByTrustRatio(Transform):
     def apply(self, ops, updates, k):
         if not k.static("active"):
             return updates
-        param_norms = ops.norm_alongside(k.params, updates)
+        param_norms, update_norms = ops.norms_alongside(k.params, updates)
         if self.param_norm_range is not None:
             ops.clamp_(param_norms, *self.param_norm_range)
-        ratios = ops.materialize(self.cap(ops, ops.ratio_or(param_norms, ops.norm(updates), 1.0), k))
+        ratios = ops.materialize(self.cap(ops, ops.ratio_or(param_norms, update_norms, 1.0), k))
         updates = k.writable(ops, updates)
         return ops.mul_(updates, ratios)
 
@@ -125,8 +125,7 @@ class ScaleByLars(Transform):
     def apply(self, ops, updates, k):
         local = None
         if k.static("adapt"):
-            param_norms = ops.norm_alongside(k.params, updates)
-            grad_norms = ops.norm(updates)
+            param_norms, grad_norms = ops.norms_alongside(k.params, updates)
             denominators = ops.added(grad_norms, param_norms, k.scalar("weight_decay"))
             ops.add_scalar_(denominators, k.scalar("eps"))
             local = ops.scaled(param_norms, k.scalar("trust_coefficient"))
