@@ -244,7 +244,7 @@ def make_plan(config: RaceConfig, version: str = __version__) -> Plan:
     planned: list[PlannedWorkload] = []
     for spec in config.workloads:
         workload = resolve_workload(spec, config.options, config.data_dir)
-        workload_cfg = workload_config(workload, config.options)
+        workload_cfg = workload_config(workload, config.options, spec, config.data_dir)
         key = digest(workload_cfg)
         if any(p.key == key for p in planned):
             raise ValueError(f"workload {spec!r} is listed twice")

@@ -99,11 +99,14 @@ class WorkloadResult:
 
     @property
     def label(self) -> str:
-        """The name, with the options it was built with (``digits-mlp (quick)``)."""
+        """The name, with the options it was built with and the start of its data's fingerprint
+        (``digits-mlp (quick)``, ``mnist-mlp (quick, data 3f2a9c1e)``)."""
         options = self.config.get("options", {})
-        if not options:
-            return self.name
         parts = [k if v is True else f"{k}={v}" for k, v in options.items()]
+        if "data" in self.config:
+            parts.append(f"data {str(self.config['data'])[:8]}")
+        if not parts:
+            return self.name
         return f"{self.name} ({', '.join(parts)})"
 
 
