@@ -179,6 +179,15 @@ def _explained(path: Path) -> Iterator[None]:
         raise  # a caller's mistake, not the file's
     except sqlite3.DatabaseError as error:
         raise explain(error, path) from None
+    except UnicodeDecodeError as error:  # SQLite's own message about the damage is not text
+        raise _undecodable(path, error) from None
+
+
+def _undecodable(path: Path, error: UnicodeDecodeError) -> StoreError:
+    return StoreError(
+        f"the result store {str(path)!r} is damaged (bytes that are not UTF-8 text: {error.reason}); restore it from "
+        "a copy or race into a new --db file"
+    )
 
 
 @lru_cache(maxsize=1)
@@ -247,6 +256,9 @@ class Store:
             if (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF == _NOTADB:
                 raise StoreError(f"{name} is not an optarena result store ({error})") from None
             raise explain(error, self.path) from None
+        except UnicodeDecodeError as error:
+            self._close_quietly()
+            raise _undecodable(self.path, error) from None
         except StoreError:
             self._close_quietly()
             raise
@@ -320,6 +332,13 @@ class Store:
                     "--db file"
                 )
         if not readonly:
+            # Before anything is written: a damaged store is refused as it is, not altered.
+            verdict = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if verdict != "ok":
+                raise StoreError(
+                    f"the result store {str(self.path)!r} is damaged ({verdict}); restore it from a copy or race into "
+                    "a new --db file (`sqlite3 FILE .recover` may save what is left)"
+                )
             db.execute("PRAGMA journal_mode = WAL")
             # A write that is rolled back: fails now, not after the first trial, when the
             # file is read-only.
