@@ -35,11 +35,11 @@ threads = whole(1, MAX_THREADS)
 """A count of threads or worker processes: 1 to :data:`MAX_THREADS`."""
 
 
-def shown(text: object) -> str:
-    """``text`` for a rich console: brackets printed as they are, never read as markup (``[/red]``)."""
-    from rich.markup import escape
+def shown(text: object) -> Any:
+    """``text`` as a rich :class:`~rich.text.Text`: printed as it is, never read as markup (``[/red]``)."""
+    from rich.text import Text
 
-    return escape(str(text))
+    return Text(str(text))
 
 
 def real(

@@ -65,7 +65,9 @@ def check_output(path: PathLike, inputs: Iterable[PathLike] = (), *, create_fold
         if create_folder and not folder.exists():
             folder.mkdir(parents=True, exist_ok=True)
         else:
-            raise OutputError(f"the output folder {str(folder)!r} does not exist (writing {str(path)!r}); create it first")
+            raise OutputError(
+                f"the output folder {str(folder)!r} does not exist (writing {str(path)!r}); create it first"
+            )
     return path
 
 

@@ -177,7 +177,8 @@ def run_race_command(args: argparse.Namespace) -> int:
         except StoreError as error:
             return _error("race", str(error), error.status)
         except KeyboardInterrupt:
-            console.print(shown(f"Interrupted. Finished trials are stored in {args.db}; run the same command to resume."))
+            console.print(shown(f"Interrupted. Finished trials are stored in {args.db}; "
+                                "run the same command to resume."))
             return 130
         finally:
             executor.shutdown(now=not finished)
@@ -199,7 +200,6 @@ def run_race_command(args: argparse.Namespace) -> int:
 
 
 def _run_with_progress(console: Any, plan: Any, store: Any, executor: Any, run_race: Any) -> Any:
-    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -209,8 +209,8 @@ def _run_with_progress(console: Any, plan: Any, store: Any, executor: Any, run_r
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("racing", total=plan.total)
 
@@ -220,7 +220,7 @@ def _run_with_progress(console: Any, plan: Any, store: Any, executor: Any, run_r
             where = "stored" if reused else "ran"
             phase = f"trial {role.number + 1}/{role.study.config.trials}" if role.phase == "tune" else f"seed {role.number}"
             progress.update(task, advance=1,
-                            description=escape(f"{role.study.entry.name} {phase}: {outcome} ({where})"))
+                            description=f"{role.study.entry.name} {phase}: {outcome} ({where})")
 
         def on_skip(count: int) -> None:
             progress.update(task, advance=count)

@@ -237,5 +237,6 @@ def load_curves(store: Store, keys: list[str], name: str) -> dict[str, tuple[np.
     for key in keys:
         for row in store.rows("SELECT step, value FROM metrics WHERE trial = ? AND name = ? ORDER BY step", (key, name)):
             curves[key][0].append(_whole(store, "metrics", key, "step", row["step"]))
-            curves[key][1].append(np.nan if row["value"] is None else _real(store, "metrics", key, "value", row["value"]))
+            value = row["value"]
+            curves[key][1].append(np.nan if value is None else _real(store, "metrics", key, "value", value))
     return {k: (np.asarray(s, dtype=float), np.asarray(v, dtype=float)) for k, (s, v) in curves.items()}

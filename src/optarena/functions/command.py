@@ -147,10 +147,10 @@ def _trajectories(args: argparse.Namespace) -> int:
     )
     with torch_threads(args.threads):
         trajectory_figure(study, args.out, surface=not args.no_surface)
-        console.print(f"wrote {shown(args.out)}", soft_wrap=True)
+        console.print(shown(f"wrote {args.out}"), soft_wrap=True)
         if args.animate is not None:
             frames = trajectory_animation(study, args.animate, frames=args.frames)
-            console.print(f"wrote {shown(args.animate)} ({frames} frames)", soft_wrap=True)
+            console.print(shown(f"wrote {args.animate} ({frames} frames)"), soft_wrap=True)
     console.print(f"Tuning took {tuned:.1f} s; total {time.perf_counter() - start:.1f} s.")
     return 0
 
@@ -227,7 +227,7 @@ def _nqm(args: argparse.Namespace) -> int:
         for table in nqm_tables(report):
             console.print(table)
         nqm_figure(report, args.out)
-    console.print(f"wrote {shown(args.out)}", soft_wrap=True)
+    console.print(shown(f"wrote {args.out}"), soft_wrap=True)
     console.print(f"Total {time.perf_counter() - start:.1f} s.")
     return 0
 

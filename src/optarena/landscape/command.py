@@ -226,7 +226,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help=f"comma-separated registry names (default {','.join(DEFAULT_OPTIMIZERS)})",
     )
     parser.add_argument(
-        "--grid", type=_grid_points, default=DEFAULT_GRID, help=f"points per axis, 2 to {MAX_GRID_POINTS} (default {DEFAULT_GRID})"
+        "--grid", type=_grid_points, default=DEFAULT_GRID,
+        help=f"points per axis, 2 to {MAX_GRID_POINTS} (default {DEFAULT_GRID})"
     )
     parser.add_argument("--out", default="landscape.png", help="the PNG to write (default landscape.png)")
     parser.add_argument(
@@ -349,4 +350,4 @@ def _print_summary(result: LandscapeRun, seconds: float) -> None:
     if landscape.plane.explained is not None:
         console.print(f"The plane holds {sum(landscape.plane.explained):.1%} of the checkpoints' squared spread.")
     if result.out is not None:
-        console.print(f"wrote {shown(result.out)}")
+        console.print(shown(f"wrote {result.out}"))
