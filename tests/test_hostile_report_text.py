@@ -74,3 +74,20 @@ def test_any_metric_name_is_drawn(name):
     curve = [(steps, np.linspace(1.0, 0.5, 5))]
     svg = plots.curves_figure({"sgd": curve}, {"sgd": curve}, {"sgd": "#1f77b4"}, name, 0.6, 5)
     assert svg.startswith("<svg")
+
+
+def test_a_landscape_of_a_workload_with_tex_in_its_name_is_drawn(tmp_path, monkeypatch):
+    from optarena.landscape.command import run_landscape
+
+    (tmp_path / "tex_names.py").write_text(textwrap.dedent("""
+        from optarena.arena.workloads.digits import DigitsMLP
+
+        def make():
+            workload = DigitsMLP(steps=4, eval_every=4)
+            workload.name = "digits $x^$ [/red]"
+            return workload
+    """), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "landscape $x^$.png"
+    result = run_landscape("tex_names:make", ["sgd"], grid=3, out=out, view="contour", evaluation_size=64)
+    assert result.out == out and out.read_bytes().startswith(b"\x89PNG")

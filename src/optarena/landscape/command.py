@@ -154,11 +154,12 @@ def run_landscape(
     finals = {run.name: loss_at(model, chosen.loss_fn, batch, run.points[-1]) for run in trajectories}
     if out is not None:
         where = "PCA plane of all checkpoints" if plane == "pca" else "plane through the start and two end points"
+        literal_name = chosen.name.replace("$", r"\$")  # a workload's name is text, not TeX
         figure = landscape_figure(
             result.surface,
             result.paths,
             axis_labels=result.plane.labels,
-            title=f"{chosen.name}: {len(names)} optimizers from one start, on the {where} ({steps} steps)",
+            title=f"{literal_name}: {len(names)} optimizers from one start, on the {where} ({steps} steps)",
             log=log,
             view=view,
             legend=[f"{name} (lr {learning_rate(name, settings[name]):g})" for name in names],
