@@ -176,3 +176,16 @@ def test_the_report_command_never_follows_a_planted_partial_link(tmp_path, victi
     assert victim.read_bytes() == b"do not overwrite"
     assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_a_landscape_is_never_written_over_its_data(tmp_path):
+    from data_files import write_mnist
+
+    from optarena.landscape.command import run_landscape
+
+    write_mnist(tmp_path / "mnist", sizes=(("train", 130), ("test", 10)))
+    data = tmp_path / "mnist" / "train-labels-idx1-ubyte"
+    before = _listing(tmp_path / "mnist")
+    with pytest.raises(OutputError, match="is the input"):
+        run_landscape("mnist-mlp", ["sgd"], grid=3, out=data, data_dir=str(tmp_path))
+    assert _listing(tmp_path / "mnist") == before

@@ -71,6 +71,20 @@ def check_output(path: PathLike, inputs: Iterable[PathLike] = (), *, create_fold
     return path
 
 
+def files_under(folder: PathLike | None, limit: int = 100_000) -> list[Path]:
+    """The regular files under ``folder`` (at most ``limit``; none for None): a data folder's
+    files, as the inputs an output must not replace."""
+    if folder is None:
+        return []
+    found: list[Path] = []
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            found.append(Path(directory) / name)
+            if len(found) >= limit:
+                return found
+    return found
+
+
 def _temporary_name(target: Path) -> Path:
     return target.with_name(f".{target.name[:_NAME_LIMIT]}.{secrets.token_hex(8)}.tmp")
 

@@ -20,7 +20,7 @@ import torch
 
 from optarena.checks import whole_number
 from optarena.cli_types import names, positive_int, real, shown, threads, torch_threads, wide_console
-from optarena.files import check_output, write_atomically
+from optarena.files import check_output, files_under, write_atomically
 from optarena.landscape.evaluate import ROWS_PER_CALL, loss_at
 from optarena.landscape.path_landscape import PLANES, PathsLandscape, landscape_of_paths
 from optarena.landscape.paths import Trajectory, train_paths
@@ -125,7 +125,7 @@ def run_landscape(
     steps = chosen.steps if steps is None else steps
     record_every = record_every or max(1, steps // CHECKPOINTS)
     if out is not None:
-        out = check_output(out)
+        out = check_output(out, files_under(data_dir))
 
     model = chosen.make_model(seed)
     batch = chosen.evaluation_batch(evaluation_size, seed)
