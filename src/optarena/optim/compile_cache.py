@@ -22,7 +22,8 @@ Set ``OPTARENA_CACHE_DIR`` to move the cache, or to an empty string to keep noth
 Loading an entry unpickles it, which can run any code, so nothing is loaded that this user
 did not write: every entry carries an HMAC-SHA256 of its name and bytes under a per-user
 key (32 random bytes in ``$XDG_CONFIG_HOME/optarena/cache.key``, default
-``~/.config/optarena``: a file of mode 0600 in a folder of mode 0700, both the user's own),
+``~/.config/optarena``: a file of mode 0600, in a folder made with mode 0700 that nobody else
+may write, both the user's own),
 and an entry whose tag does not verify is never unpickled. A cache folder owned by another
 user, or writable by group or others, is not used at all (one :class:`CacheFolderWarning`
 says why). Entries are read and written without following symbolic links.
@@ -107,7 +108,7 @@ def _private_problem(path: Path, found: os.stat_result, *, secret: bool) -> str 
     return None
 
 
-def _private_folder(folder: Path, *, secret: bool = False) -> bool:
+def _private_folder(folder: Path) -> bool:
     """Make ``folder`` (mode 0700) if missing; True when it is a folder of this user's that
     nobody else may write. Otherwise warns once and returns False."""
     try:
@@ -119,7 +120,7 @@ def _private_folder(folder: Path, *, secret: bool = False) -> bool:
     if not stat.S_ISDIR(found.st_mode):
         _warn_once(f"{folder} is not a folder")
         return False
-    problem = _private_problem(folder, found, secret=secret)
+    problem = _private_problem(folder, found, secret=False)
     if problem is not None:
         _warn_once(problem)
         return False
@@ -161,7 +162,7 @@ def _read_key(path: Path) -> bytes | None:
 def _signing_key() -> bytes | None:
     """This user's key, made on first use; None (after one warning) when it cannot be kept privately."""
     path = key_path()
-    if not _private_folder(path.parent, secret=True):
+    if not _private_folder(path.parent):  # made 0700; one others may write is refused
         return None
     try:
         key = _read_key(path)
