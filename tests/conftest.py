@@ -9,14 +9,17 @@ import pytest
 
 @pytest.fixture(autouse=True, scope="session")
 def private_compile_cache(tmp_path_factory):
-    """Compiled chains go to a folder of this test session, not the user's cache."""
+    """Compiled chains go to a folder of this test session, and their signing key to another,
+    not the user's own."""
     import os
 
     folder = tmp_path_factory.mktemp("optarena-compile-cache")
-    previous = os.environ.get("OPTARENA_CACHE_DIR")
-    os.environ["OPTARENA_CACHE_DIR"] = str(folder)
+    settings = {"OPTARENA_CACHE_DIR": str(folder), "XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("config"))}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     yield folder
-    if previous is None:
-        os.environ.pop("OPTARENA_CACHE_DIR", None)
-    else:
-        os.environ["OPTARENA_CACHE_DIR"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -50,7 +50,7 @@ def test_quick_uses_the_short_budget_and_fewer_trials(tmp_path, capsys):
     [
         (["race", "--workload", TOY, "--optimizers", "adam,lamdba"], "Unknown optimizer 'lamdba'"),
         (["race", "--workload", "toy_workloads:nothing_here"], "nothing_here"),
-        (["race", "--workload", TOY, "--trials", "0"], "at least 1"),
+        (["race", "--workload", TOY, "--trials", "0"], "from 1 to 100000, got 0"),
         (["race", "--workload", TOY, "--search", "grid"], "invalid choice: 'grid'"),
         (["race", "--workload", TOY, "--address", "auto"], "--address is for the ray executor"),
         (["race", "--workload", TOY, "--executor", "inline", "--workers", "3"], "--workers does not apply"),

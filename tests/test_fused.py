@@ -352,7 +352,7 @@ def test_isa_probes_are_skipped_only_after_a_process_saw_them_all_pass(tmp_path,
     from optarena.optim import compile_cache
 
     monkeypatch.setenv("OPTARENA_CACHE_DIR", str(tmp_path))
-    (tmp_path / "chain-x.bin").write_bytes(b"")
+    assert compile_cache.write_entry("chain-x.bin", b"")  # signed, so load() passes it on
     seen = []
 
     def fake_load(handle, f_globals=None):

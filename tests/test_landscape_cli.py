@@ -83,7 +83,7 @@ def test_the_command_writes_a_png_with_log_levels(tmp_path, capsys):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"grid": 1}, "grid must be a whole number of points >= 2 per axis, got 1"),
+        ({"grid": 1}, "grid must be a whole number of points per axis from 2 to 1001, got 1"),
         ({"plane": "random"}, "plane must be one of pca, endpoints; got 'random'"),
         ({"center": "final"}, "center must be one of init, mean; got 'final'"),
         ({"view": "3d"}, "view must be one of contour, surface, both; got '3d'"),
@@ -103,7 +103,7 @@ def test_the_library_call_refuses_bad_settings_before_training(options, message,
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--grid", "1"], "a grid needs at least 2 points per axis, got 1"),
+        (["--grid", "1"], "a grid needs 2 to 1001 points per axis, got 1"),
         (["--grid", "many"], "expected a whole number of points per axis"),
         (["--optimizers", "sgd,adamm"], "Unknown optimizer 'adamm'. Did you mean 'adam'"),
         (["--workload", "digits-rnn"], "Unknown workload 'digits-rnn'. Did you mean 'digits-cnn', 'digits-mlp'"),

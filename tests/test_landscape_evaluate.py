@@ -142,7 +142,7 @@ def test_random_plane_is_centred_on_the_model():
 
 @pytest.mark.parametrize("grid", [1, 0, -3])
 def test_a_grid_needs_two_points_per_axis(grid):
-    with pytest.raises(ValueError, match="grid must be a whole number of points >= 2 per axis"):
+    with pytest.raises(ValueError, match="grid must be a whole number of points per axis from 2 to 1001"):
         random_plane(mlp_with_buffers(), LOSS, classification_batch(), grid=grid)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["whole_number", "whole_numbers", "finite_number"]
+__all__ = ["whole_number", "whole_numbers", "finite_number", "fits_in_memory", "memory_bytes"]
 
 
 def _is_whole(value: object) -> bool:
@@ -52,3 +52,26 @@ def finite_number(name: str, value: object, minimum: float = 0.0, *, strict: boo
         note = f" ({meaning})" if meaning else ""
         raise ValueError(f"{name} must be a finite number {sign} {minimum:g}{note}, got {value!r}")
     return float(value)  # type: ignore[arg-type]
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
+    try:
+        import os
+
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def fits_in_memory(what: str, needed: int | float, lower: str) -> None:
+    """A ValueError before allocating when ``what`` would need more bytes than the machine has.
+
+    ``lower`` says which settings to reduce, e.g. ``"lower --steps or --starts"``.
+    """
+    total = memory_bytes()
+    if total is not None and needed > total:
+        raise ValueError(
+            f"{what} would need {needed / 2**30:,.1f} GiB, more than this machine's {total / 2**30:,.1f} GiB "
+            f"of memory; {lower}"
+        )

@@ -11,7 +11,7 @@ from optarena import __version__
 from optarena.arena.command import add_command as add_arena_commands
 from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.bench.command import add_command as add_bench_command
-from optarena.cli_types import names, positive_int, wide_console
+from optarena.cli_types import names, positive_int, threads, wide_console
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
 from optarena.functions.command import add_command as add_function_commands
 from optarena.landscape.command import add_command as add_landscape_command
@@ -58,16 +58,26 @@ def _docs(args: argparse.Namespace) -> int:
     from optarena.docgen import check_docs, write_docs
 
     root = Path(args.root)
+    if not root.is_dir():
+        print(f"optarena docs: --root {str(root)!r} is not a folder; give the repository root (the folder holding "
+              "docs/)", file=sys.stderr)
+        return 2
     if args.check:
         stale = check_docs(root)
         if stale:
             for path in stale:
-                print(f"out of date: {path}", file=sys.stderr)
+                print(f"{'out of date' if (root / path).is_file() else 'missing'}: {path}", file=sys.stderr)
             print("Run `optarena docs` to regenerate.", file=sys.stderr)
             return 1
         print("Generated docs are up to date.")
         return 0
-    written = write_docs(root)
+    from optarena.files import OutputError
+
+    try:
+        written = write_docs(root)
+    except OutputError as error:
+        print(f"optarena docs: {error}", file=sys.stderr)
+        return 2
     for path in written:
         print(f"wrote {path}")
     if not written:
@@ -108,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=positive_int, default=DEFAULT_EPOCHS, help=f"epochs per run (default {DEFAULT_EPOCHS})"
     )
     demo.add_argument(
-        "--threads", type=positive_int, default=1, help="torch threads while training (default 1)"
+        "--threads", type=threads, default=1, help="torch threads while training (default 1)"
     )
     demo.set_defaults(run=_demo)
 
@@ -134,7 +144,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 2
-    return args.run(args)
+    try:
+        return args.run(args)
+    except MemoryError as error:
+        return _out_of_memory(args.command, str(error))
+    except RuntimeError as error:
+        if "can't allocate memory" not in str(error):
+            raise
+        return _out_of_memory(args.command, str(error))
+
+
+def _out_of_memory(command: str, detail: str) -> int:
+    """One line for an allocation that a size on the command line made too large (exit status 1)."""
+    first = detail.strip().splitlines()[-1] if detail.strip() else "out of memory"
+    print(f"optarena {command}: error: not enough memory ({first}); lower the sizes given on the command line",
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,16 +10,17 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
-def whole(low: int = 1) -> Callable[[str], int]:
-    """A whole number of at least ``low``."""
+def whole(low: int = 1, high: int | None = None) -> Callable[[str], int]:
+    """A whole number of at least ``low`` (and at most ``high``)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a number of at least {low}, got {value}")
+        if value < low or (high is not None and value > high):
+            allowed = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"expected a number {allowed}, got {value}")
         return value
 
     return parse
@@ -27,6 +28,18 @@ def whole(low: int = 1) -> Callable[[str], int]:
 
 positive_int = whole(1)
 """A whole number of at least 1."""
+
+MAX_THREADS = 4096
+"""The most torch threads (or workers) a command accepts."""
+threads = whole(1, MAX_THREADS)
+"""A count of threads or worker processes: 1 to :data:`MAX_THREADS`."""
+
+
+def shown(text: object) -> Any:
+    """``text`` as a rich :class:`~rich.text.Text`: printed as it is, never read as markup (``[/red]``)."""
+    from rich.text import Text
+
+    return Text(str(text))
 
 
 def real(

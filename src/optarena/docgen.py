@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import optarena
+from optarena.files import write_atomically
 from optarena.registry import Entry, WrapperEntry, available
 
 OPTIMIZERS_PAGE = "docs/optimizers.md"
@@ -226,8 +227,7 @@ def write_docs(root: Path) -> list[Path]:
         text = render()
         if path.is_file() and _normalise(path.read_text(encoding="utf-8")) == text:
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(text.encode("utf-8"))
+        write_atomically(path, text, create_folder=True)
         written.append(path)
     return written
 

@@ -24,6 +24,8 @@ from typing import Any
 from optarena.search_space import SearchSpace
 
 STRATEGIES = ("quasi-random", "tpe")
+MAX_BUDGET = 100_000
+"""The most trials one search may be given (a Halton budget is drawn up front)."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,8 @@ class Search:
     """Propose configurations (``ask``) and learn from their results (``tell``)."""
 
     def __init__(self, space: SearchSpace, budget: int, defaults: Mapping[str, Any] | None = None):
-        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-            raise ValueError(f"budget must be a whole number of trials >= 1, got {budget!r}")
+        if not isinstance(budget, int) or isinstance(budget, bool) or not 1 <= budget <= MAX_BUDGET:
+            raise ValueError(f"budget must be a whole number of trials from 1 to {MAX_BUDGET}, got {budget!r}")
         if len(space) == 0:
             raise ValueError("the search space is empty: declare at least the learning rate")
         self.space = space

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from optarena.cli_types import names, positive_int, wide_console
+from optarena.cli_types import names, shown, threads, whole, wide_console
 
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "radam", "lamb", "ranger", "adabound")
 DEFAULT_TRIALS, DEFAULT_SEEDS = 8, 3
@@ -24,9 +24,9 @@ DEFAULT_DB = "runs.sqlite"
 def add_command(commands: Any) -> None:
     """Register ``race`` and ``report`` on the ``optarena`` subparsers."""
     from optarena.arena.executors import EXECUTORS
-    from optarena.arena.race import TUNE_CHOICES
+    from optarena.arena.race import MAX_SEEDS, TUNE_CHOICES
     from optarena.arena.workloads import available_workloads
-    from optarena.tuning import STRATEGIES
+    from optarena.tuning import MAX_BUDGET, STRATEGIES
 
     builtin = ", ".join(info.name for info in available_workloads())
 
@@ -41,10 +41,12 @@ def add_command(commands: Any) -> None:
                       help=f"comma-separated workloads: built-in ({builtin}) or package.module:factory")
     race.add_argument("--optimizers", type=names, default=list(DEFAULT_OPTIMIZERS), metavar="NAMES",
                       help=f"comma-separated registry names (default: {','.join(DEFAULT_OPTIMIZERS)})")
-    race.add_argument("--trials", type=positive_int, default=None,
-                      help=f"tuning trials per optimizer (default {DEFAULT_TRIALS}; {QUICK_TRIALS} with --quick)")
-    race.add_argument("--seeds", type=positive_int, default=None,
-                      help=f"seeds the best configuration is rerun on (default {DEFAULT_SEEDS}; {QUICK_SEEDS} with --quick)")
+    race.add_argument("--trials", type=whole(1, MAX_BUDGET), default=None,
+                      help=f"tuning trials per optimizer, 1 to {MAX_BUDGET} (default {DEFAULT_TRIALS}; "
+                      f"{QUICK_TRIALS} with --quick)")
+    race.add_argument("--seeds", type=whole(1, MAX_SEEDS), default=None,
+                      help=f"seeds the best configuration is rerun on, 1 to {MAX_SEEDS} (default {DEFAULT_SEEDS}; "
+                      f"{QUICK_SEEDS} with --quick)")
     race.add_argument("--db", default=DEFAULT_DB, help=f"result store, created if missing (default {DEFAULT_DB})")
     race.add_argument("--search", choices=STRATEGIES, default="quasi-random",
                       help="quasi-random (scrambled Halton, all trials in parallel; default) or tpe (Optuna)")
@@ -54,9 +56,9 @@ def add_command(commands: Any) -> None:
                       help="a short race: the workloads' quick budget and fewer trials and seeds")
     race.add_argument("--executor", choices=EXECUTORS, default="local",
                       help="local: a process pool (default); inline: this process; ray: a Ray cluster")
-    race.add_argument("--workers", type=positive_int, default=None,
+    race.add_argument("--workers", type=threads, default=None,
                       help="trials at once (default: the cores here; with ray, the cluster's CPUs)")
-    race.add_argument("--threads", type=positive_int, default=None,
+    race.add_argument("--threads", type=threads, default=None,
                       help="torch threads per trial (default: cores / workers, at least 1)")
     race.add_argument("--address", default=None,
                       help="with --executor ray: 'local' (default) starts Ray here; 'auto' or ray://host:port joins a cluster")
@@ -80,7 +82,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _error(command: str, message: str, status: int) -> int:
-    print(f"optarena {command}: error: {message}", file=sys.stderr)
+    print(f"optarena {command}: error: {' '.join(message.split())}", file=sys.stderr)
     return status
 
 
@@ -94,7 +96,7 @@ def leaderboard_table(workload: Any) -> Any:
     target = workload.target
     relation = ">=" if target.mode == "max" else "<="
     table = Table(
-        title=f"{workload.label}: final {target.metric} (target {relation} {target.value:g})",
+        title=shown(f"{workload.label}: final {target.metric} (target {relation} {target.value:g})"),
         caption="final: mean ± sd over the reruns; reached: reruns at the target; steps: their median steps "
         "to it; diverged: tuning trials, reruns",
         show_edge=False,
@@ -111,12 +113,12 @@ def leaderboard_table(workload: Any) -> Any:
         tuned = row.study.tuned(row.hyperparameters)
         table.add_row(
             str(row.rank),
-            row.optimizer + ("" if row.complete else " (incomplete)"),
+            shown(row.optimizer + ("" if row.complete else " (incomplete)")),
             final,
             f"{row.reached}/{row.seeds}",
             steps,
             f"{row.tuning_diverged}/{row.tuning_trials}, {row.diverged}/{row.seeds}",
-            "\n".join(f"{k}={format_value(v)}" for k, v in tuned.items()) or "–",
+            shown("\n".join(f"{k}={format_value(v)}" for k, v in tuned.items()) or "–"),
         )
     return table
 
@@ -150,7 +152,7 @@ def run_race_command(args: argparse.Namespace) -> int:
     try:
         store = Store(args.db)
     except StoreError as error:
-        return _error("race", str(error), 2)
+        return _error("race", str(error), error.status)
 
     started = time.perf_counter()
     with store:
@@ -160,11 +162,11 @@ def run_race_command(args: argparse.Namespace) -> int:
             return _error("race", str(error), 2)
         names = ", ".join(s.entry.name for s in plan.studies if s.planned is plan.workloads[0])
         labels = ", ".join(p.workload.name for p in plan.workloads)
-        console.print(
+        console.print(shown(
             f"Racing {_count(len(config.optimizers), 'optimizer')} ({names}) on {labels}: {config.search} search, "
             f"{_count(config.trials, 'trial')} each, the best rerun on {_count(config.seeds, 'seed')}; "
             f"{plan.total} trials, {executor.describe()}; store {args.db}."
-        )
+        ))
         finished = False
         try:
             outcome = _run_with_progress(console, plan, store, executor, run_race)
@@ -172,21 +174,28 @@ def run_race_command(args: argparse.Namespace) -> int:
         except RaceError as error:
             return _error("race", f"{error}. The trials finished before it are stored in {args.db}; "
                           "fix the cause and run the same command to resume.", 1)
+        except StoreError as error:
+            return _error("race", str(error), error.status)
         except KeyboardInterrupt:
-            console.print(f"Interrupted. Finished trials are stored in {args.db}; run the same command to resume.")
+            console.print(shown(f"Interrupted. Finished trials are stored in {args.db}; "
+                                "run the same command to resume."))
             return 130
         finally:
             executor.shutdown(now=not finished)
-        for workload in load_results(store):
+        try:
+            workloads = load_results(store)
+        except StoreError as error:
+            return _error("race", str(error), error.status)
+        for workload in workloads:
             if any(w.key == workload.key for w in plan.workloads):
                 console.print(leaderboard_table(workload))
     wall = time.perf_counter() - started
-    console.print(
+    console.print(shown(
         f"{outcome.ran} trials run, {outcome.reused} reused from {args.db}"
         + (f", {outcome.diverged} diverged" if outcome.diverged else "")
         + (f", {outcome.skipped} reruns skipped (every tuning trial diverged)" if outcome.skipped else "")
         + f"; {wall:.1f} s. Report: optarena report --db {args.db} --out report.html"
-    )
+    ))
     return 0
 
 
@@ -200,18 +209,18 @@ def _run_with_progress(console: Any, plan: Any, store: Any, executor: Any, run_r
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("racing", total=plan.total)
 
         def on_trial(role: Any, status: str, final: float | None, reused: bool) -> None:
             metric = role.study.planned.workload.target.metric
-            shown = "diverged" if status == "diverged" else f"{metric} {final:.4g}"
+            outcome = "diverged" if status == "diverged" else f"{metric} {final:.4g}"
             where = "stored" if reused else "ran"
             phase = f"trial {role.number + 1}/{role.study.config.trials}" if role.phase == "tune" else f"seed {role.number}"
             progress.update(task, advance=1,
-                            description=f"{role.study.entry.name} {phase}: {shown} ({where})")
+                            description=f"{role.study.entry.name} {phase}: {outcome} ({where})")
 
         def on_skip(count: int) -> None:
             progress.update(task, advance=count)
@@ -224,12 +233,17 @@ def _run_with_progress(console: Any, plan: Any, store: Any, executor: Any, run_r
 def run_report_command(args: argparse.Namespace) -> int:
     from optarena.arena.report import write_report
     from optarena.arena.store import StoreError
+    from optarena.files import OutputError
 
     try:
         path = write_report(args.db, args.out, args.workload)
     except StoreError as error:
+        return _error("report", str(error), error.status)
+    except OutputError as error:
         return _error("report", str(error), 2)
     except ValueError as error:
         return _error("report", str(error), 1)
+    except OSError as error:
+        return _error("report", f"cannot write {args.out!r}: {error.strerror or error}", 1)
     print(f"Wrote {path} ({path.stat().st_size / 1024:.0f} KiB). Open it in a browser; it needs no network.")
     return 0

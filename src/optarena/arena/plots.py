@@ -23,6 +23,7 @@ MAX_POINTS = 400
 """Curves are thinned to at most this many points per line to keep the SVG small."""
 
 _STYLE = {
+    "text.parse_math": False,  # names and metrics are the user's text: '$' is a dollar sign, not TeX
     "svg.fonttype": "none",
     "svg.hashsalt": "optarena",
     "font.size": 10,

@@ -33,10 +33,13 @@ from optarena.arena.trial import TrialFailed, TrialSpec, digest, resolve_workloa
 from optarena.checks import whole_numbers
 from optarena.registry import Entry, lookup
 from optarena.search_space import LEARNING_RATE_ONLY
-from optarena.tuning import STRATEGIES, QuasiRandomSearch, make_search
+from optarena.tuning import MAX_BUDGET, STRATEGIES, QuasiRandomSearch, make_search
 
 TUNING_SEED = 0
 """The seed of every tuning trial; the best configuration is rerun on seeds 1, 2, ..."""
+
+MAX_SEEDS = 10_000
+"""The most seeds a winner may be rerun on."""
 
 TUNE_CHOICES = ("all", "lr")
 """``all``: every hyperparameter the optimizer declares tunable; ``lr``: the learning rate alone."""
@@ -64,6 +67,10 @@ class RaceConfig:
     def check(self) -> None:
         """A ValueError naming the first bad setting."""
         whole_numbers(trials=self.trials, seeds=self.seeds)
+        if self.trials > MAX_BUDGET:
+            raise ValueError(f"trials must be at most {MAX_BUDGET} per optimizer, got {self.trials}")
+        if self.seeds > MAX_SEEDS:
+            raise ValueError(f"seeds must be at most {MAX_SEEDS}, got {self.seeds}")
         if self.search not in STRATEGIES:
             raise ValueError(f"unknown search {self.search!r}; allowed: {', '.join(STRATEGIES)}")
         if self.tune not in TUNE_CHOICES:
@@ -237,7 +244,7 @@ def make_plan(config: RaceConfig, version: str = __version__) -> Plan:
     planned: list[PlannedWorkload] = []
     for spec in config.workloads:
         workload = resolve_workload(spec, config.options, config.data_dir)
-        workload_cfg = workload_config(workload, config.options)
+        workload_cfg = workload_config(workload, config.options, spec, config.data_dir)
         key = digest(workload_cfg)
         if any(p.key == key for p in planned):
             raise ValueError(f"workload {spec!r} is listed twice")

@@ -26,8 +26,9 @@ from optarena.arena.scoring import (
     lr_sensitivity,
     performance_profile,
 )
-from optarena.arena.store import Store
+from optarena.arena.store import Store, store_files
 from optarena.arena.trial import format_value
+from optarena.files import check_output, write_atomically
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1100px;
@@ -239,12 +240,13 @@ def build_report(store: Store, workload: str | None = None, title: str | None = 
 
 
 def write_report(db: str | Path, out: str | Path, workload: str | None = None) -> Path:
-    """Read the store at ``db`` and write the report to ``out``; returns the path written."""
+    """Read the store at ``db`` and write the report to ``out``; returns the path written.
+
+    An ``out`` that is the store (or one of its SQLite side files), by any name, is refused
+    with :class:`optarena.files.OutputError` before the store is opened.
+    """
+    inputs = store_files(db)
+    check_output(out, inputs, create_folder=True)
     with Store(db, readonly=True) as store:
         html = build_report(store, workload)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".partial")
-    temporary.write_text(html, encoding="utf-8")
-    temporary.replace(out)
-    return out
+    return write_atomically(out, html, inputs, create_folder=True)

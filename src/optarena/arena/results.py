@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from optarena.arena.store import Store
-from optarena.arena.workload import Target
+from optarena.arena.store import Store, StoreError
+from optarena.arena.workload import MODES, Target
 from optarena.search_space import split_key
 
 
@@ -99,30 +99,86 @@ class WorkloadResult:
 
     @property
     def label(self) -> str:
-        """The name, with the options it was built with (``digits-mlp (quick)``)."""
+        """The name, with the options it was built with and the start of its data's fingerprint
+        (``digits-mlp (quick)``, ``mnist-mlp (quick, data 3f2a9c1e)``)."""
         options = self.config.get("options", {})
-        if not options:
-            return self.name
         parts = [k if v is True else f"{k}={v}" for k, v in options.items()]
+        if "data" in self.config:
+            parts.append(f"data {str(self.config['data'])[:8]}")
+        if not parts:
+            return self.name
         return f"{self.name} ({', '.join(parts)})"
 
 
+def _damaged(store: Store, table: str, key: Any, column: str, value: Any, allowed: str) -> StoreError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return StoreError(
+        f"the result store {str(store.path)!r} is damaged or was edited: {table} row {key!r} has {column} {shown}, "
+        f"expected {allowed}; restore it from a copy or race into a new --db file"
+    )
+
+
+def _json(store: Store, table: str, key: Any, column: str, text: Any, kind: type) -> Any:
+    """The JSON ``text`` of a stored column, which must decode to a ``kind``; else a StoreError."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        raise _damaged(store, table, key, column, text, f"JSON text of a {kind.__name__}") from None
+    if not isinstance(value, kind):
+        raise _damaged(store, table, key, column, text, f"JSON text of a {kind.__name__}")
+    return value
+
+
+def _text(store: Store, table: str, key: Any, column: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _damaged(store, table, key, column, value, "text")
+    return value
+
+
+def _whole(store: Store, table: str, key: Any, column: str, value: Any, *, none: bool = False) -> int | None:
+    if value is None and none:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _damaged(store, table, key, column, value, "a whole number" + (" or NULL" if none else ""))
+    return value
+
+
+def _real(store: Store, table: str, key: Any, column: str, value: Any, *, none: bool = True) -> float | None:
+    if value is None and none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _damaged(store, table, key, column, value, "a number" + (" or NULL" if none else ""))
+    return float(value)
+
+
 def load_results(store: Store, workload: str | None = None) -> list[WorkloadResult]:
-    """Every workload in the store (or those whose name or spec is ``workload``) with its studies."""
+    """Every workload in the store (or those whose name or spec is ``workload``) with its studies.
+
+    A row whose values are not what optarena writes (bad JSON, a number stored as text) is a
+    :class:`StoreError` naming the table, the row and the column.
+    """
     results = []
     for row in store.rows("SELECT * FROM workloads ORDER BY rowid"):
         if workload is not None and workload not in (row["name"], row["spec"]):
             continue
+        key = row["key"]
+        if row["target_mode"] not in MODES:
+            raise _damaged(store, "workloads", key, "target_mode", row["target_mode"], f"one of {MODES}")
         result = WorkloadResult(
-            key=row["key"],
-            name=row["name"],
-            spec=row["spec"],
-            description=row["description"],
-            config=json.loads(row["config"]),
-            target=Target(row["target_metric"], row["target_value"], row["target_mode"]),
-            steps=row["steps"],
-            eval_every=row["eval_every"],
+            key=key,
+            name=_text(store, "workloads", key, "name", row["name"]),
+            spec=_text(store, "workloads", key, "spec", row["spec"]),
+            description=_text(store, "workloads", key, "description", row["description"]),
+            config=_json(store, "workloads", key, "config", row["config"], dict),
+            target=Target(_text(store, "workloads", key, "target_metric", row["target_metric"]),
+                          _real(store, "workloads", key, "target_value", row["target_value"], none=False),
+                          row["target_mode"]),
+            steps=_whole(store, "workloads", key, "steps", row["steps"]),
+            eval_every=_whole(store, "workloads", key, "eval_every", row["eval_every"]),
         )
+        if not isinstance(result.config.get("options", {}), dict):
+            raise _damaged(store, "workloads", key, "config", row["config"], "options given as a JSON object")
         result.studies = _studies(store, row["key"])
         if result.studies:
             results.append(result)
@@ -132,35 +188,41 @@ def load_results(store: Store, workload: str | None = None) -> list[WorkloadResu
 def _studies(store: Store, workload_key: str) -> list[StudyResult]:
     chosen: dict[str, StudyResult] = {}
     for row in store.rows("SELECT * FROM studies WHERE workload_key = ? ORDER BY rowid", (workload_key,)):
+        sid = row["id"]
         study = StudyResult(
-            id=row["id"],
-            optimizer=row["optimizer"],
-            search=row["search"],
-            tune=json.loads(row["tune"]),
-            trials=row["trials"],
-            seeds=row["seeds"],
-            optarena_version=row["optarena_version"],
+            id=sid,
+            optimizer=_text(store, "studies", sid, "optimizer", row["optimizer"]),
+            search=_text(store, "studies", sid, "search", row["search"]),
+            tune=_json(store, "studies", sid, "tune", row["tune"], list),
+            trials=_whole(store, "studies", sid, "trials", row["trials"]),
+            seeds=_whole(store, "studies", sid, "seeds", row["seeds"]),
+            optarena_version=_text(store, "studies", sid, "optarena_version", row["optarena_version"]),
         )
+        if not all(isinstance(key, str) for key in study.tune):
+            raise _damaged(store, "studies", sid, "tune", row["tune"], "a JSON list of names")
         for trial in store.rows(
             "SELECT t.*, st.phase, st.number FROM study_trials st JOIN trials t ON t.key = st.trial "
             "WHERE st.study = ? ORDER BY st.phase, st.number",
             (study.id,),
         ):
+            tk = trial["key"]
+            hyperparameters = _json(store, "trials", tk, "hyperparameters", trial["hyperparameters"], dict)
+            if trial["status"] not in ("finished", "diverged"):
+                raise _damaged(store, "trials", tk, "status", trial["status"], "'finished' or 'diverged'")
             record = TrialRecord(
-                key=trial["key"],
-                optimizer=trial["optimizer"],
-                hyperparameters={k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in json.loads(trial["hyperparameters"]).items()},
-                seed=trial["seed"],
+                key=tk,
+                optimizer=_text(store, "trials", tk, "optimizer", trial["optimizer"]),
+                hyperparameters={k: tuple(v) if isinstance(v, list) else v for k, v in hyperparameters.items()},
+                seed=_whole(store, "trials", tk, "seed", trial["seed"]),
                 status=trial["status"],
-                final_metric=trial["final_metric"],
-                best_metric=trial["best_metric"],
-                steps_to_target=trial["steps_to_target"],
-                seconds_to_target=trial["seconds_to_target"],
-                train_seconds=trial["train_seconds"],
-                steps_done=trial["steps_done"],
+                final_metric=_real(store, "trials", tk, "final_metric", trial["final_metric"]),
+                best_metric=_real(store, "trials", tk, "best_metric", trial["best_metric"]),
+                steps_to_target=_whole(store, "trials", tk, "steps_to_target", trial["steps_to_target"], none=True),
+                seconds_to_target=_real(store, "trials", tk, "seconds_to_target", trial["seconds_to_target"]),
+                train_seconds=_real(store, "trials", tk, "train_seconds", trial["train_seconds"], none=False),
+                steps_done=_whole(store, "trials", tk, "steps_done", trial["steps_done"]),
                 phase=trial["phase"],
-                number=trial["number"],
+                number=_whole(store, "study_trials", tk, "number", trial["number"]),
             )
             (study.tuning if record.phase == "tune" else study.reruns).append(record)
         previous = chosen.get(study.optimizer)
@@ -174,6 +236,7 @@ def load_curves(store: Store, keys: list[str], name: str) -> dict[str, tuple[np.
     curves: dict[str, tuple[list[int], list[float]]] = {key: ([], []) for key in keys}
     for key in keys:
         for row in store.rows("SELECT step, value FROM metrics WHERE trial = ? AND name = ? ORDER BY step", (key, name)):
-            curves[key][0].append(row["step"])
-            curves[key][1].append(np.nan if row["value"] is None else row["value"])
+            curves[key][0].append(_whole(store, "metrics", key, "step", row["step"]))
+            value = row["value"]
+            curves[key][1].append(np.nan if value is None else _real(store, "metrics", key, "value", value))
     return {k: (np.asarray(s, dtype=float), np.asarray(v, dtype=float)) for k, (s, v) in curves.items()}

@@ -28,8 +28,10 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x6F707461  # "opta"
@@ -107,7 +109,97 @@ CREATE TABLE study_trials (
 
 
 class StoreError(Exception):
-    """A file that is not an optarena store, or one written by an incompatible version."""
+    """A result store that cannot be used as asked; the message names the file, what is wrong and what to do.
+
+    ``status`` is the command's exit status: 2 when the file given is not usable (not a
+    store, damaged, read-only, in a missing folder, of another schema version), 1 when
+    work failed on a usable one (a full disk, an I/O error, a lock held too long).
+    """
+
+    def __init__(self, message: str, status: int = 2):
+        super().__init__(message)
+        self.status = status
+
+
+SIDE_FILES = ("-wal", "-shm", "-journal")
+"""The files SQLite keeps next to a store while it is open."""
+
+
+def store_files(path: str | Path) -> list[Path]:
+    """The store file and its SQLite side files (inputs that an output must never replace)."""
+    path = Path(path)
+    return [path, *(path.with_name(path.name + suffix) for suffix in SIDE_FILES)]
+
+
+# SQLite's primary result codes (https://www.sqlite.org/rescode.html).
+_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
+
+
+def explain(error: sqlite3.Error, path: Path) -> StoreError:
+    """A :class:`StoreError` that says in words what an SQLite error means for the store at ``path``."""
+    name = repr(str(path))
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(error)
+    if primary == _READONLY or "readonly" in text:
+        return StoreError(
+            f"cannot write the result store {name}: the file or its folder is read-only ({text}); give --db a "
+            "file in a folder you can write (`optarena report` reads a read-only store)"
+        )
+    if primary in (_CORRUPT, _NOTADB) or "malformed" in text:
+        return StoreError(
+            f"the result store {name} is damaged ({text}); restore it from a copy or race into a new --db file "
+            "(`sqlite3 FILE .recover` may save what is left)"
+        )
+    if text.startswith(("no such table", "no such column", "table ")):
+        return StoreError(
+            f"the result store {name} is damaged or was edited ({text}); restore it from a copy or race into a "
+            "new --db file"
+        )
+    if primary == _CANTOPEN:
+        return StoreError(f"cannot open the result store {name} ({text}): check that its folder exists and that you "
+                          "may read and write there")
+    if primary == _FULL:
+        return StoreError(f"the disk holding the result store {name} is full ({text}); free space and run the same "
+                          "command again: nothing stored is lost", status=1)
+    if primary in (_BUSY, _LOCKED):
+        return StoreError(f"the result store {name} stayed locked by another process ({text}); wait for it to finish "
+                          "and run the same command again", status=1)
+    if primary == _IOERR:
+        return StoreError(f"reading or writing the result store {name} failed ({text})", status=1)
+    return StoreError(f"{name} is not a usable optarena result store ({text})")
+
+
+@contextmanager
+def _explained(path: Path) -> Iterator[None]:
+    """SQLite errors inside the block become a :class:`StoreError` naming ``path``."""
+    try:
+        yield
+    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError, sqlite3.NotSupportedError):
+        raise  # a caller's mistake, not the file's
+    except sqlite3.DatabaseError as error:
+        raise explain(error, path) from None
+    except UnicodeDecodeError as error:  # SQLite's own message about the damage is not text
+        raise _undecodable(path, error) from None
+
+
+def _undecodable(path: Path, error: UnicodeDecodeError) -> StoreError:
+    return StoreError(
+        f"the result store {str(path)!r} is damaged (bytes that are not UTF-8 text: {error.reason}); restore it from "
+        "a copy or race into a new --db file"
+    )
+
+
+@lru_cache(maxsize=1)
+def _expected_columns() -> dict[str, list[str]]:
+    """Each table of :data:`_SCHEMA` and its columns, as SQLite reads the schema."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(_SCHEMA)
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: [row[1] for row in db.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        db.close()
 
 
 def canonical_json(value: Any) -> str:
@@ -144,29 +236,53 @@ class Store:
 
     def __init__(self, path: str | Path, *, readonly: bool = False, create: bool = True):
         self.path = Path(path)
+        name = repr(str(self.path))
+        if self.path.is_dir():
+            raise StoreError(f"{name} is a directory, not a result store file")
         if readonly or not create:
             if not self.path.is_file():
-                raise StoreError(f"no result store at {str(self.path)!r}: run `optarena race --db {self.path}` first")
-        if self.path.is_dir():
-            raise StoreError(f"{str(self.path)!r} is a directory, not a result store file")
+                raise StoreError(f"no result store at {name}: run `optarena race --db {self.path}` first")
+        elif not self.path.parent.is_dir():
+            raise StoreError(
+                f"the folder {str(self.path.parent)!r} of the result store {name} does not exist; create it or give "
+                "--db a file in an existing folder"
+            )
         try:
-            if readonly:
-                self._db = sqlite3.connect(
-                    f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=30, isolation_level=None
-                )
-            else:
-                # Autocommit mode: every write below opens and commits its own transaction.
-                self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db = self._connect(readonly)
             self._db.execute("PRAGMA foreign_keys = ON")
             self._check_or_create(readonly)
-        except sqlite3.DatabaseError as error:
+        except sqlite3.Error as error:
             self._close_quietly()
-            raise StoreError(f"{str(self.path)!r} is not an optarena result store ({error})") from None
+            if (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF == _NOTADB:
+                raise StoreError(f"{name} is not an optarena result store ({error})") from None
+            raise explain(error, self.path) from None
+        except UnicodeDecodeError as error:
+            self._close_quietly()
+            raise _undecodable(self.path, error) from None
         except StoreError:
             self._close_quietly()
             raise
 
     # -- opening -----------------------------------------------------------------------------
+
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        if not readonly:
+            # Autocommit mode: every write below opens and commits its own transaction.
+            return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as error:
+            db.close()
+            # A store in a folder we may not write: SQLite cannot make the shared-memory file
+            # that WAL readers need. With no write-ahead log left (the last writer closed
+            # cleanly), the file alone is the whole store and is read as immutable.
+            wal = self.path.with_name(self.path.name + "-wal")
+            if "readonly" not in str(error) or (wal.exists() and wal.stat().st_size > 0):
+                raise
+            return sqlite3.connect(f"{uri}&immutable=1", uri=True, timeout=30, isolation_level=None)
 
     def _close_quietly(self) -> None:
         db = getattr(self, "_db", None)
@@ -198,12 +314,44 @@ class Store:
                 f"{str(self.path)!r} has store schema version {version}, and this optarena reads version "
                 f"{SCHEMA_VERSION}: use the optarena version that wrote it, or race again into a new --db file"
             )
+        expected = _expected_columns()
+        missing = [table for table in expected if table not in tables]
+        if missing:
+            raise StoreError(
+                f"the result store {str(self.path)!r} lacks the table(s) {', '.join(missing)}: it is damaged or was "
+                f"edited (an optarena store holds {', '.join(expected)}); restore it from a copy or race into a new "
+                "--db file"
+            )
+        for table, columns in expected.items():
+            found = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+            lacking = [c for c in columns if c not in found]
+            if lacking:
+                raise StoreError(
+                    f"the table {table} of the result store {str(self.path)!r} lacks the column(s) "
+                    f"{', '.join(lacking)}: it is damaged or was edited; restore it from a copy or race into a new "
+                    "--db file"
+                )
         if not readonly:
+            # Before anything is written: a damaged store is refused as it is, not altered.
+            verdict = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if verdict != "ok":
+                raise StoreError(
+                    f"the result store {str(self.path)!r} is damaged ({verdict}); restore it from a copy or race into "
+                    "a new --db file (`sqlite3 FILE .recover` may save what is left)"
+                )
             db.execute("PRAGMA journal_mode = WAL")
+            # A write that is rolled back: fails now, not after the first trial, when the
+            # file is read-only.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            finally:
+                db.execute("ROLLBACK")
         db.execute("PRAGMA synchronous = FULL" if not readonly else "PRAGMA query_only = ON")
 
     def close(self) -> None:
-        self._db.close()
+        with _explained(self.path):
+            self._db.close()
 
     def __enter__(self) -> "Store":
         return self
@@ -217,13 +365,15 @@ class Store:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed when the block ends, rolled back if it raises."""
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        with _explained(self.path):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     def add_workload(self, row: dict[str, Any]) -> None:
         """Record a workload configuration (nothing happens when it is already there)."""
@@ -273,19 +423,22 @@ class Store:
 
     def find(self, key: str) -> StoredTrial | None:
         """The stored trial with ``key``, or None."""
-        row = self._db.execute("SELECT key, status, final_metric FROM trials WHERE key = ?", (key,)).fetchone()
+        with _explained(self.path):
+            row = self._db.execute("SELECT key, status, final_metric FROM trials WHERE key = ?", (key,)).fetchone()
         return StoredTrial(*row) if row else None
 
     def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """The rows of a read-only query as dicts."""
-        cursor = self._db.execute(sql, parameters)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        with _explained(self.path):
+            cursor = self._db.execute(sql, parameters)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def count(self, table: str) -> int:
         if table not in ("workloads", "trials", "metrics", "studies", "study_trials"):
             raise ValueError(f"unknown table {table!r}")
-        return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        with _explained(self.path):
+            return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
 def _link_statement(study: str, phase: str, number: int, trial: str) -> tuple[str, Sequence[Any]]:

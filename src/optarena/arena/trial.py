@@ -16,10 +16,12 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from optarena.arena.fingerprint import workload_fingerprint
 from optarena.arena.store import canonical_json
 from optarena.cli_types import torch_threads
 
@@ -29,8 +31,12 @@ def digest(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:32]
 
 
-def workload_config(workload: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """What identifies a workload's runs: its name, budget, target and the options it was built with."""
+def workload_config(
+    workload: Any, options: dict[str, Any], spec: str | None = None, data_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """What identifies a workload's runs: its name, budget, target, the options it was built with,
+    and (given its ``spec``) the fingerprint of its definition and data
+    (:func:`optarena.arena.fingerprint.workload_fingerprint`)."""
     target = workload.target
     config = {
         "name": workload.name,
@@ -42,6 +48,8 @@ def workload_config(workload: Any, options: dict[str, Any]) -> dict[str, Any]:
     batch_size = getattr(workload, "batch_size", None)
     if batch_size is not None:
         config["batch_size"] = int(batch_size)
+    if spec is not None:
+        config.update(workload_fingerprint(workload, spec, data_dir))
     return config
 
 

@@ -68,9 +68,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, prog: str = "optarena bench") -> int:
     """Run the benchmark (or load results) as ``args`` say; 2 on a usage error."""
-    from optarena.bench.report import print_result, read_result, write_outputs, write_page
+    from optarena.bench.report import output_paths, print_result, read_result, write_outputs, write_page
     from optarena.bench.runner import BenchConfig, run_benchmark
+    from optarena.files import OutputError, check_output
 
+    try:
+        if args.markdown:
+            check_output(args.markdown, args.from_json or (), create_folder=True)
+        if not args.from_json:
+            for path in output_paths(args.out):
+                check_output(path, create_folder=True)
+    except OutputError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
     if args.from_json:
         try:
             results = [read_result(path) for path in args.from_json]
@@ -111,7 +121,7 @@ def run(args: argparse.Namespace, prog: str = "optarena bench") -> int:
         csv_path, json_path = write_outputs(result, args.out)
         print(f"wrote {csv_path} and {json_path}")
     if args.markdown:
-        path = write_page(results, args.markdown, args.note)
+        path = write_page(results, args.markdown, args.note, inputs=args.from_json or ())
         print(f"wrote {path}")
     return 0
 

@@ -22,6 +22,7 @@ from optarena.bench.runner import (
     BenchResult,
 )
 from optarena.cli_types import wide_console
+from optarena.files import atomic_file, write_atomically
 
 MISSING = "-"
 TEXT_HEADERS = ("optimizer", "kind")
@@ -145,13 +146,12 @@ def output_paths(out: str | Path) -> tuple[Path, Path]:
 def write_outputs(result: BenchResult, out: str | Path) -> tuple[Path, Path]:
     """Write ``<out>.csv`` (one line per optimizer) and ``<out>.json`` (everything measured)."""
     csv_path, json_path = output_paths(out)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_file(csv_path, text=True, newline="", create_folder=True) as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for row in result.rows:
             writer.writerow({key: "" if row.get(key) is None else row[key] for key in CSV_FIELDS})
-    json_path.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+    write_atomically(json_path, json.dumps(result.to_dict(), indent=1) + "\n", create_folder=True)
     return csv_path, json_path
 
 
@@ -345,8 +345,8 @@ def render_page(results: Sequence[BenchResult], note: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_page(results: Sequence[BenchResult], path: str | Path, note: str | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_page(results, note), encoding="utf-8")
-    return path
+def write_page(
+    results: Sequence[BenchResult], path: str | Path, note: str | None = None, inputs: Sequence[str | Path] = ()
+) -> Path:
+    """Write the docs page; ``inputs`` (the JSON files read) are never overwritten by it."""
+    return write_atomically(path, render_page(results, note), inputs, create_folder=True)

@@ -20,7 +20,7 @@ IMAGE_SHAPE = (8, 8)
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """``(images, labels)``: uint8 arrays of shape (1797, 8, 8) and (1797,)."""
     with resources.files("optarena.data").joinpath("digits.npz").open("rb") as handle:
-        stored = np.load(handle)
+        stored = np.load(handle, allow_pickle=False)
         return stored["images"].copy(), stored["labels"].copy()
 
 

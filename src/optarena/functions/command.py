@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from optarena.checks import fits_in_memory
 from optarena.cli_types import names as name_list
-from optarena.cli_types import output, real, torch_threads, whole, wide_console
+from optarena.cli_types import output, real, shown, threads, torch_threads, whole, wide_console
+from optarena.tuning import MAX_BUDGET
 
 DEFAULT_TRAJECTORY_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "radam", "ranger")
 """The optimizers ``trajectories`` draws by default; names not registered (yet) are left out."""
@@ -105,6 +107,11 @@ def _trajectories(args: argparse.Namespace) -> int:
             objective=args.objective,
             quantile=args.quantile,
         )
+        fits_in_memory(
+            f"{budget.steps} steps from {budget.starts} starts x {budget.seeds} seeds",
+            (budget.steps + 1) * budget.starts * budget.seeds * (function.dim + 1) * 8 * 2,
+            "lower --steps, --starts or --seeds",
+        )
     except ValueError as error:
         return _fail("trajectories", str(error))
     if len(set(names)) != len(names):
@@ -128,7 +135,7 @@ def _trajectories(args: argparse.Namespace) -> int:
 
         try:
             study = tune_all(function, names, budget, on_trial)
-        except ImportError as error:  # the 'tpe' strategy without Optuna installed
+        except (ImportError, ValueError) as error:  # 'tpe' without Optuna installed; a size out of range
             progress.stop()
             return _fail("trajectories", str(error))
     tuned = time.perf_counter() - start
@@ -140,10 +147,10 @@ def _trajectories(args: argparse.Namespace) -> int:
     )
     with torch_threads(args.threads):
         trajectory_figure(study, args.out, surface=not args.no_surface)
-        console.print(f"wrote {args.out}", soft_wrap=True)
+        console.print(shown(f"wrote {args.out}"), soft_wrap=True)
         if args.animate is not None:
             frames = trajectory_animation(study, args.animate, frames=args.frames)
-            console.print(f"wrote {args.animate} ({frames} frames)", soft_wrap=True)
+            console.print(shown(f"wrote {args.animate} ({frames} frames)"), soft_wrap=True)
     console.print(f"Tuning took {tuned:.1f} s; total {time.perf_counter() - start:.1f} s.")
     return 0
 
@@ -220,7 +227,7 @@ def _nqm(args: argparse.Namespace) -> int:
         for table in nqm_tables(report):
             console.print(table)
         nqm_figure(report, args.out)
-    console.print(f"wrote {args.out}", soft_wrap=True)
+    console.print(shown(f"wrote {args.out}"), soft_wrap=True)
     console.print(f"Total {time.perf_counter() - start:.1f} s.")
     return 0
 
@@ -253,7 +260,8 @@ def add_command(commands: Any) -> None:
     trajectories.add_argument("--animate", type=output(".gif"), default=None, metavar="GIF",
                               help="also write an animation of the paths")
     trajectories.add_argument("--frames", type=whole(2), default=100, help="animation frames (default 100)")
-    trajectories.add_argument("--trials", type=whole(1), default=24, help="tuning trials per optimizer (default 24)")
+    trajectories.add_argument("--trials", type=whole(1, MAX_BUDGET), default=24,
+                              help=f"tuning trials per optimizer, 1 to {MAX_BUDGET} (default 24)")
     trajectories.add_argument("--starts", type=whole(1), default=32, help="random start points (default 32)")
     trajectories.add_argument("--seeds", type=whole(1), default=1,
                               help="noise seeds per start, with --noise (default 1)")
@@ -269,7 +277,7 @@ def add_command(commands: Any) -> None:
                               help="quantile over runs that scores a trial (default 0.75; 0.5 is the median)")
     trajectories.add_argument("--seed", type=whole(0), default=0, help="seed for starts, points and noise (default 0)")
     trajectories.add_argument("--no-surface", action="store_true", help="draw the contour panel only")
-    trajectories.add_argument("--threads", type=whole(1), default=1, help="torch threads (default 1)")
+    trajectories.add_argument("--threads", type=threads, default=1, help="torch threads (default 1)")
     trajectories.set_defaults(run=_trajectories)
 
     nqm = commands.add_parser(
@@ -297,5 +305,5 @@ def add_command(commands: Any) -> None:
     nqm.add_argument("--alpha", type=real(0.0, 1.0, high_open=False), default=0.5,
                      help="Lookahead's slow-weight step (default 0.5)")
     nqm.add_argument("--seed", type=whole(0), default=0, help="seed of the simulations (default 0)")
-    nqm.add_argument("--threads", type=whole(1), default=1, help="torch threads (default 1)")
+    nqm.add_argument("--threads", type=threads, default=1, help="torch threads (default 1)")
     nqm.set_defaults(run=_nqm)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optarena.checks import whole_number
+from optarena.checks import fits_in_memory, whole_number, whole_numbers
 from optarena.functions.nqm import DEFAULT_ALPHA, DEFAULT_K, DEFAULT_MOMENTUM, METHODS, NoisyQuadraticModel
 from optarena.registry import create
 
@@ -169,6 +169,10 @@ def nqm_report(
     """
     if not 0 < target_fraction < 1:
         raise ValueError(f"target_fraction must be in (0, 1), got {target_fraction!r}")
+    whole_numbers(dim=dim, steps=steps, runs=runs)
+    # the simulated copies (parameters, gradients, noise, optimizer state) and the per-step curves
+    fits_in_memory(f"{runs} runs of a {dim}-dimensional model over {steps} steps",
+                   8 * (6 * runs * dim + (steps + 1) * (runs + 4 * dim)), "lower --runs, --dim or --steps")
     model = NoisyQuadraticModel(dim, batch_size)
     options: dict[str, dict[str, Any]] = {"sgd": {}, "momentum": {"momentum": momentum}, "lookahead": {"k": k, "alpha": alpha}}
     curves = {m: model.expected_loss(m, lr, steps, **options[m]) for m in METHODS}

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optarena.checks import whole_number
+from optarena.checks import fits_in_memory, whole_number
 from optarena.functions.base import TestFunction, as_points
 from optarena.functions.stochastic import NoisyGradient
 from optarena.registry import lookup
@@ -102,6 +102,8 @@ def run_paths(
     if seed is not None and isinstance(function, NoisyGradient):
         function.reseed(seed)
     n = x0.shape[0]
+    fits_in_memory(f"{steps} steps from {n} starts in {function.dim} dimensions",
+                   (steps + 1) * n * (function.dim + 1) * 8, "lower the steps or the starts")
 
     rows = [torch.nn.Parameter(x0[i].clone()) for i in range(n)]
     opt = entry.build(rows, **settings)

@@ -34,11 +34,17 @@ def save_png(fig, out: str | Path, dpi: int = 100) -> None:
 
     from PIL import Image
 
+    from optarena.files import write_atomically
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     buffer.seek(0)
+    quantized = io.BytesIO()
     with Image.open(buffer) as image:
-        image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, optimize=True)
+        image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(
+            quantized, format="PNG", optimize=True
+        )
+    write_atomically(out, quantized.getvalue())
 
 
 def _box(study: Study) -> str:
@@ -200,6 +206,8 @@ def trajectory_animation(study: Study, out: str | Path, frames: int = 100, fps: 
     """A GIF of the paths growing on the contour panel; returns the number of frames written."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
+    from optarena.files import atomic_path
+
     if study.function.dim != 2:
         raise ValueError(f"{study.function.name} has {study.function.dim} dimensions; only 2-D functions can be drawn")
     plt = _pyplot()
@@ -228,6 +236,7 @@ def trajectory_animation(study: Study, out: str | Path, frames: int = 100, fps: 
         return [*lines, *heads, title]
 
     animation = FuncAnimation(fig, draw, frames=len(marks), blit=False)
-    animation.save(str(out), writer=PillowWriter(fps=fps), dpi=dpi)
+    with atomic_path(out) as temporary:
+        animation.save(str(temporary), writer=PillowWriter(fps=fps), dpi=dpi)
     plt.close(fig)
     return len(marks)

@@ -9,6 +9,7 @@ registers the subcommand on the ``optarena`` parser.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
 from dataclasses import dataclass
@@ -18,13 +19,14 @@ from typing import Any
 import torch
 
 from optarena.checks import whole_number
-from optarena.cli_types import names, positive_int, real, torch_threads, wide_console
+from optarena.cli_types import names, positive_int, real, shown, threads, torch_threads, wide_console
+from optarena.files import check_output, files_under, write_atomically
 from optarena.landscape.evaluate import ROWS_PER_CALL, loss_at
 from optarena.landscape.path_landscape import PLANES, PathsLandscape, landscape_of_paths
 from optarena.landscape.paths import Trajectory, train_paths
 from optarena.landscape.plot import VIEWS, landscape_figure
 from optarena.landscape.projection import CENTERS
-from optarena.landscape.surface import check_grid_size
+from optarena.landscape.surface import MAX_GRID_POINTS, check_grid_size
 from optarena.landscape.workloads import Workload, drawable_workloads, get_workload
 
 DEFAULT_OPTIMIZERS = ("sgd", "adam", "radam")
@@ -123,9 +125,7 @@ def run_landscape(
     steps = chosen.steps if steps is None else steps
     record_every = record_every or max(1, steps // CHECKPOINTS)
     if out is not None:
-        out = Path(out)
-        if not out.parent.is_dir():
-            raise ValueError(f"the output folder {str(out.parent)!r} does not exist")
+        out = check_output(out, files_under(data_dir))
 
     model = chosen.make_model(seed)
     batch = chosen.evaluation_batch(evaluation_size, seed)
@@ -154,16 +154,19 @@ def run_landscape(
     finals = {run.name: loss_at(model, chosen.loss_fn, batch, run.points[-1]) for run in trajectories}
     if out is not None:
         where = "PCA plane of all checkpoints" if plane == "pca" else "plane through the start and two end points"
+        literal_name = chosen.name.replace("$", r"\$")  # a workload's name is text, not TeX
         figure = landscape_figure(
             result.surface,
             result.paths,
             axis_labels=result.plane.labels,
-            title=f"{chosen.name}: {len(names)} optimizers from one start, on the {where} ({steps} steps)",
+            title=f"{literal_name}: {len(names)} optimizers from one start, on the {where} ({steps} steps)",
             log=log,
             view=view,
             legend=[f"{name} (lr {learning_rate(name, settings[name]):g})" for name in names],
         )
-        figure.savefig(out, dpi=130)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=130)
+        write_atomically(out, buffer.getvalue())
     return LandscapeRun(chosen, trajectories, result, finals, len(batch[0]), out)
 
 
@@ -175,8 +178,8 @@ def _grid_points(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number of points per axis, got {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"a grid needs at least 2 points per axis, got {value}")
+    if not 2 <= value <= MAX_GRID_POINTS:
+        raise argparse.ArgumentTypeError(f"a grid needs 2 to {MAX_GRID_POINTS} points per axis, got {value}")
     return value
 
 
@@ -224,7 +227,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help=f"comma-separated registry names (default {','.join(DEFAULT_OPTIMIZERS)})",
     )
     parser.add_argument(
-        "--grid", type=_grid_points, default=DEFAULT_GRID, help=f"points per axis, >= 2 (default {DEFAULT_GRID})"
+        "--grid", type=_grid_points, default=DEFAULT_GRID,
+        help=f"points per axis, 2 to {MAX_GRID_POINTS} (default {DEFAULT_GRID})"
     )
     parser.add_argument("--out", default="landscape.png", help="the PNG to write (default landscape.png)")
     parser.add_argument(
@@ -286,7 +290,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=positive_int,
+        type=threads,
         default=1,
         help="torch threads (default 1: these small networks train fastest on one, and a busy machine stays usable)",
     )
@@ -326,7 +330,7 @@ def _print_summary(result: LandscapeRun, seconds: float) -> None:
     from rich.table import Table
 
     landscape = result.landscape
-    table = Table(title=f"{result.workload.name}: paths on one plane")
+    table = Table(title=shown(f"{result.workload.name}: paths on one plane"))
     for column in ("optimizer", "lr", "loss at end", "plane's loss under end", "end off the plane"):
         table.add_column(column, justify="left" if column == "optimizer" else "right")
     for run, path in zip(result.trajectories, landscape.paths):
@@ -347,4 +351,4 @@ def _print_summary(result: LandscapeRun, seconds: float) -> None:
     if landscape.plane.explained is not None:
         console.print(f"The plane holds {sum(landscape.plane.explained):.1%} of the checkpoints' squared spread.")
     if result.out is not None:
-        console.print(f"wrote {result.out}")
+        console.print(shown(f"wrote {result.out}"))

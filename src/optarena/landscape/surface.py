@@ -46,9 +46,16 @@ class Surface:
             )
 
 
-def check_grid_size(points: int, what: str = "grid") -> None:
-    if not isinstance(points, (int, np.integer)) or isinstance(points, bool) or points < 2:
-        raise ValueError(f"{what} must be a whole number of points >= 2 per axis, got {points!r}")
+MAX_GRID_POINTS = 1001
+"""The most points per axis of a grid: a million networks to evaluate."""
+
+
+def check_grid_size(points: int, what: str = "grid", most: int | None = MAX_GRID_POINTS) -> None:
+    """A ValueError unless ``points`` is a whole number from 2 to ``most`` (None: no upper bound)."""
+    whole = isinstance(points, (int, np.integer)) and not isinstance(points, bool)
+    if not whole or points < 2 or (most is not None and points > most):
+        allowed = ">= 2" if most is None else f"from 2 to {most}"
+        raise ValueError(f"{what} must be a whole number of points per axis {allowed}, got {points!r}")
 
 
 def grid_coordinates(xs: Tensor, ys: Tensor) -> Tensor:
@@ -104,7 +111,7 @@ def interpolate(
 
     The default range reaches half the segment's length beyond either end.
     """
-    check_grid_size(steps, "steps")
+    check_grid_size(steps, "steps", most=None)
     low, high = extend
     if not low < high:
         raise ValueError(f"extend must be (low, high) with low < high, got {extend!r}")

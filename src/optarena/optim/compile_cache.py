@@ -18,18 +18,32 @@ the source code of every module whose code is traced (the transforms of the chai
 operations, the chain runner), so editing any of them, or upgrading torch, makes a new
 entry instead of loading a stale one. A file that fails to load is ignored and rewritten.
 Set ``OPTARENA_CACHE_DIR`` to move the cache, or to an empty string to keep nothing on disk.
+
+Loading an entry unpickles it, which can run any code, so nothing is loaded that this user
+did not write: every entry carries an HMAC-SHA256 of its name and bytes under a per-user
+key (32 random bytes in ``$XDG_CONFIG_HOME/optarena/cache.key``, default
+``~/.config/optarena``: a file of mode 0600, in a folder made with mode 0700 that nobody else
+may write, both the user's own),
+and an entry whose tag does not verify is never unpickled. A cache folder owned by another
+user, or writable by group or others, is not used at all (one :class:`CacheFolderWarning`
+says why). Entries are read and written without following symbolic links.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import inspect
+import io
 import os
 import platform
+import secrets
+import stat
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +52,12 @@ from typing import Any
 import torch
 
 ENV_CACHE_DIR = "OPTARENA_CACHE_DIR"
+KEY_FILE = "cache.key"
+KEY_BYTES = 32
+SIGNED_MAGIC = b"optarena-signed-entry-1\n"
+"""The first bytes of a signed entry; the HMAC-SHA256 tag and the payload follow."""
+MAX_ENTRY_BYTES = 1 << 30
+"""An entry larger than this is not read (compiled chains are a few MB)."""
 _RUNTIME_MODULES = (
     "optarena.optim.fused",
     "optarena.optim.execution",
@@ -56,6 +76,164 @@ def cache_dir() -> Path | None:
         return Path(chosen) if chosen.strip() else None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "optarena" / "fused"
+
+
+class CacheFolderWarning(UserWarning):
+    """The compile cache's folder (or key) is not private to this user, so nothing is kept on disk."""
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(reason: str) -> None:
+    if reason not in _warned:
+        _warned.add(reason)
+        warnings.warn(f"optarena keeps no compiled chains on disk: {reason}", CacheFolderWarning, stacklevel=3)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _private_problem(path: Path, found: os.stat_result, *, secret: bool) -> str | None:
+    """Why ``path`` is not this user's own (None when it is): another owner, or group/others
+    may write it (``secret``: may read it either)."""
+    if not hasattr(os, "getuid"):  # no POSIX owners and modes (Windows): the profile folder is private
+        return None
+    if found.st_uid != os.getuid():
+        return f"{path} belongs to user id {found.st_uid}, not to this user ({os.getuid()})"
+    loose = stat.S_IMODE(found.st_mode) & (0o077 if secret else 0o022)
+    if loose:
+        allowed = "0700 (0600 for a file)" if secret else "writable by its owner only"
+        return f"{path} has mode {stat.S_IMODE(found.st_mode):04o}; it must be {allowed}"
+    return None
+
+
+def _private_folder(folder: Path) -> bool:
+    """Make ``folder`` (mode 0700) if missing; True when it is a folder of this user's that
+    nobody else may write. Otherwise warns once and returns False."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        found = os.stat(folder)
+    except OSError as error:
+        _warn_once(f"cannot use {folder} ({error.strerror or error})")
+        return False
+    if not stat.S_ISDIR(found.st_mode):
+        _warn_once(f"{folder} is not a folder")
+        return False
+    problem = _private_problem(folder, found, secret=False)
+    if problem is not None:
+        _warn_once(problem)
+        return False
+    return True
+
+
+def usable_cache_dir() -> Path | None:
+    """:func:`cache_dir` when it is this user's own and no one else may write it; else None."""
+    folder = cache_dir()
+    if folder is None or not _private_folder(folder):
+        return None
+    return folder
+
+
+def key_path() -> Path:
+    """Where the signing key lives: ``$XDG_CONFIG_HOME/optarena/cache.key`` (``~/.config`` by default)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "optarena" / KEY_FILE
+
+
+def _read_key(path: Path) -> bytes | None:
+    try:
+        descriptor = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        found = os.fstat(handle.fileno())
+        if not stat.S_ISREG(found.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        problem = _private_problem(path, found, secret=True)
+        if problem is not None:
+            raise ValueError(problem)
+        key = handle.read(KEY_BYTES + 1)
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"{path} holds {len(key)} bytes, not a {KEY_BYTES}-byte key; delete it to make a new one")
+    return key
+
+
+def _signing_key() -> bytes | None:
+    """This user's key, made on first use; None (after one warning) when it cannot be kept privately."""
+    path = key_path()
+    if not _private_folder(path.parent):  # made 0700; one others may write is refused
+        return None
+    try:
+        key = _read_key(path)
+        if key is not None:
+            return key
+        # Written whole under a temporary name, then linked into place: a process that
+        # loses the race reads the winner's complete key.
+        temporary = path.with_name(f".{KEY_FILE}.{secrets.token_hex(8)}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(secrets.token_bytes(KEY_BYTES))
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        return _read_key(path)
+    except (OSError, ValueError) as error:
+        _warn_once(f"the signing key {path} is unusable ({getattr(error, 'strerror', None) or error})")
+        return None
+
+
+def _tag(key: bytes, name: str, payload: bytes) -> bytes:
+    return hmac.new(key, name.encode() + b"\0" + payload, hashlib.sha256).digest()
+
+
+def write_entry(name: str, payload: bytes) -> bool:
+    """Save ``payload`` as entry ``name``, signed with this user's key; False when nothing was kept."""
+    folder = usable_cache_dir()
+    key = _signing_key() if folder is not None else None
+    if folder is None or key is None:
+        return False
+    from optarena.files import write_atomically
+
+    try:
+        write_atomically(folder / name, SIGNED_MAGIC + _tag(key, name, payload) + payload)
+        return True
+    except OSError:
+        return False
+
+
+def read_entry(name: str) -> bytes | None:
+    """The payload of entry ``name`` if this user's key signed it; None otherwise (missing,
+    unsigned, signed with another key, tampered with, a link, or too large)."""
+    folder = usable_cache_dir()
+    if folder is None or os.sep in name or name in ("", ".", ".."):
+        return None
+    try:
+        descriptor = os.open(folder / name, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        found = os.fstat(handle.fileno())
+        if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_ENTRY_BYTES:
+            return None
+        if _private_problem(folder / name, found, secret=False) is not None:
+            return None
+        data = handle.read(MAX_ENTRY_BYTES + 1)
+    header = len(SIGNED_MAGIC) + hashlib.sha256().digest_size
+    if len(data) < header or not data.startswith(SIGNED_MAGIC):
+        return None
+    key = _signing_key()
+    if key is None:
+        return None
+    tag, payload = data[len(SIGNED_MAGIC) : header], data[header:]
+    if not hmac.compare_digest(tag, _tag(key, name, payload)):
+        return None
+    return payload
 
 
 def _module_source(name: str) -> str | None:
@@ -106,8 +284,8 @@ def _cpu_flags() -> list[str] | None:
 
 
 def _isa_marker(flags: list[str] | None) -> Path | None:
-    """The marker file for this CPU's ISA probe result (None without flags or a cache)."""
-    folder = cache_dir()
+    """The marker file for this CPU's ISA probe result (None without flags or a usable cache)."""
+    folder = usable_cache_dir() if flags is not None else None
     if flags is None or folder is None:
         return None
     text = f"{flags} torch {torch.__version__} cxx {os.environ.get('CXX', '')}"
@@ -147,8 +325,9 @@ def remember_isa_probes() -> None:
 
         reported = [str(isa) for isa in _candidate_isas(flags)]
         if [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()] == reported:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+            from optarena.files import write_atomically
+
+            write_atomically(marker, b"")
     except Exception:  # pragma: no cover - depends on torch's internals
         return
 
@@ -202,31 +381,27 @@ def trusted_isas() -> Iterator[None]:
 
 
 def load(name: str, transform_modules: Sequence[str] = ()) -> Callable[..., Any] | None:
-    """The compiled function saved as ``name``, or None (missing, unreadable or from another setup)."""
-    folder = cache_dir()
-    if folder is None:
-        return None
-    path = folder / name
-    if not path.is_file():
+    """The compiled function saved as ``name``, or None (missing, unsigned, unreadable or from another setup)."""
+    payload = read_entry(name)
+    if payload is None:
         return None
     try:
-        with open(path, "rb") as handle, trusted_isas():
-            return torch.compiler.load_compiled_function(handle, f_globals=_globals(transform_modules))
+        with trusted_isas():
+            return torch.compiler.load_compiled_function(io.BytesIO(payload), f_globals=_globals(transform_modules))
     except Exception:
         return None
 
 
 def save(name: str, compiled: Any) -> bool:
-    """Save an ``aot_compile`` result as ``name`` (written to a temporary file, then renamed)."""
-    folder = cache_dir()
+    """Save an ``aot_compile`` result as ``name``, signed (serialised in a private temporary folder)."""
+    folder = usable_cache_dir()
     if folder is None:
         return False
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".partial-")
-        os.close(handle)
-        compiled.save_compiled_function(temporary)
-        os.replace(temporary, folder / name)
-        return True
+        with tempfile.TemporaryDirectory(prefix=".serialising-", dir=folder) as private:
+            serialised = Path(private) / "entry"
+            compiled.save_compiled_function(str(serialised))
+            payload = serialised.read_bytes()
     except Exception:
         return False
+    return write_entry(name, payload)

@@ -8,6 +8,7 @@ standardises them with the training set's per-channel mean and standard deviatio
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -77,6 +78,21 @@ def _cifar10(data_dir: str) -> Data:
     return torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(x_test), torch.from_numpy(y_test)
 
 
+def data_digest(data: Data) -> str:
+    """A SHA-256 of the four tensors' shapes, types and bytes: what the runs read, wherever it came from."""
+    digest = hashlib.sha256()
+    for tensor in data:
+        array = tensor.contiguous().numpy()
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=2)
+def _digest(kind: str, data_dir: str) -> str:
+    return data_digest(_mnist(data_dir) if kind == "mnist" else _cifar10(data_dir))
+
+
 def _require(name: str, data_dir: str | Path | None, expected: str) -> str:
     if data_dir is None:
         raise DataFormatError(
@@ -91,6 +107,7 @@ class RealDataWorkload(BuiltinWorkload):
     needs_data_dir = True
     expected: str = ""
     """The files expected in ``data_dir``, for the error when it is missing."""
+    data_kind: str = ""
 
     def __init__(
         self,
@@ -116,6 +133,10 @@ class RealDataWorkload(BuiltinWorkload):
     def data(self) -> Data:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def fingerprint(self) -> str:
+        """A SHA-256 of the data read from ``data_dir`` (part of every trial's key)."""
+        return _digest(self.data_kind, self.data_dir)
+
     def model(self, mean: Tensor, std: Tensor, shape: tuple[int, ...]) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -137,6 +158,7 @@ class MnistMLP(RealDataWorkload):
     quick_budget = Budget(steps=500, eval_every=50, batch_size=128)
     drawable = True
     expected = ", ".join(expected_files()) + " (each may end in .gz)"
+    data_kind = "mnist"
 
     def data(self) -> Data:
         return _mnist(self.data_dir)
@@ -159,6 +181,7 @@ class Cifar10CNN(RealDataWorkload):
     quick_budget = Budget(steps=400, eval_every=100, batch_size=128)
     drawable = True
     expected = ", ".join(TRAIN_FILES + TEST_FILES) + " (the binary version)"
+    data_kind = "cifar10"
 
     def data(self) -> Data:
         return _cifar10(self.data_dir)
