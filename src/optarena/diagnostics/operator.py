@@ -218,7 +218,10 @@ class HessianOperator:
         with self._as_given():
             for first in range(0, rows.shape[0], self.chunk_size):
                 chunk = rows[first : first + self.chunk_size]
-                product = self._batched_product(self.layout.unflatten(chunk))
+                if chunk.shape[0] == 1:  # one vector: the same numbers without vmap's overhead
+                    product = self._product(self.layout.unflatten(chunk[0]))
+                else:
+                    product = self._batched_product(self.layout.unflatten(chunk))
                 out[first : first + chunk.shape[0]] = torch.cat(
                     [product[name].reshape(chunk.shape[0], -1) for name in self.layout.names], dim=1
                 )
