@@ -124,8 +124,10 @@ def run_sharpness(
     if out is not None:
         from optarena.diagnostics.plot import sharpness_figure, write_figure
 
-        loss_name = "squared error" if loss == "mse" else "its own loss"
-        title = f"{chosen.name}, {loss_name}, full batch of {len(batch[0])}: sharpness against the stability threshold"
+        loss_name = "squared error" if loss == "mse" else "the workload's loss"
+        title = f"{chosen.name}, {loss_name}, one batch of {len(batch[0])}: sharpness against the stability threshold"
+        if len(rates) == 1:
+            title = title.replace(": ", ":\n")
         write_figure(sharpness_figure(runs, title), out)
     return SharpnessStudy(chosen.name, loss, len(batch[0]), runs, seconds, out)
 

@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 from optarena.diagnostics.density import SpectralDensity
 from optarena.diagnostics.sharpness import SharpnessRun
 
+FLOOR = 1e-6
+"""Density plots show values down to this fraction of the highest peak (a log scale has no zero)."""
 COLORS = ("#1b6ac9", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#666666")
 
 
@@ -25,7 +27,7 @@ def sharpness_figure(runs: Sequence[SharpnessRun], title: str = "") -> Figure:
     """One column per run: the training loss (top, log scale) and the sharpness against the threshold (bottom)."""
     if not runs:
         raise ValueError("give at least one run to draw")
-    figure = Figure(figsize=(4.2 * len(runs), 6.4), layout="constrained")
+    figure = Figure(figsize=(max(5.6, 4.2 * len(runs)), 6.4), layout="constrained")
     axes = figure.subplots(2, len(runs), squeeze=False, sharex="col")
     for column, (run, color) in enumerate(zip(runs, COLORS * len(runs))):
         loss_ax, sharp_ax = axes[0, column], axes[1, column]
@@ -69,11 +71,13 @@ def density_figure(densities: Sequence[SpectralDensity], labels: Sequence[str], 
         raise ValueError("give one label per density, and at least one density")
     figure = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = figure.subplots()
+    peak = max(float(d.density.max()) for d in densities)
+    floor = peak * FLOOR
     for density, label, color in zip(densities, labels, COLORS * len(labels)):
         values = density.density.numpy()
-        floor = max(values.max() * 1e-7, np.finfo(float).tiny)
-        ax.plot(density.grid.numpy(), np.maximum(values, floor), color=color, lw=1.2, label=label)
+        ax.plot(density.grid.numpy(), np.where(values > floor, values, np.nan), color=color, lw=1.2, label=label)
     ax.set_yscale("log")
+    ax.set_ylim(bottom=floor)
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density (Gaussian-broadened)")
     ax.grid(True, alpha=0.3)
