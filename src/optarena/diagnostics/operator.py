@@ -100,7 +100,9 @@ def running_statistics_frozen(model: nn.Module) -> Iterator[None]:
 @contextmanager
 def seeded_randomness(seed: int, device: torch.device) -> Iterator[None]:
     """torch's random state set from ``seed`` for the duration (CPU and ``device``), restored after."""
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
     with torch.random.fork_rng(devices=devices):
         torch.random.default_generator.manual_seed(seed)
         if devices:
@@ -176,10 +178,6 @@ class HessianOperator:
     def device(self) -> torch.device:
         return self._point[self.layout.names[0]].device
 
-    def point(self) -> Tensor:
-        """The parameters at which the Hessian is taken, as one flat vector (a copy)."""
-        return self.layout.flatten(self._point)
-
     def _loss_at(self, parameters: dict[str, Tensor]) -> Tensor:
         outputs = functional_call(self.model, (parameters, self._frozen, self._buffers), self.inputs)
         return _scalar(self.loss_fn(outputs, self.targets))
@@ -191,16 +189,6 @@ class HessianOperator:
     def _as_given(self) -> Iterator[None]:
         with running_statistics_frozen(self.model), seeded_randomness(self.seed, self.device):
             yield
-
-    def loss(self) -> float:
-        """The loss at the point (the same fixed draw of random layers as the products)."""
-        with self._as_given(), torch.no_grad():
-            return float(self._loss_at(self._point))
-
-    def gradient(self) -> Tensor:
-        """The loss's gradient at the point, as one flat vector."""
-        with self._as_given():
-            return self.layout.flatten(grad(self._loss_at)(self._point))
 
     def __call__(self, vectors: Tensor) -> Tensor:
         """``H v`` for one vector ``(numel,)`` or for each row of ``(m, numel)``."""
