@@ -15,9 +15,9 @@ def mlp(seed: int = 0, dtype=torch.float64) -> nn.Module:
 def tiny_cnn(seed: int = 0, dtype=torch.float64) -> nn.Module:
     """Convolution, batch norm (buffers), tanh, linear: 232 parameters on 1x6x6 images."""
     torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Tanh(), nn.Flatten(), nn.Linear(3 * 4 * 4, 4)
-    ).to(dtype)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Tanh(), nn.Flatten(), nn.Linear(3 * 4 * 4, 4)).to(
+        dtype
+    )
     with torch.no_grad():
         model[1].running_mean.uniform_(-0.5, 0.5)
         model[1].running_var.uniform_(0.5, 2.0)

@@ -47,7 +47,11 @@ def test_the_preconditioner_is_what_the_step_divides_by(cls, hyperparameters, nu
     optimizer.step()
     after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     P = diagonal_preconditioner(optimizer, model)
-    top = gradient if numerator is None else torch.cat([optimizer.state[p][numerator].reshape(-1) for p in model.parameters()])
+    top = (
+        gradient
+        if numerator is None
+        else torch.cat([optimizer.state[p][numerator].reshape(-1) for p in model.parameters()])
+    )
     # theta_t = theta_{t-1} - lr P_t^-1 m_t, with P_t read from the state the step left.
     torch.testing.assert_close(after - before, -hyperparameters["lr"] * top / P, rtol=1e-10, atol=1e-14)
 
@@ -60,7 +64,9 @@ def test_preconditioned_eigenvalues_are_those_of_p_inverse_h():
     found = preconditioned_sharpness(model, loss_fn, batch, optimizer, k=3, tol=1e-10)
     torch.testing.assert_close(found, exact[:3], rtol=0, atol=1e-8 * float(exact[0]))
     # Same spectrum as the non-symmetric P^-1 H.
-    direct = torch.linalg.eigvals(H / diagonal_preconditioner(optimizer, model)[:, None]).real.sort(descending=True).values
+    direct = (
+        torch.linalg.eigvals(H / diagonal_preconditioner(optimizer, model)[:, None]).real.sort(descending=True).values
+    )
     torch.testing.assert_close(found, direct[:3], rtol=1e-8, atol=0)
 
 
@@ -120,7 +126,9 @@ def test_the_threshold_is_where_the_optimizer_turns_unstable_on_a_quadratic(cls,
 
 def test_unsupported_optimizers_and_missing_state_are_refused_clearly():
     model, batch = mlp(), classification_batch()
-    with pytest.raises(TypeError, match=r"no diagonal preconditioner is defined for NAdam; supported: .*optarena\.Adam"):
+    with pytest.raises(
+        TypeError, match=r"no diagonal preconditioner is defined for NAdam; supported: .*optarena\.Adam"
+    ):
         preconditioned_sharpness(model, loss_fn, batch, optarena.NAdam(model.parameters()))
     with pytest.raises(TypeError, match="for Lookahead"):
         preconditioned_sharpness(model, loss_fn, batch, optarena.Lookahead(optarena.SGD(model.parameters(), lr=0.1)))

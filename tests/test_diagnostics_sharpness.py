@@ -41,7 +41,13 @@ def test_gradient_descent_sharpens_to_2_over_lr_and_hovers_there():
 
 def test_each_optimizer_is_measured_against_its_own_threshold():
     study = run_sharpness(
-        "digits-mlp", ["momentum", "adam"], learning_rates={"momentum": 0.1}, steps=20, every=10, batch_size=128, out=None
+        "digits-mlp",
+        ["momentum", "adam"],
+        learning_rates={"momentum": 0.1},
+        steps=20,
+        every=10,
+        batch_size=128,
+        out=None,
     )
     momentum, adam = study.runs
     assert momentum.threshold == pytest.approx(3.8 / 0.1) and momentum.threshold_label == "3.8/lr"
@@ -71,7 +77,19 @@ def test_squared_error_is_half_the_distance_to_one_hot_labels():
 def test_the_command_draws_the_runs_and_prints_their_thresholds(tmp_path, capsys):
     out = tmp_path / "sharpness.png"
     code = main(
-        ["sharpness", "--optimizers", "sgd,adam", "--steps", "20", "--every", "10", "--batch-size", "128", "--out", str(out)]
+        [
+            "sharpness",
+            "--optimizers",
+            "sgd,adam",
+            "--steps",
+            "20",
+            "--every",
+            "10",
+            "--batch-size",
+            "128",
+            "--out",
+            str(out),
+        ]
     )
     assert code == 0
     assert out.read_bytes()[:8] == PNG_SIGNATURE
@@ -83,8 +101,23 @@ def test_the_command_draws_the_runs_and_prints_their_thresholds(tmp_path, capsys
 def test_the_command_accepts_the_workload_loss_and_one_rate_for_all(tmp_path, capsys):
     out = tmp_path / "ce.svg"
     code = main(
-        ["sharpness", "--optimizers", "sgd,rmsprop", "--lr", "0.01", "--loss", "workload", "--steps", "10",
-         "--every", "5", "--batch-size", "64", "--out", str(out)]
+        [
+            "sharpness",
+            "--optimizers",
+            "sgd,rmsprop",
+            "--lr",
+            "0.01",
+            "--loss",
+            "workload",
+            "--steps",
+            "10",
+            "--every",
+            "5",
+            "--batch-size",
+            "64",
+            "--out",
+            str(out),
+        ]
     )
     assert code == 0 and out.read_text().lstrip().startswith("<?xml")
     printed = capsys.readouterr().out

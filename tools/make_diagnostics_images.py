@@ -43,8 +43,11 @@ def learning_rate_sweep(out: Path) -> None:
         ax.plot(run.measured_at, run.sharpness, color=color, lw=1.4, label=f"lr {lr:g}")
         ax.axhline(2 / lr, color=color, ls="--", lw=1.0)
         tail = [r for t, r in zip(run.measured_at, run.ratios) if t >= 500]
-        print(f"  gradient descent lr {lr:g}: first {run.ratios[0]:.2f}, max {max(run.ratios):.2f}, "
-              f"steps 500-1500 between {min(tail):.2f} and {max(tail):.2f} of 2/lr; loss {run.losses[0]:.3f} -> {run.losses[-1]:.4f}")
+        print(
+            f"  gradient descent lr {lr:g}: first {run.ratios[0]:.2f}, max {max(run.ratios):.2f}, "
+            f"steps 500-1500 between {min(tail):.2f} and {max(tail):.2f} of 2/lr; "
+            f"loss {run.losses[0]:.3f} -> {run.losses[-1]:.4f}"
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("sharpness  λ₁(H)")
     ax.set_ylim(0, 12)
@@ -72,12 +75,20 @@ def spectrum(out: Path) -> None:
         trace = hessian_trace(model, workload.loss_fn, batch, probes=200)
         density = spectral_density(model, workload.loss_fn, batch, steps=100, probes=8, sigma=0.01)
         outside = sum(float(w[t > 0.1 * top[0]].sum()) for t, w in zip(density.nodes, density.weights)) / 8
-        print(f"  after {steps} steps (loss {loss:.3f}): top 12 eigenvalues {', '.join(f'{v:.3g}' for v in top.tolist())}; "
-              f"trace {trace.value:.3g} +- {trace.standard_error:.2g}; weight above a tenth of the top {outside:.2e}")
+        print(
+            f"  after {steps} steps (loss {loss:.3f}): "
+            f"top 12 eigenvalues {', '.join(f'{v:.3g}' for v in top.tolist())}; "
+            f"trace {trace.value:.3g} +- {trace.standard_error:.2g}; weight above a tenth of the top {outside:.2e}"
+        )
         densities.append(density)
-        labels.append(f"start (loss {loss:.2f})" if steps == 0 else f"after {steps} steps of gradient descent, lr 0.5 (loss {loss:.3f})")
+        labels.append(
+            f"start (loss {loss:.2f})"
+            if steps == 0
+            else f"after {steps} steps of gradient descent, lr 0.5 (loss {loss:.3f})"
+        )
     write_figure(
-        density_figure(densities, labels, "digits-mlp, cross-entropy, full batch: Hessian eigenvalue density (SLQ)"), out
+        density_figure(densities, labels, "digits-mlp, cross-entropy, full batch: Hessian eigenvalue density (SLQ)"),
+        out,
     )
 
 
@@ -92,8 +103,21 @@ def main() -> None:
     run(["sharpness", "--out", str(IMAGES / "sharpness.png")])
     print("learning rates:")
     learning_rate_sweep(IMAGES / "sharpness_learning_rates.png")
-    run(["sharpness", "--optimizers", "sgd", "--loss", "workload", "--lr", "1", "--steps", "600",
-         "--out", str(IMAGES / "sharpness_cross_entropy.png")])
+    run(
+        [
+            "sharpness",
+            "--optimizers",
+            "sgd",
+            "--loss",
+            "workload",
+            "--lr",
+            "1",
+            "--steps",
+            "600",
+            "--out",
+            str(IMAGES / "sharpness_cross_entropy.png"),
+        ]
+    )
     print("spectrum:")
     spectrum(IMAGES / "hessian_spectrum.png")
 

@@ -57,7 +57,9 @@ def resolve_learning_rates(optimizers: list[str], learning_rates: float | dict[s
         given = {lookup(name).name: value for name, value in learning_rates.items()}
         stray = [name for name in given if name not in canonical]
         if stray:
-            raise ValueError(f"--lr names {', '.join(stray)}, which is not among the optimizers ({', '.join(canonical)})")
+            raise ValueError(
+                f"--lr names {', '.join(stray)}, which is not among the optimizers ({', '.join(canonical)})"
+            )
     elif learning_rates is None:
         given = {}
     else:
@@ -119,7 +121,11 @@ def run_sharpness(
         started = time.perf_counter()
         model = chosen.make_model(seed)
         optimizer = create(name, model.parameters(), lr=lr)
-        runs.append(track_sharpness(model, loss_fn, batch, optimizer, steps=steps, every=every, name=name, seed=seed, progress=progress))
+        runs.append(
+            track_sharpness(
+                model, loss_fn, batch, optimizer, steps=steps, every=every, name=name, seed=seed, progress=progress
+            )
+        )
         seconds[name] = time.perf_counter() - started
     if out is not None:
         from optarena.diagnostics.plot import sharpness_figure, write_figure
@@ -167,8 +173,12 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "measure the Hessian's top eigenvalue (for adaptive optimizers, that of the preconditioned Hessian P^-1 H) "
         "every few steps, and draw it against the optimizer's stability threshold (2/lr for gradient descent).",
     )
-    parser.add_argument("--workload", default="digits-mlp", help="an arena workload whose runs expose their loss (default digits-mlp)")
-    parser.add_argument("--data-dir", default=None, help="folder with MNIST/CIFAR-10 files, for mnist-mlp and cifar10-cnn")
+    parser.add_argument(
+        "--workload", default="digits-mlp", help="an arena workload whose runs expose their loss (default digits-mlp)"
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="folder with MNIST/CIFAR-10 files, for mnist-mlp and cifar10-cnn"
+    )
     parser.add_argument(
         "--optimizers",
         type=names,
@@ -186,9 +196,18 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         + ",".join(f"{k}={v:g}" for k, v in LEARNING_RATES.items())
         + ", else the registry's)",
     )
-    parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS, help=f"full-batch steps per optimizer (default {DEFAULT_STEPS})")
     parser.add_argument(
-        "--every", type=positive_int, default=DEFAULT_EVERY, metavar="N", help=f"measure the sharpness every N steps (default {DEFAULT_EVERY})"
+        "--steps",
+        type=positive_int,
+        default=DEFAULT_STEPS,
+        help=f"full-batch steps per optimizer (default {DEFAULT_STEPS})",
+    )
+    parser.add_argument(
+        "--every",
+        type=positive_int,
+        default=DEFAULT_EVERY,
+        metavar="N",
+        help=f"measure the sharpness every N steps (default {DEFAULT_EVERY})",
     )
     parser.add_argument(
         "--loss",
@@ -198,10 +217,18 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "workload: the workload's own loss (cross-entropy for classifiers, whose curvature fades as the fit improves)",
     )
     parser.add_argument(
-        "--batch-size", type=positive_int, default=None, metavar="N", help="train and measure on a fixed N samples (default: the whole training set)"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="train and measure on a fixed N samples (default: the whole training set)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seeds the initial model, the batch and the Lanczos start (default 0)")
-    parser.add_argument("--out", default="sharpness.png", help="the picture to write: .png, .svg or .pdf (default sharpness.png)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the initial model, the batch and the Lanczos start (default 0)"
+    )
+    parser.add_argument(
+        "--out", default="sharpness.png", help="the picture to write: .png, .svg or .pdf (default sharpness.png)"
+    )
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     parser.set_defaults(run=_command)
 
@@ -233,7 +260,17 @@ def print_summary(study: SharpnessStudy, seconds: float) -> None:
     from rich.table import Table
 
     table = Table(title=f"{study.workload} ({study.loss}, {study.samples} samples): sharpness / threshold")
-    columns = ("optimizer", "lr", "threshold", "first", "max", "median, 2nd half", "final loss", "Lanczos steps", "seconds")
+    columns = (
+        "optimizer",
+        "lr",
+        "threshold",
+        "first",
+        "max",
+        "median, 2nd half",
+        "final loss",
+        "Lanczos steps",
+        "seconds",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "optimizer" else "right")
     for run in study.runs:

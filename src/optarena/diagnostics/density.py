@@ -78,7 +78,9 @@ def _grid(grid: int | Tensor | Sequence[float], nodes: list[Tensor], sigma: floa
         return torch.linspace(low, high, grid, dtype=torch.float64)
     points = torch.as_tensor(grid, dtype=torch.float64)
     if points.dim() != 1 or points.numel() == 0:
-        raise ValueError(f"grid must be a number of points or a 1-D sequence of points, got shape {tuple(points.shape)}")
+        raise ValueError(
+            f"grid must be a number of points or a 1-D sequence of points, got shape {tuple(points.shape)}"
+        )
     return points
 
 
@@ -113,7 +115,9 @@ def spectral_density(
     generator = torch.Generator().manual_seed(int(seed))
     nodes, weights = [], []
     for first in range(0, probes, operator.chunk_size):
-        starts = rademacher(min(operator.chunk_size, probes - first), operator.numel, generator, operator.dtype, operator.device)
+        starts = rademacher(
+            min(operator.chunk_size, probes - first), operator.numel, generator, operator.dtype, operator.device
+        )
         for alphas, betas in lanczos_tridiagonal(operator, starts, steps):
             theta, tau = quadrature(alphas, betas)
             nodes.append(theta)

@@ -234,7 +234,9 @@ def lanczos_tridiagonal(apply: Apply, starts: Tensor, steps: int) -> list[tuple[
         index = active.cpu()
         alphas[index, j] = alpha.double().cpu()
         betas[index, j] = beta.double().cpu()
-        scale[index] = torch.maximum(scale[index], alphas[index, j].abs() + betas[index, j] + (betas[index, j - 1] if j else 0))
+        scale[index] = torch.maximum(
+            scale[index], alphas[index, j].abs() + betas[index, j] + (betas[index, j - 1] if j else 0)
+        )
         if j == steps - 1:
             break
         going = betas[index, j] > tiny * scale[index]

@@ -109,7 +109,9 @@ def write_figure(figure: Figure, out: str | Path, dpi: int = 120) -> Path:
         buffer.seek(0)
         packed = io.BytesIO()
         with Image.open(buffer) as image:
-            image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(packed, "PNG", optimize=True)
+            image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(
+                packed, "PNG", optimize=True
+            )
         data = packed.getvalue()
     handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
     try:

@@ -176,9 +176,9 @@ def stability_threshold(optimizer: torch.optim.Optimizer) -> float:
     rule = rule_for(optimizer)
     thresholds = {rule.threshold(group) for group in optimizer.param_groups}
     if len(thresholds) != 1:
+        listed = ", ".join(f"{t:g}" for t in sorted(thresholds))
         raise ValueError(
-            f"the param groups have different stability thresholds ({', '.join(f'{t:g}' for t in sorted(thresholds))}); "
-            "measure one group's parameters at a time"
+            f"the param groups have different stability thresholds ({listed}); measure one group's parameters at a time"
         )
     return thresholds.pop()
 

@@ -40,7 +40,9 @@ def squared_error(outputs: Tensor, targets: Tensor) -> Tensor:
     """
     if targets.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
         if outputs.dim() != 2:
-            raise ValueError(f"class-index targets need outputs of shape (samples, classes), got {tuple(outputs.shape)}")
+            raise ValueError(
+                f"class-index targets need outputs of shape (samples, classes), got {tuple(outputs.shape)}"
+            )
         targets = nn.functional.one_hot(targets.long(), outputs.shape[1]).to(outputs.dtype)
     elif targets.shape != outputs.shape:
         raise ValueError(
