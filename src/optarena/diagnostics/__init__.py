@@ -9,31 +9,40 @@ Everything is matrix-free: the Hessian is only touched through Hessian-vector pr
 model's parameters, gradients, buffers and mode are left as they were. See docs/diagnostics.md.
 """
 
-from optarena.diagnostics.density import SpectralDensity, broadened_density, spectral_density
-from optarena.diagnostics.eigen import hessian_eigenpairs, hessian_eigenvalues
-from optarena.diagnostics.krylov import EigenResult
-from optarena.diagnostics.operator import HessianOperator, hessian_vector_product
-from optarena.diagnostics.preconditioned import (
-    diagonal_preconditioner,
-    preconditioned_eigenpairs,
-    preconditioned_sharpness,
-    stability_threshold,
-)
-from optarena.diagnostics.trace import TraceEstimate, hessian_trace
+from __future__ import annotations
 
-__all__ = [
-    "EigenResult",
-    "HessianOperator",
-    "SpectralDensity",
-    "TraceEstimate",
-    "broadened_density",
-    "diagonal_preconditioner",
-    "hessian_eigenpairs",
-    "hessian_eigenvalues",
-    "hessian_trace",
-    "hessian_vector_product",
-    "preconditioned_eigenpairs",
-    "preconditioned_sharpness",
-    "spectral_density",
-    "stability_threshold",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "EigenResult": "krylov",
+    "HessianOperator": "operator",
+    "SpectralDensity": "density",
+    "TraceEstimate": "trace",
+    "broadened_density": "density",
+    "diagonal_preconditioner": "preconditioned",
+    "hessian_eigenpairs": "eigen",
+    "hessian_eigenvalues": "eigen",
+    "hessian_trace": "trace",
+    "hessian_vector_product": "operator",
+    "preconditioned_eigenpairs": "preconditioned",
+    "preconditioned_sharpness": "preconditioned",
+    "spectral_density": "density",
+    "stability_threshold": "preconditioned",
+}
+"""Each public name and the module it lives in; imported on first use, so that the
+``optarena`` command line does not load torch.func and scipy.linalg for other commands."""
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -14,14 +14,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from optarena.checks import finite_number, whole_number
 from optarena.cli_types import names, positive_int, torch_threads, wide_console
-from optarena.diagnostics.preconditioned import rule_for
-from optarena.diagnostics.sharpness import SharpnessRun, squared_error, track_sharpness
+
+if TYPE_CHECKING:
+    from optarena.diagnostics.sharpness import SharpnessRun
 
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "adam")
 LEARNING_RATES = {"sgd": 0.3, "momentum": 0.5, "adam": 3e-3}
@@ -50,6 +51,7 @@ def resolve_learning_rates(optimizers: list[str], learning_rates: float | dict[s
     :data:`LEARNING_RATES`, else the registry default. Raises ValueError for an unknown name, a
     rate given for an optimizer not in the list, or an invalid rate; TypeError for an optimizer
     whose preconditioner is not defined."""
+    from optarena.diagnostics.preconditioned import rule_for
     from optarena.registry import create, lookup, registry_names
 
     canonical = registry_names(optimizers)
@@ -94,6 +96,7 @@ def run_sharpness(
     training set, or ``batch_size`` samples of it drawn once from ``seed``. ``out=None``
     draws nothing. Raises ValueError (TypeError for an unsupported optimizer) before training.
     """
+    from optarena.diagnostics.sharpness import squared_error, track_sharpness
     from optarena.landscape.workloads import get_workload
     from optarena.registry import create
 
