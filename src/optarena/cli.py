@@ -12,6 +12,7 @@ from optarena.arena.command import add_command as add_arena_commands
 from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.bench.command import add_command as add_bench_command
 from optarena.cli_types import names, positive_int, threads, wide_console
+from optarena.diagnostics.command import add_command as add_sharpness_command
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
 from optarena.functions.command import add_command as add_function_commands
 from optarena.landscape.command import add_command as add_landscape_command
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_workloads_command(commands)
     add_landscape_command(commands)
     add_bench_command(commands)
+    add_sharpness_command(commands)
     return parser
 
 
