@@ -23,7 +23,7 @@ from optarena.transforms.base import (
     scalar_dtype,
 )
 from optarena.transforms.learning_rate import ScaleByLearningRate
-from optarena.transforms.ops import FOREACH, ListOps
+from optarena.transforms.ops import AUTOGRAD, FOREACH, ListOps
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -165,7 +165,8 @@ class PreparedStep:
             ]
             grads = [grads[i] for i in indices]
         kernel = Kernel(ctx.params, _StateViews(ctx), prepared)
-        run_chain(FOREACH, self.body, self.fold_lr, kernel, grads, self.maximize, self.compute_dtype)
+        ops = AUTOGRAD if ctx.group.get("differentiable") else FOREACH
+        run_chain(ops, self.body, self.fold_lr, kernel, grads, self.maximize, self.compute_dtype)
 
 
 def prepare_step(
