@@ -137,6 +137,7 @@ CASES = [
         reference=_torch("SGD"),
         reference_name="torch.optim.SGD",
         descent_lr=0.05,
+        sparse=True,
     ),
     Case(
         "momentum",
@@ -144,6 +145,7 @@ CASES = [
         errors=COMMON_ERRORS,
         reference=_torch("SGD", momentum=0.9),
         reference_name="torch.optim.SGD(momentum=0.9)",
+        sparse=True,
     ),
     Case(
         "nesterov",
@@ -151,6 +153,7 @@ CASES = [
         errors=COMMON_ERRORS + [({"dampening": 0.1}, "dampening=0.1")],
         reference=_torch("SGD", momentum=0.9, nesterov=True),
         reference_name="torch.optim.SGD(momentum=0.9, nesterov=True)",
+        sparse=True,
     ),
     Case(
         "adagrad",
@@ -159,6 +162,7 @@ CASES = [
         reference=_torch("Adagrad"),
         reference_name="torch.optim.Adagrad",
         descent_lr=0.1,
+        sparse=True,
         # torch starts the imaginary part's sum at 0, optarena at initial_accumulator_value
         complex_reference_config={"lr_decay": 0.05, "weight_decay": 0.1, "eps": 1e-6},
     ),
