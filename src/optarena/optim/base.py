@@ -68,8 +68,8 @@ CORE_HYPERPARAMETERS: dict[str, Hyper] = {
     "capturable": Hyper(
         False,
         Flag(),
-        "torch.optim's CUDA-graph flag; True is accepted where torch accepts it and refused at the step "
-        "where torch refuses it (parameters on a device without graphs), and optarena's step cannot be captured",
+        "torch.optim's CUDA-graph flag: True is refused at the step off a GPU, as in torch; "
+        "optarena's step itself cannot be captured in a CUDA graph",
     ),
 }
 
