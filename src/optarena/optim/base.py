@@ -362,7 +362,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                 self._check_combinations(complete)
             except (TypeError, ValueError, RuntimeError) as error:
                 raise type(error)(f"{error} (param_groups[{index}], changed after construction; nothing was updated)") from None
-            self._checked.remember(group)
+            self._checked.remember(group, changed)
         for group in self.param_groups:
             if group.get("capturable"):
                 check_capturable(name, group)

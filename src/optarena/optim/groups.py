@@ -92,30 +92,59 @@ def fingerprint(value: Any) -> Any:
     return _Same(value)
 
 
+def _frozen(value: Any) -> bool:
+    """Whether ``value`` cannot change without being replaced (numbers, strings, their tuples)."""
+    return isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(_frozen(v) for v in value))
+
+
 class ChangeTracker:
-    """Which of a group's hyperparameters changed since the group was last validated."""
+    """Which of a group's hyperparameters changed since the group was last validated.
+
+    A value that cannot change in place (a number, a string, a tuple of them) has changed
+    when the group holds another object; any other value (a tensor, a list) is compared by
+    :func:`fingerprint` as well. An unchanged group costs a look-up and an identity test per
+    key.
+    """
 
     def __init__(self, keys: Iterable[str]):
         self.keys = tuple(keys)
-        self._seen: dict[int, tuple[dict[str, Any], tuple[Any, ...]]] = {}
-        """id(group) -> (the group itself, kept so its id is not reused; fingerprints)."""
+        self._seen: dict[int, tuple[dict[str, Any], tuple[Any, ...], dict[int, Any]]] = {}
+        """id(group) -> (the group itself, kept so its id is not reused; its values; the
+        fingerprints of the values that can change in place, by position)."""
 
-    def _fingerprints(self, group: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(fingerprint(group.get(key, _MISSING)) for key in self.keys)
+    def _values(self, group: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(group.get(key, _MISSING) for key in self.keys)
 
     def changed(self, group: dict[str, Any]) -> list[str]:
         """The keys whose values may differ from the validated ones (every key for a new group)."""
         seen = self._seen.get(id(group))
         if seen is None or seen[0] is not group:
             return [key for key in self.keys if key in group]
-        now = self._fingerprints(group)
-        if now == seen[1]:
-            return []
-        return [key for key, a, b in zip(self.keys, now, seen[1]) if a != b and key in group]
+        _, before, marks = seen
+        now = self._values(group)
+        return [
+            key
+            for i, key in enumerate(self.keys)
+            if (now[i] is not before[i] or (i in marks and fingerprint(now[i]) != marks[i])) and key in group
+        ]
 
-    def remember(self, group: dict[str, Any]) -> None:
-        """Record ``group``'s current values as validated."""
-        self._seen[id(group)] = (group, self._fingerprints(group))
+    def remember(self, group: dict[str, Any], changed: Iterable[str] | None = None) -> None:
+        """Record ``group``'s current values as validated (``changed``: only these keys moved)."""
+        values = self._values(group)
+        seen = self._seen.get(id(group))
+        if changed is None or seen is None or seen[0] is not group:
+            positions: Iterable[int] = range(len(values))
+            marks: dict[int, Any] = {}
+        else:
+            moved = set(changed)
+            positions = [i for i, key in enumerate(self.keys) if key in moved]
+            marks = dict(seen[2])
+        for i in positions:
+            if _frozen(values[i]):
+                marks.pop(i, None)
+            else:
+                marks[i] = fingerprint(values[i])
+        self._seen[id(group)] = (group, values, marks)
 
     def forget_all(self) -> None:
         self._seen.clear()
