@@ -24,7 +24,6 @@ starts to conform must leave the list); docs/fidelity.md gives each one's reason
 from __future__ import annotations
 
 import copy
-import re
 import warnings
 from dataclasses import dataclass
 from typing import Any

@@ -147,6 +147,12 @@ class ChainOptimizer(torch.optim.Optimizer):
       as torch.optim does; ``"skip"`` leaves the group's parameters and state untouched for
       that step and counts it in ``group["nonfinite_skips"]``; ``"raise"`` raises
       ``FloatingPointError`` naming the parameter and the step, before anything changes.
+    - ``differentiable`` and ``capturable`` (False), where torch.optim has them, with its
+      meaning (:mod:`optarena.optim.step_modes`).
+
+    Param groups are as strict as the keywords: an unknown key is a ``TypeError`` (at
+    construction, in ``add_param_group`` and ``load_state_dict``), and values changed in a
+    group after construction are checked again at the next step (:mod:`optarena.optim.groups`).
     """
 
     supports_sparse: ClassVar[bool] = False
@@ -260,12 +266,13 @@ class ChainOptimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         self._fused_plans = {}
         self._checked = ChangeTracker(self.hyperparameters)
+        if "_group_defaults" not in self.__dict__:  # pickled before groups were checked
+            self._group_defaults = dict(self.defaults)
         self._fill_group_defaults()
 
     def _fill_group_defaults(self) -> None:
-        defaults = self.__dict__.get("_group_defaults", self.defaults)
         for group in self.param_groups:
-            for key, value in defaults.items():
+            for key, value in self._group_defaults.items():
                 group.setdefault(key, value)
 
     def _check_loadable(self, state_dict: dict[str, Any]) -> None:
