@@ -120,8 +120,8 @@ def _authors_adabound(**fixed):
     return build
 
 
-COMMON_ERRORS = [({"lr": -1.0}, "lr: -1.0; allowed range: 0 <= lr"), ({"nonfinite": "sometimes"}, "nonfinite: 'sometimes'"), ({"foreach": 3}, "foreach: 3")]
-BETA_ERRORS = [({"betas": (1.0, 0.999)}, "betas[0]: 1.0; allowed range: 0 <= betas[0] < 1"), ({"betas": (0.9, -0.1)}, "betas[1]: -0.1"), ({"eps": -1e-8}, "eps: -1e-08")]
+COMMON_ERRORS = [({"lr": -1.0}, "learning rate: -1.0; allowed range: 0 <= lr"), ({"nonfinite": "sometimes"}, "nonfinite: 'sometimes'"), ({"foreach": 3}, "foreach: 3")]
+BETA_ERRORS = [({"betas": (1.0, 0.999)}, "beta parameter at index 0: 1.0; allowed range: 0 <= betas[0] < 1"), ({"betas": (0.9, -0.1)}, "beta parameter at index 1: -0.1"), ({"eps": -1e-8}, "epsilon value: -1e-08")]
 
 CASES = [
     Case(
@@ -133,10 +133,11 @@ CASES = [
             {"lr": 0.01, "momentum": 0.9, "nesterov": True},
         ],
         errors=COMMON_ERRORS
-        + [({"momentum": -0.5}, "momentum: -0.5"), ({"weight_decay": -1}, "weight_decay: -1"), ({"nesterov": True}, "nesterov=True requires momentum > 0")],
+        + [({"momentum": -0.5}, "momentum value: -0.5"), ({"weight_decay": -1}, "weight_decay value: -1"), ({"nesterov": True}, "nesterov=True requires momentum > 0")],
         reference=_torch("SGD"),
         reference_name="torch.optim.SGD",
         descent_lr=0.05,
+        sparse=True,
     ),
     Case(
         "momentum",
@@ -144,6 +145,7 @@ CASES = [
         errors=COMMON_ERRORS,
         reference=_torch("SGD", momentum=0.9),
         reference_name="torch.optim.SGD(momentum=0.9)",
+        sparse=True,
     ),
     Case(
         "nesterov",
@@ -151,21 +153,23 @@ CASES = [
         errors=COMMON_ERRORS + [({"dampening": 0.1}, "dampening=0.1")],
         reference=_torch("SGD", momentum=0.9, nesterov=True),
         reference_name="torch.optim.SGD(momentum=0.9, nesterov=True)",
+        sparse=True,
     ),
     Case(
         "adagrad",
         [{}, {"lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.3, "eps": 1e-6}],
-        errors=COMMON_ERRORS + [({"lr_decay": -1}, "lr_decay: -1"), ({"initial_accumulator_value": -1}, "initial_accumulator_value: -1")],
+        errors=COMMON_ERRORS + [({"lr_decay": -1}, "lr_decay value: -1"), ({"initial_accumulator_value": -1}, "initial_accumulator_value value: -1")],
         reference=_torch("Adagrad"),
         reference_name="torch.optim.Adagrad",
         descent_lr=0.1,
+        sparse=True,
         # torch starts the imaginary part's sum at 0, optarena at initial_accumulator_value
         complex_reference_config={"lr_decay": 0.05, "weight_decay": 0.1, "eps": 1e-6},
     ),
     Case(
         "adadelta",
         [{}, {"lr": 0.5, "rho": 0.8, "eps": 1e-4, "weight_decay": 0.1}],
-        errors=COMMON_ERRORS + [({"rho": 1.5}, "rho: 1.5; allowed range: 0 <= rho <= 1")],
+        errors=COMMON_ERRORS + [({"rho": 1.5}, "rho value: 1.5; allowed range: 0 <= rho <= 1")],
         reference=_torch("Adadelta"),
         reference_name="torch.optim.Adadelta",
         descent_lr=1.0,
@@ -173,7 +177,7 @@ CASES = [
     Case(
         "rmsprop",
         [{}, {"centered": True}, {"momentum": 0.8, "weight_decay": 0.1}, {"centered": True, "momentum": 0.5, "alpha": 0.9}],
-        errors=COMMON_ERRORS + [({"alpha": -0.1}, "alpha: -0.1"), ({"momentum": -1}, "momentum: -1")],
+        errors=COMMON_ERRORS + [({"alpha": -0.1}, "alpha value: -0.1"), ({"momentum": -1}, "momentum value: -1")],
         reference=_torch("RMSprop"),
         reference_name="torch.optim.RMSprop",
     ),
@@ -207,7 +211,7 @@ CASES = [
     Case(
         "nadam",
         [{}, {"momentum_decay": 0.01, "weight_decay": 0.1}, {"weight_decay": 0.1, "decoupled_weight_decay": True}],
-        errors=COMMON_ERRORS + BETA_ERRORS + [({"momentum_decay": -1}, "momentum_decay: -1")],
+        errors=COMMON_ERRORS + BETA_ERRORS + [({"momentum_decay": -1}, "momentum_decay value: -1")],
         reference=_torch("NAdam"),
         reference_name="torch.optim.NAdam",
     ),
@@ -221,7 +225,7 @@ CASES = [
     Case(
         "adamw",
         [{}, {"amsgrad": True, "weight_decay": 0.1}, {"weight_decay": 0.0}],
-        errors=COMMON_ERRORS + BETA_ERRORS + [({"weight_decay": -0.01}, "weight_decay: -0.01")],
+        errors=COMMON_ERRORS + BETA_ERRORS + [({"weight_decay": -0.01}, "weight_decay value: -0.01")],
         reference=_torch("AdamW"),
         reference_name="torch.optim.AdamW",
     ),
@@ -230,9 +234,9 @@ CASES = [
         [{}, {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2)}, {"lr": 1e-3, "etas": (0.6, 1.1)}],
         errors=COMMON_ERRORS
         + [
-            ({"etas": (1.0, 1.2)}, "etas[0]: 1.0; allowed range: 0 < etas[0] < 1"),
-            ({"etas": (0.5, 1.0)}, "etas[1]: 1.0; allowed range: 1 < etas[1]"),
-            ({"step_sizes": (-1.0, 50.0)}, "step_sizes[0]: -1.0"),
+            ({"etas": (1.0, 1.2)}, "Invalid eta values: 1.0, 1.2; allowed: 0 < etas[0] < 1; 1 < etas[1]"),
+            ({"etas": (0.5, 1.0)}, "Invalid eta values: 0.5, 1.0"),
+            ({"step_sizes": (-1.0, 50.0)}, "step_sizes[0] value: -1.0"),
             ({"step_sizes": (1.0, 0.5)}, "step_sizes[0] <= step_sizes[1]"),
         ],
         reference=_torch("Rprop"),
@@ -257,7 +261,7 @@ CASES = [
         ],
         errors=COMMON_ERRORS
         + BETA_ERRORS
-        + [({"final_lr": -0.1}, "final_lr: -0.1"), ({"gamma": 0.0}, "gamma: 0.0; allowed range: 0 < gamma < 1")],
+        + [({"final_lr": -0.1}, "final_lr value: -0.1"), ({"gamma": 0.0}, "gamma value: 0.0; allowed range: 0 < gamma < 1")],
         reference=_authors_adabound(),
         reference_name="adabound.AdaBound (the authors' package)",
     ),
@@ -277,13 +281,13 @@ CASES = [
             {"warmup_init": True, "clip_threshold": 0.5, "decay_rate": -0.6, "eps": (1e-20, 1e-2)},
         ],
         errors=[
-            ({"relative_step": False, "lr": -1.0}, "lr: -1.0; allowed: 0 <= lr, or None"),
+            ({"relative_step": False, "lr": -1.0}, "learning rate: -1.0; allowed range: 0 <= lr (or None)"),
             ({"lr": 0.01}, "lr=0.01 cannot be combined with relative_step=True"),
             ({"relative_step": False}, "relative_step=False needs an lr"),
             ({"relative_step": False, "lr": 0.01, "warmup_init": True}, "warmup_init=True requires relative_step=True"),
-            ({"beta1": 1.0}, "beta1: 1.0"),
-            ({"clip_threshold": 0.0}, "clip_threshold: 0.0; allowed range: 0 < clip_threshold"),
-            ({"decay_rate": 0.5}, "decay_rate: 0.5; allowed range: decay_rate <= 0"),
+            ({"beta1": 1.0}, "beta1 value: 1.0"),
+            ({"clip_threshold": 0.0}, "clip_threshold value: 0.0; allowed range: 0 < clip_threshold"),
+            ({"decay_rate": 0.5}, "decay_rate value: 0.5; allowed range: decay_rate <= 0"),
             ({"eps": (1e-30,)}, "eps: (1e-30,)"),
             ({"nonfinite": "sometimes"}, "nonfinite: 'sometimes'"),
         ],
@@ -304,7 +308,7 @@ CASES = [
         ],
         errors=COMMON_ERRORS
         + BETA_ERRORS
-        + [({"weight_decay": -0.1}, "weight_decay: -0.1"), ({"layer_adaptation": 1}, "layer_adaptation: 1")],
+        + [({"weight_decay": -0.1}, "weight_decay value: -0.1"), ({"layer_adaptation": 1}, "layer_adaptation: 1")],
         reference=LambReference,
         reference_name="per-tensor loop from the paper (and optax.lamb through stored fixtures)",
         complex=False,
@@ -323,10 +327,10 @@ CASES = [
         ],
         errors=COMMON_ERRORS
         + [
-            ({"momentum": -0.5}, "momentum: -0.5"),
-            ({"weight_decay": -1}, "weight_decay: -1"),
-            ({"trust_coefficient": 0.0}, "trust_coefficient: 0.0; allowed range: 0 < trust_coefficient"),
-            ({"eps": -1.0}, "eps: -1.0"),
+            ({"momentum": -0.5}, "momentum value: -0.5"),
+            ({"weight_decay": -1}, "weight_decay value: -1"),
+            ({"trust_coefficient": 0.0}, "trust_coefficient value: 0.0; allowed range: 0 < trust_coefficient"),
+            ({"eps": -1.0}, "epsilon value: -1.0"),
             ({"momentum": 0.0, "nesterov": True}, "nesterov=True requires momentum > 0"),
         ],
         reference=LarsReference,
@@ -343,9 +347,9 @@ CASES = [
         ],
         errors=COMMON_ERRORS
         + [
-            ({"momentum": 1.5}, "momentum: 1.5; allowed range: 0 <= momentum <= 1"),
-            ({"nu": float("nan")}, "nu: nan"),
-            ({"weight_decay": -1}, "weight_decay: -1"),
+            ({"momentum": 1.5}, "momentum value: 1.5; allowed range: 0 <= momentum <= 1"),
+            ({"nu": float("nan")}, "nu value: nan"),
+            ({"weight_decay": -1}, "weight_decay value: -1"),
         ],
         reference=qhoptim("QHM"),
         reference_name="qhoptim.pyt.QHM",
@@ -359,7 +363,7 @@ CASES = [
             {"betas": (0.9, 0.99), "nus": (1.0, 1.0), "eps": 1e-6},
             {"nus": (0.5, 0.8), "weight_decay": 0.05},
         ],
-        errors=COMMON_ERRORS + BETA_ERRORS + [({"nus": (1.5, 1.0)}, "nus[0]: 1.5; allowed range: 0 <= nus[0] <= 1")],
+        errors=COMMON_ERRORS + BETA_ERRORS + [({"nus": (1.5, 1.0)}, "nus[0] value: 1.5; allowed range: 0 <= nus[0] <= 1")],
         reference=qhoptim("QHAdam", betas=(0.995, 0.999), nus=(0.7, 1.0)),
         reference_name="qhoptim.pyt.QHAdam",
         reference_complex=False,
@@ -368,7 +372,7 @@ CASES = [
     Case(
         "qhadamw",
         [{}, {"weight_decay": 0.1, "nus": (0.8, 0.9), "betas": (0.9, 0.999)}, {"weight_decay": 0.0}],
-        errors=COMMON_ERRORS + BETA_ERRORS + [({"nus": (0.7, -0.1)}, "nus[1]: -0.1")],
+        errors=COMMON_ERRORS + BETA_ERRORS + [({"nus": (0.7, -0.1)}, "nus[1] value: -0.1")],
         reference=qhoptim("QHAdamW", betas=(0.995, 0.999), nus=(0.7, 1.0), weight_decay=1e-2),
         reference_name="qhoptim.pyt.QHAdamW",
         reference_complex=False,
@@ -387,8 +391,8 @@ CASES = [
         + [
             ({"k": 0}, "k: 0; allowed: k an integer >= 1"),
             ({"k": 2.5}, "k: 2.5"),
-            ({"alpha": 1.5}, "alpha: 1.5; allowed range: 0 <= alpha <= 1"),
-            ({"sma_threshold": 3}, "sma_threshold: 3; allowed range: 4 <= sma_threshold"),
+            ({"alpha": 1.5}, "alpha value: 1.5; allowed range: 0 <= alpha <= 1"),
+            ({"sma_threshold": 3}, "sma_threshold value: 3; allowed range: 4 <= sma_threshold"),
             ({"use_gc": "yes"}, "use_gc: 'yes'"),
         ],
         reference=PackageRanger,
@@ -407,7 +411,7 @@ CASES = [
         ],
         errors=COMMON_ERRORS
         + BETA_ERRORS
-        + [({"k": 0}, "k: 0"), ({"max_trust_ratio": 0.0}, "max_trust_ratio: 0.0"), ({"alpha": -0.1}, "alpha: -0.1")],
+        + [({"k": 0}, "k: 0"), ({"max_trust_ratio": 0.0}, "max_trust_ratio value: 0.0"), ({"alpha": -0.1}, "alpha value: -0.1")],
         reference=DefinitionRangerLARS,
         reference_name="RangerLARS written from its definition (tests/references.py)",
         reference_state_loads=False,
@@ -418,7 +422,7 @@ CASES = [
     Case(
         "over9000",
         [{}, {"weight_decay": 0.1, "max_trust_ratio": 1.0}],
-        errors=COMMON_ERRORS + [({"max_trust_ratio": -1.0}, "max_trust_ratio: -1.0")],
+        errors=COMMON_ERRORS + [({"max_trust_ratio": -1.0}, "max_trust_ratio value: -1.0")],
         reference=DefinitionRangerLARS,
         reference_name="RangerLARS written from its definition (tests/references.py)",
         reference_state_loads=False,
@@ -436,9 +440,9 @@ CASES = [
         ],
         errors=[
             ({"k": 0}, "k: 0; allowed: k an integer >= 1"),
-            ({"alpha": 1.5}, "alpha: 1.5; allowed range: 0 <= alpha <= 1"),
+            ({"alpha": 1.5}, "alpha value: 1.5; allowed range: 0 <= alpha <= 1"),
             ({"inner": "adamm"}, "Did you mean 'adam'"),
-            ({"lr": -1.0}, "lr: -1.0; allowed range: 0 <= lr"),
+            ({"lr": -1.0}, "learning rate: -1.0; allowed range: 0 <= lr"),
         ],
         reference=PaperLookahead,
         reference_name="Algorithm 1 of the paper around torch.optim (tests/references.py)",

@@ -54,7 +54,7 @@ def test_chain_rejects_things_that_are_not_transforms():
 
 
 def test_chain_validates_values_from_transform_declarations():
-    with pytest.raises(ValueError, match="betas\\[1\\]: 1.5"):
+    with pytest.raises(ValueError, match="beta parameter at index 1: 1.5"):
         optarena.Chain(fresh(), [ScaleByAdam(), ScaleByLearningRate()], betas=(0.9, 1.5))
 
 

@@ -296,7 +296,7 @@ def test_auto_policy_compiles_only_large_groups(monkeypatch):
 
 
 def test_fused_and_foreach_together_are_rejected():
-    with pytest.raises(ValueError, match="fused=True and foreach=True"):
+    with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together"):
         optarena.Adam(make_params(torch.float32), fused=True, foreach=True)
 
 

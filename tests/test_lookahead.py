@@ -236,7 +236,7 @@ def test_bad_arguments_are_named():
         optarena.Lookahead(ps)
     with pytest.raises(ValueError, match="Lookahead: Invalid k: True"):
         optarena.Lookahead(torch.optim.SGD(ps, lr=0.1), k=True)
-    with pytest.raises(ValueError, match="Lookahead: Invalid alpha: -0.5; allowed range: 0 <= alpha <= 1"):
+    with pytest.raises(ValueError, match="Lookahead: Invalid alpha value: -0.5; allowed range: 0 <= alpha <= 1"):
         optarena.Lookahead(torch.optim.SGD(ps, lr=0.1), alpha=-0.5)
     with pytest.raises(TypeError, match="inner must be a registered optimizer's name"):
         optarena.create("lookahead", ps, inner=torch.optim.SGD)

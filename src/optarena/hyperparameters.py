@@ -11,6 +11,7 @@ import difflib
 import functools
 import inspect
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -18,16 +19,28 @@ import torch
 
 
 def _number(value: Any) -> float | None:
-    """The value as a float if it is a real number (or a one-element tensor), else None."""
+    """The value as a float if it is a real number (or a one-element real tensor), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, torch.Tensor):
-        if value.numel() != 1 or value.is_complex():
+        if value.numel() != 1 or value.is_complex() or value.is_meta:
             return None
         return float(value.item())
     if isinstance(value, (int, float)):
         return float(value)
     return None
+
+
+def torch_phrase(name: str) -> str:
+    """How torch.optim names a hyperparameter in its messages ("Invalid learning rate: ...")."""
+    if name == "lr":
+        return "learning rate"
+    if name == "eps":
+        return "epsilon value"
+    index = re.fullmatch(r"betas\[(\d+)\]", name)
+    if index:
+        return f"beta parameter at index {index.group(1)}"
+    return f"{name} value"
 
 
 class Constraint:
@@ -61,13 +74,18 @@ class Real(Constraint):
         return "".join(parts)
 
     def check(self, name: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor) and value.numel() != 1:
+            raise ValueError(f"Tensor {name} must be 1-element, got shape {tuple(value.shape)}")
         x = _number(value)
         if x is None:
             raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+        if not self.allows(x):
+            raise ValueError(f"Invalid {torch_phrase(name)}: {value!r}; allowed range: {self.describe(name)}")
+
+    def allows(self, x: float) -> bool:
         below = x < self.low or (self.open_low and x == self.low)
         above = x > self.high or (self.open_high and x == self.high)
-        if math.isnan(x) or below or above:
-            raise ValueError(f"Invalid {name}: {value!r}; allowed range: {self.describe(name)}")
+        return not (math.isnan(x) or below or above)
 
 
 @dataclass(frozen=True)
@@ -112,15 +130,20 @@ class Optional(Constraint):
             return
         try:
             self.inner.check(name, value)
-        except (TypeError, ValueError):
-            raise ValueError(f"Invalid {name}: {value!r}; allowed: {self.describe(name)}") from None
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{error} (or None)") from None
 
 
 @dataclass(frozen=True)
 class Tuple(Constraint):
-    """A fixed-length sequence whose items each satisfy their own constraint."""
+    """A fixed-length sequence whose items each satisfy their own constraint.
+
+    ``label`` names the whole (torch's "eta values"): a bad item is then reported with all
+    the values, as torch.optim does ("Invalid eta values: 1.0, 0.5").
+    """
 
     items: tuple[Constraint, ...]
+    label: str | None = None
 
     def describe(self, name: str) -> str:
         return "; ".join(c.describe(f"{name}[{i}]") for i, c in enumerate(self.items))
@@ -134,7 +157,14 @@ class Tuple(Constraint):
                 f"({self.describe(name)})"
             )
         for i, (item, constraint) in enumerate(zip(value, self.items)):
-            constraint.check(f"{name}[{i}]", item)
+            if self.label is None:
+                constraint.check(f"{name}[{i}]", item)
+                continue
+            try:
+                constraint.check(f"{name}[{i}]", item)
+            except ValueError:
+                shown = ", ".join(str(v) for v in value)
+                raise ValueError(f"Invalid {self.label}: {shown}; allowed: {self.describe(name)}") from None
 
 
 @dataclass(frozen=True)

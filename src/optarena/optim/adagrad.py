@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import Tensor
+
 from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.optim.sparse_rows import (
+    add_to_rows,
+    coalesced_rows,
+    ensure_step,
+    math_dtype,
+    refuse_complex,
+    state_like,
+)
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdagrad, ScaleByLearningRate
 
@@ -17,6 +27,9 @@ class Adagrad(NamedOptimizer):
         g = grad + weight_decay * theta
         s = s + g^2                                   (s starts at initial_accumulator_value)
         theta = theta - lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)
+
+    Sparse gradients (``nn.Embedding(sparse=True)``) update the sums and parameters of the
+    rows present only, as torch.optim.Adagrad, which also refuses them with weight decay.
     """
 
     paper = Paper(
@@ -26,6 +39,7 @@ class Adagrad(NamedOptimizer):
         "https://jmlr.org/papers/v12/duchi11a.html",
     )
     search_space = SearchSpace({"lr": LogUniform(1e-4, 1.0)})
+    supports_sparse = True
 
     def __init__(
         self,
@@ -38,6 +52,7 @@ class Adagrad(NamedOptimizer):
         foreach: bool | None = None,
         *,
         maximize: bool = False,
+        differentiable: bool = False,
         fused: bool | None = None,
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
@@ -47,3 +62,34 @@ class Adagrad(NamedOptimizer):
     @classmethod
     def chain(cls):
         return [AddDecayedWeights(), ScaleByAdagrad(), ScaleByLearningRate()]
+
+    def check_gradients(self, index: int, group: dict[str, Any], params: list[Tensor]) -> None:
+        if float(group["weight_decay"]) != 0 and any(p.grad.is_sparse for p in params):
+            raise RuntimeError(
+                f"{type(self).__name__}: weight_decay option is not compatible with sparse gradients "
+                f"(param_groups[{index}] has weight_decay={group['weight_decay']!r}); nothing was updated"
+            )
+
+    def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        dense = [p for p in params if not p.grad.is_sparse]
+        if dense:
+            super()._update_group(group, dense)
+        for p in params:
+            if p.grad.is_sparse:
+                sparse_adagrad_update(type(self).__name__, p, self.state[p], group)
+
+
+def sparse_adagrad_update(owner: str, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+    """torch.optim.Adagrad's sparse step: the sums and parameters of the rows present only."""
+    refuse_complex(owner, param)
+    step = ensure_step(state)
+    if "sum" not in state:
+        state["sum"] = state_like(param, group, float(group["initial_accumulator_value"]))
+    rows, values = coalesced_rows(param.grad, group["maximize"])
+    if values.numel() == 0:
+        return
+    values = values.to(math_dtype(param, group))
+    sums = state["sum"][rows].to(values.dtype) + values * values
+    state["sum"].index_put_(rows, sums.to(state["sum"].dtype))
+    clr = float(group["lr"]) / (1 + (float(step) - 1) * float(group["lr_decay"]))
+    add_to_rows(param, state, group, rows, values / (sums.sqrt() + float(group["eps"])) * -clr)

@@ -4,11 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import Tensor
+
 from optarena.optim.base import NamedOptimizer, Paper, arguments
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
 
 ADAM_PAPER = Paper("Kingma & Ba", 2014, "Adam: A Method for Stochastic Optimization", "https://arxiv.org/abs/1412.6980")
+
+
+def check_tensor_hyperparameters(owner: str, group: dict[str, Any]) -> None:
+    """torch.optim.Adam's rules for tensor ``lr`` and ``betas``, with its messages.
+
+    Tensor betas come in pairs, and torch's multi-tensor path takes a tensor ``lr`` or beta
+    only when ``capturable``; optarena reads them as numbers either way, but refuses what
+    torch refuses so that code moves between the two unchanged.
+    """
+    foreach_only = group.get("foreach") and not group.get("capturable")
+    if isinstance(group["lr"], Tensor) and foreach_only:
+        raise ValueError(f"{owner}: lr as a Tensor is not supported for capturable=False and foreach=True")
+    betas = group["betas"]
+    if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
+        raise ValueError(f"{owner}: betas must be either both floats or both Tensors, got {betas!r}")
+    for index, beta in enumerate(betas):
+        if isinstance(beta, Tensor) and foreach_only:
+            raise ValueError(f"{owner}: betas[{index}] as a Tensor is not supported for capturable=False and foreach=True")
 
 
 class Adam(NamedOptimizer):
@@ -39,8 +59,10 @@ class Adam(NamedOptimizer):
         *,
         foreach: bool | None = None,
         maximize: bool = False,
-        decoupled_weight_decay: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
         fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
@@ -54,3 +76,6 @@ class Adam(NamedOptimizer):
             AddDecayedWeights("decoupled"),
             ScaleByLearningRate(),
         ]
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        check_tensor_hyperparameters(type(self).__name__, group)

@@ -34,6 +34,8 @@ class Adamax(NamedOptimizer):
         foreach: bool | None = None,
         *,
         maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
         fused: bool | None = None,
         state_dtype: str | None = None,
         nonfinite: str = "ignore",

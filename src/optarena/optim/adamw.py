@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from optarena.optim.adam import check_tensor_hyperparameters
 from optarena.optim.base import NamedOptimizer, Paper, arguments
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
@@ -37,12 +38,18 @@ class AdamW(NamedOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         fused: bool | None = None,
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        # torch.optim.AdamW keeps the flag in its groups (always True); so do its state dicts and ours
+        super().__init__(params, **arguments(locals()), decoupled_weight_decay=True)
 
     @classmethod
     def chain(cls):
         return [ScaleByAdam(), AddDecayedWeights(), ScaleByLearningRate()]
+
+    def check_group(self, group: dict[str, Any]) -> None:
+        check_tensor_hyperparameters(type(self).__name__, group)

@@ -35,8 +35,10 @@ class AMSGrad(Adam):
         *,
         foreach: bool | None = None,
         maximize: bool = False,
-        decoupled_weight_decay: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
         fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):

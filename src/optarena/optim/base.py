@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,7 +26,10 @@ from optarena.hyperparameters import (
     unknown_keyword_error,
 )
 from optarena.optim import fused as fused_backend
-from optarena.optim.execution import LOW_PRECISION, eager_update
+from optarena.optim.checkpoints import steps_as_tensors
+from optarena.optim.execution import LOW_PRECISION, REMAINDER, eager_update
+from optarena.optim.groups import ChangeTracker, check_group_keys
+from optarena.optim.step_modes import check_capturable, check_differentiable
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import sharding
 from optarena.transforms.base import Transform, local_view
@@ -57,10 +60,30 @@ CORE_HYPERPARAMETERS: dict[str, Hyper] = {
         Choice(NONFINITE_POLICIES),
         "non-finite gradients: 'ignore' (update anyway, as torch.optim), 'skip' the group's step, or 'raise'",
     ),
+    "differentiable": Hyper(
+        False,
+        Flag(),
+        "record the step for autograd (torch.optim's meaning): the updated parameters can be "
+        "differentiated with respect to the parameters, gradients and state before it",
+    ),
+    "capturable": Hyper(
+        False,
+        Flag(),
+        "torch.optim's CUDA-graph flag: True is refused at the step off a GPU, as in torch; "
+        "optarena's step itself cannot be captured in a CUDA graph",
+    ),
 }
+
+SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum", "swa_lr")
+"""Param-group keys that torch.optim.lr_scheduler and torch.optim.swa_utils add to groups."""
+
+BOOKKEEPING_KEYS = ("params", "param_names")
+"""Param-group keys of torch.optim.Optimizer itself."""
 
 SKIP_COUNTER = "nonfinite_skips"
 """Param-group key counting the steps skipped under ``nonfinite='skip'``."""
+
+STEP_KEY = "step"
 
 
 def arguments(constructor_locals: dict[str, Any]) -> dict[str, Any]:
@@ -101,14 +124,15 @@ def _bucket(params: list[Tensor], per_tensor: bool, kind: Any = None) -> list[li
 def first_nonfinite(tensors: Sequence[Tensor]) -> int | None:
     """Index of the first tensor holding a NaN or an infinity, or None (multi-tensor check).
 
-    A sparse tensor is judged by its stored values. For sharded tensors (``DTensor``) the
-    answer is the same on every rank: each rank checks its parts, and one collective per mesh
-    dimension shares the verdicts.
+    A sparse tensor is judged by its values once duplicate indices are summed (as the update
+    sees them); a tensor on the meta device has no values and passes. For sharded tensors
+    (``DTensor``) the answer is the same on every rank: each rank checks its parts, and one
+    collective per mesh dimension shares the verdicts.
     """
-    stored = [t._values() if t.is_sparse else t for t in tensors]
+    stored = [t.coalesce()._values() if t.is_sparse else t for t in tensors]
     parts = [local_view(t) for t in stored]
     flags = torch.zeros(len(stored), dtype=torch.uint8)
-    candidates = [i for i, t in enumerate(parts) if t.numel() > 0]
+    candidates = [i for i, t in enumerate(parts) if t.numel() > 0 and not t.is_meta]
     by_kind: dict[tuple[Any, ...], list[int]] = {}
     for i in candidates:
         by_kind.setdefault((parts[i].device, parts[i].dtype), []).append(i)
@@ -117,10 +141,10 @@ def first_nonfinite(tensors: Sequence[Tensor]) -> int | None:
         bad = ~torch.isfinite(torch.stack(largest))
         if bool(bad.any()):
             flags[torch.tensor(indices)[bad.cpu()]] = 1
-    sharded = [t for t in stored if sharding.is_sharded(t)]
+    sharded = [i for i, t in enumerate(stored) if sharding.is_sharded(t)]
     if sharded:
-        device = parts[stored.index(sharded[0])].device  # where the mesh's backend communicates
-        flags = sharding.any_flag(flags.to(device), sharded).cpu()
+        device = parts[sharded[0]].device  # where the mesh's backend communicates
+        flags = sharding.any_flag(flags.to(device), [stored[i] for i in sharded]).cpu()
     found = flags.nonzero()
     return int(found[0]) if len(found) else None
 
@@ -137,17 +161,31 @@ class ChainOptimizer(torch.optim.Optimizer):
       as torch.optim does; ``"skip"`` leaves the group's parameters and state untouched for
       that step and counts it in ``group["nonfinite_skips"]``; ``"raise"`` raises
       ``FloatingPointError`` naming the parameter and the step, before anything changes.
+    - ``differentiable`` and ``capturable`` (False), where torch.optim has them, with its
+      meaning (:mod:`optarena.optim.step_modes`).
+
+    Param groups are as strict as the keywords: an unknown key is a ``TypeError`` (at
+    construction, in ``add_param_group`` and ``load_state_dict``), and values changed in a
+    group after construction are checked again at the next step (:mod:`optarena.optim.groups`).
     """
 
     supports_sparse: ClassVar[bool] = False
+    foreign_group_keys: ClassVar[Mapping[str, Any]] = {}
+    """Keys of a related optimizer's state dict that load only at their neutral value (LazyAdam
+    loads torch.optim.Adam's ``weight_decay=0``); any other value is refused."""
 
     def __init__(self, params: Any, transforms: Sequence[Transform], defaults: dict[str, Any]):
         self.transforms = tuple(transforms)
         self.hyperparameters = self.declared_hyperparameters(transforms)
         check_values(type(self).__name__, self.hyperparameters, defaults)
+        self._group_defaults = dict(defaults)
+        """The keys and defaults every group carries (torch.optim adds ``differentiable`` to
+        ``defaults`` on its own; groups get it only where the constructor has it)."""
         self._steps_called = 0
         self._fused_plans: dict[Any, fused_backend.ChunkPlan] = {}
         """Fused path: each bucket's chunked arguments, reused from step to step."""
+        self._checked = ChangeTracker(self.hyperparameters)
+        """The hyperparameter values each group was last validated with."""
         super().__init__(params, defaults)
 
     # -- construction -------------------------------------------------------------------
@@ -177,14 +215,53 @@ class ChainOptimizer(torch.optim.Optimizer):
     def check_group(self, group: dict[str, Any]) -> None:
         """Checks that involve several hyperparameters of one group (override to add some)."""
 
+    def valid_group_keys(self) -> frozenset[str]:
+        """The keys a param group may hold: the chain's hyperparameters, the constructor's
+        arguments, torch.optim's own keys and those its lr schedulers add."""
+        written = [key for t in self.transforms for key in t.group_keys]
+        return frozenset(
+            (*self.hyperparameters, *written, *self._group_defaults, *BOOKKEEPING_KEYS, *SCHEDULER_KEYS, SKIP_COUNTER)
+        )
+
+    def _check_combinations(self, group: dict[str, Any]) -> None:
+        """Checks across the keys of a complete group (every key present)."""
+        name = type(self).__name__
+        if group.get("fused") and group.get("foreach"):
+            raise RuntimeError(f"{name}: `fused` and `foreach` cannot be `True` together; choose one")
+        if group.get("fused") and group.get("differentiable"):
+            raise RuntimeError(f"{name}: `fused` does not support `differentiable`; pass fused=False or None")
+        self.check_group(group)
+
+    def _check_new_group(self, group: dict[str, Any], where: str) -> None:
+        """Keys, values and combinations of a group about to be added or loaded (complete with defaults)."""
+        name = type(self).__name__
+        if not isinstance(group, dict):
+            raise TypeError(f"{name}: {where} must be a dict, got {type(group).__name__}")
+        check_group_keys(name, group, self.valid_group_keys() | frozenset(self.foreign_group_keys), where)
+        for key, neutral in self.foreign_group_keys.items():
+            if key in group and not (group[key] is neutral or group[key] == neutral):
+                raise ValueError(
+                    f"{name}: {where} sets {key}={group[key]!r}, which {name} does not have; "
+                    f"only {key}={neutral!r} (no effect) can be loaded"
+                )
+        merged = {**self._group_defaults, **{k: v for k, v in group.items() if k != "params"}}
+        check_values(name, self.hyperparameters, merged)
+        self._check_combinations(merged)
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
-        check_values(type(self).__name__, self.hyperparameters, merged)
-        if merged.get("fused") and merged.get("foreach"):
-            raise ValueError(f"{type(self).__name__}: fused=True and foreach=True cannot be combined; choose one")
-        self.check_group(merged)
+        """torch.optim's ``add_param_group``, after checking the group's keys and values.
+
+        A key that no part of this optimizer reads is a ``TypeError`` naming the closest valid
+        one; nothing is added when a check fails.
+        """
+        self._check_new_group(param_group, "the param group")
         params = param_group["params"]
-        tensors = [params] if isinstance(params, Tensor) else list(params)
+        if isinstance(params, Tensor):
+            tensors = [params]
+        elif isinstance(params, set):  # torch.optim's own error (sets have no order)
+            tensors = []
+        else:  # a generator can be read once: keep the list, as torch.optim does
+            tensors = param_group["params"] = list(params)
         named = [p[1] if isinstance(p, tuple) else p for p in tensors]
         if not self.supports_complex and any(isinstance(p, Tensor) and p.is_complex() for p in named):
             raise ValueError(
@@ -192,27 +269,70 @@ class ChainOptimizer(torch.optim.Optimizer):
                 "elementwise. Use an elementwise optimizer, or optimise the real and imaginary parts."
             )
         super().add_param_group(param_group)
+        self._checked.remember(self.param_groups[-1])
 
     def __getstate__(self) -> dict[str, Any]:
         """Everything but the fused path's chunk plans (torch.optim keeps only defaults, state and
         groups, which would lose the chain: a copy or an unpickled optimizer must still step)."""
-        return {key: value for key, value in self.__dict__.items() if key != "_fused_plans"}
+        return {key: value for key, value in self.__dict__.items() if key not in ("_fused_plans", "_checked")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._fused_plans = {}
+        self._checked = ChangeTracker(self.hyperparameters)
+        if "_group_defaults" not in self.__dict__:  # pickled before groups were checked
+            self._group_defaults = dict(self.defaults)
+        self._fill_group_defaults()
+
+    def _fill_group_defaults(self) -> None:
         for group in self.param_groups:
-            for key, value in self.defaults.items():
+            for key, value in self._group_defaults.items():
                 group.setdefault(key, value)
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """torch.optim's loader, keeping scalar state (such as ``step``) in its saved dtype.
+    def _check_loadable(self, state_dict: dict[str, Any]) -> None:
+        """Refuse, before anything changes, a state dict this optimizer could not step from."""
+        name = type(self).__name__
+        if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError(f"{name}: a state dict is a dict with 'state' and 'param_groups', got {type(state_dict).__name__}")
+        groups, state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, Sequence) or not isinstance(state, Mapping):
+            raise ValueError(f"{name}: the state dict's 'param_groups' must be a list and its 'state' a dict")
+        for index, group in enumerate(groups):
+            self._check_new_group(group, f"the state dict's param_groups[{index}]")
+        allowed = self.state_keys()
+        for param_id, entry in state.items():
+            if not isinstance(entry, Mapping):
+                raise ValueError(f"{name}: the state dict's state[{param_id!r}] must be a dict, got {type(entry).__name__}")
+            foreign = sorted(map(str, set(entry) - allowed))
+            if foreign:
+                raise ValueError(
+                    f"{name}: the state dict's state[{param_id!r}] holds {', '.join(map(repr, foreign))}, which "
+                    f"this optimizer ({self.composition()}) does not keep; it keeps {', '.join(sorted(allowed))}. "
+                    "Was it saved by another optimizer? Nothing was loaded."
+                )
 
+    def state_keys(self) -> frozenset[str]:
+        """Every per-parameter state key this optimizer may keep."""
+        keys = {STEP_KEY, REMAINDER}
+        for t in self.transforms:
+            keys.update(t.state_keys)
+            keys.update(t.scalar_state_keys)
+        return frozenset(keys)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch.optim's loader, after checking that this optimizer can continue from the state dict.
+
+        Refused, with nothing changed: a param group with a key this optimizer does not have
+        (``TypeError``) or an invalid value, and per-parameter state that this optimizer's chain
+        does not keep, such as Adafactor's factored moments offered to Adam (``ValueError``).
         torch.optim casts floating-point state to the parameter's dtype; the state of a
         bf16/fp16 parameter keeps its saved dtype instead (float32 by default), so a reload
         continues bit for bit. A state dict saved by the torch.optim optimizer of the same
-        name loads too: the keys it lacks (``nonfinite``) take this optimizer's defaults.
+        name loads too: the keys it lacks (``nonfinite``) take this optimizer's defaults, a
+        ``step`` saved as a plain number (torch 1.11 and older) becomes a tensor, and sparse
+        state (torch.optim.SGD's momentum buffer for sparse gradients) becomes dense.
         """
+        self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
         self._fused_plans.clear()
         scalar_keys = {key for t in self.transforms for key in t.scalar_state_keys}
@@ -226,9 +346,49 @@ class ChainOptimizer(torch.optim.Optimizer):
                 if isinstance(value, Tensor) and value.is_floating_point():
                     device = value.device if key in scalar_keys else param.device
                     self.state[param][key] = value.to(device=device, copy=True)
+        steps_as_tensors(self.state.values())
+        for entry in self.state.values():  # torch.optim.SGD keeps a sparse momentum buffer for sparse gradients
+            for key, value in entry.items():
+                if isinstance(value, Tensor) and value.is_sparse:
+                    entry[key] = value.to_dense()
+        self._fill_group_defaults()
+        self._checked.forget_all()
         for group in self.param_groups:
-            for key, value in self.defaults.items():
-                group.setdefault(key, value)
+            self._checked.remember(group)
+
+    # -- checks at the step ---------------------------------------------------------------
+
+    def _check_before_step(self) -> None:
+        """Validate what changed in the groups since they were last checked; nothing changes on failure.
+
+        A scheduler or user code may write any value into a group after construction; the
+        values are checked again here, at the first step after they changed (unchanged groups
+        cost a comparison of their values' identities, no tensor is read).
+        """
+        name = type(self).__name__
+        for index, group in enumerate(self.param_groups):
+            changed = self._checked.changed(group)
+            if not changed:
+                continue
+            for key in changed:
+                try:
+                    self.hyperparameters[key].constraint.check(key, group[key])
+                except (TypeError, ValueError) as error:
+                    raise type(error)(
+                        f"{name}: param_groups[{index}][{key!r}] = {group[key]!r} was set after construction "
+                        f"and is invalid: {error}. Nothing was updated."
+                    ) from None
+            complete = {**self._group_defaults, **group}
+            try:
+                self._check_combinations(complete)
+            except (TypeError, ValueError, RuntimeError) as error:
+                raise type(error)(f"{error} (param_groups[{index}], changed after construction; nothing was updated)") from None
+            self._checked.remember(group, changed)
+        for group in self.param_groups:
+            if group.get("capturable"):
+                check_capturable(name, group)
+            if group.get("differentiable"):
+                check_differentiable(name, group, self.hyperparameters)
 
     # -- the step -------------------------------------------------------------------------
 
@@ -239,13 +399,34 @@ class ChainOptimizer(torch.optim.Optimizer):
         shape = tuple(param.shape)
         return f"{names[index]!r} ({where}, shape {shape})" if names else f"{where} (shape {shape})"
 
+    def check_gradients(self, index: int, group: dict[str, Any], params: list[Tensor]) -> None:
+        """Refuse gradients this optimizer cannot use, before any group is updated (sparse ones
+        unless ``supports_sparse``)."""
+        if self.supports_sparse:
+            return
+        for p in params:
+            if p.grad.is_sparse:
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support sparse gradients, found one for "
+                    f"{self._label(index, group, p)}. Use an optimizer that does (such as "
+                    "torch.optim.SparseAdam), or make the layer produce dense gradients."
+                )
+
     def _step_number(self, param: Tensor) -> int:
         step = self.state.get(param, {}).get("step")
         return int(step) + 1 if step is not None else self._steps_called
 
-    @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
-        """Run one update; ``closure`` re-evaluates the model and returns the loss."""
+        """Run one update; ``closure`` re-evaluates the model and returns the loss.
+
+        The step runs without autograd, unless the optimizer was built with
+        ``differentiable=True`` (as torch.optim decides, from the constructor's setting).
+        """
+        self._check_before_step()
+        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+            return self._step(closure)
+
+    def _step(self, closure: Any) -> Any:
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -254,14 +435,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         plan: list[tuple[dict[str, Any], list[Tensor] | None]] = []
         for index, group in enumerate(self.param_groups):
             params = [p for p in group["params"] if p.grad is not None]
-            if not self.supports_sparse:
-                for p in params:
-                    if p.grad.is_sparse:
-                        raise RuntimeError(
-                            f"{type(self).__name__} does not support sparse gradients, found one for "
-                            f"{self._label(index, group, p)}. Use an optimizer that does (such as "
-                            "torch.optim.SparseAdam), or make the layer produce dense gradients."
-                        )
+            self.check_gradients(index, group, params)
             self._check_placements(index, group, params)
             policy = group.get("nonfinite", "ignore")
             if policy != "ignore" and params:
@@ -296,7 +470,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                 )
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        fuse = fused_backend.should_fuse(group, params)
+        fuse = not group.get("differentiable") and fused_backend.should_fuse(group, params)
         keyed = [t for t in self.transforms if type(t).bucket_key is not Transform.bucket_key]
         kind = (lambda p: tuple(t.bucket_key(p) for t in keyed)) if keyed else None
         for bucket in _bucket(params, per_tensor=group.get("foreach") is False and not fuse, kind=kind):
@@ -307,6 +481,10 @@ class ChainOptimizer(torch.optim.Optimizer):
                 fused_backend.fused_update(self.transforms, group, bucket, states, self.uses_step, self._fused_plans)
             else:
                 eager_update(self.transforms, group, bucket, states, self.uses_step, mode)
+            if not states[0]:  # a chain that kept nothing (SGD without momentum) leaves no entry, as torch
+                for p, state in zip(bucket, states):
+                    if not state:
+                        del self.state[p]
 
 
 class Chain(ChainOptimizer):

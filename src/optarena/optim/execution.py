@@ -23,8 +23,8 @@ from optarena.transforms.base import (
     scalar_dtype,
 )
 from optarena.transforms.learning_rate import ScaleByLearningRate
-from optarena.transforms.ops import FOREACH, ListOps
 from optarena.transforms import sharding
+from optarena.transforms.ops import AUTOGRAD, FOREACH, ListOps
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -171,6 +171,8 @@ class PreparedStep:
             ]
             grads = [grads[i] for i in indices]
         kernel = Kernel(ctx.params, _StateViews(ctx), prepared)
+        if ctx.group.get("differentiable"):
+            ops = AUTOGRAD
         run_chain(ops, self.body, self.fold_lr, kernel, grads, self.maximize, self.compute_dtype)
 
 

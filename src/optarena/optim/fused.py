@@ -152,9 +152,28 @@ def should_fuse(group: dict[str, Any], params: Sequence[Tensor]) -> bool:
             return False
     reason = unavailable_reason(params[0].device)
     if reason is not None:
+        if choice is True:
+            refuse_where_torch_refuses(params)
         warn_once(reason)
         return False
     return True
+
+
+def refuse_where_torch_refuses(params: Sequence[Tensor]) -> None:
+    """torch.optim's error for ``fused=True`` on tensors no fused kernel takes (the meta device,
+    integer tensors); elsewhere an unavailable fused path falls back to the eager step."""
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+        supported = _get_fused_kernels_supported_devices()
+    except ImportError:  # pragma: no cover - older torch
+        supported = ["mps", "cuda", "xpu", "hpu", "cpu"]
+    for p in params:
+        if p.device.type not in supported or not torch.is_floating_point(p):
+            raise RuntimeError(
+                "`fused=True` requires all the params to be floating point Tensors of supported devices: "
+                f"{supported} but {p.dtype} and {p.device.type}"
+            )
 
 
 # -- tensors as the compiled graph sees them ------------------------------------------------------

@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from optarena.optim.adam import ADAM_PAPER
 from optarena.optim.base import NamedOptimizer, arguments
-from optarena.optim.checkpoints import steps_as_tensors
+from optarena.optim.sparse_rows import add_to_rows, coalesced_rows, ensure_step, math_dtype, refuse_complex, state_like
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import ScaleByAdam, ScaleByLearningRate
-from optarena.transforms.base import scalar_dtype, zeros
 
 
 def sparse_adam_update(param: Tensor, grad: Tensor, state: dict, group: dict[str, Any]) -> None:
@@ -22,39 +20,34 @@ def sparse_adam_update(param: Tensor, grad: Tensor, state: dict, group: dict[str
     The same arithmetic as torch.optim.SparseAdam: the gradient is coalesced (duplicate
     indices summed), the moments of the rows present are updated, and
     ``theta -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)`` there. ``t``
-    counts the steps this parameter had a gradient, as in SparseAdam (not per row).
+    counts the steps this parameter had a gradient, as in SparseAdam (not per row). State
+    and precision follow the dense path (float32 moments and math for bf16/fp16 parameters),
+    so sparse and dense steps can alternate on one parameter.
     """
-    if param.is_complex():
-        raise RuntimeError(
-            "LazyAdam: sparse gradients of complex parameters are not supported; "
-            "use dense gradients, or real parameters"
-        )
-    if "step" not in state:
-        state["step"] = torch.tensor(0.0, dtype=scalar_dtype())
-        state["exp_avg"] = zeros(param)
-        state["exp_avg_sq"] = zeros(param)
-    state["step"] += 1
-    if group["maximize"]:
-        grad = -grad
-    grad = grad.coalesce()
-    values = grad._values()
+    refuse_complex("LazyAdam", param)
+    step = ensure_step(state)
+    for key in ("exp_avg", "exp_avg_sq"):
+        if key not in state:
+            state[key] = state_like(param, group)
+    rows, values = coalesced_rows(grad, group["maximize"])
     if values.numel() == 0:
         return
-    rows = tuple(grad._indices())
+    dtype = math_dtype(param, group)
+    values = values.to(dtype)
     beta1, beta2 = (float(b) for b in group["betas"])
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
 
-    old_avg = exp_avg[rows]
+    old_avg = exp_avg[rows].to(dtype)
     new_avg = old_avg + (values - old_avg) * (1.0 - beta1)
-    old_avg_sq = exp_avg_sq[rows]
+    old_avg_sq = exp_avg_sq[rows].to(dtype)
     new_avg_sq = old_avg_sq + (values * values - old_avg_sq) * (1.0 - beta2)
-    exp_avg.index_put_(rows, new_avg)
-    exp_avg_sq.index_put_(rows, new_avg_sq)
+    exp_avg.index_put_(rows, new_avg.to(exp_avg.dtype))
+    exp_avg_sq.index_put_(rows, new_avg_sq.to(exp_avg_sq.dtype))
 
-    t = float(state["step"])
+    t = float(step)
     step_size = float(group["lr"]) * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
     change = -step_size * (new_avg / (new_avg_sq.sqrt() + float(group["eps"])))
-    param.index_put_(rows, change, accumulate=True)
+    add_to_rows(param, state, group, rows, change)
 
 
 class LazyAdam(NamedOptimizer):
@@ -77,6 +70,8 @@ class LazyAdam(NamedOptimizer):
 
     paper = ADAM_PAPER
     supports_sparse = True
+    foreign_group_keys = {"weight_decay": 0, "decoupled_weight_decay": False}
+    """A torch.optim.Adam state dict without weight decay loads (SparseAdam's has neither key)."""
     search_space = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "betas[0]": OneMinusLogUniform(0.5, 0.99)})
 
     def __init__(
@@ -97,11 +92,6 @@ class LazyAdam(NamedOptimizer):
     @classmethod
     def chain(cls):
         return [ScaleByAdam(), ScaleByLearningRate()]
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state dict of this class, of torch.optim.Adam or of torch.optim.SparseAdam (int steps)."""
-        super().load_state_dict(state_dict)
-        steps_as_tensors(self.state.values())
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
         dense = [p for p in params if not p.grad.is_sparse]

@@ -43,6 +43,8 @@ class NAdam(NamedOptimizer):
         *,
         foreach: bool | None = None,
         maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
         fused: bool | None = None,
         state_dtype: str | None = None,
         nonfinite: str = "ignore",

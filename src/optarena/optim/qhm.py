@@ -30,6 +30,8 @@ class QHM(NamedOptimizer):
     """
 
     paper = QH_PAPER
+    foreign_group_keys = {"weight_decay_type": "grad"}
+    """qhoptim's QHM state dicts load when their weight decay is the gradient's (ours)."""
     search_space = SearchSpace(
         {"lr": LogUniform(1e-3, 3.0), "momentum": OneMinusLogUniform(0.5, 0.999), "nu": Uniform(0.0, 1.0)}
     )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import Tensor
+
 from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.optim.sparse_rows import add_to_rows, coalesced_rows, dense_gradients, math_dtype, refuse_complex
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
 
@@ -18,12 +21,17 @@ class SGD(NamedOptimizer):
         b = g on the first step, then b = momentum * b + (1 - dampening) * g
         d = g + momentum * b   if nesterov   else   b        (d = g while momentum == 0)
         theta = theta - lr * d
+
+    Sparse gradients (``nn.Embedding(sparse=True)``) are supported as in torch.optim.SGD:
+    without momentum and weight decay only the rows present move; otherwise every row does
+    (the decay or the momentum buffer touches them all), by the dense update.
     """
 
     paper = Paper(
         "Robbins & Monro", 1951, "A Stochastic Approximation Method", "https://doi.org/10.1214/aoms/1177729586"
     )
     search_space = SearchSpace({"lr": LogUniform(1e-3, 3.0)})
+    supports_sparse = True
 
     def __init__(
         self,
@@ -36,6 +44,7 @@ class SGD(NamedOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        differentiable: bool = False,
         fused: bool | None = None,
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
@@ -52,3 +61,23 @@ class SGD(NamedOptimizer):
                 f"{type(self).__name__}: nesterov=True requires momentum > 0 and dampening == 0, "
                 f"got momentum={group['momentum']!r}, dampening={group['dampening']!r}"
             )
+
+    def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        sparse = [p for p in params if p.grad.is_sparse]
+        if not sparse:
+            super()._update_group(group, params)
+            return
+        dense = [p for p in params if not p.grad.is_sparse]
+        if dense:
+            super()._update_group(group, dense)
+        if float(group["momentum"]) != 0 or float(group["weight_decay"]) != 0:
+            with dense_gradients(sparse):
+                super()._update_group(group, sparse)
+            return
+        for p in sparse:
+            refuse_complex(type(self).__name__, p)
+            state = self.state[p]
+            rows, values = coalesced_rows(p.grad, group["maximize"])
+            add_to_rows(p, state, group, rows, values.to(math_dtype(p, group)) * -float(group["lr"]))
+            if not state:
+                del self.state[p]

@@ -35,6 +35,7 @@ class ScaleByAdabound(Transform):
         "eps": EPS,
         "amsbound": Hyper(False, Flag(), "use the running maximum of the second moment (AMSBound)"),
     }
+    group_keys = (BASE_LR,)
     state_keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     uses_step = True
 

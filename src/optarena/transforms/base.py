@@ -196,6 +196,8 @@ class Transform:
     """
 
     hyperparameters: ClassVar[Mapping[str, Hyper]] = {}
+    group_keys: ClassVar[tuple[str, ...]] = ()
+    """Other param-group keys it reads, which the optimizer sets (not user settings)."""
     state_keys: ClassVar[tuple[str, ...]] = ()
     uses_step: ClassVar[bool] = False
     scalar_state_keys: ClassVar[tuple[str, ...]] = ()

@@ -623,5 +623,50 @@ def _means_by_shape(xs: list[Tensor], min_dim: int) -> list[tuple[list[int], lis
     return out
 
 
+def _private(value: Any) -> Any:
+    """A copy of every tensor in ``value`` (a tensor, or lists of them); anything else as is."""
+    if isinstance(value, Tensor):
+        return value.clone()
+    if isinstance(value, list) and value and isinstance(value[0], (Tensor, list)):
+        return [_private(v) for v in value]
+    return value
+
+
+class AutogradOps:
+    """Another backend's operations made safe to record for autograd (``differentiable=True``).
+
+    Every tensor operand is first copied, an out-of-place operation returns a copy of its
+    result, and an in-place operation works on the copy of its first list, which is then
+    copied back into the original tensors one by one. So no tensor the transforms can reach
+    is one the backward pass saved: later in-place updates of temporaries, state or
+    parameters overwrite nothing it needs, and the gradient flows through every step.
+    """
+
+    def __init__(self, inner: ListOps):
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+        if not callable(method):
+            return method
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            private = [_private(a) for a in args]
+            kwargs = {k: _private(v) for k, v in kwargs.items()}
+            if name == "copy_":
+                targets, results = args[0], private[1]
+            elif name.endswith("_"):
+                targets, results = args[0], method(*private, **kwargs)
+            else:
+                return _private(method(*private, **kwargs))
+            for target, result in zip(targets, results):
+                target.copy_(result)
+            return targets
+
+        return recorded
+
+
 FOREACH = ForeachOps()
 LOOP = LoopOps()
+AUTOGRAD = AutogradOps(FOREACH)
+"""The eager backend for ``differentiable=True`` groups."""

@@ -24,7 +24,7 @@ class ScaleByRprop(Transform):
         "lr": Hyper(1e-2, NONNEGATIVE, "initial step size of every coordinate"),
         "etas": Hyper(
             (0.5, 1.2),
-            Tuple((Real(0.0, 1.0, open_low=True, open_high=True), Real(1.0, open_low=True))),
+            Tuple((Real(0.0, 1.0, open_low=True, open_high=True), Real(1.0, open_low=True)), label="eta values"),
             "(etaminus, etaplus): step-size factors after a sign flip and after a repeated sign",
         ),
         "step_sizes": Hyper((1e-6, 50.0), Tuple((NONNEGATIVE, NONNEGATIVE)), "(minimum, maximum) step size"),
