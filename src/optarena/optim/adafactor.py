@@ -29,7 +29,8 @@ class Adafactor(NamedOptimizer):
     The constructor is that of fairseq and Hugging Face Transformers: ``lr=None`` with
     ``relative_step=True``; an ``lr`` needs ``relative_step=False``; ``warmup_init`` needs
     ``relative_step``. With the relative step the param groups hold ``lr=None``: there is
-    no learning rate for a scheduler to change. Complex parameters are not supported (the
+    no learning rate for a scheduler to change (setting it to 0 pauses the updates, as
+    ``torch.distributed.checkpoint`` does while it creates a fresh optimizer's state). Complex parameters are not supported (the
     update is not elementwise).
     """
 
@@ -69,7 +70,9 @@ class Adafactor(NamedOptimizer):
 
     def check_group(self, group: dict[str, Any]) -> None:
         name = type(self).__name__
-        if group["relative_step"] and group["lr"] is not None:
+        # lr=0 pauses the updates in either mode (torch.distributed.checkpoint sets it while it
+        # creates the state of a fresh optimizer)
+        if group["relative_step"] and group["lr"] is not None and group["lr"] != 0:
             raise ValueError(
                 f"{name}: lr={group['lr']!r} cannot be combined with relative_step=True (the relative "
                 "step is the step size); pass relative_step=False to use a fixed lr, or lr=None"

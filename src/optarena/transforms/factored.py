@@ -173,7 +173,11 @@ class ScaleByRelativeStep(Transform):
     """
 
     hyperparameters = {
-        "lr": Hyper(None, Optional(NONNEGATIVE), "fixed step size, with relative_step=False"),
+        "lr": Hyper(
+            None,
+            Optional(NONNEGATIVE),
+            "fixed step size, with relative_step=False; with relative_step=True None, or 0 to pause the updates",
+        ),
         "eps": EPS_PAIR,
         "beta1": Hyper(None, Optional(UNIT), "decay of the first moment; None keeps none"),
         "weight_decay": Hyper(0.0, NONNEGATIVE, "weight decay, scaled by the step size alpha_t"),
@@ -186,9 +190,10 @@ class ScaleByRelativeStep(Transform):
     elementwise = False
 
     def relative_steps(self, ctx: StepContext) -> list[float]:
-        """``rho_t`` for each tensor."""
-        if not self.value(ctx, "relative_step"):
-            return [float(self.value(ctx, "lr"))] * len(ctx.params)
+        """``rho_t`` for each tensor (0 while ``lr`` is 0, in either mode)."""
+        lr = self.value(ctx, "lr")
+        if not self.value(ctx, "relative_step") or lr == 0:
+            return [float(lr)] * len(ctx.params)
         warmup = bool(self.value(ctx, "warmup_init"))
         return [min(1e-6 * t if warmup else 1e-2, 1.0 / math.sqrt(t)) for t in ctx.step_values]
 
