@@ -148,7 +148,7 @@ def test_a_float_construction_setting_is_traced_once():
     """A float the trace meets (a transform's setting, in the cache key) is a constant: Dynamo
     once traced it as a symbol, had to specialise it, and traced the whole chain again."""
     t = optarena.transforms
-    chain = [t.ScaleByAdam(), t.ScaleByCappedTrustRatio(param_norm_range=(0.0, 7.25)), t.ScaleByLearningRate()]
+    chain = [t.ScaleByAdam(), t.ScaleByTrustRatio(param_norm_range=(0.0, 7.25)), t.ScaleByLearningRate()]
     params = make_params(torch.float32)[:4]
     twins = [p.detach().clone().requires_grad_() for p in params]
     opt = optarena.Chain(params, chain, fused=True)

@@ -55,14 +55,14 @@ def lamb_ratio(p, u, norm_range=None, max_ratio=None):
 
 @BACKENDS
 @pytest.mark.parametrize(
-    "options", [{}, {"param_norm_range": (0.0, 10.0)}, {"param_norm_range": (1.0, 2.0), "max_ratio": 3.0}, {"max_ratio": 0.5}]
+    "options", [{}, {"param_norm_range": (0.0, 10.0)}, {"param_norm_range": (1.0, 2.0), "max_trust_ratio": 3.0}, {"max_trust_ratio": 0.5}]
 )
 def test_trust_ratio_matches_the_per_tensor_formula(ops, options):
     params, lr = tensors(), 0.1
     grads = grads_like(params)
     stepped = one_step(ops, [ScaleByTrustRatio(**options), ScaleByLearningRate()], {"lr": lr}, params, grads)
     for p, g, new in zip(params, grads, stepped):
-        expected = p - lr * lamb_ratio(p, g, options.get("param_norm_range"), options.get("max_ratio")) * g
+        expected = p - lr * lamb_ratio(p, g, options.get("param_norm_range"), options.get("max_trust_ratio")) * g
         torch.testing.assert_close(new, expected, rtol=1e-14, atol=0)
 
 
@@ -105,7 +105,7 @@ def test_lars_local_rate_matches_the_paper_formula(ops, decay, eta, eps):
         ({"param_norm_range": (2.0, 1.0)}, "param_norm_range"),
         ({"param_norm_range": (-1.0, 1.0)}, "0 <= low <= high"),
         ({"param_norm_range": 3.0}, "pair"),
-        ({"max_ratio": 0.0}, "max_ratio"),
+        ({"max_trust_ratio": 0.0}, "max_trust_ratio"),
     ],
 )
 def test_bad_construction_options_are_named(options, fragment):
@@ -115,8 +115,8 @@ def test_bad_construction_options_are_named(options, fragment):
 
 def test_description_shows_the_construction_options():
     assert ScaleByTrustRatio().describe() == "scale_by_trust_ratio"
-    shown = ScaleByTrustRatio(param_norm_range=(0, 10), max_ratio=5).describe()
-    assert shown == "scale_by_trust_ratio(param_norm_range=(0, 10), max_ratio=5)"
+    shown = ScaleByTrustRatio(param_norm_range=(0, 10), max_trust_ratio=5).describe()
+    assert shown == "scale_by_trust_ratio(param_norm_range=(0, 10), max_trust_ratio=5)"
 
 
 def trajectories_agree(make_ours, make_theirs, steps=60):

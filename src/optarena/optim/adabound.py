@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.optim.base import NamedOptimizer, Paper
 from optarena.optim.checkpoints import steps_as_tensors
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdabound
@@ -57,7 +57,21 @@ class AdaBound(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            final_lr=final_lr,
+            gamma=gamma,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsbound=amsbound,
+            foreach=foreach,
+            maximize=maximize,
+            fused=fused,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+        )
 
     @classmethod
     def chain(cls):
@@ -106,4 +120,18 @@ class AMSBound(AdaBound):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            final_lr=final_lr,
+            gamma=gamma,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsbound=amsbound,
+            foreach=foreach,
+            maximize=maximize,
+            fused=fused,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+        )

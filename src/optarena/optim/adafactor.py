@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep
 
@@ -62,7 +62,23 @@ class Adafactor(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        super().__init__(
+            params,
+            lr=lr,
+            eps=eps,
+            clip_threshold=clip_threshold,
+            decay_rate=decay_rate,
+            beta1=beta1,
+            weight_decay=weight_decay,
+            scale_parameter=scale_parameter,
+            relative_step=relative_step,
+            warmup_init=warmup_init,
+            foreach=foreach,
+            maximize=maximize,
+            fused=fused,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+        )
 
     @classmethod
     def chain(cls):

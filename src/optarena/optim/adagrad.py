@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
-from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.optim.base import NamedOptimizer, Paper
 from optarena.optim.sparse_rows import (
     add_to_rows,
     coalesced_rows,
@@ -57,7 +57,20 @@ class Adagrad(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        super().__init__(
+            params,
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            fused=fused,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+        )
 
     @classmethod
     def chain(cls):

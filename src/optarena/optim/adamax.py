@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.adam import ADAM_PAPER
-from optarena.optim.base import NamedOptimizer, arguments
+from optarena.optim.base import NamedOptimizer
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdamax, ScaleByLearningRate
 
@@ -40,7 +40,20 @@ class Adamax(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            capturable=capturable,
+            fused=fused,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+        )
 
     @classmethod
     def chain(cls):

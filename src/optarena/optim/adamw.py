@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.adam import check_tensor_hyperparameters
-from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
 
@@ -45,7 +45,22 @@ class AdamW(NamedOptimizer):
         nonfinite: str = "ignore",
     ):
         # torch.optim.AdamW keeps the flag in its groups (always True); so do its state dicts and ours
-        super().__init__(params, **arguments(locals()), decoupled_weight_decay=True)
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+            decoupled_weight_decay=True,
+        )
 
     @classmethod
     def chain(cls):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.adam import Adam
-from optarena.optim.base import Paper, arguments
+from optarena.optim.base import Paper
 
 
 class AMSGrad(Adam):
@@ -42,4 +42,19 @@ class AMSGrad(Adam):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=decoupled_weight_decay,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+        )

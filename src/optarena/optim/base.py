@@ -86,15 +86,6 @@ SKIP_COUNTER = "nonfinite_skips"
 STEP_KEY = "step"
 
 
-def arguments(constructor_locals: dict[str, Any]) -> dict[str, Any]:
-    """A named optimizer's keyword arguments, from ``locals()`` at the top of its ``__init__``.
-
-    Every constructor keeps torch's explicit signature and passes it on whole:
-    ``super().__init__(params, **arguments(locals()))``.
-    """
-    return {k: v for k, v in constructor_locals.items() if k not in ("self", "params", "__class__")}
-
-
 @dataclass(frozen=True)
 class Paper:
     """Where an optimizer was published."""
@@ -149,6 +140,10 @@ def first_nonfinite(tensors: Sequence[Tensor]) -> int | None:
     return int(found[0]) if len(found) else None
 
 
+def _declaration(hyper: Hyper) -> str:
+    return f"default {hyper.default!r}, {hyper.doc or 'no description'}"
+
+
 class ChainOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` whose update is a chain of :class:`Transform` objects.
 
@@ -192,12 +187,27 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     @staticmethod
     def declared_hyperparameters(transforms: Sequence[Transform]) -> dict[str, Hyper]:
-        """Every param-group key the chain reads, with its default and allowed values."""
+        """Every param-group key the chain reads, with its default and allowed values.
+
+        Transforms may share a key only when they declare it alike (``weight_decay`` read by
+        two decay terms); two declarations of one key with different defaults, ranges or
+        meanings are a TypeError, which names the way to keep them apart (:meth:`Transform.bind`).
+        """
         declared = dict(CORE_HYPERPARAMETERS)
+        owners = {key: "the optimizer" for key in declared}
         for t in transforms:
             if not isinstance(t, Transform):
                 raise TypeError(f"expected optarena.transforms.Transform objects, got {t!r}")
-            declared.update(t.hyperparameters)
+            for key, hyper in t.bound_hyperparameters().items():
+                if key in declared and declared[key] != hyper:
+                    raise TypeError(
+                        f"{t.name} and {owners[key]} both read the param-group key {key!r} with different "
+                        f"meanings ({_declaration(declared[key])} against {_declaration(hyper)}); give one "
+                        f"its own key, e.g. {type(t).__name__}().bind({key}={t.name + '_' + key!r}), or fix "
+                        f"its value, e.g. {type(t).__name__}({key}=...)"
+                    )
+                declared[key] = hyper
+                owners.setdefault(key, t.name)
         return declared
 
     @property

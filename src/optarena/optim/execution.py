@@ -22,7 +22,6 @@ from optarena.transforms.base import (
     Transform,
     scalar_dtype,
 )
-from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms import sharding
 from optarena.transforms.ops import AUTOGRAD, FOREACH, ListOps
 
@@ -49,12 +48,13 @@ def prepare_precision(ctx: StepContext) -> None:
         ctx.init_state(REMAINDER, lambda p: torch.zeros_like(p, dtype=ctx.state_dtype))
 
 
-def split_chain(transforms: Sequence[Transform]) -> tuple[list[Transform], bool]:
-    """The transforms to run, and whether a final learning-rate scaling folds into the update."""
+def split_chain(transforms: Sequence[Transform]) -> tuple[list[Transform], Transform | None]:
+    """The transforms to run, and the final learning-rate scaling (``scales_by_learning_rate``)
+    that folds into the parameter update instead, if the chain ends with one."""
     *body, last = transforms
-    if isinstance(last, ScaleByLearningRate):
-        return body, True
-    return [*body, last], False
+    if last.scales_by_learning_rate:
+        return body, last
+    return [*body, last], None
 
 
 def advance_steps(states: list[dict], uses_step: bool) -> list[Tensor]:
@@ -87,13 +87,14 @@ class _StateViews:
 def run_chain(
     ops: ListOps,
     transforms: Sequence[Transform],
-    fold_lr: bool,
+    fold: Transform | None,
     kernel: Kernel,
     grads: list[Tensor],
     maximize: bool,
     compute_dtype: torch.dtype | None = None,
 ) -> None:
-    """Turn ``grads`` into the update through the chain and add it to ``kernel.params``.
+    """Turn ``grads`` into the update through the chain and add it to ``kernel.params``; the
+    ``fold`` transform (the learning rate, prepared after ``transforms``) scales it on the way.
 
     With ``compute_dtype`` (half-precision parameters) the chain works on the exact value
     ``param + remainder`` in ``compute_dtype``, the update is added in float32, and the
@@ -117,9 +118,9 @@ def run_chain(
     target = kernel.params if compute_dtype is None else exact
     if compute_dtype is not None:
         updates = ops.cast(updates, torch.float32)
-    if fold_lr:
+    if fold is not None:
         kernel.current = len(transforms)
-        ops.add_(target, updates, kernel.scalar("neg_lr"))
+        fold.fold_into(ops, target, updates, kernel)
     else:
         ops.add_(target, updates)
     if compute_dtype is not None:
@@ -135,7 +136,7 @@ class PreparedStep:
     """One bucket's step after its eager preparation: what either backend needs for the math."""
 
     body: list[Transform]
-    fold_lr: bool
+    fold: Transform | None
     ctx: StepContext
     prepared: list[Prepared]
     grads: list[Tensor]
@@ -173,7 +174,7 @@ class PreparedStep:
         kernel = Kernel(ctx.params, _StateViews(ctx), prepared)
         if ctx.group.get("differentiable"):
             ops = AUTOGRAD
-        run_chain(ops, self.body, self.fold_lr, kernel, grads, self.maximize, self.compute_dtype)
+        run_chain(ops, self.body, self.fold, kernel, grads, self.maximize, self.compute_dtype)
 
 
 def prepare_step(
@@ -190,7 +191,7 @@ def prepare_step(
     bucket sees: each tensor's local part, with norms completed across ranks for ``NORMS``,
     or the ``DTensor`` objects themselves for ``WHOLE``.
     """
-    body, fold_lr = split_chain(transforms)
+    body, fold = split_chain(transforms)
     steps = advance_steps(states, uses_step)
     whole = mode == sharding.WHOLE
     ctx = StepContext(group, bucket, states, steps, state_dtype_for(group, bucket[0].dtype), whole=whole)
@@ -202,7 +203,7 @@ def prepare_step(
         ops = sharding.ShardedOps()
     elif mode == sharding.NORMS:
         ops = sharding.ShardedNormOps(bucket)
-    return PreparedStep(body, fold_lr, ctx, prepared, grads, bool(group.get("maximize", False)), ops)
+    return PreparedStep(body, fold, ctx, prepared, grads, bool(group.get("maximize", False)), ops)
 
 
 def eager_update(

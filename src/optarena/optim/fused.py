@@ -230,7 +230,7 @@ def _padding(like: Tensor, count: int, slot: int, flat: bool) -> list[Tensor]:
 
 def _make_body(
     body: tuple[Transform, ...],
-    fold_lr: bool,
+    fold: Transform | None,
     maximize: bool,
     layout: tuple[tuple[str, ...], ...],
     statics: tuple[tuple[tuple[str, Hashable], ...], ...],
@@ -250,7 +250,7 @@ def _make_body(
                 row += 1
             prepared.append(Prepared(values, dict(static)))
         kernel = Kernel(params, dict(zip(state_keys, states)), prepared)
-        run_chain(LOOP, body, fold_lr, kernel, grads, maximize, compute_dtype)
+        run_chain(LOOP, body, fold, kernel, grads, maximize, compute_dtype)
 
     return fused_chain
 
@@ -571,8 +571,8 @@ def _fused_group(
     plans: dict[Hashable, ChunkPlan],
 ) -> None:
     step = prepare_step(transforms, group, bucket, states, uses_step)
-    prepared, body, fold_lr, maximize, compute_dtype = (
-        step.prepared, step.body, step.fold_lr, step.maximize, step.compute_dtype
+    prepared, body, fold, maximize, compute_dtype = (
+        step.prepared, step.body, step.fold, step.maximize, step.compute_dtype
     )
     state_keys = _tensor_state_keys(states)
 
@@ -587,7 +587,7 @@ def _fused_group(
     first = local_view(bucket[0])
     key = (
         _structure(transforms),
-        fold_lr,
+        fold is not None,
         maximize,
         layout,
         statics,
@@ -604,7 +604,7 @@ def _fused_group(
         return
     fn = _compiled_for(
         key,
-        lambda: _make_body(tuple(body), fold_lr, maximize, layout, statics, state_keys, compute_dtype),
+        lambda: _make_body(tuple(body), fold, maximize, layout, statics, state_keys, compute_dtype),
         transforms,
     )
     rows = sum(len(p.scalars) for p in prepared)

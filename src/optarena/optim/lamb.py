@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import (
     AddDecayedWeights,
@@ -54,8 +54,20 @@ class LAMB(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            layer_adaptation=layer_adaptation,
+            maximize=maximize,
+            foreach=foreach,
+            fused=fused,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+        )
 
     @classmethod
     def chain(cls):
-        return [ScaleByAdam(), AddDecayedWeights(), ScaleByTrustRatio(), ScaleByLearningRate()]
+        return [ScaleByAdam(), AddDecayedWeights(), ScaleByTrustRatio(max_trust_ratio=None), ScaleByLearningRate()]

@@ -8,7 +8,7 @@ from typing import Any
 from torch import Tensor
 
 from optarena.optim.adam import ADAM_PAPER
-from optarena.optim.base import NamedOptimizer, arguments
+from optarena.optim.base import NamedOptimizer
 from optarena.optim.sparse_rows import add_to_rows, coalesced_rows, ensure_step, math_dtype, refuse_complex, state_like
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import ScaleByAdam, ScaleByLearningRate
@@ -87,7 +87,17 @@ class LazyAdam(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            foreach=foreach,
+            maximize=maximize,
+            fused=fused,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+        )
 
     @classmethod
     def chain(cls):

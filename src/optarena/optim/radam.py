@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByRadam
 
@@ -49,13 +49,27 @@ class RAdam(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+        )
 
     @classmethod
     def chain(cls):
         return [
             AddDecayedWeights("coupled"),
-            ScaleByRadam(),
+            ScaleByRadam(sma_threshold=5.0),
             AddDecayedWeights("decoupled"),
             ScaleByLearningRate(),
         ]

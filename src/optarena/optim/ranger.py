@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import (
     AddDecayedWeights,
     CentralizeGradients,
     LookaheadSync,
     ScaleByLearningRate,
-    ScaleByRadamThreshold,
+    ScaleByRadam,
 )
 
 
@@ -67,13 +67,29 @@ class Ranger(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        super().__init__(
+            params,
+            lr=lr,
+            alpha=alpha,
+            k=k,
+            sma_threshold=sma_threshold,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            use_gc=use_gc,
+            gc_conv_only=gc_conv_only,
+            foreach=foreach,
+            maximize=maximize,
+            fused=fused,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+        )
 
     @classmethod
     def chain(cls):
         return [
             CentralizeGradients(),
-            ScaleByRadamThreshold(),
+            ScaleByRadam(),
             AddDecayedWeights(),
             ScaleByLearningRate(),
             LookaheadSync(),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import (
     AddDecayedWeights,
     LookaheadSync,
-    ScaleByCappedTrustRatio,
     ScaleByLearningRate,
-    ScaleByRadamThreshold,
+    ScaleByRadam,
+    ScaleByTrustRatio,
 )
 
 PARAM_NORM_RANGE = (0.0, 10.0)
@@ -67,14 +67,29 @@ class RangerLARS(NamedOptimizer):
         state_dtype: str | None = None,
         nonfinite: str = "ignore",
     ):
-        super().__init__(params, **arguments(locals()))
+        super().__init__(
+            params,
+            lr=lr,
+            alpha=alpha,
+            k=k,
+            sma_threshold=sma_threshold,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            max_trust_ratio=max_trust_ratio,
+            foreach=foreach,
+            maximize=maximize,
+            fused=fused,
+            state_dtype=state_dtype,
+            nonfinite=nonfinite,
+        )
 
     @classmethod
     def chain(cls):
         return [
-            ScaleByRadamThreshold(),
+            ScaleByRadam(),
             AddDecayedWeights(),
-            ScaleByCappedTrustRatio(param_norm_range=PARAM_NORM_RANGE),
+            ScaleByTrustRatio(param_norm_range=PARAM_NORM_RANGE),
             ScaleByLearningRate(),
             LookaheadSync(),
         ]

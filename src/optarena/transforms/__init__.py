@@ -7,14 +7,12 @@ from optarena.transforms.adabound import ScaleByAdabound
 from optarena.transforms.adam import ScaleByAdam, ScaleByAdamax, ScaleByNadam, ScaleByRadam
 from optarena.transforms.adaptive import ScaleByAdadelta, ScaleByAdagrad, ScaleByRms
 from optarena.transforms.base import StepContext, Transform
-from optarena.transforms.capped_trust_ratio import ScaleByCappedTrustRatio
 from optarena.transforms.centralize import CentralizeGradients
 from optarena.transforms.factored import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep
 from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms.lookahead import LookaheadSync
 from optarena.transforms.momentum import Trace
 from optarena.transforms.quasi_hyperbolic import ScaleByQhadam, ScaleByQhm
-from optarena.transforms.radam_threshold import ScaleByRadamThreshold
 from optarena.transforms.rprop import ScaleByRprop
 from optarena.transforms.trust_ratio import ScaleByLars, ScaleByTrustRatio
 from optarena.transforms.weight_decay import AddDecayedWeights
@@ -29,7 +27,6 @@ __all__ = [
     "ScaleByAdagrad",
     "ScaleByAdam",
     "ScaleByAdamax",
-    "ScaleByCappedTrustRatio",
     "ScaleByFactoredRms",
     "ScaleByLars",
     "ScaleByLearningRate",
@@ -37,7 +34,6 @@ __all__ = [
     "ScaleByQhadam",
     "ScaleByQhm",
     "ScaleByRadam",
-    "ScaleByRadamThreshold",
     "ScaleByRelativeStep",
     "ScaleByRms",
     "ScaleByRprop",

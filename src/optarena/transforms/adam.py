@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Tuple
+from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Real, Tuple
 from optarena.transforms.base import (
     Prepared,
     StepContext,
@@ -19,6 +19,11 @@ from optarena.transforms.base import (
 
 BETAS = Hyper((0.9, 0.999), Tuple((UNIT, UNIT)), "decay rates of the first and second moments")
 EPS = Hyper(1e-8, NONNEGATIVE, "added to the denominator")
+SMA_THRESHOLD = Hyper(
+    5.0,
+    Real(4.0),
+    "rho_t (the length of the approximated simple moving average) above which the adaptive step is used",
+)
 
 
 def moment_scalars(ctx: StepContext, beta1: float, beta2: float) -> dict[str, float]:
@@ -192,33 +197,30 @@ class ScaleByRadam(Transform):
     """RAdam's direction (Liu et al. 2019, https://arxiv.org/abs/1908.03265).
 
     ``rho_inf = 2 / (1 - beta2) - 1``; ``rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)``.
-    If ``rho_t > threshold``: output ``r_t * m_hat * sqrt(1 - beta2^t) / (sqrt(v) + eps)`` with
-    ``r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))``;
-    otherwise the un-adapted momentum ``m_hat = m / (1 - beta1^t)``. The threshold is 5,
-    as in torch.optim and the authors' code (the paper's text says 4).
+    If ``rho_t > sma_threshold``: output ``r_t * m_hat * sqrt(1 - beta2^t) / (sqrt(v) + eps)``
+    with ``r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))``;
+    otherwise the un-adapted momentum ``m_hat = m / (1 - beta1^t)``. The threshold's default is
+    5, as in torch.optim and the authors' code (the paper's text says 4); it must be at least 4,
+    below which the rectification is not real. RAdam fixes it (``ScaleByRadam(sma_threshold=5.0)``),
+    Ranger reads it from the group.
 
     Both cases are one formula, ``m * (a / (sqrt(v) + eps) + b)``, with per-tensor
     ``(a, b) = (r_t sqrt(1 - beta2^t) / (1 - beta1^t), 0)`` once rectified and
     ``(0, 1 / (1 - beta1^t))`` before, so the fused path needs no branch.
     """
 
-    hyperparameters = {"betas": BETAS, "eps": EPS}
+    hyperparameters = {"betas": BETAS, "eps": EPS, "sma_threshold": SMA_THRESHOLD}
     state_keys = ("exp_avg", "exp_avg_sq")
     uses_step = True
 
-    def __init__(self, threshold: float = 5.0):
-        self.threshold = threshold
-
-    def describe(self) -> str:
-        return self.name if self.threshold == 5.0 else f"{self.name}(threshold={self.threshold:g})"
-
-    def rectifications(self, beta2: float, steps: list[float]) -> list[float]:
-        """``r_t`` for each step count, 0 where ``rho_t`` is at or below the threshold."""
+    @staticmethod
+    def rectifications(beta2: float, steps: list[float], threshold: float) -> list[float]:
+        """``r_t`` for each step count, 0 where ``rho_t`` is at or below ``threshold``."""
         rho_inf = 2.0 / (1.0 - beta2) - 1.0
         out = []
         for t in steps:
             rho_t = rho_inf - 2.0 * t * beta2**t / (1.0 - beta2**t)
-            if rho_t > self.threshold:
+            if rho_t > threshold:
                 ratio = (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
                 out.append(math.sqrt(ratio))
             else:
@@ -231,7 +233,7 @@ class ScaleByRadam(Transform):
         steps = ctx.step_values
         corrections1 = bias_corrections(beta1, steps)
         corrections2 = bias_corrections(beta2, steps)
-        rects = self.rectifications(beta2, steps)
+        rects = self.rectifications(beta2, steps, float(self.value(ctx, "sma_threshold")))
         adaptive = [r * math.sqrt(c2) / c1 if r else 0.0 for r, c1, c2 in zip(rects, corrections1, corrections2)]
         plain = [0.0 if r else 1.0 / c1 for r, c1 in zip(rects, corrections1)]
         return Prepared(

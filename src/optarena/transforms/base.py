@@ -20,6 +20,7 @@ allocated tensors sets ``k.owned = True``, one that returns state tensors sets i
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Hashable, Mapping
 
@@ -187,12 +188,19 @@ def filled_like(param: Tensor, value: float) -> Tensor:
 class Transform:
     """A small step of an optimizer's update, over lists of tensors.
 
-    Subclasses set ``hyperparameters`` (param-group keys they read), ``state_keys`` (names
-    they keep in the per-parameter state), ``uses_step`` (whether they need the step count)
-    ``elementwise`` (whether the update of each element depends only on that element,
-    which makes complex parameters work through their real view) and ``needs_shape``
-    (whether the math uses the tensors' shapes, such as per-row means; whole-tensor norms do
-    not). The fused path flattens every tensor when no transform of the chain needs shapes.
+    Subclasses set ``hyperparameters`` (the hyperparameters they read, by their own names),
+    ``state_keys`` (names they keep in the per-parameter state), ``uses_step`` (whether they
+    need the step count), ``elementwise`` (whether the update of each element depends only
+    on that element, which makes complex parameters work through their real view) and
+    ``needs_shape`` (whether the math uses the tensors' shapes, such as per-row means;
+    whole-tensor norms do not). The fused path flattens every tensor when no transform of
+    the chain needs shapes.
+
+    Each hyperparameter is either bound to a param-group key (its own name unless
+    :meth:`bind` renames it), read at every step, so schedulers and per-group settings
+    apply; or fixed at construction (``ScaleByRadam(sma_threshold=4.0)``), a constant that
+    the param groups do not hold. A chain refuses two transforms that read one group key
+    with different meanings (:func:`bound_hyperparameters`).
     """
 
     hyperparameters: ClassVar[Mapping[str, Hyper]] = {}
@@ -206,9 +214,64 @@ class Transform:
     needs_shape: ClassVar[bool | None] = None
     """None: as ``not elementwise``."""
 
+    scales_by_learning_rate: ClassVar[bool] = False
+    """Multiplies the update by ``-lr`` (its scalar ``neg_lr``): at the end of a chain the
+    optimizer folds it into the parameter update."""
+
+    def __init__(self, **fixed: Any):
+        self._keys: dict[str, str] = {}
+        self._fixed: dict[str, Any] = {}
+        if fixed:
+            self._fix(fixed)
+
     @classmethod
     def uses_shapes(cls) -> bool:
         return (not cls.elementwise) if cls.needs_shape is None else cls.needs_shape
+
+    # -- binding hyperparameters ------------------------------------------------------------
+
+    def _bindings(self) -> tuple[dict[str, str], dict[str, Any]]:
+        # subclasses with their own __init__ may not call Transform.__init__
+        return self.__dict__.setdefault("_keys", {}), self.__dict__.setdefault("_fixed", {})
+
+    def _declared(self, name: str) -> Hyper:
+        try:
+            return self.hyperparameters[name]
+        except KeyError:
+            valid = ", ".join(self.hyperparameters) or "none"
+            raise TypeError(f"{type(self).__name__} has no hyperparameter {name!r}; its hyperparameters: {valid}") from None
+
+    def _fix(self, values: Mapping[str, Any]) -> None:
+        keys, fixed = self._bindings()
+        for name, value in values.items():
+            self._declared(name).constraint.check(name, value)
+            fixed[name] = value
+            keys.pop(name, None)
+
+    def bind(self, **keys: str) -> Transform:
+        """A copy reading hyperparameter ``name`` from group key ``keys[name]``: two transforms
+        that both read ``eps`` with different meanings keep their values apart this way,
+        e.g. ``ScaleByLars().bind(eps="lars_eps")``."""
+        out = copy.copy(self)
+        bound, fixed = (dict(d) for d in self._bindings())
+        out._keys, out._fixed = bound, fixed
+        for name, key in keys.items():
+            self._declared(name)
+            if not isinstance(key, str) or not key.isidentifier():
+                raise TypeError(f"{type(self).__name__}.bind: the group key for {name!r} must be an identifier, got {key!r}")
+            if name in fixed:
+                raise TypeError(f"{type(self).__name__}.bind: {name!r} is fixed at construction, not read from the group")
+            bound[name] = key
+        return out
+
+    def key(self, name: str) -> str:
+        """The param-group key hyperparameter ``name`` is read from."""
+        return self._bindings()[0].get(name, name)
+
+    def bound_hyperparameters(self) -> dict[str, Hyper]:
+        """The param-group keys this transform reads, with their declarations (fixed ones left out)."""
+        fixed = self._bindings()[1]
+        return {self.key(name): hyper for name, hyper in self.hyperparameters.items() if name not in fixed}
 
     def prepare(self, ctx: StepContext) -> Prepared:
         """Create missing state and compute this step's scalars and static facts (eager).
@@ -230,9 +293,15 @@ class Transform:
         """
         return None
 
-    def value(self, ctx: StepContext, key: str) -> Any:
-        """Hyperparameter ``key`` from the param group, or its declared default; tensors as floats."""
-        value = ctx.group[key] if key in ctx.group else self.hyperparameters[key].default
+    def value(self, ctx: StepContext, name: str) -> Any:
+        """Hyperparameter ``name``: its fixed value, or the value of its group key (the declared
+        default where the group lacks it); one-element tensors as floats."""
+        keys, fixed = self._bindings()
+        if name in fixed:
+            value = fixed[name]
+        else:
+            key = keys.get(name, name)
+            value = ctx.group[key] if key in ctx.group else self.hyperparameters[name].default
         return float(value) if isinstance(value, Tensor) and value.numel() == 1 else value
 
     @property
@@ -245,9 +314,17 @@ class Transform:
             out.append(ch.lower())
         return "".join(out)
 
+    def settings(self) -> list[str]:
+        """Construction-time settings as text (fixed values, renamed keys); subclasses add theirs."""
+        keys, fixed = self._bindings()
+        shown = [f"{name}={value!r}" for name, value in fixed.items()]
+        shown += [f"{name}<-{key}" for name, key in keys.items() if key != name]
+        return shown
+
     def describe(self) -> str:
         """The name with any construction-time settings, as shown in a composition."""
-        return self.name
+        shown = self.settings()
+        return f"{self.name}({', '.join(shown)})" if shown else self.name
 
     def __repr__(self) -> str:
         return self.describe()

@@ -16,6 +16,7 @@ class ScaleByLearningRate(Transform):
     """
 
     hyperparameters = {"lr": LR}
+    scales_by_learning_rate = True
 
     def prepare(self, ctx: StepContext) -> Prepared:
         return Prepared(scalars={"neg_lr": -self.value(ctx, "lr")})
@@ -23,3 +24,7 @@ class ScaleByLearningRate(Transform):
     def apply(self, ops, updates, k):
         updates = k.writable(ops, updates)
         return ops.mul_(updates, k.scalar("neg_lr"))
+
+    def fold_into(self, ops, params, updates, k):
+        """``theta <- theta - lr * u`` in one operation (the chain's last step, folded)."""
+        ops.add_(params, updates, k.scalar("neg_lr"))

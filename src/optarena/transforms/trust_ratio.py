@@ -18,11 +18,17 @@ zero gradient), and both can be switched off per param group with
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Real
+from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Optional, Real
 from optarena.transforms.base import Prepared, StepContext, Transform
 from optarena.transforms.weight_decay import WEIGHT_DECAY
 
+MAX_TRUST_RATIO = Hyper(
+    None,
+    Optional(Real(0.0, open_low=True)),
+    "cap on the trust ratio (the Paratrooper clamp); None leaves it uncapped",
+)
 LAYER_ADAPTATION = Hyper(
     True,
     Flag(),
@@ -33,22 +39,20 @@ LAYER_ADAPTATION = Hyper(
 class ScaleByTrustRatio(Transform):
     """``u <- r u`` per tensor, with ``r = ||theta|| / ||u||``, and ``r = 1`` where a norm is 0.
 
-    Options fixed at construction:
-
-    - ``param_norm_range=(low, high)`` clamps ``||theta||`` to ``[low, high]`` before the
-      ratio (the widely used LAMB code clamps to ``[0, 10]``); the zero test then applies
-      to the clamped norm.
-    - ``max_ratio`` caps the ratio itself at that value.
+    ``param_norm_range=(low, high)`` (fixed at construction) clamps ``||theta||`` to
+    ``[low, high]`` before the ratio (the widely used LAMB code clamps to ``[0, 10]``); the
+    zero test then applies to the clamped norm. ``max_trust_ratio`` caps the ratio itself
+    (None: no cap); LAMB fixes it at None, RangerLARS reads it from the group.
 
     Inactive in groups with ``layer_adaptation=False``. Not elementwise, so complex
     parameters are refused.
     """
 
-    hyperparameters = {"layer_adaptation": LAYER_ADAPTATION}
+    hyperparameters = {"layer_adaptation": LAYER_ADAPTATION, "max_trust_ratio": MAX_TRUST_RATIO}
     elementwise = False
     needs_shape = False  # whole-tensor norms: flattened tensors give the same numbers
 
-    def __init__(self, param_norm_range: tuple[float, float] | None = None, max_ratio: float | None = None):
+    def __init__(self, param_norm_range: tuple[float, float] | None = None, **fixed: Any):
         if param_norm_range is not None:
             try:
                 low, high = (float(v) for v in param_norm_range)
@@ -59,21 +63,21 @@ class ScaleByTrustRatio(Transform):
             if math.isnan(low) or math.isnan(high) or not 0.0 <= low <= high:
                 raise ValueError(f"Invalid param_norm_range: {param_norm_range!r}; allowed: 0 <= low <= high")
             param_norm_range = (low, high)
-        if max_ratio is not None and not (isinstance(max_ratio, (int, float)) and max_ratio > 0):
-            raise ValueError(f"Invalid max_ratio: {max_ratio!r}; allowed: a number > 0, or None")
         self.param_norm_range = param_norm_range
-        self.max_ratio = None if max_ratio is None else float(max_ratio)
+        super().__init__(**fixed)
 
-    def describe(self) -> str:
-        options = []
+    def settings(self) -> list[str]:
+        shown = []
         if self.param_norm_range is not None:
-            options.append("param_norm_range=({:g}, {:g})".format(*self.param_norm_range))
-        if self.max_ratio is not None:
-            options.append(f"max_ratio={self.max_ratio:g}")
-        return f"{self.name}({', '.join(options)})" if options else self.name
+            shown.append("param_norm_range=({:g}, {:g})".format(*self.param_norm_range))
+        return shown + super().settings()
 
     def prepare(self, ctx: StepContext) -> Prepared:
-        return Prepared(static={"active": bool(self.value(ctx, "layer_adaptation"))})
+        cap = self.value(ctx, "max_trust_ratio")
+        return Prepared(
+            scalars={} if cap is None else {"max_trust_ratio": float(cap)},
+            static={"active": bool(self.value(ctx, "layer_adaptation")), "capped": cap is not None},
+        )
 
     def apply(self, ops, updates, k):
         if not k.static("active"):
@@ -81,15 +85,11 @@ class ScaleByTrustRatio(Transform):
         param_norms, update_norms = ops.norms_alongside(k.params, updates)
         if self.param_norm_range is not None:
             ops.clamp_(param_norms, *self.param_norm_range)
-        ratios = ops.materialize(self.cap(ops, ops.ratio_or(param_norms, update_norms, 1.0), k))
+        ratios = ops.ratio_or(param_norms, update_norms, 1.0)
+        if k.static("capped"):
+            ops.clamp_(ratios, high=k.scalar("max_trust_ratio"))
         updates = k.writable(ops, updates)
-        return ops.mul_(updates, ratios)
-
-    def cap(self, ops, ratios, k):
-        """The ratios after the cap, if any (here ``max_ratio``, fixed at construction)."""
-        if self.max_ratio is not None:
-            ops.clamp_(ratios, high=self.max_ratio)
-        return ratios
+        return ops.mul_(updates, ops.materialize(ratios))
 
 
 class ScaleByLars(Transform):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
 from optarena.transforms.base import Prepared, StepContext, Transform
 
@@ -24,15 +26,16 @@ class AddDecayedWeights(Transform):
 
     hyperparameters = {"weight_decay": WEIGHT_DECAY}
 
-    def __init__(self, when: str | None = None):
+    def __init__(self, when: str | None = None, **fixed: Any):
         if when not in (None, "coupled", "decoupled"):
             raise ValueError(f"when must be None, 'coupled' or 'decoupled', got {when!r}")
         self.when = when
         if when is not None:
             self.hyperparameters = {**self.hyperparameters, "decoupled_weight_decay": DECOUPLED}
+        super().__init__(**fixed)
 
-    def describe(self) -> str:
-        return f"{self.name}({self.when})" if self.when else self.name
+    def settings(self) -> list[str]:
+        return ([self.when] if self.when else []) + super().settings()
 
     def prepare(self, ctx: StepContext) -> Prepared:
         decay = self.value(ctx, "weight_decay")
