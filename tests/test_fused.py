@@ -14,10 +14,10 @@ import pytest
 import torch
 
 import optarena
-from optarena.optim import fused
+from optarena.optim import chunks, compiled, planning, toolchain
 from optimizer_table import CASES
 
-PRODUCTION_CHUNK = fused.CHUNK
+PRODUCTION_CHUNK = chunks.CHUNK
 FUSABLE = [c for c in CASES if c.fusable]
 BY_CASE = pytest.mark.parametrize("case", FUSABLE, ids=[c.name for c in FUSABLE])
 SHAPES = [(6, 4), (5,), (2, 3, 2), (3, 2), (1,)]
@@ -26,7 +26,7 @@ SHAPES = [(6, 4), (5,), (2, 3, 2), (3, 2), (1,)]
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(fused, "CHUNK", 2)
+    monkeypatch.setattr(chunks, "CHUNK", 2)
 
 
 def make_params(dtype, seed=0):
@@ -69,6 +69,24 @@ def test_fused_equals_eager(case, dtype, tolerance):
 
 
 @BY_CASE
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "eager"])
+def test_a_step_leaves_the_gradients_unchanged(case, fused):
+    """The contract behind ownership (transforms/ops.py, Fresh): no transform writes into the
+    gradients it was given, on either backend, with maximize or without."""
+    for maximize in (False, True):
+        params = make_params(torch.float64)
+        opt = case.create(params, **{**case.configs[-1], "fused": fused, "maximize": maximize})
+        for step in range(4):
+            set_grads(params, step)
+            before = [None if p.grad is None else p.grad.clone() for p in params]
+            opt.step()
+            for p, grad in zip(params, before):
+                assert (p.grad is None) == (grad is None)
+                if grad is not None:
+                    assert torch.equal(p.grad, grad)
+
+
+@BY_CASE
 def test_state_dict_moves_between_fused_and_eager(case):
     config = case.configs[-1]
     reference = make_params(torch.float64)
@@ -98,18 +116,18 @@ def test_scheduler_changing_lr_every_step_does_not_recompile():
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
     set_grads(params, 0)
     opt.step()
-    graphs = len(fused._compiled)
+    graphs = len(compiled._compiled)
     torch._dynamo.utils.counters.clear()
     for step in range(1, 8):
         set_grads(params, step)
         opt.step()
         scheduler.step()
-    assert len(fused._compiled) == graphs
+    assert len(compiled._compiled) == graphs
     assert torch._dynamo.utils.counters["stats"]["calls_captured"] == 0, "a step recompiled"
 
 
 def test_production_chunk_size_compiles_once_for_two_models(monkeypatch):
-    monkeypatch.setattr(fused, "CHUNK", PRODUCTION_CHUNK)
+    monkeypatch.setattr(chunks, "CHUNK", PRODUCTION_CHUNK)
     first = [torch.randn(s, requires_grad=True) for s in [(9, 7), (13,), (4, 4), (8, 3)]]
     second = [torch.randn(s, requires_grad=True) for s in [(31,), (2, 50), (6, 6)] * 5]
     torch._dynamo.utils.counters.clear()
@@ -128,7 +146,7 @@ def test_production_chunk_size_compiles_once_for_two_models(monkeypatch):
 def test_a_graph_traced_for_small_matrices_serves_large_ones(monkeypatch):
     """Adafactor's column means split the rows into blocks of 32: the trace must not keep the
     block count of the first model (none for 6 rows, one for 40) for the next one."""
-    monkeypatch.setattr(fused, "_warned", set())
+    monkeypatch.setattr(toolchain, "_warned", set())
     models = [[(40, 3), (6, 4)], [(70, 5), (100, 3), (33, 2), (8, 8)]]
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a failed compilation warns and runs eagerly
@@ -165,15 +183,15 @@ def test_a_float_construction_setting_is_traced_once():
 
 @pytest.mark.parametrize(
     "name, share, graphs",
-    [("ranger", fused.MINOR_RANK_SHARE, 1), ("ranger", 0.0, 2), ("adafactor", fused.MINOR_RANK_SHARE, 2)],
+    [("ranger", planning.MINOR_RANK_SHARE, 1), ("ranger", 0.0, 2), ("adafactor", planning.MINOR_RANK_SHARE, 2)],
     ids=["ranger-default", "ranger-every-rank", "adafactor-own-bucket"],
 )
 def test_a_minor_rank_of_a_shaped_chain_steps_eagerly(monkeypatch, name, share, graphs):
     """Two biases (21 of 3,221 elements) beside matrices. In Ranger's bucket they take the eager
     step instead of a graph of their own (with a share of 0, each rank compiles); Adafactor
     puts them in a bucket of their own, which compiles."""
-    monkeypatch.setattr(fused, "MINOR_RANK_SHARE", share)
-    monkeypatch.setattr(fused, "_compiled", {})
+    monkeypatch.setattr(planning, "MINOR_RANK_SHARE", share)
+    monkeypatch.setattr(compiled, "_compiled", {})
     shapes = [(40, 48), (11,), (30, 43), (10,)]
     params = [torch.randn(s, generator=torch.Generator().manual_seed(i)).requires_grad_() for i, s in enumerate(shapes)]
     twins = [p.detach().clone().requires_grad_() for p in params]
@@ -183,7 +201,7 @@ def test_a_minor_rank_of_a_shaped_chain_steps_eagerly(monkeypatch, name, share, 
         set_grads(twins, step)
         opt.step()
         eager.step()
-    assert len(fused._compiled) == graphs
+    assert len(compiled._compiled) == graphs
     assert relative_error(params, twins) <= 1e-6
 
 
@@ -241,8 +259,8 @@ def test_gradients_that_are_views_of_one_buffer_step_like_eager(name):
 
 
 def test_switched_off_by_environment_warns_once_and_runs_eagerly(monkeypatch):
-    monkeypatch.setenv(fused.ENV_SWITCH, "0")
-    monkeypatch.setattr(fused, "_warned", set())
+    monkeypatch.setenv(toolchain.ENV_SWITCH, "0")
+    monkeypatch.setattr(toolchain, "_warned", set())
     params, twins = make_params(torch.float64), make_params(torch.float64)
     opt = optarena.Adam(params, fused=True)
     eager = optarena.Adam(twins, fused=False)
@@ -265,9 +283,9 @@ def test_compile_failure_falls_back_with_the_same_numbers(monkeypatch):
 
         return fail
 
-    monkeypatch.setattr(fused, "_compiled_for", broken)
-    monkeypatch.setattr(fused, "_broken", {})
-    monkeypatch.setattr(fused, "_warned", set())
+    monkeypatch.setattr(compiled, "compiled_for", broken)
+    monkeypatch.setattr(compiled, "_broken", {})
+    monkeypatch.setattr(toolchain, "_warned", set())
     params, twins = make_params(torch.float64), make_params(torch.float64)
     opt = optarena.NAdam(params, weight_decay=0.1, fused=True)
     eager = optarena.NAdam(twins, weight_decay=0.1, fused=False)
@@ -284,15 +302,12 @@ def test_compile_failure_falls_back_with_the_same_numbers(monkeypatch):
 
 
 def test_auto_policy_compiles_only_large_groups(monkeypatch):
-    calls = []
-    monkeypatch.setattr(fused, "fused_update", lambda *args: calls.append(1))
     small = optarena.Adam([torch.zeros(10, requires_grad=True)])
-    small.param_groups[0]["params"][0].grad = torch.ones(10)
-    small.step()
-    assert calls == []
-    monkeypatch.setattr(fused, "AUTO_MIN_ELEMENTS", 10)
-    small.step()
-    assert calls == [1]
+    [row] = small.explain()
+    assert row["backend"] == "eager" and "10 elements, fewer than 1,048,576" in row["reason"]
+    monkeypatch.setattr(planning, "AUTO_MIN_ELEMENTS", 10)
+    [row] = small.explain()
+    assert row["backend"] == "compiled" and row["graphs"] == 1
 
 
 def test_fused_and_foreach_together_are_rejected():
@@ -302,8 +317,8 @@ def test_fused_and_foreach_together_are_rejected():
 
 SCRIPT = """
 import sys, torch, optarena
-from optarena.optim import fused
-fused.CHUNK = 2
+from optarena.optim import chunks, compiled
+chunks.CHUNK = 2
 g = torch.Generator().manual_seed(0)
 params = [torch.randn(shape, generator=g).requires_grad_() for shape in [(6, 4), (5,), (3, 2)]]
 opt = optarena.RAdam(params, lr=0.01, fused=True)
@@ -311,7 +326,7 @@ for step in range(3):
     for i, p in enumerate(params):
         p.grad = torch.sin(p.detach() + step + i)
     opt.step()
-print(sorted({chain.source for chain in fused._compiled.values()}))
+print(sorted({chain.source for chain in compiled._compiled.values()}))
 print(repr([p.detach().sum().item() for p in params]))
 """
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import optarena
-from optarena.optim import fused
+from optarena.optim import chunks, compiled, planning, toolchain
 from optarena.optim.execution import REMAINDER
 from optimizer_table import CASES
 
@@ -98,7 +98,7 @@ def test_bfloat16_follows_the_float32_run(case):
 
 
 def test_fused_half_precision_equals_eager(monkeypatch):
-    monkeypatch.setattr(fused, "CHUNK", 2)
+    monkeypatch.setattr(chunks, "CHUNK", 2)
     a, b = start(torch.bfloat16), start(torch.bfloat16)
     opt_a = optarena.AdamW(a, lr=1e-3, fused=True)
     opt_b = optarena.AdamW(b, lr=1e-3, fused=False)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import optarena
-from optarena.optim import compile_cache, fused
+from optarena.optim import compile_cache, compiled
 
 
 class _Plant:
@@ -49,9 +49,9 @@ def _step(params, **options):
 
 
 def test_a_planted_pickle_under_the_entry_name_never_runs_and_the_step_still_works(cache, tmp_path, monkeypatch):
-    monkeypatch.setattr(fused, "_compiled", {})
+    monkeypatch.setattr(compiled, "_compiled", {})
     _step(_params(), fused=True)  # compiles and saves the entries this chain uses
-    names = sorted({chain.entry for chain in fused._compiled.values() if chain.entry})
+    names = sorted({chain.entry for chain in compiled._compiled.values() if chain.entry})
     assert names and all((cache / name).is_file() for name in names)
 
     marker = tmp_path / "code-ran"
@@ -62,10 +62,10 @@ def test_a_planted_pickle_under_the_entry_name_never_runs_and_the_step_still_wor
     for name in names:
         (cache / name).write_bytes(planted)
 
-    monkeypatch.setattr(fused, "_compiled", {})  # a new process, as far as the chains know
+    monkeypatch.setattr(compiled, "_compiled", {})  # a new process, as far as the chains know
     stepped = _step(_params(), fused=True)
     assert not marker.exists()
-    assert {chain.source for chain in fused._compiled.values()} == {"compiled"}  # not from disk
+    assert {chain.source for chain in compiled._compiled.values()} == {"compiled"}  # not from disk
     for a, b in zip(stepped, _step(_params(), fused=False)):
         torch.testing.assert_close(a, b)
     assert all((cache / name).read_bytes().startswith(compile_cache.SIGNED_MAGIC) for name in names)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from optarena.optim.compile_cache import ENV_CACHE_DIR
-from optarena.optim.fused import ENV_SWITCH
+from optarena.optim.toolchain import ENV_SWITCH
 
 PROBE = "optarena.bench.compile_probe"
 DEFAULT_TIMEOUT = 900.0

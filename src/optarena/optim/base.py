@@ -25,9 +25,12 @@ from optarena.hyperparameters import (
     strict_keywords,
     unknown_keyword_error,
 )
-from optarena.optim import fused as fused_backend
+from optarena.optim.chunks import ChunkPlan
+from optarena.optim.fused import step_bucket
+from optarena.optim.planning import Bucket, BucketPlan, compile_group, plan_bucket
+from optarena.optim.routing import Partition
 from optarena.optim.checkpoints import steps_as_tensors
-from optarena.optim.execution import LOW_PRECISION, REMAINDER, eager_update
+from optarena.optim.execution import LOW_PRECISION, REMAINDER
 from optarena.optim.groups import ChangeTracker, check_group_keys
 from optarena.optim.step_modes import check_capturable, check_differentiable
 from optarena.search_space import LogUniform, SearchSpace
@@ -140,6 +143,13 @@ def first_nonfinite(tensors: Sequence[Tensor]) -> int | None:
     return int(found[0]) if len(found) else None
 
 
+def describe_chain(chain: Sequence[Transform] | Partition) -> str:
+    """A chain as text (``scale_by_adam -> scale_by_learning_rate``), or a partition's chains."""
+    if isinstance(chain, Partition):
+        return chain.describe()
+    return " -> ".join(t.describe() for t in chain)
+
+
 def _declaration(hyper: Hyper) -> str:
     return f"default {hyper.default!r}, {hyper.doc or 'no description'}"
 
@@ -169,15 +179,19 @@ class ChainOptimizer(torch.optim.Optimizer):
     """Keys of a related optimizer's state dict that load only at their neutral value (LazyAdam
     loads torch.optim.Adam's ``weight_decay=0``); any other value is refused."""
 
-    def __init__(self, params: Any, transforms: Sequence[Transform], defaults: dict[str, Any]):
-        self.transforms = tuple(transforms)
+    def __init__(self, params: Any, transforms: Sequence[Transform] | Partition, defaults: dict[str, Any]):
+        self.routing = transforms if isinstance(transforms, Partition) else None
+        """The chains by label and the rule that picks one per parameter (``optarena.partition``);
+        None for one chain."""
+        self.transforms = transforms.transforms if isinstance(transforms, Partition) else tuple(transforms)
+        """Every transform the optimizer runs (of every chain, when it routes)."""
         self.hyperparameters = self.declared_hyperparameters(transforms)
         check_values(type(self).__name__, self.hyperparameters, defaults)
         self._group_defaults = dict(defaults)
         """The keys and defaults every group carries (torch.optim adds ``differentiable`` to
         ``defaults`` on its own; groups get it only where the constructor has it)."""
         self._steps_called = 0
-        self._fused_plans: dict[Any, fused_backend.ChunkPlan] = {}
+        self._fused_plans: dict[Any, ChunkPlan] = {}
         """Fused path: each bucket's chunked arguments, reused from step to step."""
         self._checked = ChangeTracker(self.hyperparameters)
         """The hyperparameter values each group was last validated with."""
@@ -186,7 +200,7 @@ class ChainOptimizer(torch.optim.Optimizer):
     # -- construction -------------------------------------------------------------------
 
     @staticmethod
-    def declared_hyperparameters(transforms: Sequence[Transform]) -> dict[str, Hyper]:
+    def declared_hyperparameters(transforms: Sequence[Transform] | Partition) -> dict[str, Hyper]:
         """Every param-group key the chain reads, with its default and allowed values.
 
         Transforms may share a key only when they declare it alike (``weight_decay`` read by
@@ -194,6 +208,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         meanings are a TypeError, which names the way to keep them apart (:meth:`Transform.bind`).
         """
         declared = dict(CORE_HYPERPARAMETERS)
+        if isinstance(transforms, Partition):
+            declared.update(transforms.declared())
+            transforms = transforms.transforms
         owners = {key: "the optimizer" for key in declared}
         for t in transforms:
             if not isinstance(t, Transform):
@@ -220,7 +237,7 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     def composition(self) -> str:
         """The chain as text, e.g. ``scale_by_adam -> scale_by_learning_rate``."""
-        return " -> ".join(t.describe() for t in self.transforms)
+        return describe_chain(self.routing if self.routing is not None else self.transforms)
 
     def check_group(self, group: dict[str, Any]) -> None:
         """Checks that involve several hyperparameters of one group (override to add some)."""
@@ -479,22 +496,78 @@ class ChainOptimizer(torch.optim.Optimizer):
                     f"{problem}; no parameter or state was changed."
                 )
 
+    def _buckets(self, group: dict[str, Any], params: list[Tensor], per_tensor: bool) -> list[Bucket]:
+        """``params`` of ``group`` in buckets: device, dtype, mesh, route and the transforms'
+        ``bucket_key`` (one tensor each with ``per_tensor``)."""
+        names = dict(zip(map(id, group["params"]), group.get("param_names") or ()))
+        routes = {}
+        if self.routing is not None:
+            routes = {id(p): self.routing.label(names.get(id(p)), p, group) for p in params}
+
+        def chain(route: str | None) -> tuple[Transform, ...]:
+            return self.transforms if route is None or self.routing is None else self.routing.chains[route]
+
+        def kind(p: Tensor) -> tuple[Any, ...]:
+            route = routes.get(id(p))
+            keyed = [t for t in chain(route) if type(t).bucket_key is not Transform.bucket_key]
+            return (route, *(t.bucket_key(p, names.get(id(p))) for t in keyed))
+
+        out = []
+        for members in _bucket(params, per_tensor=per_tensor, kind=kind):
+            route = routes.get(id(members[0]))
+            out.append(
+                Bucket(
+                    chain(route),
+                    group,
+                    members,
+                    [self.state[p] for p in members],
+                    [names.get(id(p)) for p in members],
+                    route,
+                )
+            )
+        return out
+
+    def _plans(
+        self, group: dict[str, Any], params: list[Tensor], ahead: bool = False
+    ) -> list[tuple[Bucket, BucketPlan]]:
+        """Each bucket of a group with its plan (:mod:`optarena.optim.planning`); ``ahead``: for
+        parameters that may not have gradients yet."""
+        compile_it, why = compile_group(group, params)
+        per_tensor = group.get("foreach") is False and not compile_it
+        buckets = self._buckets(group, params, per_tensor)
+        return [(bucket, plan_bucket(bucket, compile_it, why, assume_grads=ahead)) for bucket in buckets]
+
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        fuse = not group.get("differentiable") and fused_backend.should_fuse(group, params)
-        keyed = [t for t in self.transforms if type(t).bucket_key is not Transform.bucket_key]
-        kind = (lambda p: tuple(t.bucket_key(p) for t in keyed)) if keyed else None
-        for bucket in _bucket(params, per_tensor=group.get("foreach") is False and not fuse, kind=kind):
-            states = [self.state[p] for p in bucket]
-            # per-tensor quantities of sharded tensors are completed across ranks, eagerly
-            mode = sharding.step_mode(self.transforms, bucket)
-            if fuse and mode == sharding.LOCAL:
-                fused_backend.fused_update(self.transforms, group, bucket, states, self.uses_step, self._fused_plans)
-            else:
-                eager_update(self.transforms, group, bucket, states, self.uses_step, mode)
-            if not states[0]:  # a chain that kept nothing (SGD without momentum) leaves no entry, as torch
-                for p, state in zip(bucket, states):
+        for bucket, plan in self._plans(group, params):
+            step_bucket(bucket, plan, self._fused_plans)
+            if not bucket.states[0]:  # a chain that kept nothing (SGD without momentum) leaves no entry, as torch
+                for p, state in zip(bucket.params, bucket.states):
                     if not state:
                         del self.state[p]
+
+    def explain(self) -> list[dict[str, Any]]:
+        """How the next step would run each bucket, and why: one row per bucket with the group,
+        the route, the number of tensors and elements, dtype, device, the backend (eager,
+        compiled, or both) and the reason. Parameters without a gradient count as if they had
+        a dense one."""
+        rows = []
+        for index, group in enumerate(self.param_groups):
+            params = list(group["params"])
+            for bucket, plan in self._plans(group, params, ahead=True):
+                rows.append(
+                    {
+                        "group": index,
+                        "route": bucket.route,
+                        "tensors": len(bucket.params),
+                        "elements": sum(p.numel() for p in bucket.params),
+                        "dtype": str(bucket.params[0].dtype).removeprefix("torch."),
+                        "device": str(bucket.params[0].device),
+                        "backend": plan.backend,
+                        "graphs": len(plan.compiled),
+                        "reason": plan.reason,
+                    }
+                )
+        return rows
 
 
 class Chain(ChainOptimizer):
@@ -522,14 +595,13 @@ class Chain(ChainOptimizer):
 class NamedOptimizer(ChainOptimizer):
     """Base of the named optimizers: a fixed chain, a paper, strict keyword arguments.
 
-    Subclasses define ``chain()`` (the transforms), ``paper`` and a torch-style ``__init__``
-    that passes its arguments as the defaults. ``registry_name`` is the name in
-    :func:`optarena.create` (the lower-cased class name unless set); ``search_space``
-    declares the hyperparameters a tuner may vary.
+    Subclasses define ``chain()`` (the transforms, or a ``partition`` of several chains),
+    ``paper`` and a torch-style ``__init__`` that passes its arguments by name as the defaults;
+    ``search_space`` declares the hyperparameters a tuner may vary. Each module also lists its
+    registered names in ``SPECS`` (:mod:`optarena.spec`).
     """
 
     paper: ClassVar[Paper | None] = None
-    registry_name: ClassVar[str | None] = None
     search_space: ClassVar[SearchSpace] = SearchSpace({"lr": LogUniform(1e-5, 1e-1)})
     """What a tuner may vary, and over what range; the learning rate first."""
 
@@ -563,7 +635,7 @@ class NamedOptimizer(ChainOptimizer):
             else:
                 lines.append(f"    {name} ({shown}): {hyper.doc}; allowed: {hyper.constraint.describe(name)}")
         lines.append("")
-        lines.append("Composition: " + " -> ".join(t.describe() for t in cls.chain()))
+        lines.append("Composition: " + describe_chain(cls.chain()))
         if cls.paper is not None:
             lines.append(f"Paper: {cls.paper.cite()}, {cls.paper.url}")
         return "\n".join(lines)

@@ -59,7 +59,7 @@ SIGNED_MAGIC = b"optarena-signed-entry-1\n"
 MAX_ENTRY_BYTES = 1 << 30
 """An entry larger than this is not read (compiled chains are a few MB)."""
 _RUNTIME_MODULES = (
-    "optarena.optim.fused",
+    "optarena.optim.compiled",
     "optarena.optim.execution",
     "optarena.transforms.ops",
     "optarena.transforms.base",

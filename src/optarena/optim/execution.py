@@ -22,6 +22,7 @@ from optarena.transforms.base import (
     Transform,
     scalar_dtype,
 )
+from optarena.optim.planning import Bucket
 from optarena.transforms import sharding
 from optarena.transforms.ops import AUTOGRAD, FOREACH, ListOps
 
@@ -111,7 +112,6 @@ def run_chain(
     kernel.grads = updates = grads
     if maximize:
         updates = ops.neg(updates)
-        kernel.owned = True
     for index, transform in enumerate(transforms):
         kernel.current = index
         updates = transform.apply(ops, updates, kernel)
@@ -154,14 +154,7 @@ class PreparedStep:
         ctx, prepared, grads, ops = self.ctx, self.prepared, self.grads, self.ops
         if indices is not None:
             indices = list(indices)
-            ctx = StepContext(
-                ctx.group,
-                [ctx.originals[i] for i in indices],
-                [ctx.states[i] for i in indices],
-                [],
-                ctx.state_dtype,
-                whole=ctx.view is not local_view,
-            )
+            ctx = ctx.subset(indices)
             ops = ops.subset(indices) if hasattr(ops, "subset") else ops
             prepared = [
                 Prepared(
@@ -177,42 +170,30 @@ class PreparedStep:
         run_chain(ops, self.body, self.fold, kernel, grads, self.maximize, self.compute_dtype)
 
 
-def prepare_step(
-    transforms: Sequence[Transform],
-    group: dict[str, Any],
-    bucket: list[Tensor],
-    states: list[dict],
-    uses_step: bool,
-    mode: str = sharding.LOCAL,
-) -> PreparedStep:
+def prepare_step(bucket: Bucket, mode: str = sharding.LOCAL) -> PreparedStep:
     """Advance the step counts, create missing state and compute this step's numbers (eager Python).
 
     ``mode`` (:func:`optarena.transforms.sharding.step_mode`) says what the math of a sharded
     bucket sees: each tensor's local part, with norms completed across ranks for ``NORMS``,
     or the ``DTensor`` objects themselves for ``WHOLE``.
     """
-    body, fold = split_chain(transforms)
-    steps = advance_steps(states, uses_step)
+    group, params, states = bucket.group, bucket.params, bucket.states
+    body, fold = split_chain(bucket.transforms)
+    steps = advance_steps(states, bucket.uses_step)
     whole = mode == sharding.WHOLE
-    ctx = StepContext(group, bucket, states, steps, state_dtype_for(group, bucket[0].dtype), whole=whole)
+    state_dtype = state_dtype_for(group, params[0].dtype)
+    ctx = StepContext(group, params, states, steps, state_dtype, whole=whole, names=bucket.names)
     prepare_precision(ctx)
-    prepared = prepare_chain(transforms, ctx)
-    grads = [ctx.view(p.grad) for p in bucket]
+    prepared = prepare_chain(bucket.transforms, ctx)
+    grads = [ctx.view(p.grad) for p in params]
     ops: ListOps = FOREACH
     if mode == sharding.WHOLE:
         ops = sharding.ShardedOps()
     elif mode == sharding.NORMS:
-        ops = sharding.ShardedNormOps(bucket)
+        ops = sharding.ShardedNormOps(params)
     return PreparedStep(body, fold, ctx, prepared, grads, bool(group.get("maximize", False)), ops)
 
 
-def eager_update(
-    transforms: Sequence[Transform],
-    group: dict[str, Any],
-    bucket: list[Tensor],
-    states: list[dict],
-    uses_step: bool,
-    mode: str = sharding.LOCAL,
-) -> None:
-    """One step of the chain over ``bucket`` with multi-tensor operations (see :func:`prepare_step`)."""
-    prepare_step(transforms, group, bucket, states, uses_step, mode).run_eagerly()
+def eager_update(bucket: Bucket, mode: str = sharding.LOCAL) -> None:
+    """One step of the chain over the bucket with multi-tensor operations (see :func:`prepare_step`)."""
+    prepare_step(bucket, mode).run_eagerly()

@@ -11,6 +11,7 @@ from optarena.transforms.centralize import CentralizeGradients
 from optarena.transforms.factored import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep
 from optarena.transforms.learning_rate import ScaleByLearningRate
 from optarena.transforms.lookahead import LookaheadSync
+from optarena.transforms.masked import Masked, masked
 from optarena.transforms.momentum import Trace
 from optarena.transforms.quasi_hyperbolic import ScaleByQhadam, ScaleByQhm
 from optarena.transforms.rprop import ScaleByRprop
@@ -22,6 +23,7 @@ __all__ = [
     "CentralizeGradients",
     "ClipByBlockRms",
     "LookaheadSync",
+    "Masked",
     "ScaleByAdabound",
     "ScaleByAdadelta",
     "ScaleByAdagrad",
@@ -41,4 +43,5 @@ __all__ = [
     "StepContext",
     "Trace",
     "Transform",
+    "masked",
 ]

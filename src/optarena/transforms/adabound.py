@@ -77,5 +77,4 @@ class ScaleByAdabound(Transform):
         ops.mul_(out, k.scalar("neg_step_size"))
         ops.clamp_(out, k.scalar("neg_upper"), k.scalar("neg_lower"))
         ops.mul_(out, exp_avgs)
-        k.owned = True
         return out

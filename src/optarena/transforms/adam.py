@@ -100,7 +100,6 @@ class ScaleByAdam(Transform):
         ops.mul_(out, k.scalar("bias_correction1"))
         ops.reciprocal_(out)
         ops.mul_(out, exp_avgs)
-        k.owned = True
         return out
 
 
@@ -138,7 +137,6 @@ class ScaleByAdamax(Transform):
         out = ops.scaled(exp_infs, k.scalar("bias_correction1"))
         ops.reciprocal_(out)
         ops.mul_(out, exp_avgs)
-        k.owned = True
         return out
 
 
@@ -189,7 +187,6 @@ class ScaleByNadam(Transform):
         out = ops.scaled(updates, k.scalar("gradient_weight"))
         ops.add_(out, ops.scaled(exp_avgs, k.scalar("momentum_weight")))
         ops.mul_(out, denominators)
-        k.owned = True
         return out
 
 
@@ -253,5 +250,4 @@ class ScaleByRadam(Transform):
         ops.mul_(out, k.scalar("adaptive"))
         ops.add_scalar_(out, k.scalar("plain"))
         ops.mul_(out, exp_avgs)
-        k.owned = True
         return out

@@ -42,7 +42,6 @@ class ScaleByAdagrad(Transform):
             ops.mul_(denominators, k.scalar("decay_factor"))
         ops.reciprocal_(denominators)
         ops.mul_(denominators, updates)
-        k.owned = True
         return denominators
 
 
@@ -79,7 +78,6 @@ class ScaleByAdadelta(Transform):
         ops.mul_(deltas, updates)
         ops.mul_(acc_deltas, rho)
         ops.addcmul_(acc_deltas, deltas, deltas, one_minus_rho)
-        k.owned = True
         return deltas
 
 
@@ -123,5 +121,4 @@ class ScaleByRms(Transform):
         ops.add_scalar_(denominators, k.scalar("eps"))
         ops.reciprocal_(denominators)
         ops.mul_(denominators, updates)
-        k.owned = True
         return denominators

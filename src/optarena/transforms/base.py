@@ -13,9 +13,11 @@ all the parameters of one bucket (same device and dtype) at once. Its work is sp
   ``torch._foreach_*`` operations; the fused backend traces it with ``torch.compile``, where
   scalars arrive as tensors, so a new learning rate or step count never recompiles.
 
-Ownership: the incoming list may alias the gradients or a state tensor. A transform may
-modify it in place only when ``k.owned`` is true; a transform that returns freshly
-allocated tensors sets ``k.owned = True``, one that returns state tensors sets it False.
+Ownership is a property of the list itself: every out-of-place operation returns a
+:class:`~optarena.transforms.ops.Fresh` list, which the chain owns and a transform may change
+in place; any other list (the gradients, state tensors, the parameters) is copied first
+(:meth:`Kernel.writable`, :func:`~optarena.transforms.ops.owned`). The gradients come out of a
+step unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 from torch import Tensor
 
 from optarena.hyperparameters import Hyper
+from optarena.transforms.ops import ListOps, owned
 from optarena.transforms.sharding import local
 
 
@@ -49,7 +52,7 @@ class StepContext:
     (:class:`optarena.transforms.sharding.ShardedOps`).
     """
 
-    __slots__ = ("group", "params", "states", "steps", "state_dtype", "originals", "view", "_step_values")
+    __slots__ = ("group", "params", "states", "steps", "state_dtype", "originals", "view", "names", "_step_values")
 
     def __init__(
         self,
@@ -59,8 +62,11 @@ class StepContext:
         steps: list[Tensor],
         state_dtype: torch.dtype | None = None,
         whole: bool = False,
+        names: list[str | None] | None = None,
     ):
         self.group = group
+        self.names = list(names) if names else [None] * len(params)
+        """The parameters' names (``named_parameters()``), None where they have none."""
         self.state_dtype = state_dtype
         """The dtype of new floating-point state when it differs from the parameters' (half precision)."""
         self.originals = params
@@ -72,6 +78,18 @@ class StepContext:
         self.states = states
         self.steps = steps
         self._step_values: list[float] | None = None
+
+    def subset(self, indices: list[int]) -> StepContext:
+        """The context of the tensors at ``indices`` (after preparation: no step counts)."""
+        return StepContext(
+            self.group,
+            [self.originals[i] for i in indices],
+            [self.states[i] for i in indices],
+            [],
+            self.state_dtype,
+            whole=self.view is not local_view,
+            names=[self.names[i] for i in indices],
+        )
 
     @property
     def step_values(self) -> list[float]:
@@ -137,7 +155,6 @@ class Kernel:
         self._states = states
         self._prepared = prepared
         self.current = 0
-        self.owned = False
 
     def state(self, key: str) -> list[Tensor]:
         return self._states[key]
@@ -148,12 +165,9 @@ class Kernel:
     def static(self, name: str) -> Hashable:
         return self._prepared[self.current].static[name]
 
-    def writable(self, ops: Any, updates: list[Tensor]) -> list[Tensor]:
-        """The updates, copied first unless the chain already owns them."""
-        if self.owned:
-            return updates
-        self.owned = True
-        return ops.clone(updates)
+    def writable(self, ops: ListOps, updates: list[Tensor]) -> list[Tensor]:
+        """The updates, copied first unless the chain owns them (:class:`~optarena.transforms.ops.Fresh`)."""
+        return updates if owned(updates) else ops.clone(updates)
 
 
 def scalars(tensors: list[Tensor]) -> list[float]:
@@ -285,13 +299,19 @@ class Transform:
         """The math: the next list of updates, written with ``ops`` (a ``ListOps``)."""
         raise NotImplementedError
 
-    def bucket_key(self, param: Tensor) -> Hashable:
+    def bucket_key(self, param: Tensor, name: str | None = None) -> Hashable:
         """Parameters with different keys never share a bucket (default: one key for all).
 
         For transforms whose state differs in kind between tensors, such as Adafactor's
-        factored and unfactored second moments.
+        factored and unfactored second moments, or that apply to some tensors only
+        (:func:`optarena.masked`); ``name`` is the parameter's name, where it has one.
         """
         return None
+
+    def source_modules(self) -> tuple[str, ...]:
+        """The modules whose code the compiled step traces for this transform (the compile cache
+        hashes them, so an edit never loads a stale graph)."""
+        return (type(self).__module__,)
 
     def value(self, ctx: StepContext, name: str) -> Any:
         """Hyperparameter ``name``: its fixed value, or the value of its group key (the declared

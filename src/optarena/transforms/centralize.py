@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optarena.hyperparameters import Flag, Hyper
+from optarena.transforms.ops import owned
 from optarena.transforms.base import Prepared, StepContext, Transform
 
 USE_GC = Hyper(True, Flag(), "centralise the gradients of tensors with more than one dimension")
@@ -36,9 +37,7 @@ class CentralizeGradients(Transform):
         if not k.static("active"):
             return updates
         min_dim = k.static("min_dim")
-        if k.owned:
+        if owned(updates):
             return ops.centralize_(updates, min_dim)
-        out = ops.centralize(updates, min_dim)
-        # tensors left unchanged still alias the incoming list (the gradients, say)
-        k.owned = all(u.dim() > min_dim for u in updates)
-        return out
+        # Fresh only when every tensor was centralised: the others still alias the incoming list
+        return ops.centralize(updates, min_dim)

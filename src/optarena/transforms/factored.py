@@ -17,6 +17,7 @@ import math
 from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Optional, Real, Tuple
+from optarena.transforms.ops import Fresh
 from optarena.transforms.base import Prepared, StepContext, Transform, zeros
 from optarena.transforms.sharding import zeros_without_dim
 
@@ -27,7 +28,7 @@ EPS_PAIR = Hyper(
 )
 
 
-class UpdatesWithRms(list):
+class UpdatesWithRms(Fresh):
     """A list of updates that carries the RMS of each (0-d tensors), from the transform that
     made them; :class:`ClipByBlockRms` takes it instead of reducing over the updates again."""
 
@@ -83,7 +84,7 @@ class ScaleByFactoredRms(Transform):
     uses_step = True
     elementwise = False
 
-    def bucket_key(self, param: Tensor) -> bool:
+    def bucket_key(self, param: Tensor, name: str | None = None) -> bool:
         return is_factored(param)
 
     def prepare(self, ctx: StepContext) -> Prepared:
@@ -114,7 +115,6 @@ class ScaleByFactoredRms(Transform):
             ops.add_(second, squares, one_minus_beta2)
             out = ops.rsqrt(second)
             ops.mul_(out, updates)
-            k.owned = True
             return out
         rows, cols = k.state("exp_avg_sq_row"), k.state("exp_avg_sq_col")
         ops.mul_(cols, beta2)
@@ -131,7 +131,6 @@ class ScaleByFactoredRms(Transform):
         ops.div_(rms, k.scalar("root_rows"))
         out = ops.product(ops.unsqueeze(row_factors, -1), ops.unsqueeze(col_factors, -2))
         ops.mul_(out, updates)
-        k.owned = True
         return UpdatesWithRms(out, rms)
 
 
@@ -238,5 +237,4 @@ class ScaleByRelativeStep(Transform):
             out = exp_avgs
         if k.static("decay"):
             out = ops.added(out, k.params, decays)
-        k.owned = True
         return ops.neg(out)

@@ -76,7 +76,6 @@ class LookaheadSync(Transform):
         slow = k.state("slow_param")
         ops.lerp_(slow, ops.added(k.params, updates), k.scalar("alpha"))
         to_slow = ops.added(slow, k.params, -1.0)
-        k.owned = True
         if mode == "all":
             return to_slow
         # per tensor: u where not due (keep 1, reset 0), phi - theta where due (keep 0, reset 1)

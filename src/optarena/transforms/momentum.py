@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
+from optarena.transforms.ops import owned
 from optarena.transforms.base import Prepared, StepContext, Transform, zeros
 
 
@@ -48,9 +49,7 @@ class Trace(Transform):
         ops.mul_(buffers, k.scalar("keep"))
         ops.add_(buffers, updates, k.scalar("take"))
         if k.static("nesterov"):
-            if k.owned:
+            if owned(updates):
                 return ops.add_(updates, buffers, k.scalar("momentum"))
-            k.owned = True
             return ops.added(updates, buffers, k.scalar("momentum"))
-        k.owned = False
         return buffers

@@ -25,6 +25,22 @@ from torch import Tensor
 Scalar = Union[float, Tensor, Sequence[float], Sequence[Tensor]]
 
 
+class Fresh(list):  # type: ignore[type-arg]
+    """Tensors an operation has just made, in memory of their own: the chain owns them and a
+    transform may change them in place.
+
+    A plain list may alias the gradients (which must come out of a step unchanged), a state
+    tensor or the parameters, so a transform copies it before writing (:func:`owned`,
+    ``Kernel.writable``). Every out-of-place operation of :class:`ListOps` returns a ``Fresh``
+    list; in-place operations return their first list, whatever it is.
+    """
+
+
+def owned(updates: list[Tensor]) -> bool:
+    """Whether the chain may change ``updates`` in place (they are :class:`Fresh`)."""
+    return isinstance(updates, Fresh)
+
+
 def _item(scalar: Scalar, index: int) -> Any:
     """The value of ``scalar`` for the tensor at ``index``."""
     if isinstance(scalar, (list, tuple)):
@@ -79,7 +95,7 @@ class ListOps:
         """``x += s * a / b``."""
         raise NotImplementedError
 
-    def addcmul(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar = 1.0) -> list[Tensor]:
+    def addcmul(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar = 1.0) -> Fresh:
         """``x + s * a * b``, new tensors."""
         raise NotImplementedError
 
@@ -100,39 +116,39 @@ class ListOps:
     def copy_(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
         raise NotImplementedError
 
-    def clone(self, xs: list[Tensor]) -> list[Tensor]:
+    def clone(self, xs: list[Tensor]) -> Fresh:
         raise NotImplementedError
 
     def cast(self, xs: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
-        """The tensors in ``dtype``: new tensors, or ``xs`` itself when it already is."""
+        """The tensors in ``dtype``: new (:class:`Fresh`) tensors, or ``xs`` itself when it already is."""
         raise NotImplementedError
 
-    def scaled(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
+    def scaled(self, xs: list[Tensor], s: Scalar) -> Fresh:
         """``s * x``, new tensors."""
         raise NotImplementedError
 
-    def product(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
+    def product(self, xs: list[Tensor], ys: list[Tensor]) -> Fresh:
         """``x * y``, new tensors."""
         raise NotImplementedError
 
-    def added(self, xs: list[Tensor], ys: list[Tensor], alpha: Scalar = 1.0) -> list[Tensor]:
+    def added(self, xs: list[Tensor], ys: list[Tensor], alpha: Scalar = 1.0) -> Fresh:
         """``x + alpha * y``, new tensors."""
         raise NotImplementedError
 
-    def plus(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
+    def plus(self, xs: list[Tensor], s: Scalar) -> Fresh:
         """``x + s``, new tensors."""
         raise NotImplementedError
 
-    def sqrt(self, xs: list[Tensor]) -> list[Tensor]:
+    def sqrt(self, xs: list[Tensor]) -> Fresh:
         raise NotImplementedError
 
-    def abs(self, xs: list[Tensor]) -> list[Tensor]:
+    def abs(self, xs: list[Tensor]) -> Fresh:
         raise NotImplementedError
 
-    def neg(self, xs: list[Tensor]) -> list[Tensor]:
+    def neg(self, xs: list[Tensor]) -> Fresh:
         raise NotImplementedError
 
-    def sign(self, xs: list[Tensor]) -> list[Tensor]:
+    def sign(self, xs: list[Tensor]) -> Fresh:
         raise NotImplementedError
 
     def norm(self, xs: list[Tensor]) -> list[Tensor]:
@@ -163,16 +179,15 @@ class ListOps:
         """``x = min(max(x, low), high)``; a bound of None is left open."""
         raise NotImplementedError
 
-    def clamp(self, xs: list[Tensor], low: list[Tensor], high: list[Tensor]) -> list[Tensor]:
+    def clamp(self, xs: list[Tensor], low: list[Tensor], high: list[Tensor]) -> Fresh:
         """``min(max(x, low), high)`` with tensor bounds shaped like ``xs``, new tensors."""
         raise NotImplementedError
 
     # Selections are one ``torch.where`` per tensor on both backends: exact for every value
     # (infinities and NaN included) and, in eager mode, cheaper than selecting by multi-tensor
-    # arithmetic despite the per-tensor calls (Rprop's eager step on the benchmark's 41.9M
-    # parameters: 0.41 s against 0.97 s with powers of 0/1 indicators).
+    # arithmetic despite the per-tensor calls (docs/design.md).
 
-    def select_by_sign(self, xs: list[Tensor], negative: Scalar, zero: Scalar, positive: Scalar) -> list[Tensor]:
+    def select_by_sign(self, xs: list[Tensor], negative: Scalar, zero: Scalar, positive: Scalar) -> Fresh:
         """New tensors holding ``negative``, ``zero`` or ``positive`` where ``x`` is below, at or
         above zero; a NaN counts as zero (as in :func:`torch.sign`)."""
         out = []
@@ -181,21 +196,21 @@ class ListOps:
             if not isinstance(middle, Tensor):  # a 0-d tensor: the result takes x's dtype, not the default one
                 middle = torch.tensor(middle, dtype=x.dtype, device=x.device)
             out.append(torch.where(x > 0, _item(positive, i), torch.where(x < 0, _item(negative, i), middle)))
-        return out
+        return Fresh(out)
 
-    def zero_where_negative(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
+    def zero_where_negative(self, xs: list[Tensor], ys: list[Tensor]) -> Fresh:
         """New tensors: ``0`` where ``y < 0``, else ``x`` (``y`` NaN included)."""
-        return [torch.where(y < 0, 0.0, x) for x, y in zip(xs, ys)]
+        return Fresh([torch.where(y < 0, 0.0, x) for x, y in zip(xs, ys)])
 
-    def rsqrt(self, xs: list[Tensor]) -> list[Tensor]:
+    def rsqrt(self, xs: list[Tensor]) -> Fresh:
         """``1 / sqrt(x)``, new tensors."""
         raise NotImplementedError
 
-    def div(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
+    def div(self, xs: list[Tensor], ys: list[Tensor]) -> Fresh:
         """``x / y`` (broadcasting), new tensors."""
         raise NotImplementedError
 
-    def mean(self, xs: list[Tensor], dim: int, keepdim: bool = False) -> list[Tensor]:
+    def mean(self, xs: list[Tensor], dim: int, keepdim: bool = False) -> Fresh:
         """The mean of each tensor over dimension ``dim``, new tensors.
 
         Reductions over a dimension have no multi-tensor form in torch: both backends run
@@ -222,7 +237,8 @@ class ListOps:
 
     def centralize(self, xs: list[Tensor], min_dim: int) -> list[Tensor]:
         """Each ``x`` with more than ``min_dim`` dimensions minus its mean over all dimensions but
-        the first, as a new tensor; the others are returned as they are (not copied)."""
+        the first, as a new tensor; the others are returned as they are (not copied), so the
+        list is :class:`Fresh` only when every tensor was centralised."""
         raise NotImplementedError
 
     def centralize_(self, xs: list[Tensor], min_dim: int) -> list[Tensor]:
@@ -272,12 +288,12 @@ class ForeachOps(ListOps):
 
     def addcmul(self, xs, a, b, s=1.0):
         if not xs:
-            return []
+            return Fresh([])
         if _is_number(s):
-            return list(torch._foreach_addcmul(xs, a, b, s))
+            return Fresh(list(torch._foreach_addcmul(xs, a, b, s)))
         products = torch._foreach_mul(a, b)
         torch._foreach_mul_(products, s)
-        return list(torch._foreach_add(xs, products))
+        return Fresh(list(torch._foreach_add(xs, products)))
 
     def lerp_(self, xs, ys, weight):
         torch._foreach_lerp_(xs, ys, weight)
@@ -300,39 +316,39 @@ class ForeachOps(ListOps):
         return xs
 
     def clone(self, xs):
-        return list(torch._foreach_mul(xs, 1.0)) if xs else []
+        return Fresh(list(torch._foreach_mul(xs, 1.0)) if xs else [])
 
     def cast(self, xs, dtype):
         # torch has no multi-tensor conversion: one copy per tensor (half precision only)
-        return [x.to(dtype) for x in xs] if xs and xs[0].dtype != dtype else xs
+        return Fresh([x.to(dtype) for x in xs]) if xs and xs[0].dtype != dtype else xs
 
     def scaled(self, xs, s):
-        return list(torch._foreach_mul(xs, s)) if xs else []
+        return Fresh(list(torch._foreach_mul(xs, s)) if xs else [])
 
     def product(self, xs, ys):
-        return list(torch._foreach_mul(xs, ys)) if xs else []
+        return Fresh(list(torch._foreach_mul(xs, ys)) if xs else [])
 
     def added(self, xs, ys, alpha=1.0):
         if not xs:
-            return []
+            return Fresh([])
         if _is_number(alpha):
-            return list(torch._foreach_add(xs, ys, alpha=alpha))
-        return list(torch._foreach_add(xs, torch._foreach_mul(ys, alpha)))
+            return Fresh(list(torch._foreach_add(xs, ys, alpha=alpha)))
+        return Fresh(list(torch._foreach_add(xs, torch._foreach_mul(ys, alpha))))
 
     def plus(self, xs, s):
-        return list(torch._foreach_add(xs, s)) if xs else []
+        return Fresh(list(torch._foreach_add(xs, s)) if xs else [])
 
     def sqrt(self, xs):
-        return list(torch._foreach_sqrt(xs)) if xs else []
+        return Fresh(list(torch._foreach_sqrt(xs)) if xs else [])
 
     def abs(self, xs):
-        return list(torch._foreach_abs(xs)) if xs else []
+        return Fresh(list(torch._foreach_abs(xs)) if xs else [])
 
     def neg(self, xs):
-        return list(torch._foreach_neg(xs)) if xs else []
+        return Fresh(list(torch._foreach_neg(xs)) if xs else [])
 
     def sign(self, xs):
-        return list(torch._foreach_sign(xs)) if xs else []
+        return Fresh(list(torch._foreach_sign(xs)) if xs else [])
 
     def norm(self, xs):
         return list(torch._foreach_norm(xs)) if xs else []
@@ -356,19 +372,19 @@ class ForeachOps(ListOps):
 
     def clamp(self, xs, low, high):
         if not xs:
-            return []
+            return Fresh([])
         out = list(torch._foreach_clamp_min(xs, low))
         torch._foreach_clamp_max_(out, high)
-        return out
+        return Fresh(out)
 
     def rsqrt(self, xs):
-        return list(torch._foreach_rsqrt(xs)) if xs else []
+        return Fresh(list(torch._foreach_rsqrt(xs)) if xs else [])
 
     def div(self, xs, ys):
-        return list(torch._foreach_div(xs, ys)) if xs else []
+        return Fresh(list(torch._foreach_div(xs, ys)) if xs else [])
 
     def mean(self, xs, dim, keepdim=False):
-        return [x.mean(dim=dim, keepdim=keepdim) for x in xs]
+        return Fresh([x.mean(dim=dim, keepdim=keepdim) for x in xs])
 
     def unsqueeze(self, xs, dim):
         return [x.unsqueeze(dim) for x in xs]
@@ -388,7 +404,7 @@ class ForeachOps(ListOps):
             centred = torch._foreach_sub([xs[i] for i in indices], means)
             for i, c in zip(indices, centred):
                 out[i] = c
-        return out
+        return Fresh(out) if all(x.dim() > min_dim for x in xs) else out
 
     def centralize_(self, xs, min_dim):
         for indices, means in _means_by_shape(xs, min_dim):
@@ -434,7 +450,7 @@ class LoopOps(ListOps):
         return xs
 
     def addcmul(self, xs, a, b, s=None):
-        return [x + _times(a[i] * b[i], s, i) for i, x in enumerate(xs)]
+        return Fresh([x + _times(a[i] * b[i], s, i) for i, x in enumerate(xs)])
 
     def lerp_(self, xs, ys, weight):
         for i, x in enumerate(xs):
@@ -462,34 +478,34 @@ class LoopOps(ListOps):
         return xs
 
     def clone(self, xs):
-        return [x.clone() for x in xs]
+        return Fresh([x.clone() for x in xs])
 
     def cast(self, xs, dtype):
-        return [x.to(dtype) for x in xs] if xs and xs[0].dtype != dtype else xs
+        return Fresh([x.to(dtype) for x in xs]) if xs and xs[0].dtype != dtype else xs
 
     def scaled(self, xs, s):
-        return [x * _item(s, i) for i, x in enumerate(xs)]
+        return Fresh([x * _item(s, i) for i, x in enumerate(xs)])
 
     def product(self, xs, ys):
-        return [x * y for x, y in zip(xs, ys)]
+        return Fresh([x * y for x, y in zip(xs, ys)])
 
     def added(self, xs, ys, alpha=None):
-        return [x + _times(y, alpha, i) for i, (x, y) in enumerate(zip(xs, ys))]
+        return Fresh([x + _times(y, alpha, i) for i, (x, y) in enumerate(zip(xs, ys))])
 
     def plus(self, xs, s):
-        return [x + _item(s, i) for i, x in enumerate(xs)]
+        return Fresh([x + _item(s, i) for i, x in enumerate(xs)])
 
     def sqrt(self, xs):
-        return [x.sqrt() for x in xs]
+        return Fresh([x.sqrt() for x in xs])
 
     def abs(self, xs):
-        return [x.abs() for x in xs]
+        return Fresh([x.abs() for x in xs])
 
     def neg(self, xs):
-        return [x.neg() for x in xs]
+        return Fresh([x.neg() for x in xs])
 
     def sign(self, xs):
-        return [x.sign() for x in xs]
+        return Fresh([x.sign() for x in xs])
 
     def norm(self, xs):
         return [_sum_of_squares(x).sqrt() for x in xs]
@@ -513,16 +529,16 @@ class LoopOps(ListOps):
         return xs
 
     def clamp(self, xs, low, high):
-        return [torch.minimum(torch.maximum(x, lo), hi) for x, lo, hi in zip(xs, low, high)]
+        return Fresh([torch.minimum(torch.maximum(x, lo), hi) for x, lo, hi in zip(xs, low, high)])
 
     def rsqrt(self, xs):
-        return [x.rsqrt() for x in xs]
+        return Fresh([x.rsqrt() for x in xs])
 
     def div(self, xs, ys):
-        return [x / y for x, y in zip(xs, ys)]
+        return Fresh([x / y for x, y in zip(xs, ys)])
 
     def mean(self, xs, dim, keepdim=False):
-        return [_column_means(x) if _over_columns(x, dim, keepdim) else x.mean(dim=dim, keepdim=keepdim) for x in xs]
+        return Fresh([_column_means(x) if _over_columns(x, dim, keepdim) else x.mean(dim=dim, keepdim=keepdim) for x in xs])
 
     def materialize(self, xs):
         # a matrix product is an external kernel for Inductor, so its input is computed into
@@ -547,7 +563,8 @@ class LoopOps(ListOps):
         return out
 
     def centralize(self, xs, min_dim):
-        return [x - _row_means(x) if x.dim() > min_dim else x for x in xs]
+        out = [x - _row_means(x) if x.dim() > min_dim else x for x in xs]
+        return Fresh(out) if all(x.dim() > min_dim for x in xs) else out
 
     def centralize_(self, xs, min_dim):
         for x in xs:
@@ -588,10 +605,9 @@ def _column_means(x: Tensor) -> Tensor:
 
     Written as ``x.mean(0)``, a column reduction makes Inductor's C++ backend walk each strip
     of columns down the whole matrix, one cache line per row; by blocks, each block of rows is
-    read once, row after row. The squares' column sums of the benchmark's 48 matrices took
-    18.1 ms as one reduction and 7.4 ms by blocks, as long as their row sums (7.4 ms). The
-    rows past the last whole block are summed as they are. A graph holds for any number of
-    rows only if it was traced with two blocks or more (see ``fused.stand_ins``).
+    read once, row after row (docs/design.md has the figures). The rows past the last whole
+    block are summed as they are. A graph holds for any number of
+    rows only if it was traced with two blocks or more (see ``compiled.stand_ins``).
     """
     rows, cols = x.shape
     blocks = rows // ROW_BLOCK
@@ -628,7 +644,8 @@ def _private(value: Any) -> Any:
     if isinstance(value, Tensor):
         return value.clone()
     if isinstance(value, list) and value and isinstance(value[0], (Tensor, list)):
-        return [_private(v) for v in value]
+        copies = [_private(v) for v in value]
+        return Fresh(copies) if isinstance(value, Fresh) else copies
     return value
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper, Real, Tuple
 from optarena.transforms.adam import BETAS, betas, init_moments, moment_scalars, update_moments
+from optarena.transforms.ops import owned
 from optarena.transforms.base import Prepared, StepContext, Transform, bias_corrections, zeros
 
 UNIT_CLOSED = Real(0.0, 1.0)
@@ -35,11 +36,10 @@ class ScaleByQhm(Transform):
     def apply(self, ops, updates, k):
         buffers = k.state("momentum_buffer")
         ops.lerp_(buffers, updates, k.scalar("one_minus_momentum"))
-        if k.owned:
+        if owned(updates):
             out = ops.mul_(updates, k.scalar("one_minus_nu"))
         else:
             out = ops.scaled(updates, k.scalar("one_minus_nu"))
-            k.owned = True
         return ops.add_(out, buffers, k.scalar("nu"))
 
 
@@ -91,5 +91,4 @@ class ScaleByQhadam(Transform):
         out = ops.scaled(exp_avgs, k.scalar("first_weight"))
         ops.add_(out, updates, k.scalar("one_minus_nu1"))
         ops.mul_(out, denominators)
-        k.owned = True
         return out

@@ -57,5 +57,4 @@ class ScaleByRprop(Transform):
         out = ops.sign(kept)
         ops.mul_(out, step_sizes)
         ops.mul_(out, -1.0)
-        k.owned = True
         return out

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optarena.transforms.ops import ForeachOps
+from optarena.transforms.ops import ForeachOps, Fresh
 
 try:  # torch.distributed is missing from some builds
     import torch.distributed as dist
@@ -316,7 +316,7 @@ class ShardedOps(ForeachOps):
         indices, means = self._row_means(xs, min_dim)
         for i, mean in zip(indices, means):
             out[i] = xs[i] - mean
-        return out
+        return Fresh(out) if len(indices) == len(xs) else out
 
     def centralize_(self, xs, min_dim):
         indices, means = self._row_means(xs, min_dim)

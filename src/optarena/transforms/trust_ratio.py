@@ -21,6 +21,7 @@ import math
 from typing import Any
 
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Optional, Real
+from optarena.transforms.ops import owned
 from optarena.transforms.base import Prepared, StepContext, Transform
 from optarena.transforms.weight_decay import WEIGHT_DECAY
 
@@ -132,11 +133,10 @@ class ScaleByLars(Transform):
             ops.div_(local, denominators)
             local = ops.materialize(ops.where_positive(local, [param_norms, grad_norms], 1.0))
         if k.static("decay"):
-            if k.owned:
+            if owned(updates):
                 ops.add_(updates, k.params, k.scalar("weight_decay"))
             else:
                 updates = ops.added(updates, k.params, k.scalar("weight_decay"))
-                k.owned = True
         if local is None:
             return updates
         updates = k.writable(ops, updates)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
+from optarena.transforms.ops import owned
 from optarena.transforms.base import Prepared, StepContext, Transform
 
 WEIGHT_DECAY = Hyper(0.0, NONNEGATIVE, "weight decay coefficient")
@@ -48,7 +49,6 @@ class AddDecayedWeights(Transform):
     def apply(self, ops, updates, k):
         if not k.static("active"):
             return updates
-        if k.owned:
+        if owned(updates):
             return ops.add_(updates, k.params, k.scalar("weight_decay"))
-        k.owned = True
         return ops.added(updates, k.params, k.scalar("weight_decay"))

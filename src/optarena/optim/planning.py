@@ -1,0 +1,154 @@
+"""How each bucket of a step runs: the one place that decides eager or compiled, and says why.
+
+A param group's parameters are split into buckets (:class:`Bucket`: one device, dtype, mesh,
+route and state kind each). :func:`compile_group` decides whether a group asks for the compiled
+path at all (``fused``, its size, the toolchain); :func:`plan_bucket` then decides, for one
+bucket, which tensors run in which compiled graph and which step eagerly, and records the
+reason in the :class:`BucketPlan` the step carries out (:mod:`optarena.optim.fused`).
+``ChainOptimizer.explain()`` shows these plans to a user who asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+from optarena.optim import toolchain
+from optarena.optim.chunks import fusable
+from optarena.transforms import sharding
+from optarena.transforms.base import Transform, local_view
+
+AUTO_MIN_ELEMENTS = 1 << 20
+"""With ``fused=None`` a group is compiled once it holds at least this many elements."""
+
+MINOR_RANK_SHARE = 0.01
+"""A chain that uses shapes compiles one graph per tensor rank. Within a bucket, a rank whose
+tensors hold less than this share of the bucket's elements steps eagerly instead of costing a
+graph of its own (Ranger's biases and normalisation scales, on which gradient centralisation
+does nothing; docs/design.md has the measurements). Set it to 0 to compile every rank."""
+
+
+@dataclass
+class Bucket:
+    """Parameters of one group that step together: one device, dtype, mesh, route and state kind."""
+
+    transforms: tuple[Transform, ...]
+    group: dict[str, Any]
+    params: list[Tensor]
+    states: list[dict[str, Any]]
+    names: list[str | None] = field(default_factory=list)
+    route: str | None = None
+    """The label of the chain that steps it, when the optimizer routes parameters (``partition``)."""
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            self.names = [None] * len(self.params)
+
+    @property
+    def uses_step(self) -> bool:
+        return any(t.uses_step for t in self.transforms)
+
+    @property
+    def flat(self) -> bool:
+        """No transform uses shapes: the compiled graph takes every tensor flattened."""
+        return not any(t.uses_shapes() for t in self.transforms)
+
+    def subset(self, indices: Sequence[int]) -> Bucket:
+        return Bucket(
+            self.transforms,
+            self.group,
+            [self.params[i] for i in indices],
+            [self.states[i] for i in indices],
+            [self.names[i] for i in indices],
+            self.route,
+        )
+
+
+@dataclass(frozen=True)
+class BucketPlan:
+    """What one bucket's step does: compiled graphs over some tensors, the eager step for the rest."""
+
+    mode: str
+    """How sharded parameters step (:func:`optarena.transforms.sharding.step_mode`)."""
+    compiled: tuple[tuple[int, ...], ...] = ()
+    """Positions in the bucket, one tuple per compiled graph."""
+    eager: tuple[int, ...] = ()
+    """Positions that step eagerly."""
+    reason: str = ""
+    """Why, in words."""
+
+    @property
+    def backend(self) -> str:
+        if not self.compiled:
+            return "eager"
+        return "compiled" if not self.eager else "compiled + eager"
+
+
+def compile_group(group: dict[str, Any], params: Sequence[Tensor]) -> tuple[bool, str]:
+    """Whether a group's buckets may compile (``fused`` True, or None and at least
+    :data:`AUTO_MIN_ELEMENTS` elements, with a toolchain), and why not when they may not.
+
+    ``fused=True`` on tensors no fused kernel takes is refused as torch.optim refuses it; where
+    the toolchain is missing the step falls back to the eager one with one warning.
+    """
+    choice = group.get("fused")
+    if not params:
+        return False, "no parameter has a gradient"
+    if group.get("differentiable"):
+        return False, "differentiable=True: the step is recorded for autograd, eagerly"
+    if choice is False:
+        return False, "fused=False"
+    if choice is None:
+        if group.get("foreach") is False:
+            return False, "foreach=False: one tensor at a time"
+        elements = sum(p.numel() for p in params)
+        if elements < AUTO_MIN_ELEMENTS:
+            return False, f"fused=None and {elements:,} elements, fewer than {AUTO_MIN_ELEMENTS:,}"
+        if toolchain.switched_off():
+            return False, f"{toolchain.ENV_SWITCH}=0"
+    reason = toolchain.unavailable_reason(params[0].device)
+    if reason is not None:
+        if choice is True:
+            toolchain.refuse_where_torch_refuses(params)
+        toolchain.warn_once(reason)
+        return False, f"the compiled step is unavailable: {reason}"
+    return True, "fused=True" if choice is True else f"fused=None and at least {AUTO_MIN_ELEMENTS:,} elements"
+
+
+def plan_bucket(bucket: Bucket, compile_it: bool, why: str, assume_grads: bool = False) -> BucketPlan:
+    """The plan of one bucket, given its group's decision (:func:`compile_group`); with
+    ``assume_grads``, tensors without a gradient count as having a dense one (a plan made ahead)."""
+    everything = tuple(range(len(bucket.params)))
+    mode = sharding.step_mode(bucket.transforms, bucket.params)
+    if not compile_it:
+        return BucketPlan(mode, eager=everything, reason=why)
+    if mode != sharding.LOCAL:
+        return BucketPlan(
+            mode, eager=everything, reason="sharded parameters whose per-tensor quantities are completed across ranks"
+        )
+    flat = bucket.flat
+    taken = [i for i, p in enumerate(bucket.params) if fusable(p, flat, assume_grads)]
+    parts = [taken] if flat else major_ranks(bucket.params, taken)
+    compiled = {i for part in parts for i in part}
+    eager = tuple(i for i in everything if i not in compiled)
+    notes = [why]
+    if len(taken) < len(everything):
+        notes.append(f"{len(everything) - len(taken)} tensors eagerly (sparse, strided, or a size of 0 or 1)")
+    if len(compiled) < len(taken):
+        notes.append(f"{len(taken) - len(compiled)} tensors of a minor rank eagerly")
+    if not flat and len(parts) > 1:
+        notes.append(f"one graph per rank ({len(parts)})")
+    return BucketPlan(mode, tuple(tuple(part) for part in parts if part), eager, "; ".join(notes))
+
+
+def major_ranks(params: Sequence[Tensor], indices: Sequence[int]) -> list[list[int]]:
+    """``indices`` grouped by tensor rank (one graph each), leaving out the ranks that hold less
+    than :data:`MINOR_RANK_SHARE` of their elements."""
+    by_rank: dict[int, list[int]] = {}
+    for i in indices:
+        by_rank.setdefault(local_view(params[i]).dim(), []).append(i)
+    least = MINOR_RANK_SHARE * sum(params[i].numel() for i in indices)
+    return [part for part in by_rank.values() if sum(params[i].numel() for i in part) >= least]
