@@ -1,8 +1,8 @@
 """The one table that drives the generic optimizer suite and the reference tests.
 
-Each row declares an optimizer, the configurations to test it in, inputs it must reject,
-what it supports, and the independent implementation it must match. Adding an optimizer
-means adding a row here; no test keeps a list of optimizer names of its own.
+A row per registered optimizer, built from its spec (``SPECS`` in its module: the
+configurations to test it in, inputs it must reject, what it supports) and its independent
+implementation here (:data:`REFERENCES`). No test keeps a list of optimizer names of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ class Case:
     """Registry name (``optarena.create(name, ...)``)."""
     configs: list[dict[str, Any]]
     """Hyperparameter sets to test; the first is the defaults (``{}``) or the minimum required."""
+    config_ids: list[str] = field(default_factory=list)
+    """A descriptive id per configuration (test ids read ``adam-amsgrad``)."""
     errors: list[tuple[dict[str, Any], str]] = field(default_factory=list)
     """Bad keyword arguments and a fragment the ValueError must contain."""
     reference: Callable[..., torch.optim.Optimizer] | None = None
@@ -120,342 +122,82 @@ def _authors_adabound(**fixed):
     return build
 
 
-COMMON_ERRORS = [({"lr": -1.0}, "learning rate: -1.0; allowed range: 0 <= lr"), ({"nonfinite": "sometimes"}, "nonfinite: 'sometimes'"), ({"foreach": 3}, "foreach: 3")]
-BETA_ERRORS = [({"betas": (1.0, 0.999)}, "beta parameter at index 0: 1.0; allowed range: 0 <= betas[0] < 1"), ({"betas": (0.9, -0.1)}, "beta parameter at index 1: -0.1"), ({"eps": -1e-8}, "epsilon value: -1e-08")]
+REFERENCES: dict[str, tuple[Callable[..., torch.optim.Optimizer] | None, str]] = {
+    # registry name: (independent implementation taking (params, **config), its description)
+    "sgd": (_torch("SGD"), "torch.optim.SGD"),
+    "momentum": (_torch("SGD", momentum=0.9), "torch.optim.SGD(momentum=0.9)"),
+    "nesterov": (_torch("SGD", momentum=0.9, nesterov=True), "torch.optim.SGD(momentum=0.9, nesterov=True)"),
+    "adagrad": (_torch("Adagrad"), "torch.optim.Adagrad"),
+    "adadelta": (_torch("Adadelta"), "torch.optim.Adadelta"),
+    "rmsprop": (_torch("RMSprop"), "torch.optim.RMSprop"),
+    "adam": (_torch("Adam"), "torch.optim.Adam"),
+    "amsgrad": (_torch("Adam", amsgrad=True), "torch.optim.Adam(amsgrad=True)"),
+    "adamax": (_torch("Adamax"), "torch.optim.Adamax"),
+    "nadam": (_torch("NAdam"), "torch.optim.NAdam"),
+    "radam": (_torch("RAdam"), "torch.optim.RAdam"),
+    "adamw": (_torch("AdamW"), "torch.optim.AdamW"),
+    "rprop": (_torch("Rprop"), "torch.optim.Rprop"),
+    "lazyadam": (
+        _torch("Adam"),
+        "torch.optim.Adam (dense gradients); torch.optim.SparseAdam (sparse, tests/test_reference_lazyadam.py)",
+    ),
+    "adabound": (_authors_adabound(), "adabound.AdaBound (the authors' package)"),
+    "amsbound": (_authors_adabound(amsbound=True), "adabound.AdaBound(amsbound=True) (the authors' package)"),
+    "adafactor": (
+        None,
+        "transformers Adafactor (stored fixtures) and torch.optim.Adafactor (tests/test_reference_adafactor.py)",
+    ),
+    "lamb": (LambReference, "per-tensor loop from the paper (and optax.lamb through stored fixtures)"),
+    "lars": (
+        LarsReference,
+        "per-tensor loop from the paper (and optax.lars through stored fixtures, without weight decay)",
+    ),
+    "qhm": (qhoptim("QHM"), "qhoptim.pyt.QHM"),
+    "qhadam": (qhoptim("QHAdam", betas=(0.995, 0.999), nus=(0.7, 1.0)), "qhoptim.pyt.QHAdam"),
+    "qhadamw": (
+        qhoptim("QHAdamW", betas=(0.995, 0.999), nus=(0.7, 1.0), weight_decay=1e-2),
+        "qhoptim.pyt.QHAdamW",
+    ),
+    "ranger": (PackageRanger, "pytorch_ranger.Ranger, fed centralised gradients"),
+    "rangerlars": (DefinitionRangerLARS, "RangerLARS written from its definition (tests/references.py)"),
+    "over9000": (DefinitionRangerLARS, "RangerLARS written from its definition (tests/references.py)"),
+    "lookahead": (PaperLookahead, "Algorithm 1 of the paper around torch.optim (tests/references.py)"),
+}
+"""Each optimizer's independent reference; everything else about it is in its spec."""
 
-CASES = [
-    Case(
-        "sgd",
-        [
-            {"lr": 0.01},
-            {"lr": 0.01, "weight_decay": 0.1},
-            {"lr": 0.01, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.05},
-            {"lr": 0.01, "momentum": 0.9, "nesterov": True},
-        ],
-        errors=COMMON_ERRORS
-        + [({"momentum": -0.5}, "momentum value: -0.5"), ({"weight_decay": -1}, "weight_decay value: -1"), ({"nesterov": True}, "nesterov=True requires momentum > 0")],
-        reference=_torch("SGD"),
-        reference_name="torch.optim.SGD",
-        descent_lr=0.05,
-        sparse=True,
-    ),
-    Case(
-        "momentum",
-        [{"lr": 0.01}, {"lr": 0.01, "dampening": 0.5}],
-        errors=COMMON_ERRORS,
-        reference=_torch("SGD", momentum=0.9),
-        reference_name="torch.optim.SGD(momentum=0.9)",
-        sparse=True,
-    ),
-    Case(
-        "nesterov",
-        [{"lr": 0.01}, {"lr": 0.01, "weight_decay": 0.1}],
-        errors=COMMON_ERRORS + [({"dampening": 0.1}, "dampening=0.1")],
-        reference=_torch("SGD", momentum=0.9, nesterov=True),
-        reference_name="torch.optim.SGD(momentum=0.9, nesterov=True)",
-        sparse=True,
-    ),
-    Case(
-        "adagrad",
-        [{}, {"lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.3, "eps": 1e-6}],
-        errors=COMMON_ERRORS + [({"lr_decay": -1}, "lr_decay value: -1"), ({"initial_accumulator_value": -1}, "initial_accumulator_value value: -1")],
-        reference=_torch("Adagrad"),
-        reference_name="torch.optim.Adagrad",
-        descent_lr=0.1,
-        sparse=True,
-        # torch starts the imaginary part's sum at 0, optarena at initial_accumulator_value
-        complex_reference_config={"lr_decay": 0.05, "weight_decay": 0.1, "eps": 1e-6},
-    ),
-    Case(
-        "adadelta",
-        [{}, {"lr": 0.5, "rho": 0.8, "eps": 1e-4, "weight_decay": 0.1}],
-        errors=COMMON_ERRORS + [({"rho": 1.5}, "rho value: 1.5; allowed range: 0 <= rho <= 1")],
-        reference=_torch("Adadelta"),
-        reference_name="torch.optim.Adadelta",
-        descent_lr=1.0,
-    ),
-    Case(
-        "rmsprop",
-        [{}, {"centered": True}, {"momentum": 0.8, "weight_decay": 0.1}, {"centered": True, "momentum": 0.5, "alpha": 0.9}],
-        errors=COMMON_ERRORS + [({"alpha": -0.1}, "alpha value: -0.1"), ({"momentum": -1}, "momentum value: -1")],
-        reference=_torch("RMSprop"),
-        reference_name="torch.optim.RMSprop",
-    ),
-    Case(
-        "adam",
-        [
-            {},
-            {"amsgrad": True},
-            {"weight_decay": 0.1},
-            {"weight_decay": 0.1, "decoupled_weight_decay": True, "betas": (0.8, 0.99)},
-            {"amsgrad": True, "weight_decay": 0.05, "eps": 1e-6},
-        ],
-        errors=COMMON_ERRORS + BETA_ERRORS + [({"betas": (0.9,)}, "betas: (0.9,)")],
-        reference=_torch("Adam"),
-        reference_name="torch.optim.Adam",
-    ),
-    Case(
-        "amsgrad",
-        [{}, {"weight_decay": 0.1}],
-        errors=COMMON_ERRORS + BETA_ERRORS,
-        reference=_torch("Adam", amsgrad=True),
-        reference_name="torch.optim.Adam(amsgrad=True)",
-    ),
-    Case(
-        "adamax",
-        [{}, {"weight_decay": 0.1, "betas": (0.8, 0.99)}],
-        errors=COMMON_ERRORS + BETA_ERRORS,
-        reference=_torch("Adamax"),
-        reference_name="torch.optim.Adamax",
-    ),
-    Case(
-        "nadam",
-        [{}, {"momentum_decay": 0.01, "weight_decay": 0.1}, {"weight_decay": 0.1, "decoupled_weight_decay": True}],
-        errors=COMMON_ERRORS + BETA_ERRORS + [({"momentum_decay": -1}, "momentum_decay value: -1")],
-        reference=_torch("NAdam"),
-        reference_name="torch.optim.NAdam",
-    ),
-    Case(
-        "radam",
-        [{}, {"weight_decay": 0.1}, {"weight_decay": 0.1, "decoupled_weight_decay": True, "betas": (0.9, 0.99)}],
-        errors=COMMON_ERRORS + BETA_ERRORS,
-        reference=_torch("RAdam"),
-        reference_name="torch.optim.RAdam",
-    ),
-    Case(
-        "adamw",
-        [{}, {"amsgrad": True, "weight_decay": 0.1}, {"weight_decay": 0.0}],
-        errors=COMMON_ERRORS + BETA_ERRORS + [({"weight_decay": -0.01}, "weight_decay value: -0.01")],
-        reference=_torch("AdamW"),
-        reference_name="torch.optim.AdamW",
-    ),
-    Case(
-        "rprop",
-        [{}, {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2)}, {"lr": 1e-3, "etas": (0.6, 1.1)}],
-        errors=COMMON_ERRORS
-        + [
-            ({"etas": (1.0, 1.2)}, "Invalid eta values: 1.0, 1.2; allowed: 0 < etas[0] < 1; 1 < etas[1]"),
-            ({"etas": (0.5, 1.0)}, "Invalid eta values: 0.5, 1.0"),
-            ({"step_sizes": (-1.0, 50.0)}, "step_sizes[0] value: -1.0"),
-            ({"step_sizes": (1.0, 0.5)}, "step_sizes[0] <= step_sizes[1]"),
-        ],
-        reference=_torch("Rprop"),
-        reference_name="torch.optim.Rprop",
-        scheduled=False,
-        constant_ops=False,  # two selections (torch.where) per tensor, as torch's own foreach Rprop
-    ),
-    Case(
-        "lazyadam",
-        [{}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6}],
-        errors=COMMON_ERRORS + BETA_ERRORS,
-        reference=_torch("Adam"),
-        reference_name="torch.optim.Adam (dense gradients); torch.optim.SparseAdam (sparse, tests/test_reference_lazyadam.py)",
-        sparse=True,
-    ),
-    Case(
-        "adabound",
-        [
-            {},
-            {"weight_decay": 0.1, "final_lr": 0.05, "gamma": 0.01},
-            {"amsbound": True, "betas": (0.8, 0.99), "eps": 1e-6, "lr": 0.01},
-        ],
-        errors=COMMON_ERRORS
-        + BETA_ERRORS
-        + [({"final_lr": -0.1}, "final_lr value: -0.1"), ({"gamma": 0.0}, "gamma value: 0.0; allowed range: 0 < gamma < 1")],
-        reference=_authors_adabound(),
-        reference_name="adabound.AdaBound (the authors' package)",
-    ),
-    Case(
-        "amsbound",
-        [{}, {"weight_decay": 0.1, "final_lr": 0.05, "gamma": 0.01}],
-        errors=COMMON_ERRORS + BETA_ERRORS,
-        reference=_authors_adabound(amsbound=True),
-        reference_name="adabound.AdaBound(amsbound=True) (the authors' package)",
-    ),
-    Case(
-        "adafactor",
-        [
-            {},
-            {"beta1": 0.9, "weight_decay": 0.1},
-            {"relative_step": False, "lr": 1e-2, "scale_parameter": False},
-            {"warmup_init": True, "clip_threshold": 0.5, "decay_rate": -0.6, "eps": (1e-20, 1e-2)},
-        ],
-        errors=[
-            ({"relative_step": False, "lr": -1.0}, "learning rate: -1.0; allowed range: 0 <= lr (or None)"),
-            ({"lr": 0.01}, "lr=0.01 cannot be combined with relative_step=True"),
-            ({"relative_step": False}, "relative_step=False needs an lr"),
-            ({"relative_step": False, "lr": 0.01, "warmup_init": True}, "warmup_init=True requires relative_step=True"),
-            ({"beta1": 1.0}, "beta1 value: 1.0"),
-            ({"clip_threshold": 0.0}, "clip_threshold value: 0.0; allowed range: 0 < clip_threshold"),
-            ({"decay_rate": 0.5}, "decay_rate value: 0.5; allowed range: decay_rate <= 0"),
-            ({"eps": (1e-30,)}, "eps: (1e-30,)"),
-            ({"nonfinite": "sometimes"}, "nonfinite: 'sometimes'"),
-        ],
-        reference_name="transformers Adafactor (stored fixtures) and torch.optim.Adafactor (tests/test_reference_adafactor.py)",
-        complex=False,
-        constant_ops=False,
-        scheduled=lambda config: config.get("beta1") is None,
-        lr_mode=lambda config: {**config, "relative_step": False, "warmup_init": False},
-        descent_lr=1.0,  # with scale_parameter, lr multiplies the parameters' RMS (0 at the start here)
-    ),
-    Case(
-        "lamb",
-        [
-            {},
-            {"weight_decay": 0.01},
-            {"betas": (0.8, 0.99), "eps": 1e-4, "weight_decay": 0.1},
-            {"weight_decay": 0.1, "layer_adaptation": False},
-        ],
-        errors=COMMON_ERRORS
-        + BETA_ERRORS
-        + [({"weight_decay": -0.1}, "weight_decay value: -0.1"), ({"layer_adaptation": 1}, "layer_adaptation: 1")],
-        reference=LambReference,
-        reference_name="per-tensor loop from the paper (and optax.lamb through stored fixtures)",
-        complex=False,
-        descent_lr=0.1,
-    ),
-    Case(
-        "lars",
-        # The least-squares parameters start at zero, where the local rate falls back to 1: a
-        # larger lr overshoots on that first step and momentum carries it (see docs/fidelity.md).
-        [
-            {"lr": 0.03},
-            {"lr": 0.03, "weight_decay": 0.01, "trust_coefficient": 0.05},
-            {"lr": 2.0, "momentum": 0.8, "nesterov": True, "trust_coefficient": 0.01, "weight_decay": 0.05},
-            {"lr": 0.5, "momentum": 0.0, "trust_coefficient": 0.02, "eps": 1e-3},
-            {"lr": 0.1, "weight_decay": 0.01, "layer_adaptation": False},
-        ],
-        errors=COMMON_ERRORS
-        + [
-            ({"momentum": -0.5}, "momentum value: -0.5"),
-            ({"weight_decay": -1}, "weight_decay value: -1"),
-            ({"trust_coefficient": 0.0}, "trust_coefficient value: 0.0; allowed range: 0 < trust_coefficient"),
-            ({"eps": -1.0}, "epsilon value: -1.0"),
-            ({"momentum": 0.0, "nesterov": True}, "nesterov=True requires momentum > 0"),
-        ],
-        reference=LarsReference,
-        reference_name="per-tensor loop from the paper (and optax.lars through stored fixtures, without weight decay)",
-        complex=False,
-    ),
-    Case(
-        "qhm",
-        [
-            {"lr": 0.1, "momentum": 0.9, "nu": 0.7},
-            {"lr": 0.1, "momentum": 0.999, "nu": 0.7, "weight_decay": 0.1},
-            {"lr": 0.05, "momentum": 0.5, "nu": 1.3},
-            {"lr": 0.1, "momentum": 0.9, "nu": 0.0, "weight_decay": 0.01},
-        ],
-        errors=COMMON_ERRORS
-        + [
-            ({"momentum": 1.5}, "momentum value: 1.5; allowed range: 0 <= momentum <= 1"),
-            ({"nu": float("nan")}, "nu value: nan"),
-            ({"weight_decay": -1}, "weight_decay value: -1"),
-        ],
-        reference=qhoptim("QHM"),
-        reference_name="qhoptim.pyt.QHM",
-        descent_lr=0.05,
-    ),
-    Case(
-        "qhadam",
-        [
-            {},
-            {"weight_decay": 0.1},
-            {"betas": (0.9, 0.99), "nus": (1.0, 1.0), "eps": 1e-6},
-            {"nus": (0.5, 0.8), "weight_decay": 0.05},
-        ],
-        errors=COMMON_ERRORS + BETA_ERRORS + [({"nus": (1.5, 1.0)}, "nus[0] value: 1.5; allowed range: 0 <= nus[0] <= 1")],
-        reference=qhoptim("QHAdam", betas=(0.995, 0.999), nus=(0.7, 1.0)),
-        reference_name="qhoptim.pyt.QHAdam",
-        reference_complex=False,
-        reference_state_loads=False,
-    ),
-    Case(
-        "qhadamw",
-        [{}, {"weight_decay": 0.1, "nus": (0.8, 0.9), "betas": (0.9, 0.999)}, {"weight_decay": 0.0}],
-        errors=COMMON_ERRORS + BETA_ERRORS + [({"nus": (0.7, -0.1)}, "nus[1] value: -0.1")],
-        reference=qhoptim("QHAdamW", betas=(0.995, 0.999), nus=(0.7, 1.0), weight_decay=1e-2),
-        reference_name="qhoptim.pyt.QHAdamW",
-        reference_complex=False,
-        reference_state_loads=False,
-    ),
-    Case(
-        "ranger",
-        [
-            {},
-            {"weight_decay": 0.1, "gc_conv_only": True, "k": 3, "alpha": 0.7},
-            {"use_gc": False, "sma_threshold": 4, "betas": (0.9, 0.99), "eps": 1e-8},
-            {"lr": 0.01, "k": 1, "alpha": 1.0, "weight_decay": 0.05},
-        ],
-        errors=COMMON_ERRORS
-        + BETA_ERRORS
-        + [
-            ({"k": 0}, "k: 0; allowed: k an integer >= 1"),
-            ({"k": 2.5}, "k: 2.5"),
-            ({"alpha": 1.5}, "alpha value: 1.5; allowed range: 0 <= alpha <= 1"),
-            ({"sma_threshold": 3}, "sma_threshold value: 3; allowed range: 4 <= sma_threshold"),
-            ({"use_gc": "yes"}, "use_gc: 'yes'"),
-        ],
-        reference=PackageRanger,
-        reference_name="pytorch_ranger.Ranger, fed centralised gradients",
-        reference_state_loads=False,
-        complex=False,
-        sync_period=6,
-        constant_ops=False,  # gradient centralisation: a few ops per distinct shape (tests/test_centralize.py)
-    ),
-    Case(
-        "rangerlars",
-        [
-            {},
-            {"weight_decay": 0.1, "k": 3, "alpha": 0.8, "max_trust_ratio": 2.0},
-            {"lr": 0.05, "sma_threshold": 6, "betas": (0.95, 0.99), "eps": 1e-6, "max_trust_ratio": 0.5},
-        ],
-        errors=COMMON_ERRORS
-        + BETA_ERRORS
-        + [({"k": 0}, "k: 0"), ({"max_trust_ratio": 0.0}, "max_trust_ratio value: 0.0"), ({"alpha": -0.1}, "alpha value: -0.1")],
-        reference=DefinitionRangerLARS,
-        reference_name="RangerLARS written from its definition (tests/references.py)",
-        reference_state_loads=False,
-        complex=False,
-        descent_lr=0.5,
-        sync_period=6,
-    ),
-    Case(
-        "over9000",
-        [{}, {"weight_decay": 0.1, "max_trust_ratio": 1.0}],
-        errors=COMMON_ERRORS + [({"max_trust_ratio": -1.0}, "max_trust_ratio value: -1.0")],
-        reference=DefinitionRangerLARS,
-        reference_name="RangerLARS written from its definition (tests/references.py)",
-        reference_state_loads=False,
-        complex=False,
-        descent_lr=0.5,
-        sync_period=6,
-    ),
-    Case(
-        "lookahead",
-        [
-            {},
-            {"inner": "sgd", "lr": 0.05, "momentum": 0.9, "k": 3, "alpha": 0.8},
-            {"inner": "adamw", "weight_decay": 0.1, "k": 1, "alpha": 1.0},
-            {"inner": "rmsprop", "centered": True, "k": 2, "alpha": 0.3},
-        ],
-        errors=[
-            ({"k": 0}, "k: 0; allowed: k an integer >= 1"),
-            ({"alpha": 1.5}, "alpha value: 1.5; allowed range: 0 <= alpha <= 1"),
-            ({"inner": "adamm"}, "Did you mean 'adam'"),
-            ({"lr": -1.0}, "learning rate: -1.0; allowed range: 0 <= lr"),
-        ],
-        reference=PaperLookahead,
-        reference_name="Algorithm 1 of the paper around torch.optim (tests/references.py)",
-        reference_state_loads=False,
-        sync_period=5,
-    ),
-]
+
+def case_from_spec(spec: Any) -> Case:
+    """The table row of one registered optimizer: its spec's test plan and its reference."""
+    plan = spec.tests
+    reference, reference_name = REFERENCES.get(spec.name, (None, ""))
+    return Case(
+        name=spec.name,
+        configs=[dict(config.settings) for config in plan.configs],
+        config_ids=[config.id for config in plan.configs],
+        errors=[(dict(bad), fragment) for bad, fragment in plan.errors],
+        reference=reference,
+        reference_name=reference_name,
+        complex=plan.complex,
+        descent_lr=plan.descent_lr,
+        complex_reference_config=None if plan.complex_reference_config is None else dict(plan.complex_reference_config),
+        fusable=plan.fusable,
+        sparse=plan.sparse,
+        constant_ops=plan.constant_ops,
+        scheduled=plan.scheduled,
+        lr_mode=plan.lr_mode,
+        reference_complex=plan.reference_complex,
+        reference_state_loads=plan.reference_state_loads,
+        sync_period=plan.sync_period,
+    )
+
+
+CASES = [case_from_spec(spec) for spec in optarena.available()]
 
 
 def case_config_ids():
-    """(case, config) pairs with readable test ids."""
+    """(case, config) pairs with readable test ids (``adam-amsgrad``)."""
     out = []
     for case in CASES:
-        for i, config in enumerate(case.configs):
-            out.append(((case, config), f"{case.name}-{i}"))
+        for ident, config in zip(case.config_ids, case.configs):
+            out.append(((case, config), f"{case.name}-{ident}"))
     return out

@@ -16,7 +16,7 @@ loss_fn = nn.functional.cross_entropy
 ADAPTIVE = [
     (optarena.Adam, {"lr": 0.01}, "exp_avg"),
     (optarena.AdamW, {"lr": 0.01, "weight_decay": 0.0}, "exp_avg"),
-    (optarena.AMSGrad, {"lr": 0.01}, "exp_avg"),
+    (optarena.Adam, {"lr": 0.01, "amsgrad": True}, "exp_avg"),
     (torch.optim.Adam, {"lr": 0.01}, "exp_avg"),
     (torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.0, "amsgrad": True}, "exp_avg"),
     (optarena.RMSprop, {"lr": 0.01}, None),

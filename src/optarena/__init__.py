@@ -1,61 +1,11 @@
 """optarena: faithful, fast PyTorch optimizers and a lab to choose between them."""
 
-from optarena.optim import (
-    SGD,
-    AdaBound,
-    Adafactor,
-    AMSBound,
-    AMSGrad,
-    Adadelta,
-    Adagrad,
-    Adam,
-    Adamax,
-    AdamW,
-    Chain,
-    LazyAdam,
-    LAMB,
-    LARS,
-    Lookahead,
-    NAdam,
-    QHAdam,
-    QHAdamW,
-    QHM,
-    RAdam,
-    Ranger,
-    RangerLARS,
-    RMSprop,
-    Rprop,
-)
+from optarena import optim
+from optarena.optim import *  # noqa: F403 - the optimizer classes, listed once in optarena.optim
+from optarena.optim.routing import param_groups, partition
 from optarena.registry import available, create
+from optarena.transforms.masked import masked
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "SGD",
-    "Adagrad",
-    "Adadelta",
-    "RMSprop",
-    "Adam",
-    "AMSGrad",
-    "Adamax",
-    "NAdam",
-    "RAdam",
-    "AdamW",
-    "Rprop",
-    "LazyAdam",
-    "AdaBound",
-    "AMSBound",
-    "Adafactor",
-    "LAMB",
-    "LARS",
-    "QHM",
-    "QHAdam",
-    "QHAdamW",
-    "Lookahead",
-    "Ranger",
-    "RangerLARS",
-    "Chain",
-    "available",
-    "create",
-    "__version__",
-]
+__all__ = [*optim.__all__, "partition", "masked", "param_groups", "available", "create", "__version__"]

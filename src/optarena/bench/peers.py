@@ -1,5 +1,9 @@
 """The same algorithm elsewhere: ``torch.optim`` and two popular optimizer libraries.
 
+Which classes, and how optarena's settings translate to their arguments, is each optimizer's
+spec (``peers=`` in its module's ``SPECS``, :mod:`optarena.spec`); this module builds and checks
+them.
+
 - ``torch.optim``, with ``foreach=True`` and, where torch has it, ``fused=True``;
 - ``torch-optimizer`` (PyPI ``torch-optimizer``, module ``torch_optimizer``);
 - ``pytorch-optimizer`` (PyPI ``pytorch_optimizer``, module ``pytorch_optimizer``), with
@@ -27,6 +31,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from optarena.spec import LibraryPeer, TorchPeer
 
 LIBRARIES = {
     "torch-optimizer": "torch_optimizer",
@@ -80,91 +86,25 @@ def library_status(name: str) -> LibraryStatus:
     return LibraryStatus(name, module, version, None)
 
 
-# -- torch.optim ---------------------------------------------------------------------------------
+# -- builders from the specs' peers (optarena.spec) ---------------------------------------------
 
 
-def _pick(hp: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {key: hp[key] for key in keys}
-
-
-_SGD = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
-_ADAM = ("lr", "betas", "eps", "weight_decay", "amsgrad")
-
-TORCH: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]], tuple[str, ...], str]] = {
-    # optarena name: (torch.optim class, arguments from optarena's settings, modes, note)
-    "sgd": ("SGD", lambda hp: _pick(hp, *_SGD), ("foreach", "fused"), ""),
-    "momentum": ("SGD", lambda hp: _pick(hp, *_SGD), ("foreach", "fused"), ""),
-    "nesterov": ("SGD", lambda hp: _pick(hp, *_SGD), ("foreach", "fused"), ""),
-    "adagrad": (
-        "Adagrad",
-        lambda hp: _pick(hp, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"),
-        ("foreach", "fused"),
-        "",
-    ),
-    "adadelta": ("Adadelta", lambda hp: _pick(hp, "lr", "rho", "eps", "weight_decay"), ("foreach",), ""),
-    "rmsprop": (
-        "RMSprop",
-        lambda hp: _pick(hp, "lr", "alpha", "eps", "weight_decay", "momentum", "centered"),
-        ("foreach",),
-        "",
-    ),
-    "adam": ("Adam", lambda hp: _pick(hp, *_ADAM, "decoupled_weight_decay"), ("foreach", "fused"), ""),
-    "amsgrad": ("Adam", lambda hp: _pick(hp, *_ADAM, "decoupled_weight_decay"), ("foreach", "fused"), ""),
-    "adamax": ("Adamax", lambda hp: _pick(hp, "lr", "betas", "eps", "weight_decay"), ("foreach",), ""),
-    "nadam": (
-        "NAdam",
-        lambda hp: _pick(hp, "lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay"),
-        ("foreach",),
-        "",
-    ),
-    "radam": (
-        "RAdam",
-        lambda hp: _pick(hp, "lr", "betas", "eps", "weight_decay", "decoupled_weight_decay"),
-        ("foreach",),
-        "",
-    ),
-    "adamw": ("AdamW", lambda hp: _pick(hp, *_ADAM), ("foreach", "fused"), ""),
-    "rprop": ("Rprop", lambda hp: _pick(hp, "lr", "etas", "step_sizes"), ("foreach",), ""),
-    "lazyadam": (
-        "Adam",
-        lambda hp: _pick(hp, "lr", "betas", "eps"),
-        ("foreach", "fused"),
-        "with dense gradients LazyAdam is Adam",
-    ),
-    "adafactor": (
-        "Adafactor",
-        lambda hp: {
-            "lr": 1e-2 if hp["relative_step"] else hp["lr"],
-            "beta2_decay": hp["decay_rate"],
-            "d": hp["clip_threshold"],
-            "weight_decay": hp["weight_decay"],
-            "eps": (None, hp["eps"][1]),
-        },
-        ("foreach",),
-        "torch's lr=1e-2 step min(lr, 1/sqrt(t)) equals the relative step; its eps1 guards differently",
-    ),
-}
-
-
-def _torch_builder(cls_name: str, arguments: Callable[[dict[str, Any]], dict[str, Any]], mode: str) -> Builder:
+def _torch_builder(peer: TorchPeer, mode: str) -> Builder:
     def build(params: list[Tensor], hp: dict[str, Any]) -> torch.optim.Optimizer:
-        return getattr(torch.optim, cls_name)(params, **arguments(hp), **{mode: True})
+        return getattr(torch.optim, peer.cls)(params, **peer.arguments(hp), **{mode: True})
 
     return build
 
 
 def torch_peers(name: str) -> list[Peer]:
     """``torch.optim``'s implementations of the optimizer called ``name`` (none if it has none)."""
-    if name not in TORCH:
-        return []
-    cls_name, arguments, modes, note = TORCH[name]
+    from optarena.registry import lookup
+
     return [
-        Peer("torch.optim", f"torch.optim.{cls_name}({mode})", _torch_builder(cls_name, arguments, mode), note)
-        for mode in modes
+        Peer("torch.optim", f"torch.optim.{peer.cls}({mode})", _torch_builder(peer, mode), peer.note)
+        for peer in lookup(name).torch_peers()
+        for mode in peer.modes
     ]
-
-
-# -- torch-optimizer and pytorch-optimizer ------------------------------------------------------
 
 
 def _with_foreach(cls: type, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -173,131 +113,41 @@ def _with_foreach(cls: type, arguments: dict[str, Any]) -> dict[str, Any]:
     return arguments
 
 
-def _library_builder(module: str, cls_name: str, arguments: Callable[[dict[str, Any]], dict[str, Any]]) -> Builder:
+def _library_builder(module: str, peer: LibraryPeer) -> Builder:
     def build(params: list[Tensor], hp: dict[str, Any]) -> torch.optim.Optimizer:
-        cls = getattr(importlib.import_module(module), cls_name)
-        return cls(params, **_with_foreach(cls, arguments(hp)))
+        cls = getattr(importlib.import_module(module), peer.cls)
+        return cls(params, **_with_foreach(cls, peer.arguments(hp)))
 
     return build
 
 
 def _lookahead_builder(module: str) -> Builder:
     def build(params: list[Tensor], hp: dict[str, Any]) -> torch.optim.Optimizer:
-        inner = torch.optim.Adam(params, **_pick(hp, *_ADAM), foreach=True)
+        adam = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+        inner = torch.optim.Adam(params, **{key: hp[key] for key in adam}, foreach=True)
         cls = getattr(importlib.import_module(module), "Lookahead")
         return cls(inner, k=hp["k"], alpha=hp["alpha"])
 
     return build
 
 
-_ADABOUND = ("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")
-
-LIBRARY_PEERS: dict[str, dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str]]] = {
-    # library -> optarena name -> (class, arguments from optarena's settings, note)
-    "torch-optimizer": {
-        "radam": ("RAdam", lambda hp: _pick(hp, "lr", "betas", "eps", "weight_decay"), ""),
-        "adabound": ("AdaBound", lambda hp: {**_pick(hp, *_ADABOUND), "amsbound": False}, ""),
-        "amsbound": ("AdaBound", lambda hp: {**_pick(hp, *_ADABOUND), "amsbound": True}, ""),
-        "adafactor": (
-            "Adafactor",
-            lambda hp: {
-                **_pick(hp, "lr", "clip_threshold", "decay_rate", "beta1", "weight_decay"),
-                **_pick(hp, "scale_parameter", "relative_step", "warmup_init"),
-                "eps2": hp["eps"],
-            },
-            "",
-        ),
-        "lamb": (
-            "Lamb",
-            lambda hp: {**_pick(hp, "lr", "betas", "eps", "weight_decay"), "debias": True, "clamp_value": 1e30},
-            "closest settings, debias=True and no norm clamp; its bias correction still scales the step "
-            "after the trust ratio",
-        ),
-        "lars": (
-            "LARS",
-            lambda hp: _pick(hp, "lr", "momentum", "weight_decay", "nesterov", "trust_coefficient", "eps"),
-            "adapts only where weight_decay != 0",
-        ),
-        "qhm": ("QHM", lambda hp: _pick(hp, "lr", "momentum", "nu", "weight_decay"), ""),
-        "qhadam": ("QHAdam", lambda hp: _pick(hp, "lr", "betas", "nus", "weight_decay", "eps"), ""),
-        "qhadamw": (
-            "QHAdam",
-            lambda hp: {**_pick(hp, "lr", "betas", "nus", "weight_decay", "eps"), "decouple_weight_decay": True},
-            "",
-        ),
-        "ranger": (
-            "Ranger",
-            lambda hp: _pick(hp, "lr", "alpha", "k", "betas", "eps", "weight_decay"),
-            "pytorch-ranger's Ranger: no gradient centralisation",
-        ),
-    },
-    "pytorch-optimizer": {
-        "adadelta": ("AdaDelta", lambda hp: _pick(hp, "lr", "rho", "eps", "weight_decay"), ""),
-        "adamax": ("AdaMax", lambda hp: _pick(hp, "lr", "betas", "eps", "weight_decay"), ""),
-        "radam": (
-            "RAdam",
-            lambda hp: {**_pick(hp, "lr", "betas", "eps", "weight_decay"), "degenerated_to_sgd": True},
-            "degenerated_to_sgd=True (its default False skips the first steps' updates)",
-        ),
-        "adabound": ("AdaBound", lambda hp: {**_pick(hp, *_ADABOUND), "ams_bound": False}, ""),
-        "amsbound": ("AdaBound", lambda hp: {**_pick(hp, *_ADABOUND), "ams_bound": True}, ""),
-        "adafactor": (
-            "AdaFactor",
-            lambda hp: {
-                **_pick(hp, "lr", "clip_threshold", "decay_rate", "weight_decay"),
-                **_pick(hp, "scale_parameter", "relative_step", "warmup_init"),
-                "betas": (hp["beta1"], 0.999),
-                "eps1": hp["eps"][0],
-                "eps2": hp["eps"][1],
-                "momentum_dtype": torch.float32,
-            },
-            "",
-        ),
-        "lamb": (
-            "Lamb",
-            lambda hp: _pick(hp, "lr", "betas", "eps", "weight_decay"),
-            "",
-        ),
-        "lars": (
-            "LARS",
-            lambda hp: _pick(hp, "lr", "momentum", "weight_decay", "nesterov", "trust_coefficient"),
-            "",
-        ),
-        "qhm": ("QHM", lambda hp: _pick(hp, "lr", "momentum", "nu", "weight_decay"), ""),
-        "qhadam": ("QHAdam", lambda hp: _pick(hp, "lr", "betas", "nus", "weight_decay", "eps"), ""),
-        "qhadamw": (
-            "QHAdam",
-            lambda hp: {**_pick(hp, "lr", "betas", "nus", "weight_decay", "eps"), "weight_decouple": True},
-            "",
-        ),
-        "ranger": (
-            "Ranger",
-            lambda hp: _pick(hp, "lr", "betas", "alpha", "k", "weight_decay", "use_gc", "gc_conv_only", "eps"),
-            "",
-        ),
-    },
-}
-
-TORCH_REEXPORTS = {"adam": "Adam", "amsgrad": "Adam", "adamw": "AdamW", "sgd": "SGD", "momentum": "SGD",
-                   "nesterov": "SGD", "rmsprop": "RMSprop", "nadam": "NAdam"}
-"""optarena names whose pytorch-optimizer class may be torch.optim's own (then not timed twice)."""
-
-
 def library_peers(name: str, library: str) -> tuple[list[Peer], str | None]:
     """The library's implementation of ``name``, and a note when it has none of its own."""
+    from optarena.registry import lookup
+
     module = LIBRARIES[library]
-    if name == "lookahead":
+    spec = lookup(name)
+    if spec.kind == "wrapper":
         return [Peer(library, f"{module}.Lookahead(torch.optim.Adam)", _lookahead_builder(module))], None
-    spec = LIBRARY_PEERS[library].get(name)
-    if spec is None:
-        if name in TORCH_REEXPORTS:
-            imported = importlib.import_module(module)
-            cls = getattr(imported, TORCH_REEXPORTS[name], None)
-            if cls is getattr(torch.optim, TORCH_REEXPORTS[name]):
-                return [], f"{module}.{TORCH_REEXPORTS[name]} is torch.optim's class"
+    peer = spec.library_peer(library)
+    if peer is None:
+        # where the library re-exports torch.optim's class, it is not timed twice
+        for torch_peer in spec.torch_peers():
+            cls = getattr(importlib.import_module(module), torch_peer.cls, None)
+            if cls is not None and cls is getattr(torch.optim, torch_peer.cls, None):
+                return [], f"{module}.{torch_peer.cls} is torch.optim's class"
         return [], None
-    cls_name, arguments, note = spec
-    return [Peer(library, f"{module}.{cls_name}", _library_builder(module, cls_name, arguments), note)], None
+    return [Peer(library, f"{module}.{peer.cls}", _library_builder(module, peer), peer.note)], None
 
 
 def peers_for(name: str, libraries: dict[str, LibraryStatus]) -> tuple[list[Peer], list[str]]:

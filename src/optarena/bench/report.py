@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from optarena.bench.runner import (
-    BENCH_SETTINGS,
     TARGET_COLD_S,
     TARGET_PEER_SPEEDUP,
     TARGET_VS_ADAM,
@@ -300,9 +299,12 @@ METHOD = """\
 
 def method_text() -> str:
     """The page's method section, with the benchmark's settings and targets filled in."""
+    from optarena.registry import available
+
     settings = "; ".join(
-        f"{name} " + ", ".join(f"{key} {value:g}" for key, value in values.items())
-        for name, values in BENCH_SETTINGS.items()
+        f"{spec.name} " + ", ".join(f"{key} {value:g}" for key, value in spec.settings.items())
+        for spec in available()
+        if spec.settings
     )
     return METHOD.format(
         settings=settings,

@@ -48,13 +48,6 @@ TARGET_WARM_S = 2.0
 BASELINE_LABEL = "torch.optim.Adam(fused)"
 STREAM_LABEL = "in-place update (bandwidth)"
 
-BENCH_SETTINGS: dict[str, dict[str, Any]] = {
-    "lars": {"lr": 0.1, "weight_decay": 1e-4},
-    "qhm": {"lr": 0.1, "momentum": 0.999, "nu": 0.7},
-}
-"""Settings for optimizers without defaults for some arguments (QHM's are the paper's advice;
-LARS gets a weight decay so that every library's LARS adapts its rate)."""
-
 _FALLBACK_REQUIRED = {"lr": 1e-3, "momentum": 0.9, "nu": 0.7}
 
 
@@ -128,10 +121,11 @@ def resolve_names(names: list[str] | None) -> list[str]:
 
 
 def bench_settings(name: str) -> dict[str, Any]:
-    """The keyword arguments the benchmark passes to ``optarena.create(name, ...)``."""
+    """The keyword arguments the benchmark passes to ``optarena.create(name, ...)``: the spec's
+    settings (arguments without defaults), and a fallback for any other required argument."""
     from optarena.registry import lookup
 
-    settings = dict(BENCH_SETTINGS.get(name, {}))
+    settings = dict(lookup(name).settings)
     for key, default in lookup(name).defaults().items():
         if default is inspect.Parameter.empty and key not in settings:
             settings[key] = _FALLBACK_REQUIRED.get(key, 1e-3)

@@ -108,7 +108,6 @@ def _rules() -> dict[type, PreconditionerRule]:
         torch.optim.SGD: sgd,
         optarena.Adam: adam,
         optarena.AdamW: adam,
-        optarena.AMSGrad: adam,
         torch.optim.Adam: adam,
         torch.optim.AdamW: adam,
         optarena.RMSprop: rmsprop,

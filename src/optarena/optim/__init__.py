@@ -1,55 +1,47 @@
-"""The named optimizers: each a torch.optim.Optimizer built from a chain of transforms."""
+"""The named optimizers: each a torch.optim.Optimizer built from a chain of transforms.
 
-from optarena.optim.adabound import AdaBound, AMSBound
-from optarena.optim.adadelta import Adadelta
-from optarena.optim.adafactor import Adafactor
+The import lines below are the one list of optimizer modules: the exports, the registry
+(``SPECS``, each module's specifications in this order), the docs page and the test table
+all follow from it. Adding an optimizer: its module (class and ``SPECS``), one line here,
+and its reference test.
+"""
+
+import sys
+
+from optarena.optim.sgd import SGD
 from optarena.optim.adagrad import Adagrad
+from optarena.optim.adadelta import Adadelta
+from optarena.optim.rmsprop import RMSprop
 from optarena.optim.adam import Adam
 from optarena.optim.adamax import Adamax
+from optarena.optim.nadam import NAdam
+from optarena.optim.radam import RAdam
 from optarena.optim.adamw import AdamW
-from optarena.optim.amsgrad import AMSGrad
-from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper
+from optarena.optim.rprop import Rprop
+from optarena.optim.lazyadam import LazyAdam
+from optarena.optim.adabound import AdaBound
+from optarena.optim.adafactor import Adafactor
 from optarena.optim.lamb import LAMB
 from optarena.optim.lars import LARS
-from optarena.optim.lazyadam import LazyAdam
-from optarena.optim.lookahead import Lookahead
-from optarena.optim.nadam import NAdam
+from optarena.optim.qhm import QHM
 from optarena.optim.qhadam import QHAdam
 from optarena.optim.qhadamw import QHAdamW
-from optarena.optim.qhm import QHM
-from optarena.optim.radam import RAdam
+from optarena.optim.lookahead import Lookahead
 from optarena.optim.ranger import Ranger
 from optarena.optim.ranger_lars import RangerLARS
-from optarena.optim.rmsprop import RMSprop
-from optarena.optim.rprop import Rprop
-from optarena.optim.sgd import SGD
+from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper  # noqa: E402 - after the list
+from optarena.spec import Spec  # noqa: E402
 
-__all__ = [
-    "SGD",
-    "Adagrad",
-    "Adadelta",
-    "RMSprop",
-    "Adam",
-    "AMSGrad",
-    "Adamax",
-    "NAdam",
-    "RAdam",
-    "AdamW",
-    "Rprop",
-    "LazyAdam",
-    "AdaBound",
-    "AMSBound",
-    "Adafactor",
-    "LAMB",
-    "LARS",
-    "QHM",
-    "QHAdam",
-    "QHAdamW",
-    "Lookahead",
-    "Ranger",
-    "RangerLARS",
-    "Chain",
-    "ChainOptimizer",
-    "NamedOptimizer",
-    "Paper",
-]
+OPTIMIZERS = tuple(
+    value for name, value in list(globals().items()) if isinstance(value, type) and getattr(value, "__module__", "").startswith("optarena.optim.") and not name.startswith("_") and value.__module__ not in ("optarena.optim.base",)
+)
+"""The optimizer classes, in the order of the imports above."""
+
+SPECS: tuple[Spec, ...] = tuple(
+    spec
+    for module in dict.fromkeys(sys.modules[cls.__module__] for cls in OPTIMIZERS)
+    for spec in module.SPECS
+)
+"""Every registered name's specification, in the order of the modules above."""
+
+__all__ = [cls.__name__ for cls in OPTIMIZERS] + ["Chain", "ChainOptimizer", "NamedOptimizer", "Paper"]

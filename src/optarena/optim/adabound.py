@@ -9,6 +9,7 @@ from optarena.optim.checkpoints import steps_as_tensors
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdabound
 from optarena.transforms.adabound import BASE_LR
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
 
 ADABOUND_PAPER = Paper(
     "Luo, Xiong, Liu & Sun",
@@ -95,43 +96,35 @@ class AdaBound(NamedOptimizer):
         steps_as_tensors(self.state.values())
 
 
-class AMSBound(AdaBound):
-    """AMSBound: AdaBound on the running maximum of the second moment (``AdaBound(amsbound=True)``).
-
-    Update rule::
-
-        as AdaBound, with v_max = max(v_max, v) in place of v
-    """
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        final_lr: float = 0.1,
-        gamma: float = 1e-3,
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        amsbound: bool = True,
-        *,
-        foreach: bool | None = None,
-        maximize: bool = False,
-        fused: bool | None = None,
-        state_dtype: str | None = None,
-        nonfinite: str = "ignore",
-    ):
-        super().__init__(
-            params,
-            lr=lr,
-            betas=betas,
-            final_lr=final_lr,
-            gamma=gamma,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsbound=amsbound,
-            foreach=foreach,
-            maximize=maximize,
-            fused=fused,
-            state_dtype=state_dtype,
-            nonfinite=nonfinite,
-        )
+SPECS = (
+    Spec(
+        "adabound",
+        AdaBound,
+        TestPlan(
+            configs(
+                {},
+                ("decay-final-lr-gamma", {"weight_decay": 0.1, "final_lr": 0.05, "gamma": 0.01}),
+                ("amsbound-betas-eps-lr", {"amsbound": True, "betas": (0.8, 0.99), "eps": 1e-6, "lr": 0.01}),
+            ),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({'final_lr': -0.1}, 'final_lr value: -0.1'), ({'gamma': 0.0}, 'gamma value: 0.0; allowed range: 0 < gamma < 1')]),
+        ),
+        peers=(
+            LibraryPeer("torch-optimizer", "AdaBound", lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "amsbound": False}),
+            LibraryPeer("pytorch-optimizer", "AdaBound", lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "ams_bound": False}),
+        ),
+    ),
+    Spec(
+        "amsbound",
+        AdaBound,
+        TestPlan(
+            configs({}, ("decay-final-lr-gamma", {"weight_decay": 0.1, "final_lr": 0.05, "gamma": 0.01})),
+            errors(COMMON_ERRORS, BETA_ERRORS),
+        ),
+        description="AMSBound: AdaBound on the running maximum of the second moment (AdaBound with amsbound=True).",
+        preset={"amsbound": True},
+        peers=(
+            LibraryPeer("torch-optimizer", "AdaBound", lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "amsbound": True}),
+            LibraryPeer("pytorch-optimizer", "AdaBound", lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "ams_bound": True}),
+        ),
+    ),
+)

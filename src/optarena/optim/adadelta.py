@@ -7,6 +7,7 @@ from typing import Any
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdadelta, ScaleByLearningRate
+from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, TorchPeer, configs, errors, pick
 
 
 class Adadelta(NamedOptimizer):
@@ -58,3 +59,20 @@ class Adadelta(NamedOptimizer):
     @classmethod
     def chain(cls):
         return [AddDecayedWeights(), ScaleByAdadelta(), ScaleByLearningRate()]
+
+
+SPECS = (
+    Spec(
+        "adadelta",
+        Adadelta,
+        TestPlan(
+            configs({}, ("rho-eps-decay", {"lr": 0.5, "rho": 0.8, "eps": 1e-4, "weight_decay": 0.1})),
+            errors(COMMON_ERRORS, [({'rho': 1.5}, 'rho value: 1.5; allowed range: 0 <= rho <= 1')]),
+            descent_lr=1.0,
+        ),
+        peers=(
+            TorchPeer("Adadelta", pick("lr", "rho", "eps", "weight_decay")),
+            LibraryPeer("pytorch-optimizer", "AdaDelta", pick("lr", "rho", "eps", "weight_decay")),
+        ),
+    ),
+)

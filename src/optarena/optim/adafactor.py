@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep
+from optarena.spec import LibraryPeer, Spec, TestPlan, TorchPeer, configs, errors, pick
 
 
 class Adafactor(NamedOptimizer):
@@ -97,3 +100,59 @@ class Adafactor(NamedOptimizer):
             raise ValueError(f"{name}: relative_step=False needs an lr, got lr=None")
         if group["warmup_init"] and not group["relative_step"]:
             raise ValueError(f"{name}: warmup_init=True requires relative_step=True")
+
+
+SPECS = (
+    Spec(
+        "adafactor",
+        Adafactor,
+        TestPlan(
+            configs(
+                {},
+                ("momentum-decay", {"beta1": 0.9, "weight_decay": 0.1}),
+                ("fixed-lr-unscaled", {"relative_step": False, "lr": 1e-2, "scale_parameter": False}),
+                ("warmup-clip-decay-rate-eps", {"warmup_init": True, "clip_threshold": 0.5, "decay_rate": -0.6, "eps": (1e-20, 1e-2)}),
+            ),
+            errors([({'relative_step': False, 'lr': -1.0}, 'learning rate: -1.0; allowed range: 0 <= lr (or None)'), ({'lr': 0.01}, 'lr=0.01 cannot be combined with relative_step=True'), ({'relative_step': False}, 'relative_step=False needs an lr'), ({'relative_step': False, 'lr': 0.01, 'warmup_init': True}, 'warmup_init=True requires relative_step=True'), ({'beta1': 1.0}, 'beta1 value: 1.0'), ({'clip_threshold': 0.0}, 'clip_threshold value: 0.0; allowed range: 0 < clip_threshold'), ({'decay_rate': 0.5}, 'decay_rate value: 0.5; allowed range: decay_rate <= 0'), ({'eps': (1e-30,)}, 'eps: (1e-30,)'), ({'nonfinite': 'sometimes'}, "nonfinite: 'sometimes'")]),
+            complex=False,
+            constant_ops=False,
+            scheduled=lambda config: config.get("beta1") is None,
+            lr_mode=lambda config: {**config, "relative_step": False, "warmup_init": False},
+            descent_lr=1.0,  # with scale_parameter, lr multiplies the parameters' RMS (0 at the start here)
+        ),
+        peers=(
+            TorchPeer(
+                "Adafactor",
+                lambda hp: {
+                    "lr": 1e-2 if hp["relative_step"] else hp["lr"],
+                    "beta2_decay": hp["decay_rate"],
+                    "d": hp["clip_threshold"],
+                    "weight_decay": hp["weight_decay"],
+                    "eps": (None, hp["eps"][1]),
+                },
+                note="torch's lr=1e-2 step min(lr, 1/sqrt(t)) equals the relative step; its eps1 guards differently",
+            ),
+            LibraryPeer(
+                "torch-optimizer",
+                "Adafactor",
+                lambda hp: {
+                    **pick("lr", "clip_threshold", "decay_rate", "beta1", "weight_decay")(hp),
+                    **pick("scale_parameter", "relative_step", "warmup_init")(hp),
+                    "eps2": hp["eps"],
+                },
+            ),
+            LibraryPeer(
+                "pytorch-optimizer",
+                "AdaFactor",
+                lambda hp: {
+                    **pick("lr", "clip_threshold", "decay_rate", "weight_decay")(hp),
+                    **pick("scale_parameter", "relative_step", "warmup_init")(hp),
+                    "betas": (hp["beta1"], 0.999),
+                    "eps1": hp["eps"][0],
+                    "eps2": hp["eps"][1],
+                    "momentum_dtype": torch.float32,
+                },
+            ),
+        ),
+    ),
+)

@@ -17,6 +17,7 @@ from optarena.optim.sparse_rows import (
 )
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdagrad, ScaleByLearningRate
+from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
 
 
 class Adagrad(NamedOptimizer):
@@ -106,3 +107,25 @@ def sparse_adagrad_update(owner: str, param: Tensor, state: dict[str, Any], grou
     state["sum"].index_put_(rows, sums.to(state["sum"].dtype))
     clr = float(group["lr"]) / (1 + (float(step) - 1) * float(group["lr_decay"]))
     add_to_rows(param, state, group, rows, values / (sums.sqrt() + float(group["eps"])) * -clr)
+
+
+SPECS = (
+    Spec(
+        "adagrad",
+        Adagrad,
+        TestPlan(
+            configs(
+                {},
+                ("decay-accumulator-eps", {"lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.3, "eps": 1e-6}),
+            ),
+            errors(COMMON_ERRORS, [({'lr_decay': -1}, 'lr_decay value: -1'), ({'initial_accumulator_value': -1}, 'initial_accumulator_value value: -1')]),
+            descent_lr=0.1,
+            # torch starts the imaginary part's sum at 0, optarena at initial_accumulator_value
+            complex_reference_config={"lr_decay": 0.05, "weight_decay": 0.1, "eps": 1e-6},
+            sparse=True,
+        ),
+        peers=(
+            TorchPeer("Adagrad", pick("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"), ("foreach", "fused")),
+        ),
+    ),
+)

@@ -9,6 +9,7 @@ from torch import Tensor
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
 
 ADAM_PAPER = Paper("Kingma & Ba", 2014, "Adam: A Method for Stochastic Optimization", "https://arxiv.org/abs/1412.6980")
 
@@ -94,3 +95,34 @@ class Adam(NamedOptimizer):
 
     def check_group(self, group: dict[str, Any]) -> None:
         check_tensor_hyperparameters(type(self).__name__, group)
+
+
+SPECS = (
+    Spec(
+        "adam",
+        Adam,
+        TestPlan(
+            configs(
+                {},
+                ("amsgrad", {"amsgrad": True}),
+                ("l2-decay", {"weight_decay": 0.1}),
+                ("decoupled-decay-betas", {"weight_decay": 0.1, "decoupled_weight_decay": True, "betas": (0.8, 0.99)}),
+                ("amsgrad-decay-eps", {"amsgrad": True, "weight_decay": 0.05, "eps": 1e-6}),
+            ),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({'betas': (0.9,)}, 'betas: (0.9,)')]),
+        ),
+        peers=(TorchPeer("Adam", pick("lr", "betas", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay"), ("foreach", "fused")),),
+    ),
+    Spec(
+        "amsgrad",
+        Adam,
+        TestPlan(
+            configs({}, ("l2-decay", {"weight_decay": 0.1})),
+            errors(COMMON_ERRORS, BETA_ERRORS),
+        ),
+        description="AMSGrad: Adam whose denominator never decreases (Adam with amsgrad=True).",
+        paper=Paper("Reddi, Kale & Kumar", 2018, "On the Convergence of Adam and Beyond", "https://arxiv.org/abs/1904.09237"),
+        preset={"amsgrad": True},
+        peers=(TorchPeer("Adam", pick("lr", "betas", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay"), ("foreach", "fused")),),
+    ),
+)

@@ -8,6 +8,7 @@ from optarena.optim.adam import ADAM_PAPER
 from optarena.optim.base import NamedOptimizer
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdamax, ScaleByLearningRate
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, TorchPeer, configs, errors, pick
 
 
 class Adamax(NamedOptimizer):
@@ -58,3 +59,19 @@ class Adamax(NamedOptimizer):
     @classmethod
     def chain(cls):
         return [AddDecayedWeights(), ScaleByAdamax(), ScaleByLearningRate()]
+
+
+SPECS = (
+    Spec(
+        "adamax",
+        Adamax,
+        TestPlan(
+            configs({}, ("decay-betas", {"weight_decay": 0.1, "betas": (0.8, 0.99)})),
+            errors(COMMON_ERRORS, BETA_ERRORS),
+        ),
+        peers=(
+            TorchPeer("Adamax", pick("lr", "betas", "eps", "weight_decay")),
+            LibraryPeer("pytorch-optimizer", "AdaMax", pick("lr", "betas", "eps", "weight_decay")),
+        ),
+    ),
+)

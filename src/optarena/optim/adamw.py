@@ -8,6 +8,7 @@ from optarena.optim.adam import check_tensor_hyperparameters
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
 
 
 class AdamW(NamedOptimizer):
@@ -68,3 +69,16 @@ class AdamW(NamedOptimizer):
 
     def check_group(self, group: dict[str, Any]) -> None:
         check_tensor_hyperparameters(type(self).__name__, group)
+
+
+SPECS = (
+    Spec(
+        "adamw",
+        AdamW,
+        TestPlan(
+            configs({}, ("amsgrad-decay", {"amsgrad": True, "weight_decay": 0.1}), ("no-decay", {"weight_decay": 0.0})),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({'weight_decay': -0.01}, 'weight_decay value: -0.01')]),
+        ),
+        peers=(TorchPeer("AdamW", pick("lr", "betas", "eps", "weight_decay", "amsgrad"), ("foreach", "fused")),),
+    ),
+)

@@ -12,6 +12,7 @@ from optarena.transforms import (
     ScaleByLearningRate,
     ScaleByTrustRatio,
 )
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
 
 
 class LAMB(NamedOptimizer):
@@ -71,3 +72,32 @@ class LAMB(NamedOptimizer):
     @classmethod
     def chain(cls):
         return [ScaleByAdam(), AddDecayedWeights(), ScaleByTrustRatio(max_trust_ratio=None), ScaleByLearningRate()]
+
+
+SPECS = (
+    Spec(
+        "lamb",
+        LAMB,
+        TestPlan(
+            configs(
+                {},
+                ("decay", {"weight_decay": 0.01}),
+                ("betas-eps-decay", {"betas": (0.8, 0.99), "eps": 1e-4, "weight_decay": 0.1}),
+                ("no-layer-adaptation", {"weight_decay": 0.1, "layer_adaptation": False}),
+            ),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({'weight_decay': -0.1}, 'weight_decay value: -0.1'), ({'layer_adaptation': 1}, 'layer_adaptation: 1')]),
+            complex=False,
+            descent_lr=0.1,
+        ),
+        peers=(
+            LibraryPeer(
+                "torch-optimizer",
+                "Lamb",
+                lambda hp: {**pick("lr", "betas", "eps", "weight_decay")(hp), "debias": True, "clamp_value": 1e30},
+                "closest settings, debias=True and no norm clamp; its bias correction still scales the step "
+                "after the trust ratio",
+            ),
+            LibraryPeer("pytorch-optimizer", "Lamb", pick("lr", "betas", "eps", "weight_decay")),
+        ),
+    ),
+)

@@ -7,6 +7,7 @@ from typing import Any
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import ScaleByLars, ScaleByLearningRate, Trace
+from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
 
 
 class LARS(NamedOptimizer):
@@ -78,3 +79,35 @@ class LARS(NamedOptimizer):
                 f"{type(self).__name__}: nesterov=True requires momentum > 0 and dampening == 0, "
                 f"got momentum={group['momentum']!r}, dampening={group.get('dampening', 0.0)!r}"
             )
+
+
+SPECS = (
+    Spec(
+        "lars",
+        LARS,
+        # The least-squares parameters start at zero, where the local rate falls back to 1: a
+        # larger lr overshoots on that first step and momentum carries it (see docs/fidelity.md).
+        TestPlan(
+            configs(
+                ("minimum", {"lr": 0.03}),
+                ("decay-trust", {"lr": 0.03, "weight_decay": 0.01, "trust_coefficient": 0.05}),
+                ("nesterov-trust-decay", {"lr": 2.0, "momentum": 0.8, "nesterov": True, "trust_coefficient": 0.01, "weight_decay": 0.05}),
+                ("no-momentum-eps", {"lr": 0.5, "momentum": 0.0, "trust_coefficient": 0.02, "eps": 1e-3}),
+                ("no-layer-adaptation", {"lr": 0.1, "weight_decay": 0.01, "layer_adaptation": False}),
+            ),
+            errors(COMMON_ERRORS, [({'momentum': -0.5}, 'momentum value: -0.5'), ({'weight_decay': -1}, 'weight_decay value: -1'), ({'trust_coefficient': 0.0}, 'trust_coefficient value: 0.0; allowed range: 0 < trust_coefficient'), ({'eps': -1.0}, 'epsilon value: -1.0'), ({'momentum': 0.0, 'nesterov': True}, 'nesterov=True requires momentum > 0')]),
+            complex=False,
+        ),
+        # a weight decay, so that every library's LARS adapts its rate
+        settings={"lr": 0.1, "weight_decay": 1e-4},
+        peers=(
+            LibraryPeer(
+                "torch-optimizer",
+                "LARS",
+                pick("lr", "momentum", "weight_decay", "nesterov", "trust_coefficient", "eps"),
+                "adapts only where weight_decay != 0",
+            ),
+            LibraryPeer("pytorch-optimizer", "LARS", pick("lr", "momentum", "weight_decay", "nesterov", "trust_coefficient")),
+        ),
+    ),
+)

@@ -12,6 +12,7 @@ from optarena.optim.base import NamedOptimizer
 from optarena.optim.sparse_rows import add_to_rows, coalesced_rows, ensure_step, math_dtype, refuse_complex, state_like
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import ScaleByAdam, ScaleByLearningRate
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
 
 
 def sparse_adam_update(param: Tensor, grad: Tensor, state: dict, group: dict[str, Any]) -> None:
@@ -110,3 +111,17 @@ class LazyAdam(NamedOptimizer):
         for p in params:
             if p.grad.is_sparse:
                 sparse_adam_update(p, p.grad, self.state[p], group)
+
+
+SPECS = (
+    Spec(
+        "lazyadam",
+        LazyAdam,
+        TestPlan(
+            configs({}, ("lr-betas-eps", {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6})),
+            errors(COMMON_ERRORS, BETA_ERRORS),
+            sparse=True,
+        ),
+        peers=(TorchPeer("Adam", pick("lr", "betas", "eps"), ("foreach", "fused"), "with dense gradients LazyAdam is Adam"),),
+    ),
+)

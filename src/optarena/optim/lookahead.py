@@ -14,6 +14,7 @@ from optarena.optim.execution import LOW_PRECISION, REMAINDER
 from optarena.search_space import LogUniform, SearchSpace, Uniform
 from optarena.transforms.lookahead import ALPHA, K, slow_copy
 from optarena.transforms.sharding import local
+from optarena.spec import TestPlan, WrapperSpec, configs, errors
 
 _HOOK_DICTS = (
     "_optimizer_step_pre_hooks",
@@ -227,3 +228,25 @@ class Lookahead(torch.optim.Optimizer):
         self.k = int(settings["k"])
         self.alpha = float(settings["alpha"])
         self.lookahead_step = int(settings["step"])
+
+
+SPECS = (
+    WrapperSpec(
+        "lookahead",
+        Lookahead,
+        TestPlan(
+            configs(
+                {},
+                ("sgd-momentum-k-alpha", {"inner": "sgd", "lr": 0.05, "momentum": 0.9, "k": 3, "alpha": 0.8}),
+                ("adamw-every-step", {"inner": "adamw", "weight_decay": 0.1, "k": 1, "alpha": 1.0}),
+                ("rmsprop-centered", {"inner": "rmsprop", "centered": True, "k": 2, "alpha": 0.3}),
+            ),
+            errors([({'k': 0}, 'k: 0; allowed: k an integer >= 1'), ({'alpha': 1.5}, 'alpha value: 1.5; allowed range: 0 <= alpha <= 1'), ({'inner': 'adamm'}, "Did you mean 'adam'"), ({'lr': -1.0}, 'learning rate: -1.0; allowed range: 0 <= lr')]),
+            reference_state_loads=False,
+            sync_period=5,
+        ),
+        description=(Lookahead.__doc__ or "").strip().splitlines()[0],
+        space=Lookahead.search_space,
+        inner="adam",
+    ),
+)

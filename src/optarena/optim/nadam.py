@@ -7,6 +7,7 @@ from typing import Any
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByNadam
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
 
 
 class NAdam(NamedOptimizer):
@@ -74,3 +75,22 @@ class NAdam(NamedOptimizer):
             AddDecayedWeights("decoupled"),
             ScaleByLearningRate(),
         ]
+
+
+SPECS = (
+    Spec(
+        "nadam",
+        NAdam,
+        TestPlan(
+            configs(
+                {},
+                ("momentum-decay-l2", {"momentum_decay": 0.01, "weight_decay": 0.1}),
+                ("decoupled-decay", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+            ),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({'momentum_decay': -1}, 'momentum_decay value: -1')]),
+        ),
+        peers=(
+            TorchPeer("NAdam", pick("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay")),
+        ),
+    ),
+)

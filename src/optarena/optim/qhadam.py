@@ -8,6 +8,7 @@ from optarena.optim.base import NamedOptimizer
 from optarena.optim.qhm import QH_PAPER
 from optarena.search_space import LogUniform, SearchSpace, Uniform
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByQhadam
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
 
 
 class QHAdam(NamedOptimizer):
@@ -61,3 +62,26 @@ class QHAdam(NamedOptimizer):
     @classmethod
     def chain(cls):
         return [AddDecayedWeights(), ScaleByQhadam(), ScaleByLearningRate()]
+
+
+SPECS = (
+    Spec(
+        "qhadam",
+        QHAdam,
+        TestPlan(
+            configs(
+                {},
+                ("l2-decay", {"weight_decay": 0.1}),
+                ("adam-nus-eps", {"betas": (0.9, 0.99), "nus": (1.0, 1.0), "eps": 1e-6}),
+                ("nus-decay", {"nus": (0.5, 0.8), "weight_decay": 0.05}),
+            ),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({'nus': (1.5, 1.0)}, 'nus[0] value: 1.5; allowed range: 0 <= nus[0] <= 1')]),
+            reference_complex=False,
+            reference_state_loads=False,
+        ),
+        peers=(
+            LibraryPeer("torch-optimizer", "QHAdam", pick("lr", "betas", "nus", "weight_decay", "eps")),
+            LibraryPeer("pytorch-optimizer", "QHAdam", pick("lr", "betas", "nus", "weight_decay", "eps")),
+        ),
+    ),
+)

@@ -8,6 +8,7 @@ from optarena.optim.base import NamedOptimizer
 from optarena.optim.qhm import QH_PAPER
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByQhadam
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
 
 
 class QHAdamW(NamedOptimizer):
@@ -59,3 +60,29 @@ class QHAdamW(NamedOptimizer):
     @classmethod
     def chain(cls):
         return [ScaleByQhadam(), AddDecayedWeights(), ScaleByLearningRate()]
+
+
+SPECS = (
+    Spec(
+        "qhadamw",
+        QHAdamW,
+        TestPlan(
+            configs({}, ("decay-nus-betas", {"weight_decay": 0.1, "nus": (0.8, 0.9), "betas": (0.9, 0.999)}), ("no-decay", {"weight_decay": 0.0})),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({'nus': (0.7, -0.1)}, 'nus[1] value: -0.1')]),
+            reference_complex=False,
+            reference_state_loads=False,
+        ),
+        peers=(
+            LibraryPeer(
+                "torch-optimizer",
+                "QHAdam",
+                lambda hp: {**pick("lr", "betas", "nus", "weight_decay", "eps")(hp), "decouple_weight_decay": True},
+            ),
+            LibraryPeer(
+                "pytorch-optimizer",
+                "QHAdam",
+                lambda hp: {**pick("lr", "betas", "nus", "weight_decay", "eps")(hp), "weight_decouple": True},
+            ),
+        ),
+    ),
+)

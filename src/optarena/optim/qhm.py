@@ -7,6 +7,7 @@ from typing import Any
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace, Uniform
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByQhm
+from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
 
 QH_PAPER = Paper(
     "Ma & Yarats", 2018, "Quasi-hyperbolic momentum and Adam for deep learning", "https://arxiv.org/abs/1810.06801"
@@ -66,3 +67,26 @@ class QHM(NamedOptimizer):
     @classmethod
     def chain(cls):
         return [AddDecayedWeights(), ScaleByQhm(), ScaleByLearningRate()]
+
+
+SPECS = (
+    Spec(
+        "qhm",
+        QHM,
+        TestPlan(
+            configs(
+                ("minimum", {"lr": 0.1, "momentum": 0.9, "nu": 0.7}),
+                ("slow-momentum-decay", {"lr": 0.1, "momentum": 0.999, "nu": 0.7, "weight_decay": 0.1}),
+                ("nu-above-one", {"lr": 0.05, "momentum": 0.5, "nu": 1.3}),
+                ("plain-sgd-decay", {"lr": 0.1, "momentum": 0.9, "nu": 0.0, "weight_decay": 0.01}),
+            ),
+            errors(COMMON_ERRORS, [({'momentum': 1.5}, 'momentum value: 1.5; allowed range: 0 <= momentum <= 1'), ({'nu': float('nan')}, 'nu value: nan'), ({'weight_decay': -1}, 'weight_decay value: -1')]),
+            descent_lr=0.05,
+        ),
+        settings={"lr": 0.1, "momentum": 0.999, "nu": 0.7},  # the paper's advice
+        peers=(
+            LibraryPeer("torch-optimizer", "QHM", pick("lr", "momentum", "nu", "weight_decay")),
+            LibraryPeer("pytorch-optimizer", "QHM", pick("lr", "momentum", "nu", "weight_decay")),
+        ),
+    ),
+)

@@ -7,6 +7,7 @@ from typing import Any
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByRadam
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, TorchPeer, configs, errors, pick
 
 
 class RAdam(NamedOptimizer):
@@ -73,3 +74,29 @@ class RAdam(NamedOptimizer):
             AddDecayedWeights("decoupled"),
             ScaleByLearningRate(),
         ]
+
+
+SPECS = (
+    Spec(
+        "radam",
+        RAdam,
+        TestPlan(
+            configs(
+                {},
+                ("l2-decay", {"weight_decay": 0.1}),
+                ("decoupled-decay-betas", {"weight_decay": 0.1, "decoupled_weight_decay": True, "betas": (0.9, 0.99)}),
+            ),
+            errors(COMMON_ERRORS, BETA_ERRORS),
+        ),
+        peers=(
+            TorchPeer("RAdam", pick("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay")),
+            LibraryPeer("torch-optimizer", "RAdam", pick("lr", "betas", "eps", "weight_decay")),
+            LibraryPeer(
+                "pytorch-optimizer",
+                "RAdam",
+                lambda hp: {**pick("lr", "betas", "eps", "weight_decay")(hp), "degenerated_to_sgd": True},
+                "degenerated_to_sgd=True (its default False skips the first steps' updates)",
+            ),
+        ),
+    ),
+)

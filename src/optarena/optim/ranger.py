@@ -13,6 +13,7 @@ from optarena.transforms import (
     ScaleByLearningRate,
     ScaleByRadam,
 )
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
 
 
 class Ranger(NamedOptimizer):
@@ -94,3 +95,37 @@ class Ranger(NamedOptimizer):
             ScaleByLearningRate(),
             LookaheadSync(),
         ]
+
+
+SPECS = (
+    Spec(
+        "ranger",
+        Ranger,
+        TestPlan(
+            configs(
+                {},
+                ("decay-conv-only-k-alpha", {"weight_decay": 0.1, "gc_conv_only": True, "k": 3, "alpha": 0.7}),
+                ("no-gc-threshold-betas-eps", {"use_gc": False, "sma_threshold": 4, "betas": (0.9, 0.99), "eps": 1e-8}),
+                ("every-step-sync", {"lr": 0.01, "k": 1, "alpha": 1.0, "weight_decay": 0.05}),
+            ),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({'k': 0}, 'k: 0; allowed: k an integer >= 1'), ({'k': 2.5}, 'k: 2.5'), ({'alpha': 1.5}, 'alpha value: 1.5; allowed range: 0 <= alpha <= 1'), ({'sma_threshold': 3}, 'sma_threshold value: 3; allowed range: 4 <= sma_threshold'), ({'use_gc': 'yes'}, "use_gc: 'yes'")]),
+            reference_state_loads=False,
+            complex=False,
+            sync_period=6,
+            constant_ops=False,  # gradient centralisation: a few ops per distinct shape (tests/test_centralize.py)
+        ),
+        peers=(
+            LibraryPeer(
+                "torch-optimizer",
+                "Ranger",
+                pick("lr", "alpha", "k", "betas", "eps", "weight_decay"),
+                "pytorch-ranger's Ranger: no gradient centralisation",
+            ),
+            LibraryPeer(
+                "pytorch-optimizer",
+                "Ranger",
+                pick("lr", "betas", "alpha", "k", "weight_decay", "use_gc", "gc_conv_only", "eps"),
+            ),
+        ),
+    ),
+)

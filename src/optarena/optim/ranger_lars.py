@@ -13,6 +13,7 @@ from optarena.transforms import (
     ScaleByRadam,
     ScaleByTrustRatio,
 )
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, configs, errors
 
 PARAM_NORM_RANGE = (0.0, 10.0)
 """``||theta||`` is clamped to this range before the trust ratio, as in the over9000 code."""
@@ -93,3 +94,36 @@ class RangerLARS(NamedOptimizer):
             ScaleByLearningRate(),
             LookaheadSync(),
         ]
+
+
+SPECS = (
+    Spec(
+        "rangerlars",
+        RangerLARS,
+        TestPlan(
+            configs(
+                {},
+                ("decay-k-alpha-cap", {"weight_decay": 0.1, "k": 3, "alpha": 0.8, "max_trust_ratio": 2.0}),
+                ("lr-threshold-betas-eps-cap", {"lr": 0.05, "sma_threshold": 6, "betas": (0.95, 0.99), "eps": 1e-6, "max_trust_ratio": 0.5}),
+            ),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({'k': 0}, 'k: 0'), ({'max_trust_ratio': 0.0}, 'max_trust_ratio value: 0.0'), ({'alpha': -0.1}, 'alpha value: -0.1')]),
+            reference_state_loads=False,
+            complex=False,
+            descent_lr=0.5,
+            sync_period=6,
+        ),
+    ),
+    Spec(
+        "over9000",
+        RangerLARS,
+        TestPlan(
+            configs({}, ("decay-cap", {"weight_decay": 0.1, "max_trust_ratio": 1.0})),
+            errors(COMMON_ERRORS, [({'max_trust_ratio': -1.0}, 'max_trust_ratio value: -1.0')]),
+            reference_state_loads=False,
+            complex=False,
+            descent_lr=0.5,
+            sync_period=6,
+        ),
+        description="Another name for RangerLARS, after the repository that introduced it.",
+    ),
+)

@@ -12,6 +12,7 @@ from optarena.transforms import (
     ScaleByRms,
     Trace,
 )
+from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
 
 
 class RMSprop(NamedOptimizer):
@@ -74,3 +75,21 @@ class RMSprop(NamedOptimizer):
     @classmethod
     def chain(cls):
         return [AddDecayedWeights(), ScaleByRms(), Trace(), ScaleByLearningRate()]
+
+
+SPECS = (
+    Spec(
+        "rmsprop",
+        RMSprop,
+        TestPlan(
+            configs(
+                {},
+                ("centered", {"centered": True}),
+                ("momentum-decay", {"momentum": 0.8, "weight_decay": 0.1}),
+                ("centered-momentum-alpha", {"centered": True, "momentum": 0.5, "alpha": 0.9}),
+            ),
+            errors(COMMON_ERRORS, [({'alpha': -0.1}, 'alpha value: -0.1'), ({'momentum': -1}, 'momentum value: -1')]),
+        ),
+        peers=(TorchPeer("RMSprop", pick("lr", "alpha", "eps", "weight_decay", "momentum", "centered")),),
+    ),
+)

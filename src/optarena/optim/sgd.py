@@ -8,8 +8,9 @@ from torch import Tensor
 
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.optim.sparse_rows import add_to_rows, coalesced_rows, dense_gradients, math_dtype, refuse_complex
-from optarena.search_space import LogUniform, SearchSpace
+from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
+from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
 
 
 class SGD(NamedOptimizer):
@@ -94,3 +95,63 @@ class SGD(NamedOptimizer):
             add_to_rows(p, state, group, rows, values.to(math_dtype(p, group)) * -float(group["lr"]))
             if not state:
                 del self.state[p]
+
+
+_SGD_PEER = TorchPeer("SGD", pick("lr", "momentum", "dampening", "weight_decay", "nesterov"), ("foreach", "fused"))
+
+SPECS = (
+    Spec(
+        "sgd",
+        SGD,
+        TestPlan(
+            configs(
+                ("minimum", {"lr": 0.01}),
+                ("weight-decay", {"lr": 0.01, "weight_decay": 0.1}),
+                ("momentum-dampening-decay", {"lr": 0.01, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.05}),
+                ("nesterov", {"lr": 0.01, "momentum": 0.9, "nesterov": True}),
+            ),
+            errors(COMMON_ERRORS, [({'momentum': -0.5}, 'momentum value: -0.5'), ({'weight_decay': -1}, 'weight_decay value: -1'), ({'nesterov': True}, 'nesterov=True requires momentum > 0')]),
+            descent_lr=0.05,
+            sparse=True,
+        ),
+        peers=(_SGD_PEER,),
+    ),
+    Spec(
+        "momentum",
+        SGD,
+        TestPlan(
+            configs(("minimum", {"lr": 0.01}), ("dampening", {"lr": 0.01, "dampening": 0.5})),
+            errors(COMMON_ERRORS),
+            sparse=True,
+        ),
+        description="SGD with heavy-ball momentum 0.9.",
+        paper=Paper(
+            "Polyak",
+            1964,
+            "Some methods of speeding up the convergence of iteration methods",
+            "https://doi.org/10.1016/0041-5553(64)90137-5",
+        ),
+        preset={"momentum": 0.9},
+        space=SearchSpace({"lr": LogUniform(1e-4, 1.0), "momentum": OneMinusLogUniform(0.5, 0.99)}),
+        peers=(_SGD_PEER,),
+    ),
+    Spec(
+        "nesterov",
+        SGD,
+        TestPlan(
+            configs(("minimum", {"lr": 0.01}), ("weight-decay", {"lr": 0.01, "weight_decay": 0.1})),
+            errors(COMMON_ERRORS, [({'dampening': 0.1}, 'dampening=0.1')]),
+            sparse=True,
+        ),
+        description="SGD with Nesterov momentum 0.9.",
+        paper=Paper(
+            "Sutskever, Martens, Dahl & Hinton",
+            2013,
+            "On the importance of initialization and momentum in deep learning",
+            "https://proceedings.mlr.press/v28/sutskever13.html",
+        ),
+        preset={"momentum": 0.9, "nesterov": True},
+        space=SearchSpace({"lr": LogUniform(1e-4, 1.0), "momentum": OneMinusLogUniform(0.5, 0.99)}),
+        peers=(_SGD_PEER,),
+    ),
+)
