@@ -195,6 +195,10 @@ class ChainOptimizer(torch.optim.Optimizer):
         """Fused path: each bucket's chunked arguments, reused from step to step."""
         self._checked = ChangeTracker(self.hyperparameters)
         """The hyperparameter values each group was last validated with."""
+        self._signal_every = 0
+        self.signals: dict[str, dict[str, float]] = {}
+        """The signals of the last step that recorded them (:meth:`record_signals`):
+        ``{signal: {parameter: value}}``, parameters by name where they have one."""
         super().__init__(params, defaults)
 
     # -- construction -------------------------------------------------------------------
@@ -419,10 +423,15 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     # -- the step -------------------------------------------------------------------------
 
+    @staticmethod
+    def _position(group_index: int, group: dict[str, Any], param: Tensor) -> str:
+        index = next(i for i, p in enumerate(group["params"]) if p is param)
+        return f"param_groups[{group_index}]['params'][{index}]"
+
     def _label(self, group_index: int, group: dict[str, Any], param: Tensor) -> str:
         index = next(i for i, p in enumerate(group["params"]) if p is param)
         names = group.get("param_names")
-        where = f"param_groups[{group_index}]['params'][{index}]"
+        where = self._position(group_index, group, param)
         shape = tuple(param.shape)
         return f"{names[index]!r} ({where}, shape {shape})" if names else f"{where} (shape {shape})"
 
@@ -459,6 +468,8 @@ class ChainOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self._steps_called += 1
+        if self._recording():
+            self.signals = {}
         plan: list[tuple[dict[str, Any], list[Tensor] | None]] = []
         for index, group in enumerate(self.param_groups):
             params = [p for p in group["params"] if p.grad is not None]
@@ -537,9 +548,35 @@ class ChainOptimizer(torch.optim.Optimizer):
         buckets = self._buckets(group, params, per_tensor)
         return [(bucket, plan_bucket(bucket, compile_it, why, assume_grads=ahead)) for bucket in buckets]
 
+    def record_signals(self, every: int = 1) -> None:
+        """Record each transform's signals every ``every`` steps (0: never, the default).
+
+        Signals are named per-tensor quantities that explain a step, each reported by the
+        transform that computes it anyway: LAMB's and LARS's ``trust_ratio``, RAdam's
+        ``rectification``, AdaBound's ``lower_bound`` and ``upper_bound``, Adafactor's
+        ``relative_step``, ``step_size``, ``update_rms`` (before clipping) and ``clip_scale``,
+        Lookahead's ``lookahead_distance`` (at synchronisations). After a recording step they
+        are in :attr:`signals`. Off, they cost nothing; on, the compiled path traces a variant
+        of its graph that returns them as extra outputs.
+        """
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"record_signals: every must be an integer >= 0 (0 turns recording off), got {every!r}")
+        self._signal_every = every
+
+    def _recording(self) -> bool:
+        every = getattr(self, "_signal_every", 0)  # optimizers pickled before signals existed
+        return bool(every) and self._steps_called % every == 0
+
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        recording = self._recording()
+        index = next(i for i, g in enumerate(self.param_groups) if g is group)
         for bucket, plan in self._plans(group, params):
-            step_bucket(bucket, plan, self._fused_plans)
+            bucket.recording = recording
+            signals = step_bucket(bucket, plan, self._fused_plans)
+            for name, values in signals.items():
+                found = self.signals.setdefault(name, {})
+                for p, label, value in zip(bucket.params, bucket.names, values):
+                    found[label or self._position(index, group, p)] = value
             if not bucket.states[0]:  # a chain that kept nothing (SGD without momentum) leaves no entry, as torch
                 for p, state in zip(bucket.params, bucket.states):
                     if not state:

@@ -30,10 +30,14 @@ def make_body(
     statics: tuple[tuple[tuple[str, Hashable], ...], ...],
     state_keys: tuple[str, ...],
     compute_dtype: torch.dtype | None,
-) -> Callable[..., None]:
-    """The function ``torch.compile`` traces: unpack the scalars, run the chain, update params."""
+    recording: bool = False,
+) -> Callable[..., dict[str, Tensor] | None]:
+    """The function ``torch.compile`` traces: unpack the scalars, run the chain, update params;
+    when ``recording``, return the signals the chain reported, one stacked tensor per name."""
 
-    def fused_chain(params: list[Tensor], grads: list[Tensor], states: list[list[Tensor]], sc: Tensor) -> None:
+    def fused_chain(
+        params: list[Tensor], grads: list[Tensor], states: list[list[Tensor]], sc: Tensor
+    ) -> dict[str, Tensor] | None:
         n = len(params)
         prepared = []
         row = 0
@@ -43,8 +47,11 @@ def make_body(
                 values[name] = [sc[row, i] for i in range(n)]
                 row += 1
             prepared.append(Prepared(values, dict(static)))
-        kernel = Kernel(params, dict(zip(state_keys, states)), prepared)
+        kernel = Kernel(params, dict(zip(state_keys, states)), prepared, recording=recording)
         run_chain(LOOP, body, fold, kernel, grads, maximize, compute_dtype)
+        if kernel.signals is None:
+            return None
+        return {name: torch.stack(values) for name, values in kernel.signals.items()}
 
     return fused_chain
 
@@ -165,15 +172,14 @@ class CompiledChain:
         self.source = "compiled"
         return compiled
 
-    def __call__(self, *args: Any) -> None:
+    def __call__(self, *args: Any) -> Any:
         if self.fn is None:
             with _compile_settings():
                 self.fn = self._create(args)
         if self.source == "just in time":
             with _compile_settings():  # it may compile again on any call
-                self.fn(*args)
-        else:
-            self.fn(*args)
+                return self.fn(*args)
+        return self.fn(*args)
 
 
 def compiled_for(

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from optarena.transforms.base import (
     Kernel,
+    scalars,
     local_view,
     Prepared,
     StepContext,
@@ -24,10 +25,14 @@ from optarena.transforms.base import (
 )
 from optarena.optim.planning import Bucket
 from optarena.transforms import sharding
+from optarena.transforms.sharding import local
 from optarena.transforms.ops import AUTOGRAD, FOREACH, ListOps
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+Signals = dict[str, list[float]]
+"""Named per-tensor quantities of one step, one float per tensor of a bucket."""
+
 REMAINDER = "param_remainder"
 """State key of a half-precision parameter's rounding remainder (exact value minus stored value)."""
 
@@ -144,14 +149,31 @@ class PreparedStep:
     ops: ListOps = FOREACH
     """The eager backend: multi-tensor operations, or those of sharded tensors
     (:func:`optarena.transforms.sharding.step_mode`)."""
+    recording: bool = False
+    """Whether this step records signals (``ChainOptimizer.record_signals``)."""
+
+    def prepared_signals(self, indices: Sequence[int] | None = None) -> Signals:
+        """The signals the preparation computed, one float per tensor (at ``indices``)."""
+        if not self.recording:
+            return {}
+        n = len(self.grads)
+        chosen = range(n) if indices is None else indices
+        out: Signals = {}
+        for p in self.prepared:
+            for name, value in p.signals.items():
+                values = list(value) if isinstance(value, (list, tuple)) else [float(value)] * n
+                out[name] = [values[i] for i in chosen]
+        return out
 
     @property
     def compute_dtype(self) -> torch.dtype | None:
         return self.ctx.state_dtype
 
-    def run_eagerly(self, indices: Sequence[int] | None = None) -> None:
-        """The math with multi-tensor operations, over the whole bucket or the tensors at ``indices``."""
+    def run_eagerly(self, indices: Sequence[int] | None = None) -> Signals:
+        """The math with multi-tensor operations, over the whole bucket or the tensors at
+        ``indices``; the signals of those tensors, when recording."""
         ctx, prepared, grads, ops = self.ctx, self.prepared, self.grads, self.ops
+        signals = self.prepared_signals(indices)
         if indices is not None:
             indices = list(indices)
             ctx = ctx.subset(indices)
@@ -164,10 +186,13 @@ class PreparedStep:
                 for p in prepared
             ]
             grads = [grads[i] for i in indices]
-        kernel = Kernel(ctx.params, _StateViews(ctx), prepared)
+        kernel = Kernel(ctx.params, _StateViews(ctx), prepared, recording=self.recording)
         if ctx.group.get("differentiable"):
             ops = AUTOGRAD
         run_chain(ops, self.body, self.fold, kernel, grads, self.maximize, self.compute_dtype)
+        for name, values in (kernel.signals or {}).items():
+            signals[name] = [float(v) for v in scalars([local(v) for v in values])]
+        return signals
 
 
 def prepare_step(bucket: Bucket, mode: str = sharding.LOCAL) -> PreparedStep:
@@ -191,9 +216,11 @@ def prepare_step(bucket: Bucket, mode: str = sharding.LOCAL) -> PreparedStep:
         ops = sharding.ShardedOps()
     elif mode == sharding.NORMS:
         ops = sharding.ShardedNormOps(params)
-    return PreparedStep(body, fold, ctx, prepared, grads, bool(group.get("maximize", False)), ops)
+    maximize = bool(group.get("maximize", False))
+    return PreparedStep(body, fold, ctx, prepared, grads, maximize, ops, bucket.recording)
 
 
-def eager_update(bucket: Bucket, mode: str = sharding.LOCAL) -> None:
-    """One step of the chain over the bucket with multi-tensor operations (see :func:`prepare_step`)."""
-    prepare_step(bucket, mode).run_eagerly()
+def eager_update(bucket: Bucket, mode: str = sharding.LOCAL) -> Signals:
+    """One step of the chain over the bucket with multi-tensor operations (see :func:`prepare_step`);
+    its signals, when recording."""
+    return prepare_step(bucket, mode).run_eagerly()

@@ -34,30 +34,45 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
+import torch
+from torch import Tensor
+
 from optarena.optim import compiled, toolchain
 from optarena.optim.chunks import ChunkPlan, chunk_size, plan_for, tensor_state_keys
-from optarena.optim.execution import eager_update, prepare_step
+from optarena.optim.execution import Signals, eager_update, prepare_step
 from optarena.optim.planning import Bucket, BucketPlan
 from optarena.transforms.base import local_view
 
 
-def step_bucket(bucket: Bucket, plan: BucketPlan, chunk_plans: dict[Hashable, ChunkPlan]) -> None:
+def step_bucket(bucket: Bucket, plan: BucketPlan, chunk_plans: dict[Hashable, ChunkPlan]) -> Signals:
     """One step of ``bucket`` as ``plan`` says: the eager tensors first, then each compiled graph.
 
     ``chunk_plans`` belongs to one optimizer: the chunked arguments of each bucket, reused from
-    step to step (cleared when the optimizer's state is reloaded).
+    step to step (cleared when the optimizer's state is reloaded). Returns the step's signals
+    when the bucket records them, one value per tensor of the bucket.
     """
+    parts: list[tuple[Sequence[int], Signals]] = []
     if plan.eager:
         part = bucket if len(plan.eager) == len(bucket.params) else bucket.subset(plan.eager)
-        eager_update(part, plan.mode)
+        parts.append((plan.eager, eager_update(part, plan.mode)))
     for indices in plan.compiled:
-        step_compiled(bucket.subset(indices), chunk_plans)
+        parts.append((indices, step_compiled(bucket.subset(indices), chunk_plans)))
+    if not bucket.recording:
+        return {}
+    signals: dict[str, list[float]] = {}
+    for indices, found in parts:
+        for name, values in found.items():
+            slots = signals.setdefault(name, [float("nan")] * len(bucket.params))
+            for i, value in zip(indices, values):
+                slots[i] = value
+    return signals
 
 
-def step_compiled(bucket: Bucket, chunk_plans: dict[Hashable, ChunkPlan]) -> None:
+def step_compiled(bucket: Bucket, chunk_plans: dict[Hashable, ChunkPlan]) -> Signals:
     """The compiled step of a bucket whose every tensor the graph takes (one rank, for a shaped
     chain). What cannot run compiled at step time (state of differing kinds, a failed
-    compilation) runs eagerly with the same prepared values."""
+    compilation) runs eagerly with the same prepared values. Returns the signals, when
+    recording (the compiled function then returns them: a graph of its own, traced once)."""
     params, states, flat = bucket.params, bucket.states, bucket.flat
     step = prepare_step(bucket)
     prepared, body, fold, maximize, compute_dtype = (
@@ -65,12 +80,8 @@ def step_compiled(bucket: Bucket, chunk_plans: dict[Hashable, ChunkPlan]) -> Non
     )
     state_keys = tensor_state_keys(states)
 
-    def eager_rest(start: int) -> None:
-        step.run_eagerly(range(start, len(params)))
-
     if state_keys is None:
-        eager_rest(0)
-        return
+        return step.run_eagerly()
     layout = tuple(tuple(p.scalars) for p in prepared)
     statics = tuple(tuple(sorted(p.static.items())) for p in prepared)
     first = local_view(params[0])
@@ -87,30 +98,44 @@ def step_compiled(bucket: Bucket, chunk_plans: dict[Hashable, ChunkPlan]) -> Non
         first.device.type,
         compute_dtype,
         chunk_size(flat),
+        bucket.recording,
     )
     if key in compiled._broken:
-        eager_rest(0)
-        return
+        return step.run_eagerly()
     fn = compiled.compiled_for(
         key,
-        lambda: compiled.make_body(tuple(body), fold, maximize, layout, statics, state_keys, compute_dtype),
+        lambda: compiled.make_body(
+            tuple(body), fold, maximize, layout, statics, state_keys, compute_dtype, bucket.recording
+        ),
         bucket.transforms,
     )
     rows = sum(len(p.scalars) for p in prepared)
     plan = plan_for(chunk_plans, params, states, state_keys, flat, rows)
     if plan is None:
-        eager_rest(0)
-        return
+        return step.run_eagerly()
     plan.write_scalars(prepared)
     grad_chunks = plan.grads(step.grads)
+    outputs = []
     for index, start in enumerate(plan.starts):
         states_chunk = [chunks[index] for chunks in plan.states]
         try:
-            fn(plan.params[index], grad_chunks[index], states_chunk, plan.scalar_chunks[index])
+            outputs.append(fn(plan.params[index], grad_chunks[index], states_chunk, plan.scalar_chunks[index]))
         except Exception as error:  # compilation failed: nothing of this chunk has run
             compiled._broken[key] = f"{type(error).__name__}: {error}"
             toolchain.warn_once(
                 f"compiling this chain failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
             )
-            eager_rest(start)
-            return
+            done = _collect(outputs, start)
+            rest = step.run_eagerly(range(start, len(params)))
+            prepared = step.prepared_signals()
+            return {**prepared, **{name: done[name] + values for name, values in rest.items() if name in done}}
+    return {**step.prepared_signals(), **_collect(outputs, len(params))}
+
+
+def _collect(outputs: list[dict[str, Tensor] | None], count: int) -> Signals:
+    """The compiled chunks' signals as floats, in order, without the padding slots."""
+    stacked: dict[str, list[Tensor]] = {}
+    for found in outputs:
+        for name, values in (found or {}).items():
+            stacked.setdefault(name, []).append(values)
+    return {name: torch.cat(parts)[:count].tolist() for name, parts in stacked.items()}

@@ -77,6 +77,8 @@ class Lookahead(torch.optim.Optimizer):
         self.alpha = float(alpha)
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.lookahead_step = 0
+        self._signal_every = 0
+        self._own_signals: dict[str, dict[str, float]] = {}
         """Counted steps since construction (the synchronisations happen at multiples of k)."""
         self._init_hooks()
 
@@ -121,6 +123,21 @@ class Lookahead(torch.optim.Optimizer):
     def _params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
+    def record_signals(self, every: int = 1) -> None:
+        """Record signals every ``every`` steps (0: never): the inner optimizer's own, where it
+        records them (optarena's do), and ``lookahead_distance``, the distance of each parameter's
+        fast weights from its slow ones before a synchronisation that falls on a recording step."""
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"record_signals: every must be an integer >= 0 (0 turns recording off), got {every!r}")
+        self._signal_every = every
+        if hasattr(self.optimizer, "record_signals"):
+            self.optimizer.record_signals(every)
+
+    @property
+    def signals(self) -> dict[str, dict[str, float]]:
+        """The signals of the last recording step: the inner optimizer's and Lookahead's own."""
+        return {**getattr(self.optimizer, "signals", {}), **getattr(self, "_own_signals", {})}
+
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One step of the inner optimizer; every k-th counted step, the synchronisation."""
         # slow weights start at the value before a parameter's first update; with a closure the
@@ -144,9 +161,30 @@ class Lookahead(torch.optim.Optimizer):
                 if p in before and p.grad is not None:
                     self.state[p]["slow_param"] = before[p]
         self.lookahead_step += 1
+        every = getattr(self, "_signal_every", 0)
+        recording = bool(every) and self.lookahead_step % every == 0
+        if recording:
+            self._own_signals = {}
         if self.lookahead_step % self.k == 0:
+            if recording:
+                self._own_signals["lookahead_distance"] = self._distances()
             self._synchronise()
         return loss
+
+    @torch.no_grad()
+    def _distances(self) -> dict[str, float]:
+        """``||theta - phi||`` of each parameter with slow weights, by name or position."""
+        out = {}
+        for index, group in enumerate(self.param_groups):
+            names = group.get("param_names")
+            for position, p in enumerate(group["params"]):
+                slow = self.state.get(p, {}).get("slow_param")
+                if slow is None:
+                    continue
+                label = names[position] if names else f"param_groups[{index}]['params'][{position}]"
+                fast = p.detach().float() if p.dtype in LOW_PRECISION else p.detach()
+                out[label] = float(torch.linalg.vector_norm(fast - slow))
+        return out
 
     def _remainder(self, p: Tensor) -> Tensor | None:
         """The inner optimizer's rounding remainder of a bf16/fp16 parameter, if it keeps one."""

@@ -42,6 +42,8 @@ class Bucket:
     names: list[str | None] = field(default_factory=list)
     route: str | None = None
     """The label of the chain that steps it, when the optimizer routes parameters (``partition``)."""
+    recording: bool = False
+    """Whether this step records signals."""
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -64,6 +66,7 @@ class Bucket:
             [self.states[i] for i in indices],
             [self.names[i] for i in indices],
             self.route,
+            self.recording,
         )
 
 

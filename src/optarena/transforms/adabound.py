@@ -53,6 +53,10 @@ class ScaleByAdabound(Transform):
         corrections1 = bias_corrections(beta1, steps)
         corrections2 = bias_corrections(beta2, steps)
         return Prepared(
+            signals={
+                "lower_bound": ctx.per_tensor([final_lr * (1.0 - 1.0 / (gamma * t + 1.0)) for t in steps]),
+                "upper_bound": ctx.per_tensor([final_lr * (1.0 + 1.0 / (gamma * t)) for t in steps]),
+            },
             scalars={
                 **moment_scalars(ctx, beta1, beta2),
                 "eps": self.value(ctx, "eps"),

@@ -234,6 +234,7 @@ class ScaleByRadam(Transform):
         adaptive = [r * math.sqrt(c2) / c1 if r else 0.0 for r, c1, c2 in zip(rects, corrections1, corrections2)]
         plain = [0.0 if r else 1.0 / c1 for r, c1 in zip(rects, corrections1)]
         return Prepared(
+            signals={"rectification": ctx.per_tensor(rects)},
             scalars={
                 **moment_scalars(ctx, beta1, beta2),
                 "eps": self.value(ctx, "eps"),

@@ -137,6 +137,9 @@ class Prepared:
     """Numbers: one float for every tensor, or a list with one float per tensor."""
     static: dict[str, Hashable] = field(default_factory=dict)
     """Structural facts (flags, choices); the fused path compiles once per combination."""
+    signals: dict[str, float | list[float]] = field(default_factory=dict)
+    """Named quantities known before the math (a rectification term, a bound), one float for
+    every tensor or one per tensor; reported only while the optimizer records signals."""
 
 
 class Kernel:
@@ -148,13 +151,35 @@ class Kernel:
     scalars. ``static(name)`` is the plain Python value.
     """
 
-    def __init__(self, params: list[Tensor], states: Mapping[str, list[Tensor]], prepared: list[Prepared]):
+    def __init__(
+        self,
+        params: list[Tensor],
+        states: Mapping[str, list[Tensor]],
+        prepared: list[Prepared],
+        recording: bool = False,
+    ):
         self.params = params
         self.grads: list[Tensor] = []
         """The gradients the chain started from (set by ``run_chain``); read them, never write."""
         self._states = states
         self._prepared = prepared
         self.current = 0
+        self.signals: dict[str, list[Tensor]] | None = {} if recording else None
+        """Per-tensor quantities reported during this step (None: not recording, the default)."""
+
+    @property
+    def recording(self) -> bool:
+        """Whether this step records signals (a fact of the step: the compiled path traces it)."""
+        return self.signals is not None
+
+    def report(self, name: str, values: list[Tensor]) -> None:
+        """Record one 0-d tensor per tensor of the bucket under ``name`` (nothing when not recording).
+
+        Costs nothing when off; on the compiled path the values leave the graph as outputs, so
+        quantities the math computes anyway (a trust ratio) come at no extra pass.
+        """
+        if self.signals is not None:
+            self.signals[name] = list(values)
 
     def state(self, key: str) -> list[Tensor]:
         return self._states[key]

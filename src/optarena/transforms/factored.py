@@ -156,8 +156,12 @@ class ClipByBlockRms(Transform):
         if scales is None:
             scales = ops.norm(updates)
             ops.div_(scales, k.scalar("root_size"))
+        if k.recording:
+            k.report("update_rms", ops.clone(scales))
         ops.div_(scales, k.scalar("clip_threshold"))
         ops.clamp_(scales, 1.0)
+        if k.recording:
+            k.report("clip_scale", ops.clone(scales))
         # one number per tensor, applied to every element: into memory once (ops.materialize)
         return ops.mul_(updates, ops.materialize(ops.reciprocal_(scales)))
 
@@ -203,6 +207,7 @@ class ScaleByRelativeStep(Transform):
         decay = self.value(ctx, "weight_decay")
         rhos = self.relative_steps(ctx)
         return Prepared(
+            signals={"relative_step": ctx.per_tensor(rhos)},
             scalars={
                 "rho": ctx.per_tensor(rhos),
                 "root_size": _root_sizes(ctx),
@@ -226,6 +231,7 @@ class ScaleByRelativeStep(Transform):
             ops.clamp_(alphas, k.scalar("eps2"))
             ops.mul_(alphas, k.scalar("rho"))
             alphas = ops.materialize(alphas)
+            k.report("step_size", alphas)
             decays = ops.scaled(alphas, k.scalar("weight_decay")) if k.static("decay") else None
         else:
             alphas, decays = k.scalar("rho"), k.scalar("decay_rho")

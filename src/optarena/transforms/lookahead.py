@@ -74,6 +74,8 @@ class LookaheadSync(Transform):
         if mode == "none":
             return updates
         slow = k.state("slow_param")
+        if k.recording:  # how far the fast weights went from the slow ones before the pull back
+            k.report("lookahead_distance", ops.norm(ops.added(ops.added(k.params, updates), slow, -1.0)))
         ops.lerp_(slow, ops.added(k.params, updates), k.scalar("alpha"))
         to_slow = ops.added(slow, k.params, -1.0)
         if mode == "all":

@@ -89,6 +89,7 @@ class ScaleByTrustRatio(Transform):
         ratios = ops.ratio_or(param_norms, update_norms, 1.0)
         if k.static("capped"):
             ops.clamp_(ratios, high=k.scalar("max_trust_ratio"))
+        k.report("trust_ratio", ratios)
         updates = k.writable(ops, updates)
         return ops.mul_(updates, ops.materialize(ratios))
 
@@ -132,6 +133,7 @@ class ScaleByLars(Transform):
             local = ops.scaled(param_norms, k.scalar("trust_coefficient"))
             ops.div_(local, denominators)
             local = ops.materialize(ops.where_positive(local, [param_norms, grad_norms], 1.0))
+            k.report("trust_ratio", local)
         if k.static("decay"):
             if owned(updates):
                 ops.add_(updates, k.params, k.scalar("weight_decay"))

@@ -1,0 +1,64 @@
+"""What recording optimizer signals costs: step time with signals off and on at every step.
+
+Each optimizer steps the benchmark's parameter set (optarena.bench.params; ``transformer`` is
+41.9M float32 parameters in 157 tensors) with fixed gradients, the fused path as
+``fused=None`` chooses it, in interleaved rounds: off, then on (``record_signals(1)``). The
+first steps (compilation of each graph variant) are left out. Prints the median ms per step of
+each and the ratio. Example::
+
+    python benchmarks/signals_cost.py --params transformer --threads 2 --optimizers adamw,lamb,adafactor,ranger
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import optarena
+from optarena.bench.params import make_param_set
+from optarena.bench.runner import bench_settings
+
+
+def timed(optimizer: torch.optim.Optimizer, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        optimizer.step()
+    return (time.perf_counter() - start) / steps * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="transformer")
+    parser.add_argument("--optimizers", default="adamw,lamb,adafactor,ranger,radam,lars")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    values = make_param_set(args.params)
+    print(f"{args.params}: {values.preset.elements:,} parameters in {values.preset.tensors} tensors, "
+          f"{torch.get_num_threads()} threads")
+    print(f"{'optimizer':<12}{'off ms':>10}{'on ms':>10}{'on/off':>9}")
+    for name in [n.strip() for n in args.optimizers.split(",") if n.strip()]:
+        runs = {}
+        for recording in (False, True):
+            optimizer = optarena.create(name, values.fresh(), **bench_settings(name))
+            if recording:
+                optimizer.record_signals(1)
+            for _ in range(3):  # state, compilation
+                optimizer.step()
+            runs[recording] = optimizer
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.rounds):
+            for recording, optimizer in runs.items():
+                times[recording].append(timed(optimizer, args.steps))
+        off, on = statistics.median(times[False]), statistics.median(times[True])
+        print(f"{name:<12}{off:>10.2f}{on:>10.2f}{on / off:>9.3f}")
+
+
+if __name__ == "__main__":
+    main()
