@@ -53,6 +53,8 @@ import optarena
 from optimizer_table import CASES
 
 STEPS = 7
+MODES = {False: "eager", None: "default", True: "fused"}
+"""fused=False, the default (fused=None: eager until compiling pays, or torch's kernel), fused=True."""
 INF_STEP = 4
 IN, HIDDEN, OUT, BATCH = 1024, 1026, 7, 8
 """1024 x 1026 weights: over 2**20 elements in the group, so ``fused=None`` compiles; the 7
@@ -139,11 +141,11 @@ def training(names: list[str], mesh) -> dict[str, Any]:
     start = [full(p) for p in make_model().parameters()]
     out = {}
     for name in names:
-        for fused in (False, None):
+        for fused in (False, None, True):
             config = {**config_for(name), "fused": fused}
             want, _ = train(name, config, "single", mesh)
             for layout in ("fsdp2", "tp"):
-                key = f"training/{name}-{layout}-{'eager' if fused is False else 'default'}"
+                key = f"training/{name}-{layout}-{MODES[fused]}"
                 out[key] = run_case(lambda: train(name, config, layout, mesh), start, want)
     return out
 

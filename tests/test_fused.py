@@ -301,13 +301,42 @@ def test_compile_failure_falls_back_with_the_same_numbers(monkeypatch):
     )
 
 
-def test_auto_policy_compiles_only_large_groups(monkeypatch):
-    small = optarena.Adam([torch.zeros(10, requires_grad=True)])
+def test_auto_policy_compiles_only_large_groups_and_only_once_it_pays(monkeypatch):
+    small = optarena.LAMB([torch.zeros(10, requires_grad=True)])
     [row] = small.explain()
     assert row["backend"] == "eager" and "10 elements, fewer than 1,048,576" in row["reason"]
     monkeypatch.setattr(planning, "AUTO_MIN_ELEMENTS", 10)
+    monkeypatch.setattr(compiled, "_compiled", {})  # nothing of this chain compiled in this process yet
+    [row] = small.explain()
+    assert row["backend"] == "eager" and "compiling pays once" in row["reason"]
+    # the rent-or-buy rule: compile once the eager steps have lost the expected compile cost
+    monkeypatch.setattr(planning, "COMPILE_COST_S", 0.0)
+    small.param_groups[0]["params"][0].grad = torch.ones(10)
+    small.step()  # eager, charged: the cost (0) is paid
     [row] = small.explain()
     assert row["backend"] == "compiled" and row["graphs"] == 1
+    # another optimizer of a chain this process has already compiled compiles at once
+    other = optarena.LAMB([torch.zeros(10, requires_grad=True)])
+    monkeypatch.setattr(planning, "COMPILE_COST_S", 1e9)
+    other.param_groups[0]["params"][0].grad = torch.ones(10)
+    small.step()
+    assert other.explain()[0]["backend"] == "compiled"
+
+
+def test_torch_kernels_step_sgd_adam_adamw_and_adagrad_without_compiling(monkeypatch):
+    monkeypatch.setattr(compiled, "_compiled", {})
+    for name, kernel in [("sgd", "_fused_sgd_"), ("momentum", "_fused_sgd_"), ("adam", "_fused_adam_"),
+                         ("amsgrad", "_fused_adam_"), ("adamw", "_fused_adamw_"), ("adagrad", "_fused_adagrad_")]:
+        params = make_params(torch.float32)
+        opt = optarena.create(name, params, **({"lr": 0.01} if name == "sgd" else {}), fused=True)
+        assert {row["backend"] for row in opt.explain()} == {f"torch.{kernel}"}
+        for step in range(3):
+            set_grads(params, step)
+            opt.step()
+    assert compiled._compiled == {}
+    # a user chain of the same transforms is not the named optimizer: no kernel is assumed for it
+    chain = optarena.Chain(make_params(torch.float32), optarena.AdamW.chain(), fused=True)
+    assert "torch." not in chain.explain()[0]["backend"]
 
 
 def test_fused_and_foreach_together_are_rejected():

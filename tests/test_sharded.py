@@ -1,7 +1,7 @@
 """Sharded training on 2 CPU ranks (gloo): FSDP2 and tensor parallelism give one process's numbers.
 
 The ranks run ``tests/sharded_worker.py`` once for the whole module (every registered optimizer,
-eager and with the default ``fused=None``, in float64 so that only the order of additions
+eager, with the default ``fused=None`` and with ``fused=True``, in float64 so that only the order of additions
 differs from one process); each test below reads its case from the ranks' reports.
 Single-rank meshes, mixed groups and refusals run in this process.
 """
@@ -24,7 +24,7 @@ from optimizer_table import CASES
 
 WORKER = Path(__file__).with_name("sharded_worker.py")
 NAMES = [entry.name for entry in optarena.available()]
-LAYOUTS = [f"{layout}-{mode}" for layout in ("fsdp2", "tp") for mode in ("eager", "default")]
+LAYOUTS = [f"{layout}-{mode}" for layout in ("fsdp2", "tp") for mode in ("eager", "default", "fused")]
 TOLERANCE = 1e-9
 """Relative distance of the parameters' total change from one process's, in float64 (the
 acceptance bound is 1e-4; the measured figures are below 1e-13)."""

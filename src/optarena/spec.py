@@ -133,6 +133,16 @@ class Spec:
     peers: tuple[TorchPeer | LibraryPeer, ...] = ()
     kind: str | None = None
     """``elementwise`` or ``per-tensor`` (from the chain when None); ``wrapper`` for wrappers."""
+    second_pass: tuple[str, ...] = ()
+    """What the algorithm must read again after a per-tensor reduction (``"param"``, ``"grad"``,
+    ``"state"``): its memory-traffic floor is one pass plus these (LAMB: the update is recomputed
+    from the moments and applied with the trust ratio, ``("param", "state")``). Empty for
+    algorithms that need one pass."""
+
+    @property
+    def passes(self) -> int:
+        """Passes over memory the algorithm needs at least: 1, or 2 with a second pass."""
+        return 2 if self.second_pass else 1
 
     def __post_init__(self) -> None:
         if self.description is FROM_CLASS:

@@ -41,6 +41,8 @@ from optarena.cli_types import torch_threads
 
 BACKENDS = ("fused", "eager")
 TARGET_VS_ADAM = {"elementwise": 1.2, "per-tensor": 1.5}
+TARGET_VS_FLOOR = 1.15
+"""Each optimizer's fused step within this factor of its own memory-traffic floor."""
 TARGET_PEER_SPEEDUP = 3.0
 TARGET_COLD_S = 10.0
 TARGET_WARM_S = 2.0
@@ -336,6 +338,8 @@ def measure_optimizer(
     fused_ms = _ms(ours["fused"].median_ms) if "fused" in ours else None
     eager_ms = _ms(ours["eager"].median_ms) if "eager" in ours else None
     limit_ms = _ms(1e3 * traffic.limit_seconds(bandwidth_gbs)) if traffic and bandwidth_gbs else None
+    floor = floor_bytes_per_param(name, traffic, param_set) if traffic else None
+    floor_ms = _ms(1e3 * floor * traffic.parameters / (bandwidth_gbs * 1e9)) if floor and bandwidth_gbs else None
     target = TARGET_VS_ADAM.get(kind) if kind else None
     fused_vs_adam = _ratio(fused_ms, adam_ms)
     speedup = _ratio(best_peer["median_ms"], fused_ms) if best_peer else None
@@ -364,6 +368,11 @@ def measure_optimizer(
         "bandwidth_gbs": round(bandwidth_gbs, 3) if bandwidth_gbs else None,
         "limit_ms": limit_ms,
         "fused_vs_limit": _ratio(fused_ms, limit_ms),
+        "passes": lookup_spec(name).passes,
+        "floor_bytes_per_param": round(floor, 4) if floor else None,
+        "floor_ms": floor_ms,
+        "fused_vs_floor": _ratio(fused_ms, floor_ms),
+        "meets_floor_target": meets(_ratio(fused_ms, floor_ms), TARGET_VS_FLOOR),
         "eager_vs_limit": _ratio(eager_ms, limit_ms),
         "torch_ms": best_torch["median_ms"] if best_torch else None,
         "torch_label": best_torch["label"] if best_torch else None,
@@ -395,6 +404,21 @@ def measure_optimizer(
             contender.optimizer = None
     gc.collect()
     return row
+
+
+def lookup_spec(name: str) -> Any:
+    from optarena.registry import lookup
+
+    return lookup(name)
+
+
+def floor_bytes_per_param(name: str, traffic: Any, param_set: ParamSet) -> float:
+    """The bytes per parameter the algorithm must move: one pass (``traffic``'s model: the
+    parameter read and written, the gradient read, each state tensor read and written), plus
+    what its second pass reads again, if it has one (:attr:`optarena.spec.Spec.second_pass`)."""
+    item = param_set.values[0].element_size()
+    again = {"param": item, "grad": item, "state": traffic.state_bytes_per_param}
+    return traffic.step_bytes_per_param + sum(again[key] for key in lookup_spec(name).second_pass)
 
 
 def _mb(value: int | None) -> float | None:

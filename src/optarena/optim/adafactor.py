@@ -154,5 +154,6 @@ SPECS = (
                 },
             ),
         ),
+        second_pass=("param", "grad"),
     ),
 )

@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
+from optarena.optim import torch_kernels
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.optim.sparse_rows import (
     add_to_rows,
@@ -39,6 +40,7 @@ class Adagrad(NamedOptimizer):
         "Adaptive Subgradient Methods for Online Learning and Stochastic Optimization",
         "https://jmlr.org/papers/v12/duchi11a.html",
     )
+    torch_kernel = torch_kernels.ADAGRAD
     search_space = SearchSpace({"lr": LogUniform(1e-4, 1.0)})
     supports_sparse = True
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
+from optarena.optim import torch_kernels
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
@@ -47,6 +48,7 @@ class Adam(NamedOptimizer):
     """
 
     paper = ADAM_PAPER
+    torch_kernel = torch_kernels.ADAM
     search_space = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "betas[0]": OneMinusLogUniform(0.5, 0.99)})
 
     def __init__(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.adam import check_tensor_hyperparameters
+from optarena.optim import torch_kernels
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
@@ -24,6 +25,7 @@ class AdamW(NamedOptimizer):
     paper = Paper(
         "Loshchilov & Hutter", 2017, "Decoupled Weight Decay Regularization", "https://arxiv.org/abs/1711.05101"
     )
+    torch_kernel = torch_kernels.ADAMW
     search_space = SearchSpace(
         {"lr": LogUniform(1e-5, 1e-1), "betas[0]": OneMinusLogUniform(0.5, 0.99), "weight_decay": LogUniform(1e-4, 0.5)}
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -27,7 +28,9 @@ from optarena.hyperparameters import (
 )
 from optarena.optim.chunks import ChunkPlan
 from optarena.optim.fused import step_bucket
-from optarena.optim.planning import Bucket, BucketPlan, compile_group, plan_bucket
+from optarena.optim import compiled
+from optarena.optim.compiled import structure
+from optarena.optim.planning import BreakEven, Bucket, BucketPlan, compile_group, kernel_plan, plan_bucket
 from optarena.optim.routing import Partition
 from optarena.optim.checkpoints import steps_as_tensors
 from optarena.optim.execution import LOW_PRECISION, REMAINDER
@@ -196,6 +199,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         self._checked = ChangeTracker(self.hyperparameters)
         """The hyperparameter values each group was last validated with."""
         self._signal_every = 0
+        self._break_even: dict[int, BreakEven] = {}
+        """``fused=None``: each group's time lost to eager steps, until compiling pays (:class:`BreakEven`)."""
         self.signals: dict[str, dict[str, float]] = {}
         """The signals of the last step that recorded them (:meth:`record_signals`):
         ``{signal: {parameter: value}}``, parameters by name where they have one."""
@@ -305,11 +310,13 @@ class ChainOptimizer(torch.optim.Optimizer):
     def __getstate__(self) -> dict[str, Any]:
         """Everything but the fused path's chunk plans (torch.optim keeps only defaults, state and
         groups, which would lose the chain: a copy or an unpickled optimizer must still step)."""
-        return {key: value for key, value in self.__dict__.items() if key not in ("_fused_plans", "_checked")}
+        skip = ("_fused_plans", "_checked", "_break_even")
+        return {key: value for key, value in self.__dict__.items() if key not in skip}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._fused_plans = {}
+        self._break_even = {}  # keyed by the groups' identities, which a copy does not keep
         self._checked = ChangeTracker(self.hyperparameters)
         if "_group_defaults" not in self.__dict__:  # pickled before groups were checked
             self._group_defaults = dict(self.defaults)
@@ -534,6 +541,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                     [self.state[p] for p in members],
                     [names.get(id(p)) for p in members],
                     route,
+                    kernel=None if self.routing is not None else type(self).__dict__.get("torch_kernel"),
                 )
             )
         return out
@@ -543,10 +551,22 @@ class ChainOptimizer(torch.optim.Optimizer):
     ) -> list[tuple[Bucket, BucketPlan]]:
         """Each bucket of a group with its plan (:mod:`optarena.optim.planning`); ``ahead``: for
         parameters that may not have gradients yet."""
-        compile_it, why = compile_group(group, params)
+        kernel = None if self.routing is not None else type(self).__dict__.get("torch_kernel")
+        waiting = None
+        if kernel is not None and kernel.unsuitable(params, group) is None and group.get("fused") is not False:
+            compile_it, why = False, "torch's fused kernel"  # nothing to compile: no toolchain check, no warning
+        else:
+            compile_it, why = compile_group(group, params)
+            if compile_it and group.get("fused") is None and not self._compiled_already():
+                waiting = self._break_even.setdefault(id(group), BreakEven())
+                if not waiting.decided:
+                    compile_it, why = False, waiting.reason()
         per_tensor = group.get("foreach") is False and not compile_it
-        buckets = self._buckets(group, params, per_tensor)
-        return [(bucket, plan_bucket(bucket, compile_it, why, assume_grads=ahead)) for bucket in buckets]
+        plans = []
+        for bucket in self._buckets(group, params, per_tensor):
+            plan = kernel_plan(bucket)
+            plans.append((bucket, plan if plan is not None else plan_bucket(bucket, compile_it, why, assume_grads=ahead)))
+        return plans
 
     def record_signals(self, every: int = 1) -> None:
         """Record each transform's signals every ``every`` steps (0: never, the default).
@@ -567,7 +587,26 @@ class ChainOptimizer(torch.optim.Optimizer):
         every = getattr(self, "_signal_every", 0)  # optimizers pickled before signals existed
         return bool(every) and self._steps_called % every == 0
 
+    def _compiled_already(self) -> bool:
+        """Whether this process has compiled (or loaded) this optimizer's chains: then compiling
+        costs nothing more, and ``fused=None`` compiles at once."""
+        mine = {structure(chain) for chain in self._chains()}
+        return any(key[0] in mine for key in compiled._compiled)
+
+    def _chains(self) -> list[tuple[Transform, ...]]:
+        return list(self.routing.chains.values()) if self.routing is not None else [self.transforms]
+
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        started = time.perf_counter()
+        waiting = self._update_buckets(group, params)
+        if waiting is not None:  # fused=None waits for compiling to pay: count this eager step
+            if params[0].device.type == "cuda":  # the eager step's kernels, not only their launch
+                torch.cuda.synchronize(params[0].device)
+            waiting.charge(time.perf_counter() - started)
+
+    def _update_buckets(self, group: dict[str, Any], params: list[Tensor]) -> BreakEven | None:
+        """Step every bucket of ``group``; the group's break-even count when ``fused=None`` is
+        still waiting to compile (this step ran eagerly for it)."""
         recording = self._recording()
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
         for bucket, plan in self._plans(group, params):
@@ -581,6 +620,8 @@ class ChainOptimizer(torch.optim.Optimizer):
                 for p, state in zip(bucket.params, bucket.states):
                     if not state:
                         del self.state[p]
+        waiting = self._break_even.get(id(group))
+        return waiting if waiting is not None and not waiting.decided and group.get("fused") is None else None
 
     def explain(self) -> list[dict[str, Any]]:
         """How the next step would run each bucket, and why: one row per bucket with the group,
@@ -639,6 +680,9 @@ class NamedOptimizer(ChainOptimizer):
     """
 
     paper: ClassVar[Paper | None] = None
+    torch_kernel: ClassVar[Any] = None
+    """torch's fused kernel for exactly this chain's algorithm (:mod:`optarena.optim.torch_kernels`),
+    declared by the class itself: a subclass with another chain does not inherit it."""
     search_space: ClassVar[SearchSpace] = SearchSpace({"lr": LogUniform(1e-5, 1e-1)})
     """What a tuner may vary, and over what range; the learning rate first."""
 

@@ -152,6 +152,11 @@ class PreparedStep:
     recording: bool = False
     """Whether this step records signals (``ChainOptimizer.record_signals``)."""
 
+    def new_state(self, key: str) -> list[bool]:
+        """Whether each tensor's ``key`` state was made at this step (its first)."""
+        made = self.ctx.created.get(key, set())
+        return [i in made for i in range(len(self.grads))]
+
     def prepared_signals(self, indices: Sequence[int] | None = None) -> Signals:
         """The signals the preparation computed, one float per tensor (at ``indices``)."""
         if not self.recording:

@@ -51,6 +51,9 @@ def step_bucket(bucket: Bucket, plan: BucketPlan, chunk_plans: dict[Hashable, Ch
     step to step (cleared when the optimizer's state is reloaded). Returns the step's signals
     when the bucket records them, one value per tensor of the bucket.
     """
+    if plan.kernel is not None:
+        plan.kernel.run(prepare_step(bucket, plan.mode))
+        return {}
     parts: list[tuple[Sequence[int], Signals]] = []
     if plan.eager:
         part = bucket if len(plan.eager) == len(bucket.params) else bucket.subset(plan.eager)

@@ -99,5 +99,6 @@ SPECS = (
             ),
             LibraryPeer("pytorch-optimizer", "Lamb", pick("lr", "betas", "eps", "weight_decay")),
         ),
+        second_pass=("param", "state"),
     ),
 )

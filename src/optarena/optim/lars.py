@@ -109,5 +109,6 @@ SPECS = (
             ),
             LibraryPeer("pytorch-optimizer", "LARS", pick("lr", "momentum", "weight_decay", "nesterov", "trust_coefficient")),
         ),
+        second_pass=("param", "grad"),
     ),
 )

@@ -18,11 +18,42 @@ from torch import Tensor
 
 from optarena.optim import toolchain
 from optarena.optim.chunks import fusable
+from optarena.optim.torch_kernels import TorchKernel
 from optarena.transforms import sharding
 from optarena.transforms.base import Transform, local_view
 
 AUTO_MIN_ELEMENTS = 1 << 20
-"""With ``fused=None`` a group is compiled once it holds at least this many elements."""
+"""With ``fused=None`` a group smaller than this never compiles."""
+
+COMPILE_COST_S = 8.0
+"""What ``fused=None`` expects a compilation to cost: the first step of a new process with an
+empty cache took 5.5 to 12.5 s per optimizer in the benchmark (docs/performance.md)."""
+
+COMPILED_SPEEDUP = 2.0
+"""What ``fused=None`` expects the compiled step to save: the eager step took about twice as
+long as the compiled one across the benchmark's optimizers (docs/performance.md)."""
+
+
+@dataclass
+class BreakEven:
+    """``fused=None``'s rule for one param group: run eagerly while the time the eager steps
+    have lost against an expected compiled step (``1 - 1 / COMPILED_SPEEDUP`` of each) is below
+    the expected cost of compiling, then compile. A short run never pays for a compilation it
+    cannot recoup; a long one pays at most about twice the better choice (the rent-or-buy rule)."""
+
+    lost_s: float = 0.0
+    decided: bool = False
+
+    def charge(self, eager_seconds: float) -> None:
+        self.lost_s += eager_seconds * (1.0 - 1.0 / COMPILED_SPEEDUP)
+        if self.lost_s >= COMPILE_COST_S:
+            self.decided = True
+
+    def reason(self) -> str:
+        return (
+            f"fused=None: compiling pays once the eager steps have lost its expected cost "
+            f"({self.lost_s:.1f} of {COMPILE_COST_S:g} s so far)"
+        )
 
 MINOR_RANK_SHARE = 0.01
 """A chain that uses shapes compiles one graph per tensor rank. Within a bucket, a rank whose
@@ -44,6 +75,8 @@ class Bucket:
     """The label of the chain that steps it, when the optimizer routes parameters (``partition``)."""
     recording: bool = False
     """Whether this step records signals."""
+    kernel: TorchKernel | None = None
+    """torch's fused kernel for this chain's algorithm, if it has one (:mod:`optarena.optim.torch_kernels`)."""
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -67,6 +100,7 @@ class Bucket:
             [self.names[i] for i in indices],
             self.route,
             self.recording,
+            self.kernel,
         )
 
 
@@ -82,9 +116,13 @@ class BucketPlan:
     """Positions that step eagerly."""
     reason: str = ""
     """Why, in words."""
+    kernel: TorchKernel | None = None
+    """torch's fused kernel steps the whole bucket (then ``compiled`` and ``eager`` are empty)."""
 
     @property
     def backend(self) -> str:
+        if self.kernel is not None:
+            return self.kernel.name
         if not self.compiled:
             return "eager"
         return "compiled" if not self.eager else "compiled + eager"
@@ -119,6 +157,19 @@ def compile_group(group: dict[str, Any], params: Sequence[Tensor]) -> tuple[bool
         toolchain.warn_once(reason)
         return False, f"the compiled step is unavailable: {reason}"
     return True, "fused=True" if choice is True else f"fused=None and at least {AUTO_MIN_ELEMENTS:,} elements"
+
+
+def kernel_plan(bucket: Bucket) -> BucketPlan | None:
+    """torch's fused kernel for the whole bucket, where the chain is exactly its algorithm and
+    the group does not refuse fused steps (``fused=False``); None otherwise."""
+    kernel, group = bucket.kernel, bucket.group
+    if kernel is None or group.get("fused") is False or group.get("foreach") is True:
+        return None
+    if kernel.unsuitable(bucket.params, group) is not None:
+        return None
+    mode = sharding.step_mode(bucket.transforms, bucket.params)
+    reason = f"torch's fused kernel ({kernel.name}): the chain is exactly its algorithm, so nothing is compiled"
+    return BucketPlan(mode, reason=reason, kernel=kernel)
 
 
 def plan_bucket(bucket: Bucket, compile_it: bool, why: str, assume_grads: bool = False) -> BucketPlan:

@@ -127,5 +127,6 @@ SPECS = (
                 pick("lr", "betas", "alpha", "k", "weight_decay", "use_gc", "gc_conv_only", "eps"),
             ),
         ),
+        second_pass=("grad",),
     ),
 )

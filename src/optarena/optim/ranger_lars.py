@@ -112,6 +112,7 @@ SPECS = (
             descent_lr=0.5,
             sync_period=6,
         ),
+        second_pass=("param", "state"),
     ),
     Spec(
         "over9000",
@@ -125,5 +126,6 @@ SPECS = (
             sync_period=6,
         ),
         description="Another name for RangerLARS, after the repository that introduced it.",
+        second_pass=("param", "state"),
     ),
 )

@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
+from optarena.optim import torch_kernels
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.optim.sparse_rows import add_to_rows, coalesced_rows, dense_gradients, math_dtype, refuse_complex
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
@@ -31,6 +32,7 @@ class SGD(NamedOptimizer):
     paper = Paper(
         "Robbins & Monro", 1951, "A Stochastic Approximation Method", "https://doi.org/10.1214/aoms/1177729586"
     )
+    torch_kernel = torch_kernels.SGD
     search_space = SearchSpace({"lr": LogUniform(1e-3, 3.0)})
     supports_sparse = True
 

@@ -52,7 +52,9 @@ class StepContext:
     (:class:`optarena.transforms.sharding.ShardedOps`).
     """
 
-    __slots__ = ("group", "params", "states", "steps", "state_dtype", "originals", "view", "names", "_step_values")
+    __slots__ = (
+        "group", "params", "states", "steps", "state_dtype", "originals", "view", "names", "created", "_step_values"
+    )
 
     def __init__(
         self,
@@ -67,6 +69,8 @@ class StepContext:
         self.group = group
         self.names = list(names) if names else [None] * len(params)
         """The parameters' names (``named_parameters()``), None where they have none."""
+        self.created: dict[str, set[int]] = {}
+        """The state keys made at this step, and at which positions."""
         self.state_dtype = state_dtype
         """The dtype of new floating-point state when it differs from the parameters' (half precision)."""
         self.originals = params
@@ -108,7 +112,7 @@ class StepContext:
         Under half precision, floating-point state that is not a scalar is kept in
         ``state_dtype`` (float32 by default) rather than the parameter's dtype.
         """
-        for param, state in zip(self.originals, self.states):
+        for position, (param, state) in enumerate(zip(self.originals, self.states)):
             if key not in state:
                 value = make(param)
                 if (
@@ -119,6 +123,7 @@ class StepContext:
                 ):
                     value = value.to(self.state_dtype)
                 state[key] = value
+                self.created.setdefault(key, set()).add(position)
 
     def state(self, key: str) -> list[Tensor]:
         """The state tensors stored under ``key``, as the math sees them (:attr:`view`)."""
