@@ -212,6 +212,13 @@ CASES = [
         reference_name="torch.optim.NAdam",
     ),
     Case(
+        "nadamw",
+        [{}, {"weight_decay": 0.1, "betas": (0.8, 0.99)}],
+        errors=COMMON_ERRORS + BETA_ERRORS,
+        reference=_torch("NAdam", decoupled_weight_decay=True, weight_decay=1e-2),
+        reference_name="torch.optim.NAdam(decoupled_weight_decay=True, weight_decay=0.01)",
+    ),
+    Case(
         "radam",
         [{}, {"weight_decay": 0.1}, {"weight_decay": 0.1, "decoupled_weight_decay": True, "betas": (0.9, 0.99)}],
         errors=COMMON_ERRORS + BETA_ERRORS,

@@ -131,6 +131,14 @@ PRESETS = [
         SearchSpace({"lr": LogUniform(1e-4, 1.0), "momentum": OneMinusLogUniform(0.5, 0.99)}),
     ),
     Entry(
+        "nadamw",
+        optim.NAdam,
+        "NAdam with weight decay decoupled from the gradient (AlgoPerf's NAdamW baseline).",
+        optim.NAdam.paper,
+        {"decoupled_weight_decay": True, "weight_decay": 1e-2},
+        optim.AdamW.search_space,
+    ),
+    Entry(
         "over9000",
         optim.RangerLARS,
         "Another name for RangerLARS, after the repository that introduced it.",
