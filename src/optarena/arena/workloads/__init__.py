@@ -32,7 +32,7 @@ from optarena.arena.workloads.large_batch import LargeBatch
 from optarena.arena.workloads.mnist1d import Mnist1DCNN, Mnist1DMLP
 from optarena.arena.workloads.real_data import Cifar10CNN, MnistMLP
 from optarena.arena.workloads.sparse_bow import SparseBOW
-from optarena.arena.workloads.targeted import TARGET_OPTION, WithTarget
+from optarena.arena.workloads.targeted import HELD_OUT_OPTION, TARGET_OPTION, WithTarget
 from optarena.arena.workloads.transformer import TinyTransformer
 from optarena.hyperparameters import close_matches
 
@@ -87,13 +87,16 @@ def get_workload(spec: str, data_dir: str | Path | None = None, **options: Any) 
     ``batch_size`` and the workload's own; for a factory, see
     :mod:`optarena.arena.workloads.custom`.
 
-    The reserved option ``target`` (a number) replaces the target's value (see
-    :mod:`optarena.arena.workloads.targeted`; races use it for stored targets).
+    The reserved option ``target`` (a number) replaces the target's value, and
+    ``held_out`` labels a held-out variant (see :mod:`optarena.arena.workloads.targeted`).
 
     Raises ValueError (:class:`WorkloadError`) for an unknown name (listing close matches),
     a module or attribute that cannot be found, or a factory whose result lacks part of
     the protocol; TypeError for an option the workload does not take.
     """
+    if HELD_OUT_OPTION in options:
+        options = {k: v for k, v in options.items() if k != HELD_OUT_OPTION}
+        return get_workload(spec, data_dir, **options)
     if TARGET_OPTION in options:
         options = dict(options)
         value = options.pop(TARGET_OPTION)

@@ -14,6 +14,10 @@ from optarena.arena.workload import Target
 
 TARGET_OPTION = "target"
 """The reserved workload option that sets the target value."""
+HELD_OUT_OPTION = "held_out"
+"""A reserved workload option that only labels a held-out variant with its base workload's key (no effect
+on the workload; it keeps the label in the stored configuration)."""
+RESERVED_OPTIONS = (TARGET_OPTION, HELD_OUT_OPTION)
 
 
 class WithTarget:
