@@ -10,6 +10,7 @@ from pathlib import Path
 from optarena import __version__
 from optarena.arena.algoperf_command import add_targets_command
 from optarena.arena.command import add_command as add_arena_commands
+from optarena.arena.export import add_command as add_export_command
 from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.bench.command import add_command as add_bench_command
 from optarena.cli_types import names, positive_int, wide_console
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_function_commands(commands)
     add_arena_commands(commands)
     add_targets_command(commands)
+    add_export_command(commands)
     add_workloads_command(commands)
     add_landscape_command(commands)
     add_bench_command(commands)
