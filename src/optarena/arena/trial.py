@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from optarena.arena.schedule_options import make_scheduler, split_schedule
 from optarena.arena.store import canonical_json
 from optarena.cli_types import torch_threads
 
@@ -191,7 +192,9 @@ def _train(spec: TrialSpec) -> TrialResult:
 
     torch.manual_seed(spec.seed)  # for workloads that draw from torch's global generator
     trainable = workload.setup(spec.seed, sparse=bool(getattr(entry.cls, "supports_sparse", False)))
-    optimizer = entry.build(trainable.model.parameters(), **spec.hyperparameters)
+    hyperparameters, schedule = split_schedule(spec.hyperparameters)
+    optimizer = entry.build(trainable.model.parameters(), **hyperparameters)
+    scheduler = make_scheduler(optimizer, schedule, steps)
 
     metrics: list[tuple[str, int, float]] = []
     status, diverged_step = "finished", None
@@ -209,6 +212,8 @@ def _train(spec: TrialSpec) -> TrialResult:
             break
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         train_seconds += time.perf_counter() - started
         metrics.append(("train_loss", step, value))
         last_loss = value
