@@ -131,8 +131,8 @@ def test_the_command_prints_a_budget_estimate_and_with_budget_runs_nothing(targe
     out = " ".join(capsys.readouterr().out.split())
     assert status == 0 and "Budget: 8 trials, 240 training steps in all" in out
     assert contents(db) == before
-    status = main(["race", "--protocol", "algoperf", "--workload", TOY, "--optimizers", "sgd,adam", "--studies", "2",
-                   "--trials", "2", "--db", str(db), "--executor", "inline"])
+    status = main(["race", "--protocol", "algoperf", "--workload", TOY, "--optimizers", "sgd,adam", "--studies", "1",
+                   "--trials", "1", "--db", str(db), "--executor", "inline"])
     out = " ".join(capsys.readouterr().out.split())
     assert status == 0 and "AlgoPerf benchmark score by steps" in out and "by seconds" in out
 

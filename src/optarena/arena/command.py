@@ -75,6 +75,8 @@ def add_command(commands: Any) -> None:
     report.add_argument("--db", default=DEFAULT_DB, help=f"result store to read (default {DEFAULT_DB})")
     report.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     report.add_argument("--workload", default=None, help="only this workload (its name or spec)")
+    report.add_argument("--claims", default=None, metavar="DIR",
+                        help="add the claims page from DIR (written by optarena claims --out DIR)")
     report.set_defaults(run=run_report_command)
 
 
@@ -254,7 +256,7 @@ def run_report_command(args: argparse.Namespace) -> int:
     from optarena.arena.store import StoreError
 
     try:
-        path = write_report(args.db, args.out, args.workload)
+        path = write_report(args.db, args.out, args.workload, claims=args.claims)
     except StoreError as error:
         return _error("report", str(error), 2)
     except ValueError as error:
