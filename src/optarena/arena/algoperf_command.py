@@ -245,9 +245,12 @@ def run_algoperf_command(args: argparse.Namespace) -> int:
             if plan is None:
                 plan = make_algoperf_plan(config, store)
             counts = plan.trials_per_workload()
-            costs = [(measure(p.spec, p.options, config.data_dir, threads=executor.threads), counts[p.key])
-                     for p in plan.workloads]
-            console.print(estimate(costs, executor.workers).describe())
+            try:
+                costs = [(measure(p.spec, p.options, config.data_dir, threads=executor.threads), counts[p.key])
+                         for p in plan.workloads]
+                console.print(estimate(costs, executor.workers).describe())
+            except Exception as error:  # the race reports a failing workload, trial by trial
+                console.print(f"Budget: not estimated ({type(error).__name__}: {error}).")
             if args.budget:
                 finished = True
                 return 0

@@ -216,7 +216,12 @@ def _print_budget(console: Any, plan: Any, executor: Any, data_dir: str | None) 
     for study in plan.studies:
         counts[study.planned.key] = counts.get(study.planned.key, 0) + study.planned_trials
     options = dict(plan.config.options)
-    costs = [(measure(p.spec, options, data_dir, threads=executor.threads), counts[p.key]) for p in plan.workloads]
+    try:
+        costs = [(measure(p.spec, options, data_dir, threads=executor.threads), counts[p.key])
+                 for p in plan.workloads]
+    except Exception as error:  # the race itself reports a failing workload, trial by trial
+        console.print(f"Budget: not estimated ({type(error).__name__}: {error}).")
+        return
     console.print(estimate(costs, executor.workers).describe())
 
 
