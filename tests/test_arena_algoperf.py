@@ -135,6 +135,11 @@ def test_the_command_prints_a_budget_estimate_and_with_budget_runs_nothing(targe
                    "--trials", "1", "--db", str(db), "--executor", "inline"])
     out = " ".join(capsys.readouterr().out.split())
     assert status == 0 and "AlgoPerf benchmark score by steps" in out and "by seconds" in out
+    report = tmp_path / "report.html"
+    assert main(["report", "--db", str(db), "--out", str(report)]) == 0
+    html = report.read_text()
+    assert "AlgoPerf benchmark score (external tuning)" in html
+    assert "data-measure='steps'" in html and "data-measure='seconds'" in html and html.count("<svg") >= 3
 
 
 def test_protocol_options_are_refused_where_they_do_not_apply(tmp_path, capsys):

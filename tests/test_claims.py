@@ -80,5 +80,9 @@ def test_a_quick_claim_runs_through_the_arena_into_its_own_store_with_a_figure_a
     capsys.readouterr()
     assert main(["claims", "adamw", "--quick", "--out", str(out), "--executor", "inline"]) == 0
     assert "8 runs, 0 run now" in " ".join(capsys.readouterr().out.split())
+    report = tmp_path / "report.html"
+    assert main(["report", "--db", str(out / "adamw" / "runs.sqlite"), "--claims", str(out), "--out", str(report)]) == 0
+    html = report.read_text()
+    assert "<h2>Claims</h2>" in html and "data:image/png;base64," in html and result["verdict"]["verdict"] in html
     assert main(["claims", "adam-is-best", "--out", str(out)]) == 2
     assert "unknown claim 'adam-is-best'" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     results = []
     workers = None if args.executor == "inline" else args.workers
-    with make_executor(args.executor, workers, 1 if args.executor == "local" else None) as executor:
+    with make_executor(args.executor, workers, 1) as executor:  # one thread per run: the models are tiny
         for name in names:
             result = run_claim(CLAIMS[name], out, executor, args.quick)
             console.print(f"{name}: [bold]{result.verdict.verdict}[/bold]. {result.verdict.evidence} "
