@@ -348,25 +348,26 @@ class LambScaling(Claim):
     def figure(self, store: Store, studies: list[GridStudy]) -> Figure:
         figure, (axes,) = _figure()
         steps = self._steps(store, studies)
+        batches = sorted({b for per in steps.values() for b in per})
+        finite = [v for per in steps.values() for v in per.values() if math.isfinite(v)]
+        top = 2 * max(finite) if finite else 1000.0
         for colour, (label, per) in zip(COLOURS, steps.items()):
-            batches = sorted(per)
             values = [per[b] for b in batches]
             axes.plot(batches, [v if math.isfinite(v) else np.nan for v in values], marker="o", color=colour,
                       label=label)
             missed = [b for b, v in zip(batches, values) if not math.isfinite(v)]
-            axes.plot(missed, [axes.get_ylim()[1]] * len(missed), marker="x", lw=0, color=colour)
-        finite = [v for per in steps.values() for v in per.values() if math.isfinite(v)]
-        if finite:
-            b0 = min(b for per in steps.values() for b in per)
-            ideal = max(finite)
-            xs = sorted({b for per in steps.values() for b in per})
-            axes.plot(xs, [ideal * b0 / b for b in xs], ls="--", color="0.5", label="perfect scaling")
+            axes.plot(missed, [top] * len(missed), marker="x", ms=8, lw=0, color=colour)
+        at_largest = [per[batches[-1]] for per in steps.values() if math.isfinite(per[batches[-1]])]
+        if at_largest:
+            anchor = min(at_largest)
+            axes.plot(batches, [anchor * batches[-1] / b for b in batches], ls="--", color="0.5",
+                      label="perfect scaling (from the fastest at the largest batch)")
         axes.set_xscale("log", base=2)
         axes.set_yscale("log")
-        axes.set_xlabel("batch size")
-        axes.set_ylabel("steps to test accuracy 0.84 (x: never)")
+        axes.set_xlabel("batch size (equal examples per run)")
+        axes.set_ylabel("steps to test accuracy 0.84 (x at the top: never)")
         axes.set_title("large-batch", fontsize=10)
-        axes.legend(frameon=False)
+        axes.legend(frameon=False, fontsize=8)
         return figure
 
 
