@@ -150,3 +150,26 @@ def test_protocol_options_are_refused_where_they_do_not_apply(tmp_path, capsys):
     assert "--seeds is for the tune-rerun protocol" in capsys.readouterr().err
     assert main(["race", "--protocol", "algoperf", "--workload", TOY, "--db", db, "--executor", "inline"]) == 2
     assert "no stored target" in capsys.readouterr().err
+
+
+def test_a_held_out_variant_is_drawn_given_its_own_target_and_raced_beside_its_base(tmp_path):
+    pytest.importorskip("mnist1d")
+    db = tmp_path / "runs.sqlite"
+    with Store(db) as store:
+        set_targets(store, InlineExecutor(threads=1), ["mnist1d-mlp"], options={"quick": True, "steps": 40},
+                    trials=1, seeds=1, baselines=("adamw", "momentum"))
+    config = AlgoPerfConfig(("mnist1d-mlp",), ("sgd",), studies=1, trials=1, held_out=True, held_out_seed=3,
+                            options={"quick": True, "steps": 40})
+    from optarena.arena.algoperf import missing_variant_targets
+
+    with Store(db) as store:
+        ((spec, variant),) = missing_variant_targets(config, store)
+        assert variant["data_seed"] != 42 and len(variant) == 4  # quick, steps, data seed, one architecture option
+        set_targets(store, InlineExecutor(threads=1), [spec], options=variant, trials=1, seeds=1,
+                    baselines=("adamw", "momentum"))
+        plan = make_algoperf_plan(config, store)
+        assert [p.base is not None for p in plan.workloads] == [False, True]
+        run_race(plan, store, InlineExecutor(threads=1))
+        results = load_algoperf(store)
+    assert [r.held_out_of is not None for r in results] == [False, True]
+    assert results[1].label.startswith("held-out mnist1d-mlp")

@@ -185,7 +185,13 @@ def score_tables(table: Any) -> Any:
 def run_algoperf_command(args: argparse.Namespace) -> int:
     import secrets
 
-    from optarena.arena.algoperf import AlgoPerfConfig, MissingTarget, make_algoperf_plan, missing_variant_targets
+    from optarena.arena.algoperf import (
+        AlgoPerfConfig,
+        MissingTarget,
+        find_target,
+        make_algoperf_plan,
+        missing_variant_targets,
+    )
     from optarena.arena.algoperf_scoring import load_algoperf, score_table
     from optarena.arena.budget import estimate, measure
     from optarena.arena.command import DEFAULT_TRIALS, QUICK_TRIALS, _run_with_progress
@@ -226,6 +232,8 @@ def run_algoperf_command(args: argparse.Namespace) -> int:
         finished = False
         try:
             try:
+                for spec in config.workloads:  # every base workload needs its stored target
+                    find_target(store, spec, dict(config.options), config.data_dir)
                 missing = missing_variant_targets(config, store)
                 plan = make_algoperf_plan(config, store) if not missing else None
             except MissingTarget as error:
@@ -236,9 +244,12 @@ def run_algoperf_command(args: argparse.Namespace) -> int:
                 console.print(f"Held-out variants drawn with seed {held_out_seed} (--held-out-seed {held_out_seed} "
                               "repeats them).")
             for spec, variant in missing:
-                console.print(f"Setting the target of the held-out variant {spec} {variant} with the baselines.")
+                base = find_target(store, spec, dict(config.options), config.data_dir)
+                console.print(f"Setting the target of the held-out variant {spec} {variant} with the baselines "
+                              f"({base.trials} trials, {base.seeds} reruns each, as for its base workload).")
                 if not args.budget:
-                    set_targets(store, executor, [spec], options=variant, data_dir=config.data_dir)
+                    set_targets(store, executor, [spec], options=variant, data_dir=config.data_dir,
+                                trials=base.trials, seeds=base.seeds)
             if missing and args.budget:
                 console.print("(the held-out variants' targets are not set yet: the estimate leaves them out)")
                 config = dataclasses.replace(config, held_out=False)
