@@ -134,6 +134,10 @@ REFERENCES: dict[str, tuple[Callable[..., torch.optim.Optimizer] | None, str]] =
     "amsgrad": (_torch("Adam", amsgrad=True), "torch.optim.Adam(amsgrad=True)"),
     "adamax": (_torch("Adamax"), "torch.optim.Adamax"),
     "nadam": (_torch("NAdam"), "torch.optim.NAdam"),
+    "nadamw": (
+        _torch("NAdam", decoupled_weight_decay=True, weight_decay=1e-2),
+        "torch.optim.NAdam(decoupled_weight_decay=True, weight_decay=0.01)",
+    ),
     "radam": (_torch("RAdam"), "torch.optim.RAdam"),
     "adamw": (_torch("AdamW"), "torch.optim.AdamW"),
     "rprop": (_torch("Rprop"), "torch.optim.Rprop"),
