@@ -26,6 +26,18 @@ from optarena.optim import (
     RMSprop,
     Rprop,
 )
+from optarena.optim import (  # the adaptive family of 2023-2024
+    ADOPT,
+    AdEMAMix,
+    CautiousAdamW,
+    CautiousLion,
+    DAdaptAdam,
+    Lion,
+    Prodigy,
+    ScheduleFreeAdamW,
+    ScheduleFreeSGD,
+    Sophia,
+)
 from optarena.registry import available, create
 
 __version__ = "0.1.0"
@@ -54,6 +66,17 @@ __all__ = [
     "Lookahead",
     "Ranger",
     "RangerLARS",
+    # the adaptive family of 2023-2024
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
+    "Lion",
+    "CautiousLion",
+    "CautiousAdamW",
+    "Prodigy",
+    "DAdaptAdam",
+    "ADOPT",
+    "AdEMAMix",
+    "Sophia",
     "Chain",
     "available",
     "create",

@@ -24,6 +24,15 @@ from optarena.optim.rmsprop import RMSprop
 from optarena.optim.rprop import Rprop
 from optarena.optim.sgd import SGD
 
+# the adaptive family of 2023-2024
+from optarena.optim.ademamix import AdEMAMix
+from optarena.optim.adopt import ADOPT
+from optarena.optim.cautious_adamw import CautiousAdamW
+from optarena.optim.d_adaptation import DAdaptAdam, Prodigy
+from optarena.optim.lion import CautiousLion, Lion
+from optarena.optim.schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
+from optarena.optim.sophia import Sophia
+
 __all__ = [
     "SGD",
     "Adagrad",
@@ -48,6 +57,17 @@ __all__ = [
     "Lookahead",
     "Ranger",
     "RangerLARS",
+    # the adaptive family of 2023-2024
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
+    "Lion",
+    "CautiousLion",
+    "CautiousAdamW",
+    "Prodigy",
+    "DAdaptAdam",
+    "ADOPT",
+    "AdEMAMix",
+    "Sophia",
     "Chain",
     "ChainOptimizer",
     "NamedOptimizer",

@@ -27,12 +27,12 @@ from optarena.hyperparameters import (
 )
 from optarena.optim import fused as fused_backend
 from optarena.optim.checkpoints import steps_as_tensors
-from optarena.optim.execution import LOW_PRECISION, REMAINDER, eager_update
+from optarena.optim.execution import LOW_PRECISION, REMAINDER, eager_update, state_dtype_for
 from optarena.optim.groups import ChangeTracker, check_group_keys
 from optarena.optim.step_modes import check_capturable, check_differentiable
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import sharding
-from optarena.transforms.base import Transform, local_view
+from optarena.transforms.base import StepContext, Transform, local_view
 
 NONFINITE_POLICIES = ("ignore", "skip", "raise")
 
@@ -473,7 +473,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         fuse = not group.get("differentiable") and fused_backend.should_fuse(group, params)
         keyed = [t for t in self.transforms if type(t).bucket_key is not Transform.bucket_key]
         kind = (lambda p: tuple(t.bucket_key(p) for t in keyed)) if keyed else None
-        for bucket in _bucket(params, per_tensor=group.get("foreach") is False and not fuse, kind=kind):
+        buckets = _bucket(params, per_tensor=group.get("foreach") is False and not fuse, kind=kind)
+        self._prepare_group(group, buckets)
+        for bucket in buckets:
             states = [self.state[p] for p in bucket]
             # per-tensor quantities of sharded tensors are completed across ranks, eagerly
             mode = sharding.step_mode(self.transforms, bucket)
@@ -485,6 +487,19 @@ class ChainOptimizer(torch.optim.Optimizer):
                 for p, state in zip(bucket, states):
                     if not state:
                         del self.state[p]
+
+
+    def _prepare_group(self, group: dict[str, Any], buckets: list[list[Tensor]]) -> None:
+        """Run the transforms' group-wide preparation (:meth:`Transform.prepare_group`), if any."""
+        hooks = [t for t in self.transforms if type(t).prepare_group is not Transform.prepare_group]
+        if not hooks:
+            return
+        contexts = [
+            StepContext(group, bucket, [self.state[p] for p in bucket], [], state_dtype_for(group, bucket[0].dtype))
+            for bucket in buckets
+        ]
+        for transform in hooks:
+            transform.prepare_group(group, contexts)
 
 
 class Chain(ChainOptimizer):

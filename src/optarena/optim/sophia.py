@@ -1,0 +1,191 @@
+"""Sophia: a clipped diagonal-Hessian method, its estimate refreshed every k steps through a closure."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from optarena.hyperparameters import Choice, Hyper
+from optarena.optim.base import NamedOptimizer, Paper, arguments
+from optarena.search_space import LogUniform, SearchSpace
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleBySophia
+from optarena.transforms.base import Transform
+from optarena.transforms.lookahead import PositiveInteger
+from optarena.transforms.sharding import local
+
+ESTIMATORS = ("gnb", "hutchinson")
+
+
+class SophiaEstimate(Transform):
+    """Declares the settings of Sophia's Hessian estimate (the estimate itself runs in
+    :meth:`Sophia.step`, outside the chain); it changes no update."""
+
+    hyperparameters = {
+        "estimator": Hyper(
+            "gnb",
+            Choice(ESTIMATORS),
+            "'gnb' (Gauss-Newton-Bartlett: batch_size * g^2 of a loss on sampled labels) or "
+            "'hutchinson' (v * (H v), v random signs)",
+        ),
+        "update_period": Hyper(10, PositiveInteger(), "refresh the Hessian estimate every this many steps"),
+        "batch_size": Hyper(1, PositiveInteger(), "B in the Gauss-Newton-Bartlett estimate B * g^2"),
+    }
+
+    def apply(self, ops, updates, k):
+        return updates
+
+
+def gauss_newton_bartlett(loss: Tensor, params: list[Tensor], batch_size: int) -> list[Tensor]:
+    """``B * g * g`` with ``g`` the gradient of ``loss`` (the mean loss over ``B`` labels sampled
+    from the model's own predictions), the estimate of Liu et al.'s Algorithm 2."""
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g * g * batch_size for p, g in zip(params, grads)]
+
+
+def hutchinson(loss: Tensor, params: list[Tensor]) -> list[Tensor]:
+    """``v * (H v)`` with ``v`` of random signs (Rademacher; torch's global generator): an unbiased
+    estimate of the Hessian's diagonal (Liu et al.'s Algorithm 1, optax's estimator)."""
+    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    pairs = [(p, g) for p, g in zip(params, grads) if g is not None]
+    signs = [torch.randint(0, 2, local(p).shape, device=p.device).to(local(p).dtype).mul_(2).sub_(1) for p, _ in pairs]
+    probes = [torch.distributed.tensor.DTensor.from_local(s, p.device_mesh, p.placements) if p is not local(p) else s
+              for (p, _), s in zip(pairs, signs)]
+    products = torch.autograd.grad([g for _, g in pairs], [p for p, _ in pairs], grad_outputs=probes, allow_unused=True)
+    found = {id(p): (s, hv) for (p, _), s, hv in zip(pairs, probes, products)}
+    out = []
+    for p in params:
+        if id(p) in found and found[id(p)][1] is not None:
+            s, hv = found[id(p)]
+            out.append((hv * s).detach())
+        else:
+            out.append(torch.zeros_like(p))
+    return out
+
+
+class Sophia(NamedOptimizer):
+    """Sophia: momentum divided by a diagonal Hessian estimate, clipped entry by entry.
+
+    Update rule (t: the parameter's step; h: the Hessian estimate, 0 at first)::
+
+        m = beta1 * m + (1 - beta1) * g           (m / (1 - beta1^t) with bias_correction)
+        theta = theta - lr * (clip(m / max(rho * h, eps), -1, 1) + weight_decay * theta)
+        at steps 1, k+1, 2k+1, ... (k = update_period), after the update:
+            h = beta2 * h + (1 - beta2) * h_sample
+
+    ``h_sample`` comes from ``step(closure, hessian_closure=...)``: ``hessian_closure()``
+    returns a loss at the current parameters (with its graph, no ``backward``); with
+    ``estimator="gnb"`` the mean loss over ``batch_size`` labels sampled from the model's own
+    outputs, and ``h_sample = batch_size * grad^2``; with ``"hutchinson"`` the training loss,
+    and ``h_sample = v * (H v)`` for random signs ``v`` (torch's global generator). It is
+    called only on those steps (``refresh_due`` says whether the next step is one); without
+    it the estimate is not refreshed. Defaults are the authors' SophiaG (``rho`` is their
+    ``rho * bs`` when ``batch_size`` folds ``bs`` into the estimate).
+    """
+
+    paper = Paper(
+        "Liu, Li, Hall, Liang & Ma",
+        2023,
+        "Sophia: A Scalable Stochastic Second-order Optimizer for Language Model Pre-training",
+        "https://arxiv.org/abs/2305.14342",
+    )
+    search_space = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "rho": LogUniform(1e-3, 1.0)})
+    registry_name = "sophia"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.965, 0.99),
+        rho: float = 0.04,
+        weight_decay: float = 0.1,
+        *,
+        estimator: str = "gnb",
+        update_period: int = 10,
+        batch_size: int = 1,
+        eps: float = 1e-15,
+        bias_correction: bool = False,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        state_dtype: str | None = None,
+        nonfinite: str = "ignore",
+    ):
+        super().__init__(params, **arguments(locals()))
+
+    @classmethod
+    def chain(cls):
+        return [SophiaEstimate(), ScaleBySophia(), AddDecayedWeights(), ScaleByLearningRate()]
+
+    def _steps_before(self, p: Tensor) -> int:
+        step = self.state.get(p, {}).get("step")
+        return 0 if step is None else int(step)
+
+    @property
+    def refresh_due(self) -> bool:
+        """Whether the next step refreshes the Hessian estimate of some parameter (its step
+        count, before the step, is a multiple of ``update_period``)."""
+        return any(
+            self._steps_before(p) % int(group["update_period"]) == 0
+            for group in self.param_groups
+            for p in group["params"]
+        )
+
+    def step(self, closure: Any = None, hessian_closure: Callable[[], Tensor] | None = None) -> Any:
+        """One update; on refresh steps ``hessian_closure`` feeds the Hessian estimate (see the class)."""
+        self._check_before_step()
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        due = {}
+        for group in self.param_groups:
+            period = int(group["update_period"])
+            chosen = [p for p in group["params"] if p.grad is not None and self._steps_before(p) % period == 0]
+            if chosen:
+                due[id(group)] = (chosen, [self._steps_before(p) for p in chosen])
+        samples = self._samples(due, hessian_closure) if due and hessian_closure is not None else {}
+        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+            self._step(None)
+            self._refresh(due, samples)
+        return loss
+
+    def _samples(self, due: dict, hessian_closure: Callable[[], Tensor]) -> dict[int, list[Tensor]]:
+        """This step's Hessian samples per group, at the parameters before the update."""
+        with torch.enable_grad():
+            loss = hessian_closure()
+            if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
+                raise TypeError(
+                    f"{type(self).__name__}: hessian_closure must return the loss as a one-element tensor "
+                    f"that requires grad (no backward), got {loss!r}"
+                )
+            groups = {id(g): g for g in self.param_groups}
+            out = {}
+            for index, (key, (params, _)) in enumerate(due.items()):
+                if index:  # the graph of the previous group's estimate is freed
+                    loss = hessian_closure()
+                group = groups[key]
+                if group["estimator"] == "gnb":
+                    out[key] = gauss_newton_bartlett(loss, params, int(group["batch_size"]))
+                else:
+                    out[key] = hutchinson(loss, params)
+        return out
+
+    @torch.no_grad()
+    def _refresh(self, due: dict, samples: dict[int, list[Tensor]]) -> None:
+        """``h = beta2 h + (1 - beta2) h_sample`` for the parameters that stepped on a refresh step."""
+        for group in self.param_groups:
+            if id(group) not in samples:
+                continue
+            beta2 = float(group["betas"][1])
+            params, before = due[id(group)]
+            pairs = [
+                (self.state[p]["hessian"], sample)
+                for p, step, sample in zip(params, before, samples[id(group)])
+                if self._steps_before(p) == step + 1  # it stepped (not skipped for a non-finite gradient)
+            ]
+            if pairs:
+                hessians = [h for h, _ in pairs]
+                torch._foreach_mul_(hessians, beta2)
+                torch._foreach_add_(hessians, [s.to(h.dtype) for h, s in pairs], alpha=1.0 - beta2)
