@@ -16,6 +16,7 @@ import torch
 import optarena
 from reference_optimizers import LambReference, LarsReference, qhoptim
 from references import DefinitionRangerLARS, PackageRanger, PaperLookahead
+import references_adaptive as adaptive
 
 
 @dataclass
@@ -448,6 +449,114 @@ CASES = [
         reference_name="Algorithm 1 of the paper around torch.optim (tests/references.py)",
         reference_state_loads=False,
         sync_period=5,
+    ),
+    # -- the adaptive family of 2023-2024 (references: tests/references_adaptive.py) -------------
+    Case(
+        "schedule_free_adamw",
+        [
+            {},
+            {"lr": 0.01, "betas": (0.95, 0.99), "eps": 1e-6, "weight_decay": 0.1},
+            {"warmup_steps": 10, "r": 0.5, "weight_lr_power": 1.0},
+        ],
+        errors=COMMON_ERRORS
+        + BETA_ERRORS
+        + [({"betas": (0.0, 0.999)}, "beta parameter at index 0: 0.0; allowed range: 0 < betas[0] < 1"), ({"warmup_steps": -1}, "warmup_steps value: -1")],
+        reference=adaptive.schedule_free("adamw"),
+        reference_name="schedulefree.AdamWScheduleFree (in train mode)",
+        scheduled=False,  # lr = 0 stops z; y keeps moving towards z while its averaging weight is > 0
+    ),
+    Case(
+        "schedule_free_sgd",
+        [{"lr": 0.1}, {"lr": 0.05, "momentum": 0.8, "weight_decay": 0.1}, {"lr": 0.2, "warmup_steps": 5, "r": 1.0}],
+        errors=COMMON_ERRORS + [({"momentum": 1.0}, "momentum value: 1.0; allowed range: 0 < momentum < 1")],
+        reference=adaptive.schedule_free("sgd"),
+        reference_name="schedulefree.SGDScheduleFree (in train mode)",
+        scheduled=False,
+        descent_lr=0.05,
+    ),
+    Case(
+        "lion",
+        [{}, {"lr": 1e-3, "betas": (0.95, 0.98), "weight_decay": 0.5}],
+        errors=COMMON_ERRORS + [({"betas": (1.0, 0.99)}, "beta parameter at index 0: 1.0")],
+        reference=adaptive.lion(),
+        reference_name="lion_pytorch.Lion (and optax.lion through stored fixtures)",
+        descent_lr=1e-2,
+    ),
+    Case(
+        "cautious_lion",
+        [{}, {"lr": 1e-3, "betas": (0.95, 0.98), "weight_decay": 0.5}],
+        errors=COMMON_ERRORS,
+        reference=adaptive.lion(cautious=True),
+        reference_name="lion_pytorch.cautious_lion.Lion(cautious_factor=0)",
+        reference_state_loads=False,  # its groups hold cautious_factor and cautious_wd
+        complex=False,
+        constant_ops=False,  # the mask is one selection (torch.where) per tensor
+        descent_lr=1e-2,
+    ),
+    Case(
+        "cautious_adamw",
+        [{}, {"weight_decay": 0.1, "betas": (0.8, 0.99), "eps": 1e-6}],
+        errors=COMMON_ERRORS + BETA_ERRORS,
+        reference=adaptive.CautiousAdamWDefinition,
+        reference_name="Cautious AdamW written from its definition (tests/references_adaptive.py)",
+        reference_state_loads=False,
+        complex=False,
+        constant_ops=False,
+    ),
+    Case(
+        "prodigy",
+        [
+            {},
+            {"weight_decay": 0.1, "use_bias_correction": True, "d_coef": 0.5, "betas": (0.9, 0.99)},
+            {"weight_decay": 0.05, "decoupled_weight_decay": False, "safeguard_warmup": True, "beta3": 0.9, "growth_rate": 1.05},
+            {"lr": 0.5, "d0": 1e-4, "eps": 1e-6},
+        ],
+        errors=COMMON_ERRORS
+        + BETA_ERRORS[:2]
+        + [({"d0": 0.0}, "d0 value: 0.0; allowed range: 0 < d0"), ({"growth_rate": -1.0}, "growth_rate value: -1.0"), ({"beta3": 1.0}, "beta3 value: 1.0")],
+        reference=adaptive.prodigy,
+        reference_name="prodigyopt.Prodigy (one param group)",
+        reference_state_loads=False,  # its s and p0 are flattened
+        complex=False,
+        constant_ops=False,  # one inner product per tensor for the estimate
+        descent_lr=1.0,
+    ),
+    Case(
+        "dadapt_adam",
+        [
+            {},
+            {"weight_decay": 0.1, "use_bias_correction": True, "betas": (0.9, 0.99)},
+            {"weight_decay": 0.05, "decoupled_weight_decay": True, "growth_rate": 1.1, "d0": 1e-4},
+        ],
+        errors=COMMON_ERRORS + BETA_ERRORS[:2] + [({"d0": -1.0}, "d0 value: -1.0"), ({"eps": 0.0}, "epsilon value: 0.0")],
+        reference=adaptive.dadapt_adam,
+        reference_name="dadaptation.DAdaptAdam (one param group)",
+        reference_state_loads=False,  # its groups hold keys of its own (layer_scale, log_every, fsdp_in_use)
+        complex=False,
+        constant_ops=False,
+        descent_lr=1.0,
+    ),
+    Case(
+        "adopt",
+        [{}, {"betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.1}, {"clipping": False, "weight_decay": 0.1, "decoupled_weight_decay": True}],
+        errors=COMMON_ERRORS + BETA_ERRORS + [({"clipping": 1}, "clipping: 1")],
+        reference_name="optax.contrib.adopt through stored fixtures (tests/test_reference_optax.py)",
+    ),
+    Case(
+        "ademamix",
+        [{}, {"betas": (0.8, 0.99, 0.999), "alpha": 8.0, "weight_decay": 0.1}, {"t_alpha_beta3": 20, "eps": 1e-6}],
+        errors=COMMON_ERRORS
+        + [({"betas": (0.9, 0.999)}, "betas: (0.9, 0.999)"), ({"betas": (0.9, 0.999, 1.0)}, "beta parameter at index 2: 1.0"), ({"alpha": -1.0}, "alpha value: -1.0"), ({"t_alpha_beta3": 0}, "t_alpha_beta3 value: 0")],
+        reference_name="optax.contrib.ademamix through stored fixtures (tests/test_reference_optax.py)",
+    ),
+    Case(
+        "sophia",
+        [{}, {"lr": 1e-3, "betas": (0.9, 0.95), "rho": 0.1, "weight_decay": 0.0}, {"batch_size": 8, "update_period": 3}],
+        errors=COMMON_ERRORS
+        + [({"rho": 0.0}, "rho value: 0.0; allowed range: 0 < rho"), ({"update_period": 0}, "update_period: 0"), ({"estimator": "exact"}, "estimator: 'exact'")],
+        reference=adaptive.sophia,
+        reference_name="sophia_opt.SophiaG (estimates: tests/test_reference_sophia.py; optax.contrib.sophia through stored fixtures)",
+        reference_state_loads=False,  # its groups hold capturable
     ),
 ]
 

@@ -26,10 +26,12 @@ class CautiousMask(Transform):
 
     def prepare(self, ctx: StepContext) -> Prepared:
         sizes = [float(math.prod(p.shape)) for p in ctx.originals]
-        return Prepared(scalars={"size": ctx.per_tensor(sizes)})
+        # k.grads are the gradients as given: under maximize the chain started from their negation
+        return Prepared(scalars={"size": ctx.per_tensor(sizes)}, static={"maximize": bool(ctx.group.get("maximize"))})
 
     def apply(self, ops, updates, k):
-        mask = ops.select_by_sign(ops.product(updates, k.grads), 0.0, 0.0, 1.0)
+        agree = (1.0, 0.0, 0.0) if k.static("maximize") else (0.0, 0.0, 1.0)
+        mask = ops.select_by_sign(ops.product(updates, k.grads), *agree)
         counts = ops.norm(mask)
         counts = ops.product(counts, counts)
         ops.clamp_(counts, low=1.0)
