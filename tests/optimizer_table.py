@@ -459,7 +459,7 @@ CASES = [
             {"warmup_steps": 10, "r": 0.5, "weight_lr_power": 1.0},
         ],
         errors=COMMON_ERRORS
-        + BETA_ERRORS
+        + BETA_ERRORS[1:]
         + [({"betas": (0.0, 0.999)}, "beta parameter at index 0: 0.0; allowed range: 0 < betas[0] < 1"), ({"warmup_steps": -1}, "warmup_steps value: -1")],
         reference=adaptive.schedule_free("adamw"),
         reference_name="schedulefree.AdamWScheduleFree (in train mode)",
@@ -508,7 +508,7 @@ CASES = [
         [
             {},
             {"weight_decay": 0.1, "use_bias_correction": True, "d_coef": 0.5, "betas": (0.9, 0.99)},
-            {"weight_decay": 0.05, "decoupled_weight_decay": False, "safeguard_warmup": True, "beta3": 0.9, "growth_rate": 1.05},
+            {"weight_decay": 0.05, "decoupled_weight_decay": False, "safeguard_warmup": True, "beta3": 0.9, "growth_rate": 1.5},
             {"lr": 0.5, "d0": 1e-4, "eps": 1e-6},
         ],
         errors=COMMON_ERRORS

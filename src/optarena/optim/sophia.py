@@ -11,7 +11,7 @@ from optarena.hyperparameters import Choice, Hyper
 from optarena.optim.base import NamedOptimizer, Paper, arguments
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleBySophia
-from optarena.transforms.base import Transform
+from optarena.transforms.base import Transform, scalars
 from optarena.transforms.lookahead import PositiveInteger
 from optarena.transforms.sharding import local
 
@@ -118,19 +118,25 @@ class Sophia(NamedOptimizer):
     def chain(cls):
         return [SophiaEstimate(), ScaleBySophia(), AddDecayedWeights(), ScaleByLearningRate()]
 
-    def _steps_before(self, p: Tensor) -> int:
-        step = self.state.get(p, {}).get("step")
-        return 0 if step is None else int(step)
+    def _steps_before(self, params: list[Tensor]) -> list[int]:
+        """Each parameter's step count before this step (0 for a new one), read in one transfer."""
+        steps = [self.state.get(p, {}).get("step") for p in params]
+        known = [s for s in steps if s is not None]
+        values = iter(scalars(known))
+        return [0 if s is None else round(next(values)) for s in steps]
+
+    def _due(self, group: dict[str, Any], with_grad: bool) -> tuple[list[Tensor], list[int]]:
+        """The group's parameters whose next step refreshes the estimate, and their step counts."""
+        params = [p for p in group["params"] if p.grad is not None or not with_grad]
+        period = int(group["update_period"])
+        pairs = [(p, t) for p, t in zip(params, self._steps_before(params)) if t % period == 0]
+        return [p for p, _ in pairs], [t for _, t in pairs]
 
     @property
     def refresh_due(self) -> bool:
         """Whether the next step refreshes the Hessian estimate of some parameter (its step
         count, before the step, is a multiple of ``update_period``)."""
-        return any(
-            self._steps_before(p) % int(group["update_period"]) == 0
-            for group in self.param_groups
-            for p in group["params"]
-        )
+        return any(self._due(group, with_grad=False)[0] for group in self.param_groups)
 
     def step(self, closure: Any = None, hessian_closure: Callable[[], Tensor] | None = None) -> Any:
         """One update; on refresh steps ``hessian_closure`` feeds the Hessian estimate (see the class)."""
@@ -140,15 +146,16 @@ class Sophia(NamedOptimizer):
             with torch.enable_grad():
                 loss = closure()
         due = {}
-        for group in self.param_groups:
-            period = int(group["update_period"])
-            chosen = [p for p in group["params"] if p.grad is not None and self._steps_before(p) % period == 0]
-            if chosen:
-                due[id(group)] = (chosen, [self._steps_before(p) for p in chosen])
-        samples = self._samples(due, hessian_closure) if due and hessian_closure is not None else {}
+        if hessian_closure is not None:
+            for group in self.param_groups:
+                chosen, before = self._due(group, with_grad=True)
+                if chosen:
+                    due[id(group)] = (chosen, before)
+        samples = self._samples(due, hessian_closure) if due else {}
         with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
             self._step(None)
-            self._refresh(due, samples)
+            if samples:
+                self._refresh(due, samples)
         return loss
 
     def _samples(self, due: dict, hessian_closure: Callable[[], Tensor]) -> dict[int, list[Tensor]]:
@@ -180,10 +187,11 @@ class Sophia(NamedOptimizer):
                 continue
             beta2 = float(group["betas"][1])
             params, before = due[id(group)]
+            after = self._steps_before(params)
             pairs = [
                 (self.state[p]["hessian"], sample)
-                for p, step, sample in zip(params, before, samples[id(group)])
-                if self._steps_before(p) == step + 1  # it stepped (not skipped for a non-finite gradient)
+                for p, step, now, sample in zip(params, before, after, samples[id(group)])
+                if now == step + 1  # it stepped (not skipped for a non-finite gradient)
             ]
             if pairs:
                 hessians = [h for h, _ in pairs]
