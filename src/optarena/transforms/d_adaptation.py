@@ -67,8 +67,11 @@ def group_sums(contexts: list[StepContext], sums: list[list[Tensor]]) -> list[li
     if not values:
         return []
     owners = [p for ctx in contexts for p in ctx.originals]
-    if any(sharding.is_sharded(p) for p in owners):
-        values = sharding.all_reduce_sums(values, owners, [None] * len(values))
+    sharded = [i for i, p in enumerate(owners) if sharding.is_sharded(p)]
+    if sharded:  # plain tensors of the group (a layer norm beside tensor-parallel layers) are whole here
+        completed = sharding.all_reduce_sums([values[i] for i in sharded], [owners[i] for i in sharded], [None] * len(sharded))
+        for i, value in zip(sharded, completed):
+            values[i] = value
     return torch.stack([v.to(torch.float64) for v in values]).tolist()
 
 
