@@ -14,9 +14,12 @@ three points coincide.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from optarena.optim.base import NamedOptimizer, Paper, arguments
 from optarena.optim.execution import REMAINDER
@@ -59,6 +62,17 @@ class ScheduleFreeModes:
     def train(self) -> None:
         """Write the training point ``y`` back (``y = x + (1 - beta)(z - x)``); no-op if already there."""
         self._switch(to_train=True)
+
+    @torch.no_grad()
+    def average_of(self, param: Tensor) -> Tensor:
+        """The average ``x`` for ``param`` as a new tensor, the parameters left as they are (in eval
+        mode, or before its first step, the parameter's value itself)."""
+        group = next(g for g in self.param_groups if any(p is param for p in g["params"]))
+        state = self.state.get(param, {})
+        if not group.get("train_mode", True) or "z" not in state:
+            return param.detach().clone()
+        beta = momentum_of(group, self.momentum_key)
+        return torch.lerp(param.detach(), state["z"].to(param.device), 1.0 - 1.0 / beta)
 
     def _switch(self, to_train: bool) -> None:
         for group in self.param_groups:
@@ -179,3 +193,18 @@ class ScheduleFreeSGD(ScheduleFreeModes, NamedOptimizer):
     @classmethod
     def chain(cls):
         return [AddDecayedWeights(), ScheduleFreeAverage("momentum")]
+
+
+@contextlib.contextmanager
+def at_evaluation_point(optimizer: Any) -> Iterator[None]:
+    """Within the block the parameters hold the point to evaluate: the average ``x`` for a
+    Schedule-Free optimizer in train mode (``eval()``, then ``train()`` after), the parameters
+    as they are for any other optimizer."""
+    switch = isinstance(optimizer, ScheduleFreeModes) and optimizer.training
+    if switch:
+        optimizer.eval()
+    try:
+        yield
+    finally:
+        if switch:
+            optimizer.train()
