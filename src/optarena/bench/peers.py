@@ -176,7 +176,10 @@ def _with_foreach(cls: type, arguments: dict[str, Any]) -> dict[str, Any]:
 def _library_builder(module: str, cls_name: str, arguments: Callable[[dict[str, Any]], dict[str, Any]]) -> Builder:
     def build(params: list[Tensor], hp: dict[str, Any]) -> torch.optim.Optimizer:
         cls = getattr(importlib.import_module(module), cls_name)
-        return cls(params, **_with_foreach(cls, arguments(hp)))
+        optimizer = cls(params, **_with_foreach(cls, arguments(hp)))
+        if callable(getattr(optimizer, "train", None)):  # Schedule-Free peers start in eval mode
+            optimizer.train()
+        return optimizer
 
     return build
 
@@ -273,6 +276,46 @@ LIBRARY_PEERS: dict[str, dict[str, tuple[str, Callable[[dict[str, Any]], dict[st
         "ranger": (
             "Ranger",
             lambda hp: _pick(hp, "lr", "betas", "alpha", "k", "weight_decay", "use_gc", "gc_conv_only", "eps"),
+            "",
+        ),
+        # -- the adaptive family of 2023-2024
+        "schedule_free_adamw": (
+            "ScheduleFreeAdamW",
+            lambda hp: _pick(hp, "lr", "betas", "weight_decay", "r", "weight_lr_power", "warmup_steps", "eps"),
+            "",
+        ),
+        "schedule_free_sgd": (
+            "ScheduleFreeSGD",
+            lambda hp: _pick(hp, "lr", "momentum", "weight_decay", "r", "weight_lr_power", "warmup_steps"),
+            "",
+        ),
+        "lion": ("Lion", lambda hp: {**_pick(hp, "lr", "betas", "weight_decay"), "weight_decouple": True}, ""),
+        "prodigy": (
+            "Prodigy",
+            lambda hp: {
+                **_pick(hp, "lr", "betas", "beta3", "d0", "d_coef", "growth_rate", "weight_decay", "safeguard_warmup", "eps"),
+                "weight_decouple": hp["decoupled_weight_decay"],
+                "bias_correction": hp["use_bias_correction"],
+            },
+            "",
+        ),
+        "dadapt_adam": (
+            "DAdaptAdam",
+            lambda hp: {
+                **_pick(hp, "lr", "betas", "d0", "growth_rate", "weight_decay", "eps"),
+                "weight_decouple": hp["decoupled_weight_decay"],
+                "bias_correction": hp["use_bias_correction"],
+            },
+            "",
+        ),
+        "adopt": (
+            "ADOPT",
+            lambda hp: {**_pick(hp, "lr", "betas", "weight_decay", "eps"), "weight_decouple": hp["decoupled_weight_decay"]},
+            "clips at step^(1/4) counting the first step as 1 (the paper and optax: (step - 1)^(1/4))",
+        ),
+        "ademamix": (
+            "AdEMAMix",
+            lambda hp: {**_pick(hp, "lr", "betas", "alpha", "t_alpha_beta3", "weight_decay", "eps"), "weight_decouple": True},
             "",
         ),
     },
