@@ -13,9 +13,10 @@ from optarena.transforms import AddDecayedWeights, ScaleByDAdaptAdam, ScaleByPro
 class Prodigy(NamedOptimizer):
     """Prodigy: Adam whose step size d is estimated, per param group, from the distance travelled.
 
-    Update rule (per group; u = g + weight_decay * theta unless decoupled_weight_decay;
-    dlr = d * lr, times Adam's bias corrections with use_bias_correction)::
+    Update rule::
 
+        (per group; u = g + weight_decay * theta unless decoupled_weight_decay;
+         dlr = d * lr, times Adam's bias corrections with use_bias_correction)
         r = beta3 * r + (d / d0) * dlr * <u, theta_0 - theta>          (sums over the whole group)
         s = beta3 * s + (d / d0) * dlr * u                              ((d / d0) * d * u with safeguard_warmup)
         d_hat = d_coef * r / ||s||_1;  d_max = max(d_max, d_hat);  d' = min(d_max, growth_rate * max(d, d_hat))
@@ -68,9 +69,10 @@ class Prodigy(NamedOptimizer):
 class DAdaptAdam(NamedOptimizer):
     """D-Adaptation Adam: Adam whose step size d is a running lower bound on the distance to the solution.
 
-    Update rule (per group; u = g + weight_decay * theta unless decoupled_weight_decay;
-    dlr = d * lr, times Adam's bias corrections with use_bias_correction; b = sqrt(beta2))::
+    Update rule::
 
+        (per group; u = g + weight_decay * theta unless decoupled_weight_decay;
+         dlr = d * lr, times Adam's bias corrections with use_bias_correction; b = sqrt(beta2))
         r = b * r + (1 - b) * dlr * <u, s / (sqrt(v) + eps)>      (s, v before this step; sums over the group)
         m = beta1 * m + dlr * (1 - beta1) * u;  v = beta2 * v + (1 - beta2) * u^2
         s = b * s + dlr * (1 - b) * u

@@ -108,8 +108,9 @@ class ScheduleFreeModes:
 class ScheduleFreeAdamW(ScheduleFreeModes, NamedOptimizer):
     """Schedule-Free AdamW: AdamW without a schedule; evaluate at the average of its iterates.
 
-    Update rule (k: the group's step, from 1; beta = betas[0])::
+    Update rule::
 
+        (k: the group's step, from 1; beta = betas[0])
         lr_k = lr * min(1, k / warmup_steps);  lr_max = max(lr_max, lr_k)
         w_k = k^r * lr_max^weight_lr_power;    c = w_k / (w_1 + ... + w_k)
         v = beta2 * v + (1 - beta2) * g^2;     u = g / (sqrt(v / (1 - beta2^k)) + eps) + weight_decay * y
@@ -155,8 +156,9 @@ class ScheduleFreeAdamW(ScheduleFreeModes, NamedOptimizer):
 class ScheduleFreeSGD(ScheduleFreeModes, NamedOptimizer):
     """Schedule-Free SGD: SGD with momentum replaced by averaging; evaluate at the average.
 
-    Update rule (k: the group's step, from 1; beta = momentum)::
+    Update rule::
 
+        (k: the group's step, from 1; beta = momentum)
         lr_k, lr_max, w_k and c as in ScheduleFreeAdamW
         u = g + weight_decay * y
         y = y + c * (z - y) + lr_k * (beta * (1 - c) - 1) * u

@@ -67,8 +67,9 @@ def hutchinson(loss: Tensor, params: list[Tensor]) -> list[Tensor]:
 class Sophia(NamedOptimizer):
     """Sophia: momentum divided by a diagonal Hessian estimate, clipped entry by entry.
 
-    Update rule (t: the parameter's step; h: the Hessian estimate, 0 at first)::
+    Update rule::
 
+        (t: the parameter's step; h: the Hessian estimate, 0 at first)
         m = beta1 * m + (1 - beta1) * g           (m / (1 - beta1^t) with bias_correction)
         theta = theta - lr * (clip(m / max(rho * h, eps), -1, 1) + weight_decay * theta)
         at steps 1, k+1, 2k+1, ... (k = update_period), after the update:
