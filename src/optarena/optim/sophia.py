@@ -13,7 +13,7 @@ from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleBySophia
 from optarena.transforms.base import Transform, scalars
 from optarena.transforms.lookahead import PositiveInteger
-from optarena.transforms.sharding import local
+from optarena.transforms import sharding
 
 ESTIMATORS = ("gnb", "hutchinson")
 
@@ -37,30 +37,37 @@ class SophiaEstimate(Transform):
         return updates
 
 
-def gauss_newton_bartlett(loss: Tensor, params: list[Tensor], batch_size: int) -> list[Tensor]:
+def gauss_newton_bartlett(loss: Tensor, params: list[Tensor], batch_size: int, everything: list[Tensor]) -> list[Tensor]:
     """``B * g * g`` with ``g`` the gradient of ``loss`` (the mean loss over ``B`` labels sampled
-    from the model's own predictions), the estimate of Liu et al.'s Algorithm 2."""
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g * g * batch_size for p, g in zip(params, grads)]
+    from the model's own predictions), the estimate of Liu et al.'s Algorithm 2.
+
+    ``g`` comes from ``loss.backward()``, so data-parallel and sharded wrappers (DDP, FSDP2)
+    average and place it as they do the training gradient; the gradients of ``everything``
+    (the optimizer's parameters) are set aside before and put back after.
+    """
+    saved = [p.grad for p in everything]
+    for p in everything:
+        p.grad = None
+    try:
+        loss.backward()
+        return [torch.zeros_like(p) if p.grad is None else p.grad * p.grad * batch_size for p in params]
+    finally:
+        for p, grad in zip(everything, saved):
+            p.grad = grad
 
 
 def hutchinson(loss: Tensor, params: list[Tensor]) -> list[Tensor]:
     """``v * (H v)`` with ``v`` of random signs (Rademacher; torch's global generator): an unbiased
     estimate of the Hessian's diagonal (Liu et al.'s Algorithm 1, optax's estimator)."""
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-    pairs = [(p, g) for p, g in zip(params, grads) if g is not None]
-    signs = [torch.randint(0, 2, local(p).shape, device=p.device).to(local(p).dtype).mul_(2).sub_(1) for p, _ in pairs]
-    probes = [torch.distributed.tensor.DTensor.from_local(s, p.device_mesh, p.placements) if p is not local(p) else s
-              for (p, _), s in zip(pairs, signs)]
+    pairs = [(p, g) for p, g in zip(params, grads) if g is not None and g.requires_grad]
+    probes = [torch.randint(0, 2, p.shape, device=p.device).to(p.dtype).mul_(2).sub_(1) for p, _ in pairs]
     products = torch.autograd.grad([g for _, g in pairs], [p for p, _ in pairs], grad_outputs=probes, allow_unused=True)
-    found = {id(p): (s, hv) for (p, _), s, hv in zip(pairs, probes, products)}
+    found = {id(p): (v, hv) for (p, _), v, hv in zip(pairs, probes, products)}
     out = []
     for p in params:
-        if id(p) in found and found[id(p)][1] is not None:
-            s, hv = found[id(p)]
-            out.append((hv * s).detach())
-        else:
-            out.append(torch.zeros_like(p))
+        v, hv = found.get(id(p), (None, None))
+        out.append(torch.zeros_like(p) if hv is None else (hv * v).detach())
     return out
 
 
@@ -81,7 +88,10 @@ class Sophia(NamedOptimizer):
     outputs, and ``h_sample = batch_size * grad^2``; with ``"hutchinson"`` the training loss,
     and ``h_sample = v * (H v)`` for random signs ``v`` (torch's global generator). It is
     called only on those steps (``refresh_due`` says whether the next step is one); without
-    it the estimate is not refreshed. Defaults are the authors' SophiaG (``rho`` is their
+    it the estimate is not refreshed. The Gauss-Newton-Bartlett gradient comes from
+    ``loss.backward()`` (the training gradients are set aside and put back), so DDP and FSDP2
+    average and shard it as they do the training gradient; Hutchinson's products need second
+    derivatives and are refused for sharded (``DTensor``) parameters. Defaults are the authors' SophiaG (``rho`` is their
     ``rho * bs`` when ``batch_size`` folds ``bs`` into the estimate).
     """
 
@@ -175,8 +185,16 @@ class Sophia(NamedOptimizer):
                     loss = hessian_closure()
                 group = groups[key]
                 if group["estimator"] == "gnb":
-                    out[key] = gauss_newton_bartlett(loss, params, int(group["batch_size"]))
+                    everything = [p for g in self.param_groups for p in g["params"]]
+                    out[key] = gauss_newton_bartlett(loss, params, int(group["batch_size"]), everything)
                 else:
+                    sharded = next((p for p in params if sharding.is_sharded(p)), None)
+                    if sharded is not None:
+                        raise ValueError(
+                            f"{type(self).__name__}: estimator='hutchinson' needs second derivatives through "
+                            "the parameters, which sharded parameters (DTensor: FSDP2, tensor parallelism) do not "
+                            "give here; use estimator='gnb'. Nothing was changed."
+                        )
                     out[key] = hutchinson(loss, params)
         return out
 
@@ -194,7 +212,9 @@ class Sophia(NamedOptimizer):
                 for p, step, now, sample in zip(params, before, after, samples[id(group)])
                 if now == step + 1  # it stepped (not skipped for a non-finite gradient)
             ]
-            if pairs:
-                hessians = [h for h, _ in pairs]
-                torch._foreach_mul_(hessians, beta2)
-                torch._foreach_add_(hessians, [s.to(h.dtype) for h, s in pairs], alpha=1.0 - beta2)
+            for sharded in (False, True):  # multi-tensor operations take plain tensors or DTensors, not both
+                chosen = [(h, s) for h, s in pairs if sharding.is_sharded(h) == sharded]
+                if chosen:
+                    hessians = [h for h, _ in chosen]
+                    torch._foreach_mul_(hessians, beta2)
+                    torch._foreach_add_(hessians, [s.to(h.dtype) for h, s in chosen], alpha=1.0 - beta2)
