@@ -35,7 +35,7 @@ class Prodigy(NamedOptimizer):
         "Prodigy: An Expeditiously Adaptive Parameter-Free Learner",
         "https://arxiv.org/abs/2306.06101",
     )
-    search_space = SearchSpace({"d_coef": LogUniform(0.1, 10.0), "betas[0]": OneMinusLogUniform(0.5, 0.99)})
+    search_space = SearchSpace({"lr": LogUniform(0.1, 10.0), "betas[0]": OneMinusLogUniform(0.5, 0.99)})
     registry_name = "prodigy"
 
     def __init__(

@@ -49,7 +49,7 @@ class ScaleByAdopt(Transform):
         normalised = ops.div(updates, normalised)
         if k.static("clipping"):
             clip = k.scalar("clip")
-            ops.clamp_(normalised, low=ops_neg(clip), high=clip)
+            ops.clamp_(normalised, low=negated(clip), high=clip)
         ops.lerp_(exp_avgs, normalised, k.scalar("one_minus_beta1"))
         ops.mul_(exp_avg_sqs, k.scalar("beta2"))
         ops.addcmul_(exp_avg_sqs, updates, updates, k.scalar("one_minus_beta2"))
@@ -57,7 +57,7 @@ class ScaleByAdopt(Transform):
         return exp_avgs
 
 
-def ops_neg(value):
+def negated(value):
     """``-value`` for a scalar argument: a number, a 0-d tensor, or a list of either."""
     if isinstance(value, (list, tuple)):
         return [-v for v in value]
