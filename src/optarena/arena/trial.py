@@ -191,6 +191,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
 
 
 def _train(spec: TrialSpec) -> TrialResult:
+    from optarena.optim.schedule_free import at_evaluation_point
     from optarena.registry import lookup
 
     workload = load_workload(spec.workload, spec.options, spec.data_dir)
@@ -229,7 +230,7 @@ def _train(spec: TrialSpec) -> TrialResult:
         if done % eval_every and done != steps:
             continue
         started = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), at_evaluation_point(optimizer):  # Schedule-Free: at the average x
             evaluated = trainable.evaluate()
         eval_seconds += time.perf_counter() - started
         if target.metric not in evaluated:
