@@ -102,22 +102,24 @@ def _connect(store: Store) -> sqlite3.Connection:
     return db
 
 
+def _has_targets(store: Store) -> bool:
+    """Whether the store has a targets table yet (``optarena targets`` creates it)."""
+    return bool(store.rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'targets'"))
+
+
 def stored_target(store: Store, workload: Any, options: dict[str, Any]) -> StoredTarget | None:
     """The stored target of ``workload`` built with ``options`` at its current version, or None."""
-    key = target_key(workload, options)
-    try:
-        rows = store.rows("SELECT * FROM targets WHERE key = ?", (key,))
-    except sqlite3.OperationalError:  # no targets table yet
+    if not _has_targets(store):
         return None
+    rows = store.rows("SELECT * FROM targets WHERE key = ?", (target_key(workload, options),))
     return _from_row(rows[0]) if rows else None
 
 
 def all_targets(store: Store) -> list[StoredTarget]:
     """Every stored target, in the order they were set."""
-    try:
-        return [_from_row(row) for row in store.rows("SELECT * FROM targets ORDER BY rowid")]
-    except sqlite3.OperationalError:
+    if not _has_targets(store):
         return []
+    return [_from_row(row) for row in store.rows("SELECT * FROM targets ORDER BY rowid")]
 
 
 def _from_row(row: dict[str, Any]) -> StoredTarget:
