@@ -107,9 +107,9 @@ def run_targets_command(args: argparse.Namespace) -> int:
         if args.workload is None:
             targets = all_targets(store)
             if not targets:
-                console.print(f"No targets stored in {args.db}: set them with `optarena targets --workload NAMES`.")
+                console.print(f"No targets stored in {args.db}: set them with `optarena targets --workload NAMES`.", markup=False)
                 return 0
-            console.print(_targets_table(targets))
+            console.print(_targets_table(targets), markup=False)
             return 0
         options = {"quick": True} if args.quick else {}
         try:
@@ -117,7 +117,7 @@ def run_targets_command(args: argparse.Namespace) -> int:
         except (ValueError, ImportError) as error:
             return _error("targets", str(error), 2)
         console.print(f"Setting targets on {', '.join(args.workload)}: {', '.join(args.baselines)}, {args.trials} "
-                      f"trials each, the best rerun on {args.seeds} seeds; {executor.describe()}; store {args.db}.")
+                      f"trials each, the best rerun on {args.seeds} seeds; {executor.describe()}; store {args.db}.", markup=False)
         finished = False
         try:
             targets = _set_with_progress(console, store, executor, args.workload, options, args)
@@ -128,11 +128,11 @@ def run_targets_command(args: argparse.Namespace) -> int:
             return _error("targets", f"{error}. Finished trials are stored in {args.db}; run the same command "
                           "to resume.", 1)
         except KeyboardInterrupt:
-            console.print(f"Interrupted. Finished trials are stored in {args.db}; run the same command to resume.")
+            console.print(f"Interrupted. Finished trials are stored in {args.db}; run the same command to resume.", markup=False)
             return 130
         finally:
             executor.shutdown(now=not finished)
-        console.print(_targets_table(targets))
+        console.print(_targets_table(targets), markup=False)
     return 0
 
 
@@ -242,16 +242,16 @@ def run_algoperf_command(args: argparse.Namespace) -> int:
                 return _error("race", str(error), 2)
             if config.held_out:
                 console.print(f"Held-out variants drawn with seed {held_out_seed} (--held-out-seed {held_out_seed} "
-                              "repeats them).")
+                              "repeats them).", markup=False)
             for spec, variant in missing:
                 base = find_target(store, spec, dict(config.options), config.data_dir)
                 console.print(f"Setting the target of the held-out variant {spec} {variant} with the baselines "
-                              f"({base.trials} trials, {base.seeds} reruns each, as for its base workload).")
+                              f"({base.trials} trials, {base.seeds} reruns each, as for its base workload).", markup=False)
                 if not args.budget:
                     set_targets(store, executor, [spec], options=variant, data_dir=config.data_dir,
                                 trials=base.trials, seeds=base.seeds)
             if missing and args.budget:
-                console.print("(the held-out variants' targets are not set yet: the estimate leaves them out)")
+                console.print("(the held-out variants' targets are not set yet: the estimate leaves them out)", markup=False)
                 config = dataclasses.replace(config, held_out=False)
             if plan is None:
                 plan = make_algoperf_plan(config, store)
@@ -259,9 +259,9 @@ def run_algoperf_command(args: argparse.Namespace) -> int:
             try:
                 costs = [(measure(p.spec, p.options, config.data_dir, threads=executor.threads), counts[p.key])
                          for p in plan.workloads]
-                console.print(estimate(costs, executor.workers).describe())
+                console.print(estimate(costs, executor.workers).describe(), markup=False)
             except Exception as error:  # the race reports a failing workload, trial by trial
-                console.print(f"Budget: not estimated ({type(error).__name__}: {error}).")
+                console.print(f"Budget: not estimated ({type(error).__name__}: {error}).", markup=False)
             if args.budget:
                 finished = True
                 return 0
@@ -270,25 +270,25 @@ def run_algoperf_command(args: argparse.Namespace) -> int:
                      if config.ruleset == "external" else f"defaults on 1.5x the budget, {config.studies} seeds")
             console.print(f"AlgoPerf race, {config.ruleset} tuning: {entries} on "
                           f"{', '.join(p.workload.name + (' (held out)' if p.base else '') for p in plan.workloads)}; "
-                          f"{rules}; {plan.total} trials, {executor.describe()}; store {args.db}.")
+                          f"{rules}; {plan.total} trials, {executor.describe()}; store {args.db}.", markup=False)
             for p in plan.workloads:
                 t = plan.targets[p.key]
                 relation = ">=" if t.mode == "max" else "<="
-                console.print(f"  target {p.workload.name}: {t.metric} {relation} {t.value:.4g} (set by {t.baseline})")
+                console.print(f"  target {p.workload.name}: {t.metric} {relation} {t.value:.4g} (set by {t.baseline})", markup=False)
             outcome = _run_with_progress(console, plan, store, executor, run_race)
             finished = True
         except RaceError as error:
             return _error("race", f"{error}. The trials finished before it are stored in {args.db}; "
                           "fix the cause and run the same command to resume.", 1)
         except KeyboardInterrupt:
-            console.print(f"Interrupted. Finished trials are stored in {args.db}; run the same command to resume.")
+            console.print(f"Interrupted. Finished trials are stored in {args.db}; run the same command to resume.", markup=False)
             return 130
         finally:
             executor.shutdown(now=not finished)
         results = [r for r in load_algoperf(store, config.ruleset) if r.key in {p.key for p in plan.workloads}]
         for measure_name in ("steps", "seconds"):
-            console.print(score_tables(score_table(results, measure_name, config.ruleset)))
+            console.print(score_tables(score_table(results, measure_name, config.ruleset)), markup=False)
     console.print(f"{outcome.ran} trials run, {outcome.reused} reused from {args.db}"
                   + (f", {outcome.diverged} diverged" if outcome.diverged else "")
-                  + f"; {time.perf_counter() - started:.1f} s. Report: optarena report --db {args.db} --out report.html")
+                  + f"; {time.perf_counter() - started:.1f} s. Report: optarena report --db {args.db} --out report.html", markup=False)
     return 0

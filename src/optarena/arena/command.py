@@ -219,6 +219,8 @@ def run_race_command(args: argparse.Namespace) -> int:
 
 def _print_budget(console: Any, plan: Any, executor: Any, data_dir: str | None) -> None:
     """The race's estimated duration: trials x steps x the step time measured here."""
+    from rich.text import Text
+
     from optarena.arena.budget import estimate, measure
 
     counts: dict[str, int] = {}
@@ -229,9 +231,9 @@ def _print_budget(console: Any, plan: Any, executor: Any, data_dir: str | None) 
         costs = [(measure(p.spec, options, data_dir, threads=executor.threads), counts[p.key])
                  for p in plan.workloads]
     except Exception as error:  # the race itself reports a failing workload, trial by trial
-        console.print(f"Budget: not estimated ({type(error).__name__}: {error}).")
+        console.print(Text(f"Budget: not estimated ({type(error).__name__}: {error})."))
         return
-    console.print(estimate(costs, executor.workers).describe())
+    console.print(Text(estimate(costs, executor.workers).describe()))  # names as typed, never markup
 
 
 def _run_with_progress(console: Any, plan: Any, store: Any, executor: Any, run_race: Any) -> Any:

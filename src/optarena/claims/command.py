@@ -53,13 +53,13 @@ def run(args: argparse.Namespace) -> int:
     with make_executor(args.executor, workers, 1) as executor:  # one thread per run: the models are tiny
         for name in names:
             result = run_claim(CLAIMS[name], out, executor, args.quick)
-            console.print(f"{name}: [bold]{result.verdict.verdict}[/bold]. {result.verdict.evidence} "
-                          f"({result.trials} runs, {result.ran} run now, {result.seconds:.0f} s)")
+            console.print(f"{name}: {result.verdict.verdict}. {result.verdict.evidence} "
+                          f"({result.trials} runs, {result.ran} run now, {result.seconds:.0f} s)", markup=False)
             results.append(result)
     seconds = time.perf_counter() - started
     command = "optarena claims " + " ".join(shlex.quote(a) for a in [*args.names, *(["--quick"] if args.quick else []),
                                                                       "--out", str(args.out)])
     page = out / "claims.md"
     page.write_text(claims_page(results, command, seconds))
-    console.print(f"{len(results)} claims in {seconds:.0f} s; wrote {page}.")
+    console.print(f"{len(results)} claims in {seconds:.0f} s; wrote {page}.", markup=False)
     return 0
