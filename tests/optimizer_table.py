@@ -16,6 +16,7 @@ import torch
 import optarena
 from reference_optimizers import LambReference, LarsReference, qhoptim
 from references import DefinitionRangerLARS, PackageRanger, PaperLookahead
+import references_adaptive as adaptive
 
 
 @dataclass
@@ -134,6 +135,10 @@ REFERENCES: dict[str, tuple[Callable[..., torch.optim.Optimizer] | None, str]] =
     "amsgrad": (_torch("Adam", amsgrad=True), "torch.optim.Adam(amsgrad=True)"),
     "adamax": (_torch("Adamax"), "torch.optim.Adamax"),
     "nadam": (_torch("NAdam"), "torch.optim.NAdam"),
+    "nadamw": (
+        _torch("NAdam", decoupled_weight_decay=True, weight_decay=1e-2),
+        "torch.optim.NAdam(decoupled_weight_decay=True, weight_decay=0.01)",
+    ),
     "radam": (_torch("RAdam"), "torch.optim.RAdam"),
     "adamw": (_torch("AdamW"), "torch.optim.AdamW"),
     "rprop": (_torch("Rprop"), "torch.optim.Rprop"),
@@ -162,6 +167,23 @@ REFERENCES: dict[str, tuple[Callable[..., torch.optim.Optimizer] | None, str]] =
     "rangerlars": (DefinitionRangerLARS, "RangerLARS written from its definition (tests/references.py)"),
     "over9000": (DefinitionRangerLARS, "RangerLARS written from its definition (tests/references.py)"),
     "lookahead": (PaperLookahead, "Algorithm 1 of the paper around torch.optim (tests/references.py)"),
+    # the adaptive family of 2023-2024 (tests/references_adaptive.py)
+    "schedule_free_adamw": (adaptive.schedule_free("adamw"), "schedulefree.AdamWScheduleFree (in train mode)"),
+    "schedule_free_sgd": (adaptive.schedule_free("sgd"), "schedulefree.SGDScheduleFree (in train mode)"),
+    "lion": (adaptive.lion(), "lion_pytorch.Lion (and optax.lion through stored fixtures)"),
+    "cautious_lion": (adaptive.lion(cautious=True), "lion_pytorch.cautious_lion.Lion(cautious_factor=0)"),
+    "cautious_adamw": (
+        adaptive.CautiousAdamWDefinition,
+        "Cautious AdamW written from its definition (tests/references_adaptive.py)",
+    ),
+    "prodigy": (adaptive.prodigy, "prodigyopt.Prodigy (one param group)"),
+    "dadapt_adam": (adaptive.dadapt_adam, "dadaptation.DAdaptAdam (one param group)"),
+    "adopt": (None, "optax.contrib.adopt through stored fixtures (tests/test_reference_optax.py)"),
+    "ademamix": (None, "optax.contrib.ademamix through stored fixtures (tests/test_reference_optax.py)"),
+    "sophia": (
+        adaptive.sophia,
+        "sophia_opt.SophiaG (estimates: tests/test_reference_sophia.py; optax.contrib.sophia through stored fixtures)",
+    ),
 }
 """Each optimizer's independent reference; everything else about it is in its spec."""
 

@@ -69,3 +69,31 @@ def test_the_key_depends_on_exactly_what_determines_a_result():
         trial_key("w", "adam", {"lr": 0.01, "betas": (0.9, 0.999)}, 0, "0.2.0"),
     ):
         assert changed != base
+
+
+def test_schedule_free_is_evaluated_at_its_average_and_trains_on():
+    """The trial evaluates a Schedule-Free optimizer at x (eval() around evaluate()), then trains
+    at y again: its numbers are those of the loop written out with the switches."""
+    import toy_workloads
+
+    import optarena
+
+    spec = _spec("toy_workloads:regression", "schedule_free_adamw", lr=0.05)
+    result = run_trial(spec)
+    workload = toy_workloads.regression()
+    torch.manual_seed(0)
+    run = workload.setup(0)
+    optimizer = optarena.create("schedule_free_adamw", run.model.parameters(), lr=0.05)
+    at_x, at_y = [], []
+    for step in range(workload.steps):
+        optimizer.zero_grad(set_to_none=True)
+        run.train_loss(step).backward()
+        optimizer.step()
+        if (step + 1) % workload.eval_every == 0:
+            at_y.append(run.evaluate()["test_loss"])
+            optimizer.eval()
+            at_x.append(run.evaluate()["test_loss"])
+            optimizer.train()
+    recorded = [value for name, _, value in result.metrics if name == "test_loss"]
+    assert recorded == at_x
+    assert recorded != at_y

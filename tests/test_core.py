@@ -167,3 +167,36 @@ def test_eager_op_count_does_not_grow_with_distinct_shapes_either(case):
     few = [(3, 2), (4,), (2, 2, 2)]
     many = few + [(5 + i, 2) for i in range(8)] + [(6,), (7, 1, 3)]
     assert ops_per_step(case, of_shapes(few * 3)) == ops_per_step(case, of_shapes(many * 3))
+
+
+def test_group_preparation_runs_once_per_group_and_step_before_the_buckets():
+    """``Transform.prepare_group`` sees every bucket of a group (here two dtypes, one tensor per
+    bucket with foreach=False) once per step, before any bucket's ``prepare``; a step skipped
+    for a non-finite gradient does not call it."""
+    from optarena.transforms import ScaleByLearningRate, Transform
+    from optarena.transforms.base import Prepared
+
+    calls = []
+
+    class Counting(Transform):
+        def prepare_group(self, group, contexts):
+            calls.append(("group", sorted(len(ctx.params) for ctx in contexts)))
+
+        def prepare(self, ctx):
+            calls.append(("bucket", len(ctx.params)))
+            return Prepared()
+
+        def apply(self, ops, updates, k):
+            return updates
+
+    params = [torch.zeros(3, dtype=torch.float64, requires_grad=True), torch.zeros(2, dtype=torch.float32, requires_grad=True),
+              torch.zeros(4, dtype=torch.float64, requires_grad=True)]
+    opt = optarena.Chain(params, [Counting(), ScaleByLearningRate()], foreach=False, nonfinite="skip", lr=0.1)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert calls == [("group", [1, 1, 1]), ("bucket", 1), ("bucket", 1), ("bucket", 1)]
+    calls.clear()
+    params[1].grad = torch.full_like(params[1], float("nan"))
+    opt.step()
+    assert calls == []

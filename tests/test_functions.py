@@ -190,3 +190,25 @@ def test_noisy_gradient_is_reproducible_by_seed_and_exact_at_zero_noise():
 def test_bad_noise_is_rejected(noise):
     with pytest.raises(ValueError, match="gradient noise must be a finite number >= 0"):
         functions.get("saddle", noise=noise)
+
+
+def test_schedule_free_paths_show_the_average_point():
+    """A Schedule-Free path is the average x (what the optimizer evaluates), its gradients taken
+    at y: the same as the schedulefree package's eval() after each step."""
+    import schedulefree
+
+    from optarena.functions.paths import run_paths
+
+    function = functions.get("rosenbrock")
+    starts = torch.tensor([[-1.5, 2.0], [0.5, -0.5]], dtype=torch.float64)
+    paths = run_paths(function, "schedule_free_sgd", starts, 25, {"lr": 1e-3})
+    for row in range(2):
+        y = torch.nn.Parameter(starts[row].clone())
+        ref = schedulefree.SGDScheduleFree([y], lr=1e-3)
+        ref.train()
+        for t in range(1, 26):
+            y.grad = function.gradient(y.detach().unsqueeze(0))[0]
+            ref.step()
+            ref.eval()
+            torch.testing.assert_close(paths.points[t, row], y.detach(), rtol=1e-10, atol=1e-12)
+            ref.train()

@@ -186,3 +186,34 @@ def test_interleaved_shards_are_refused_by_chains_that_reduce_over_rows(one_rank
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_local_shards(reports, name):
     assert _case(reports, f"small_shards/{name}")["relative_change_error"] <= TOLERANCE
+
+
+def test_sophia_estimates_of_sharded_parameters_equal_the_plain_model(one_rank_mesh):
+    """Sophia's Gauss-Newton-Bartlett estimate through ``hessian_closure`` with one layer sharded
+    (its gradient from ``backward()``, as FSDP2 makes it): the numbers of the plain model.
+    Hutchinson's estimate, which needs second derivatives, is refused with nothing changed."""
+    from torch.distributed.fsdp import fully_shard
+
+    def train(model, estimator="gnb"):
+        optimizer = optarena.Sophia(model.parameters(), lr=1e-2, estimator=estimator, update_period=2, batch_size=4)
+        g = torch.Generator().manual_seed(3)
+        for _ in range(5):
+            x, y = torch.randn(8, 6, generator=g, dtype=torch.float64), torch.randn(8, 3, generator=g, dtype=torch.float64)
+            ((model(x) - y) ** 2).mean().backward()
+            optimizer.step(hessian_closure=lambda: ((model(x) - 0.5 * y) ** 2).mean())
+            optimizer.zero_grad()
+        return [(p.full_tensor() if hasattr(p, "full_tensor") else p).detach() for p in model.parameters()]
+
+    want = train(_model())
+    sharded = _model()
+    fully_shard(sharded[0], mesh=one_rank_mesh)
+    got = train(sharded)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    refused = _model()
+    fully_shard(refused[0], mesh=one_rank_mesh)
+    before = [(p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone() for p in refused.parameters()]
+    with pytest.raises(ValueError, match="estimator='hutchinson'.*use estimator='gnb'"):
+        train(refused, "hutchinson")
+    after = [(p.full_tensor() if hasattr(p, "full_tensor") else p).detach() for p in refused.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(before, after))

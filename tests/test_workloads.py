@@ -37,6 +37,9 @@ REQUIRED = {
 ADAM_LR = {
     "digits-mlp": 1e-2,
     "digits-cnn": 1e-2,
+    "mnist1d-mlp": 1e-2,
+    "mnist1d-cnn": 1e-2,
+    "char-lm": 1e-2,
     "tiny-transformer": 3e-3,
     "sparse-bow": 3e-2,
     "large-batch": 1e-2,

@@ -8,9 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from optarena import __version__
+from optarena.arena.algoperf_command import add_targets_command
 from optarena.arena.command import add_command as add_arena_commands
+from optarena.arena.export import add_command as add_export_command
 from optarena.arena.workloads.command import add_command as add_workloads_command
 from optarena.bench.command import add_command as add_bench_command
+from optarena.claims.command import add_command as add_claims_command
 from optarena.cli_types import names, positive_int, threads, wide_console
 from optarena.diagnostics.command import add_command as add_sharpness_command
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
@@ -132,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_function_commands(commands)
     add_arena_commands(commands)
+    add_targets_command(commands)
+    add_export_command(commands)
+    add_claims_command(commands)
     add_workloads_command(commands)
     add_landscape_command(commands)
     add_bench_command(commands)

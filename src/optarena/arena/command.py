@@ -63,6 +63,9 @@ def add_command(commands: Any) -> None:
     race.add_argument("--address", default=None,
                       help="with --executor ray: 'local' (default) starts Ray here; 'auto' or ray://host:port joins a cluster")
     race.add_argument("--data-dir", default=None, help="where workloads on real data read their files")
+    from optarena.arena.algoperf_command import add_race_arguments
+
+    add_race_arguments(race)
     race.set_defaults(run=run_race_command)
 
     report = commands.add_parser(
@@ -74,6 +77,8 @@ def add_command(commands: Any) -> None:
     report.add_argument("--db", default=DEFAULT_DB, help=f"result store to read (default {DEFAULT_DB})")
     report.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     report.add_argument("--workload", default=None, help="only this workload (its name or spec)")
+    report.add_argument("--claims", default=None, metavar="DIR",
+                        help="add the claims page from DIR (written by optarena claims --out DIR)")
     report.set_defaults(run=run_report_command)
 
 
@@ -129,6 +134,15 @@ def run_race_command(args: argparse.Namespace) -> int:
     from optarena.arena.results import load_results
     from optarena.arena.store import Store, StoreError
 
+    if getattr(args, "protocol", "tune-rerun") == "algoperf":
+        from optarena.arena.algoperf_command import run_algoperf_command
+
+        return run_algoperf_command(args)
+    for option in ("studies", "held_out", "held_out_seed"):
+        if getattr(args, option, None) not in (None, False):
+            return _error("race", f"--{option.replace('_', '-')} is for --protocol algoperf", 2)
+    if getattr(args, "ruleset", "external") != "external" or getattr(args, "seed", 0) != 0:
+        return _error("race", "--ruleset and --seed are for --protocol algoperf", 2)
     console = wide_console()
     options = {"quick": True} if args.quick else {}
     config = RaceConfig(
@@ -160,6 +174,10 @@ def run_race_command(args: argparse.Namespace) -> int:
             executor = make_executor(args.executor, args.workers, args.threads, args.address)
         except (ValueError, ImportError) as error:
             return _error("race", str(error), 2)
+        _print_budget(console, plan, executor, config.data_dir)
+        if getattr(args, "budget", False):
+            executor.shutdown()
+            return 0
         names = ", ".join(s.entry.name for s in plan.studies if s.planned is plan.workloads[0])
         labels = ", ".join(p.workload.name for p in plan.workloads)
         console.print(shown(
@@ -199,6 +217,25 @@ def run_race_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_budget(console: Any, plan: Any, executor: Any, data_dir: str | None) -> None:
+    """The race's estimated duration: trials x steps x the step time measured here."""
+    from rich.text import Text
+
+    from optarena.arena.budget import estimate, measure
+
+    counts: dict[str, int] = {}
+    for study in plan.studies:
+        counts[study.planned.key] = counts.get(study.planned.key, 0) + study.planned_trials
+    options = dict(plan.config.options)
+    try:
+        costs = [(measure(p.spec, options, data_dir, threads=executor.threads), counts[p.key])
+                 for p in plan.workloads]
+    except Exception as error:  # the race itself reports a failing workload, trial by trial
+        console.print(Text(f"Budget: not estimated ({type(error).__name__}: {error})."))
+        return
+    console.print(Text(estimate(costs, executor.workers).describe()))  # names as typed, never markup
+
+
 def _run_with_progress(console: Any, plan: Any, store: Any, executor: Any, run_race: Any) -> Any:
     from rich.progress import (
         BarColumn,
@@ -236,7 +273,7 @@ def run_report_command(args: argparse.Namespace) -> int:
     from optarena.files import OutputError
 
     try:
-        path = write_report(args.db, args.out, args.workload)
+        path = write_report(args.db, args.out, args.workload, claims=args.claims)
     except StoreError as error:
         return _error("report", str(error), error.status)
     except OutputError as error:

@@ -208,10 +208,17 @@ def _profile_section(workloads: list[WorkloadResult], colours: dict[str, str]) -
     ])
 
 
-def build_report(store: Store, workload: str | None = None, title: str | None = None) -> str:
-    """The report's HTML for every workload in ``store`` (or only ``workload``)."""
+def build_report(store: Store, workload: str | None = None, title: str | None = None,
+                 claims: str | Path | None = None) -> str:
+    """The report's HTML for every workload in ``store`` (or only ``workload``), its AlgoPerf scores, and the
+    claims page of ``claims`` (a directory written by ``optarena claims``) when given."""
+    from optarena.arena.algoperf_report import algoperf_sections, claims_section
+
     workloads = load_results(store, workload)
-    if not workloads:
+    extra = [algoperf_sections(store) if workload is None else ""]
+    if claims is not None:
+        extra.append(claims_section(claims))
+    if not workloads and not any(extra):
         which = f" for workload {workload!r}" if workload else ""
         raise ValueError(f"{str(store.path)!r} holds no races{which}: run `optarena race --db {store.path}` first")
     trials = store.count("trials")
@@ -232,15 +239,21 @@ def build_report(store: Store, workload: str | None = None, title: str | None = 
         f"<h1>{escape(title)}</h1>",
         f"<p class='meta'>{len(workloads)} workload{'s' if len(workloads) != 1 else ''}, {trials} stored trials, "
         f"from <code>{escape(store.path.name)}</code>; written by optarena {__version__} on {generated}.</p>",
-        f"<nav>{nav} <a href='#profile'>performance profile</a></nav>",
+        f"<nav>{nav}" + (" <a href='#profile'>performance profile</a>" if workloads else "")
+        + (" <a href='#algoperf-external'>AlgoPerf score</a>" if "id='algoperf-" in extra[0] else "")
+        + (" <a href='#claims'>claims</a>" if claims is not None else "") + "</nav>",
         *sections,
-        _profile_section(workloads, colours),
+        _profile_section(workloads, colours) if workloads else "",
+        *extra,
         "</body></html>",
     ])
 
 
-def write_report(db: str | Path, out: str | Path, workload: str | None = None) -> Path:
-    """Read the store at ``db`` and write the report to ``out``; returns the path written.
+def write_report(
+    db: str | Path, out: str | Path, workload: str | None = None, claims: str | Path | None = None
+) -> Path:
+    """Read the store at ``db`` and write the report to ``out`` (with the claims page of the
+    studies under ``claims``, if given); returns the path written.
 
     An ``out`` that is the store (or one of its SQLite side files), by any name, is refused
     with :class:`optarena.files.OutputError` before the store is opened.
@@ -248,5 +261,5 @@ def write_report(db: str | Path, out: str | Path, workload: str | None = None) -
     inputs = store_files(db)
     check_output(out, inputs, create_folder=True)
     with Store(db, readonly=True) as store:
-        html = build_report(store, workload)
+        html = build_report(store, workload, claims=claims)
     return write_atomically(out, html, inputs, create_folder=True)

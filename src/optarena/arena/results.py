@@ -1,5 +1,6 @@
 """Read races back from the store: per workload, each optimizer's study with its trials and curves.
 
+AlgoPerf studies (:mod:`optarena.arena.algoperf_scoring` reads them) and claims' grids are left out.
 When one optimizer has several studies on a workload (races with different budgets into
 the same file), the most recently created complete study is used (or the most recent one
 when none is complete). Reports and leaderboards only ever read through this module.
@@ -187,7 +188,8 @@ def load_results(store: Store, workload: str | None = None) -> list[WorkloadResu
 
 def _studies(store: Store, workload_key: str) -> list[StudyResult]:
     chosen: dict[str, StudyResult] = {}
-    for row in store.rows("SELECT * FROM studies WHERE workload_key = ? ORDER BY rowid", (workload_key,)):
+    for row in store.rows("SELECT * FROM studies WHERE workload_key = ? AND search NOT LIKE 'algoperf-%' "
+                          "AND search NOT LIKE 'claim:%' ORDER BY rowid", (workload_key,)):
         sid = row["id"]
         study = StudyResult(
             id=sid,

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from optarena.arena.fingerprint import workload_fingerprint
+from optarena.arena.schedule_options import make_scheduler, split_schedule
 from optarena.arena.store import canonical_json
 from optarena.cli_types import torch_threads
 
@@ -190,6 +191,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
 
 
 def _train(spec: TrialSpec) -> TrialResult:
+    from optarena.optim.schedule_free import at_evaluation_point
     from optarena.registry import lookup
 
     workload = load_workload(spec.workload, spec.options, spec.data_dir)
@@ -199,7 +201,9 @@ def _train(spec: TrialSpec) -> TrialResult:
 
     torch.manual_seed(spec.seed)  # for workloads that draw from torch's global generator
     trainable = workload.setup(spec.seed, sparse=bool(getattr(entry.cls, "supports_sparse", False)))
-    optimizer = entry.build(trainable.model.parameters(), **spec.hyperparameters)
+    hyperparameters, schedule = split_schedule(spec.hyperparameters)
+    optimizer = entry.build(trainable.model.parameters(), **hyperparameters)
+    scheduler = make_scheduler(optimizer, schedule, steps)
 
     metrics: list[tuple[str, int, float]] = []
     status, diverged_step = "finished", None
@@ -217,6 +221,8 @@ def _train(spec: TrialSpec) -> TrialResult:
             break
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         train_seconds += time.perf_counter() - started
         metrics.append(("train_loss", step, value))
         last_loss = value
@@ -224,7 +230,7 @@ def _train(spec: TrialSpec) -> TrialResult:
         if done % eval_every and done != steps:
             continue
         started = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), at_evaluation_point(optimizer):  # Schedule-Free: at the average x
             evaluated = trainable.evaluate()
         eval_seconds += time.perf_counter() - started
         if target.metric not in evaluated:

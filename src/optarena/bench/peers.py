@@ -116,7 +116,10 @@ def _with_foreach(cls: type, arguments: dict[str, Any]) -> dict[str, Any]:
 def _library_builder(module: str, peer: LibraryPeer) -> Builder:
     def build(params: list[Tensor], hp: dict[str, Any]) -> torch.optim.Optimizer:
         cls = getattr(importlib.import_module(module), peer.cls)
-        return cls(params, **_with_foreach(cls, peer.arguments(hp)))
+        optimizer = cls(params, **_with_foreach(cls, peer.arguments(hp)))
+        if callable(getattr(optimizer, "train", None)):  # Schedule-Free peers start in eval mode
+            optimizer.train()
+        return optimizer
 
     return build
 

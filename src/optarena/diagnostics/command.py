@@ -291,7 +291,7 @@ def print_summary(study: SharpnessStudy, seconds: float) -> None:
             f"{study.seconds[run.name]:.1f}",
         )
     console = wide_console()
-    console.print(table)
-    console.print(f"{seconds:.1f} s in all.")
+    console.print(table, markup=False)
+    console.print(f"{seconds:.1f} s in all.", markup=False)
     if study.out is not None:
-        console.print(f"wrote {study.out}")
+        console.print(f"wrote {study.out}", markup=False)

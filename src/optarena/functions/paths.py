@@ -21,6 +21,7 @@ from torch import Tensor
 from optarena.checks import fits_in_memory, whole_number
 from optarena.functions.base import TestFunction, as_points
 from optarena.functions.stochastic import NoisyGradient
+from optarena.optim.schedule_free import ScheduleFreeModes
 from optarena.registry import lookup
 
 DIVERGED = 1e12
@@ -92,6 +93,8 @@ def run_paths(
     ``hyperparameters`` go to :func:`optarena.create`; ``seed`` restarts a
     :class:`NoisyGradient` function's noise stream first (common random numbers). Runs in
     float64. An unknown optimizer or an invalid hyperparameter raises the registry's error.
+    A Schedule-Free optimizer's path is its average x, the point it evaluates; its gradients
+    are taken at y, as in training.
     """
     whole_number("steps", steps, 0)
     entry = lookup(optimizer)
@@ -115,6 +118,14 @@ def run_paths(
     def current() -> Tensor:
         return whole if batched else torch.stack(rows)
 
+    averaged = isinstance(opt, ScheduleFreeModes)
+
+    def evaluated() -> Tensor:
+        """The point to show: Schedule-Free's average x, where gradients are taken at y."""
+        if not averaged:
+            return current()
+        return opt.average_of(whole) if batched else torch.stack([opt.average_of(p) for p in rows])
+
     points = torch.empty(steps + 1, n, function.dim, dtype=torch.float64)
     points[0] = x0
     diverged_at = torch.full((n,), -1, dtype=torch.long)
@@ -127,7 +138,7 @@ def run_paths(
                 for p, g in zip(rows, grad.unbind(0)):
                     p.grad = g
             opt.step()
-            x = current()
+            x = evaluated()
             points[t] = x
             bad = ~torch.isfinite(x).all(dim=-1) | (x.abs() > DIVERGED).any(dim=-1)
             newly = bad & (diverged_at < 0)

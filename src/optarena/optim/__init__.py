@@ -29,6 +29,13 @@ from optarena.optim.qhadamw import QHAdamW
 from optarena.optim.lookahead import Lookahead
 from optarena.optim.ranger import Ranger
 from optarena.optim.ranger_lars import RangerLARS
+from optarena.optim.schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
+from optarena.optim.lion import CautiousLion, Lion
+from optarena.optim.cautious_adamw import CautiousAdamW
+from optarena.optim.d_adaptation import DAdaptAdam, Prodigy
+from optarena.optim.adopt import ADOPT
+from optarena.optim.ademamix import AdEMAMix
+from optarena.optim.sophia import Sophia
 from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper  # noqa: E402 - after the list
 from optarena.spec import Spec  # noqa: E402
 

@@ -33,12 +33,12 @@ from optarena.optim.compiled import structure
 from optarena.optim.planning import BreakEven, Bucket, BucketPlan, compile_group, kernel_plan, plan_bucket
 from optarena.optim.routing import Partition
 from optarena.optim.checkpoints import steps_as_tensors
-from optarena.optim.execution import LOW_PRECISION, REMAINDER
+from optarena.optim.execution import LOW_PRECISION, REMAINDER, state_dtype_for
 from optarena.optim.groups import ChangeTracker, check_group_keys
 from optarena.optim.step_modes import check_capturable, check_differentiable
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import sharding
-from optarena.transforms.base import Transform, local_view
+from optarena.transforms.base import StepContext, Transform, local_view
 
 NONFINITE_POLICIES = ("ignore", "skip", "raise")
 
@@ -609,7 +609,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         still waiting to compile (this step ran eagerly for it)."""
         recording = self._recording()
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
-        for bucket, plan in self._plans(group, params):
+        plans = self._plans(group, params)
+        self._prepare_group(group, [bucket for bucket, _ in plans])
+        for bucket, plan in plans:
             bucket.recording = recording
             signals = step_bucket(bucket, plan, self._fused_plans)
             for name, values in signals.items():
@@ -646,6 +648,25 @@ class ChainOptimizer(torch.optim.Optimizer):
                     }
                 )
         return rows
+
+    def _prepare_group(self, group: dict[str, Any], buckets: list[Bucket]) -> None:
+        """Run the transforms' group-wide preparation (:meth:`Transform.prepare_group`), if any,
+        each over the buckets its chain steps."""
+        hooks = [t for t in self.transforms if type(t).prepare_group is not Transform.prepare_group]
+        for transform in hooks:
+            contexts = [
+                StepContext(
+                    group,
+                    bucket.params,
+                    bucket.states,
+                    [],
+                    state_dtype_for(group, bucket.params[0].dtype),
+                    names=bucket.names,
+                )
+                for bucket in buckets
+                if any(t is transform for t in bucket.transforms)
+            ]
+            transform.prepare_group(group, contexts)
 
 
 class Chain(ChainOptimizer):

@@ -93,4 +93,20 @@ SPECS = (
             TorchPeer("NAdam", pick("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay")),
         ),
     ),
+    Spec(
+        "nadamw",
+        NAdam,
+        TestPlan(
+            configs({}, ("decay-betas", {"weight_decay": 0.1, "betas": (0.8, 0.99)})),
+            errors(COMMON_ERRORS, BETA_ERRORS),
+        ),
+        description="NAdam with weight decay decoupled from the gradient (AlgoPerf's NAdamW baseline).",
+        preset={"decoupled_weight_decay": True, "weight_decay": 1e-2},
+        space=SearchSpace(
+            {"lr": LogUniform(1e-5, 1e-1), "betas[0]": OneMinusLogUniform(0.5, 0.99), "weight_decay": LogUniform(1e-4, 0.5)}
+        ),
+        peers=(
+            TorchPeer("NAdam", pick("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay")),
+        ),
+    ),
 )

@@ -18,6 +18,15 @@ from optarena.transforms.rprop import ScaleByRprop
 from optarena.transforms.trust_ratio import ScaleByLars, ScaleByTrustRatio
 from optarena.transforms.weight_decay import AddDecayedWeights
 
+# the adaptive family of 2023-2024
+from optarena.transforms.ademamix import ScaleByAdemamix
+from optarena.transforms.adopt import ScaleByAdopt
+from optarena.transforms.cautious import CautiousMask
+from optarena.transforms.d_adaptation import ScaleByDAdaptAdam, ScaleByProdigy
+from optarena.transforms.lion import ScaleByLion
+from optarena.transforms.schedule_free import ScaleByScheduleFreeRms, ScheduleFreeAverage
+from optarena.transforms.sophia import ScaleBySophia
+
 __all__ = [
     "AddDecayedWeights",
     "CentralizeGradients",
@@ -44,4 +53,14 @@ __all__ = [
     "Trace",
     "Transform",
     "masked",
+    # the adaptive family of 2023-2024
+    "CautiousMask",
+    "ScaleByAdemamix",
+    "ScaleByAdopt",
+    "ScaleByDAdaptAdam",
+    "ScaleByLion",
+    "ScaleByProdigy",
+    "ScaleByScheduleFreeRms",
+    "ScaleBySophia",
+    "ScheduleFreeAverage",
 ]

@@ -329,6 +329,17 @@ class Transform:
         """The math: the next list of updates, written with ``ops`` (a ``ListOps``)."""
         raise NotImplementedError
 
+    def prepare_group(self, group: dict, contexts: list[StepContext]) -> None:
+        """Once per param group and step, before any bucket's :meth:`prepare` (eager; optional).
+
+        For the quantities that span the whole group rather than one bucket: Schedule-Free's
+        step counter and averaging weights, or the learning-rate estimate of Prodigy and
+        D-Adaptation, a sum over every parameter of the group. ``contexts`` holds one
+        :class:`StepContext` per bucket (every parameter of the group that has a gradient),
+        without step counts; results go into the group (``group_keys``) or the state, where
+        ``prepare`` reads them. Skipped steps (``nonfinite="skip"``) do not call it.
+        """
+
     def bucket_key(self, param: Tensor, name: str | None = None) -> Hashable:
         """Parameters with different keys never share a bucket (default: one key for all).
 

@@ -83,6 +83,11 @@ class Masked(Transform):
     def bucket_key(self, param: Tensor, name: str | None = None) -> Hashable:
         return (self.applies(param, name), self.inner.bucket_key(param, name))
 
+    def prepare_group(self, group: dict[str, Any], contexts: list[StepContext]) -> None:
+        inside = [c for c in contexts if c.originals and self.applies(c.originals[0], c.names[0])]
+        if inside:
+            self.inner.prepare_group(group, inside)
+
     def prepare(self, ctx: StepContext) -> Prepared:
         if not self.applies(ctx.originals[0], ctx.names[0]):
             return Prepared(static={"masked_in": False})

@@ -25,17 +25,21 @@ from optarena.arena.workloads.custom import (
     check_workload,
     import_factory,
 )
+from optarena.arena.workloads.char_lm import CharLM
 from optarena.arena.workloads.digits import DigitsCNN, DigitsMLP
 from optarena.arena.workloads.functions import NQM, Rosenbrock
 from optarena.arena.workloads.large_batch import LargeBatch
+from optarena.arena.workloads.mnist1d import Mnist1DCNN, Mnist1DMLP
 from optarena.arena.workloads.real_data import Cifar10CNN, MnistMLP
 from optarena.arena.workloads.sparse_bow import SparseBOW
+from optarena.arena.workloads.targeted import HELD_OUT_OPTION, TARGET_OPTION, WithTarget
 from optarena.arena.workloads.transformer import TinyTransformer
 from optarena.hyperparameters import close_matches
 
 BUILTIN: dict[str, type[BuiltinWorkload]] = {
     cls.name: cls
-    for cls in (DigitsMLP, DigitsCNN, TinyTransformer, SparseBOW, LargeBatch, Rosenbrock, NQM, MnistMLP, Cifar10CNN)
+    for cls in (DigitsMLP, DigitsCNN, Mnist1DMLP, Mnist1DCNN, CharLM, TinyTransformer, SparseBOW, LargeBatch,
+                Rosenbrock, NQM, MnistMLP, Cifar10CNN)
 }
 """Built-in workloads by name, in the order they are listed."""
 
@@ -83,10 +87,20 @@ def get_workload(spec: str, data_dir: str | Path | None = None, **options: Any) 
     ``batch_size`` and the workload's own; for a factory, see
     :mod:`optarena.arena.workloads.custom`.
 
+    The reserved option ``target`` (a number) replaces the target's value, and
+    ``held_out`` labels a held-out variant (see :mod:`optarena.arena.workloads.targeted`).
+
     Raises ValueError (:class:`WorkloadError`) for an unknown name (listing close matches),
     a module or attribute that cannot be found, or a factory whose result lacks part of
     the protocol; TypeError for an option the workload does not take.
     """
+    if HELD_OUT_OPTION in options:
+        options = {k: v for k, v in options.items() if k != HELD_OUT_OPTION}
+        return get_workload(spec, data_dir, **options)
+    if TARGET_OPTION in options:
+        options = dict(options)
+        value = options.pop(TARGET_OPTION)
+        return WithTarget(get_workload(spec, data_dir, **options), value)
     if not isinstance(spec, str) or not spec.strip():
         raise WorkloadError(f"A workload spec must be a name or package.module:factory, got {spec!r}")
     if ":" in spec:

@@ -94,6 +94,8 @@ class BuiltinWorkload:
     needs_data_dir: ClassVar[bool] = False
     drawable: ClassVar[bool] = False
     """Its runs expose ``loss_fn`` and ``train_data``, so ``optarena landscape`` can draw it."""
+    version: ClassVar[str] = "1"
+    """Changes whenever the workload's data, model or loss changes: stored targets are kept per version."""
 
     def __init__(
         self,

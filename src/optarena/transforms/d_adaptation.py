@@ -1,0 +1,295 @@
+"""Learning-rate estimates of D-Adaptation and Prodigy: sums over a whole param group.
+
+Both estimate the distance to the solution, ``d``, from sums over every parameter of a
+group (a weighted inner product of gradients with a displacement, and the L1 norm of an
+accumulated gradient ``s``), so the estimate needs one pass over the group before any
+parameter moves. :meth:`prepare_group` makes that pass eagerly: it updates ``s``, adds up
+each tensor's contribution, completes the sums of sharded tensors across ranks in one
+collective (:func:`optarena.transforms.sharding.all_reduce_sums`), and updates the estimate
+kept in the param group. Each bucket's math then uses the new estimate.
+
+Where the sum of ``|s|`` is zero (every gradient zero so far, or a learning rate of 0) the
+step moves no parameter and keeps the estimate, as in the authors' packages.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Optional, Real, Tuple
+from optarena.transforms import sharding
+from optarena.transforms.base import Prepared, StepContext, Transform, zeros
+from optarena.transforms.learning_rate import LR
+from optarena.transforms.lookahead import slow_copy
+from optarena.transforms.weight_decay import WEIGHT_DECAY, DECOUPLED
+
+POSITIVE = Real(0.0, open_low=True)
+BETAS = Hyper((0.9, 0.999), Tuple((UNIT, UNIT)), "decay rates of the first and second moments")
+D0 = Hyper(1e-6, POSITIVE, "initial estimate of d")
+GROWTH_RATE = Hyper(math.inf, POSITIVE, "largest factor by which d may grow in one step")
+BIAS_CORRECTION = Hyper(False, Flag(), "scale the step by Adam's bias corrections")
+
+
+def math_params(ctx: StepContext) -> list[Tensor]:
+    """The parameters as the math sees them: in the state's dtype for half precision."""
+    if ctx.state_dtype is None:
+        return ctx.params
+    return [p.to(ctx.state_dtype) for p in ctx.params]
+
+
+def gradients(ctx: StepContext, maximize: bool, decay: float) -> list[Tensor]:
+    """The direction the chain starts from: the gradients (negated with ``maximize``), plus
+    ``decay * theta`` for coupled weight decay, as the math sees them."""
+    grads = [ctx.view(p.grad) for p in ctx.originals]
+    if ctx.state_dtype is not None:
+        grads = [g.to(ctx.state_dtype) for g in grads]
+    if maximize:
+        grads = list(torch._foreach_neg(grads))
+    if decay != 0:
+        grads = list(torch._foreach_add(grads, math_params(ctx), alpha=decay))
+    return grads
+
+
+def group_sums(contexts: list[StepContext], sums: list[list[Tensor]]) -> list[list[float]]:
+    """Per-tensor partial sums (``sums[c][i]``: a 1-d tensor for tensor ``i`` of context ``c``),
+    sharded tensors' parts completed across ranks in one collective per mesh dimension, as
+    Python floats, one row per tensor in group order (read from the device at once).
+
+    The caller adds the rows up in Python, one after the other, as the authors' packages do
+    (their ``.item()`` per tensor), so that the estimate rounds as theirs: the dynamics these
+    methods are run on can amplify a last-bit difference in ``d`` by 1e8 over 100 steps.
+    """
+    values = [v for per_context in sums for v in per_context]
+    if not values:
+        return []
+    owners = [p for ctx in contexts for p in ctx.originals]
+    sharded = [i for i, p in enumerate(owners) if sharding.is_sharded(p)]
+    if sharded:  # plain tensors of the group (a layer norm beside tensor-parallel layers) are whole here
+        completed = sharding.all_reduce_sums([values[i] for i in sharded], [owners[i] for i in sharded], [None] * len(sharded))
+        for i, value in zip(sharded, completed):
+            values[i] = value
+    return torch.stack([v.to(torch.float64) for v in values]).tolist()
+
+
+def l1_norms(xs: list[Tensor]) -> list[Tensor]:
+    """``sum |x|`` of each tensor, reduced as ``x.abs().sum()`` (the packages' order of additions;
+    ``torch._foreach_norm(xs, 1)`` adds in another)."""
+    return [x.abs().sum() for x in xs]
+
+
+def dot(a: Tensor, b: Tensor) -> Tensor:
+    return torch.dot(a.reshape(-1), b.reshape(-1))
+
+
+class _GroupEstimate(Transform):
+    """Shared parts: hyperparameters every estimate reads, and this step's numbers by group."""
+
+    elementwise = False  # the estimate spans the group
+    needs_shape = False
+    state_keys = ("s", "exp_avg", "exp_avg_sq")
+
+    def __init__(self) -> None:
+        self._numbers: dict[int, dict[str, Any]] = {}
+        """This step's numbers per group (``id``), from :meth:`prepare_group` for :meth:`prepare`."""
+
+    def numbers(self, group: dict) -> dict[str, Any]:
+        return self._numbers[id(group)]
+
+    @staticmethod
+    def init_moments(ctx: StepContext) -> None:
+        ctx.init_state("s", zeros)
+        ctx.init_state("exp_avg", zeros)
+        ctx.init_state("exp_avg_sq", zeros)
+
+    def prepare(self, ctx: StepContext) -> Prepared:
+        n = self.numbers(ctx.group)
+        return Prepared(
+            scalars={key: n[key] for key in ("m_decay", "m_weight", "v_decay", "v_weight", "eps", "step", "decay_step")},
+            static={"decoupled_decay": n["decoupled_decay"]},
+        )
+
+    def apply(self, ops, updates, k):
+        exp_avgs, exp_avg_sqs = k.state("exp_avg"), k.state("exp_avg_sq")
+        ops.mul_(exp_avgs, k.scalar("m_decay"))
+        ops.add_(exp_avgs, updates, k.scalar("m_weight"))
+        ops.mul_(exp_avg_sqs, k.scalar("v_decay"))
+        ops.addcmul_(exp_avg_sqs, updates, updates, k.scalar("v_weight"))
+        denominators = ops.sqrt(exp_avg_sqs)
+        ops.add_scalar_(denominators, k.scalar("eps"))
+        out = ops.div(exp_avgs, denominators)
+        ops.mul_(out, k.scalar("step"))
+        if k.static("decoupled_decay"):
+            ops.add_(out, k.params, k.scalar("decay_step"))
+        return out
+
+
+def _bias_correction(group: dict, beta1: float, beta2: float, k: int) -> float:
+    if not group.get("use_bias_correction", False):
+        return 1.0
+    return math.sqrt(1.0 - beta2 ** (k + 1)) / (1.0 - beta1 ** (k + 1))
+
+
+class ScaleByProdigy(_GroupEstimate):
+    """Prodigy (Mishchenko & Defazio 2023, https://arxiv.org/abs/2306.06101), the whole step.
+
+    Per group, with ``d`` the current estimate, ``dlr = d lr c_k`` (``c_k`` Adam's bias
+    corrections with ``use_bias_correction``, else 1) and ``u`` the direction (gradient plus
+    coupled decay):
+
+        r <- beta3 r + (d / d0) dlr <u, p0 - theta>        (summed over the group; p0: start)
+        s <- beta3 s + (d / d0) dlr u                      ((d / d0) d u with safeguard_warmup)
+        d_hat = d_coef r / sum |s|;  d <- max(d, d_hat) at the first growth;
+        d_max <- max(d_max, d_hat);  d <- min(d_max, d growth_rate)
+        m <- beta1 m + d_old (1 - beta1) u;  v <- beta2 v + d_old^2 (1 - beta2) u^2
+        theta <- theta - dlr (m / (sqrt(v) + d eps) + weight_decay theta [decoupled])
+
+    ``beta3`` defaults to ``sqrt(beta2)``. The group keeps ``d``, ``d_max``, ``d_numerator``
+    (r), ``d_denom``, ``d_hat`` and ``k`` (the prodigyopt package's names).
+    """
+
+    group_keys = ("d", "d_max", "d_numerator", "d_denom", "d_hat", "k")
+    state_keys = ("s", "p0", "exp_avg", "exp_avg_sq")
+    hyperparameters = {
+        "lr": Hyper(1.0, NONNEGATIVE, "multiplier of the estimated learning rate"),
+        "betas": BETAS,
+        "beta3": Hyper(None, Optional(UNIT), "decay of the estimate's sums (None: sqrt(betas[1]))"),
+        "eps": Hyper(1e-8, POSITIVE, "added to the denominator (times d)"),
+        "weight_decay": WEIGHT_DECAY,
+        "decoupled_weight_decay": DECOUPLED,
+        "use_bias_correction": BIAS_CORRECTION,
+        "safeguard_warmup": Hyper(False, Flag(), "leave lr out of the sum s (steadier during a warm-up)"),
+        "d0": D0,
+        "d_coef": Hyper(1.0, POSITIVE, "multiplier of the estimate d_hat"),
+        "growth_rate": GROWTH_RATE,
+    }
+
+    def prepare_group(self, group: dict, contexts: list[StepContext]) -> None:
+        beta1, beta2 = (float(b) for b in group["betas"])
+        beta3 = group.get("beta3")
+        beta3 = math.sqrt(beta2) if beta3 is None else float(beta3)
+        d0 = float(group["d0"])
+        k = int(group.get("k", 0))
+        d = float(group.get("d", d0))
+        d_max = float(group.get("d_max", d0))
+        lr = float(group["lr"])
+        dlr = d * lr * _bias_correction(group, beta1, beta2, k)
+        decay = float(group["weight_decay"])
+        coupled = 0.0 if group["decoupled_weight_decay"] else decay
+        s_weight = (d / d0) * (d if group["safeguard_warmup"] else dlr)
+        sums = []
+        for ctx in contexts:
+            self.init_moments(ctx)
+            ctx.init_state("p0", slow_copy)
+            if lr <= 0:
+                continue
+            grads = gradients(ctx, bool(group.get("maximize", False)), coupled)
+            s, p0 = ctx.state("s"), ctx.state("p0")
+            displacement = torch._foreach_sub(p0, math_params(ctx))
+            products = [dot(g, x) for g, x in zip(grads, displacement)]
+            torch._foreach_mul_(s, beta3)
+            torch._foreach_add_(s, grads, alpha=s_weight)
+            sums.append([torch.stack([p, n]) for p, n in zip(products, l1_norms(s))])
+        delta, denominator = 0.0, 0.0
+        for product, l1 in group_sums(contexts, sums) if lr > 0 else []:
+            delta += (d / d0) * dlr * product
+            denominator += l1
+        moving = denominator != 0 and lr > 0
+        if moving:
+            numerator = float(group.get("d_numerator", 0.0)) * beta3 + delta
+            d_hat = float(group["d_coef"]) * numerator / denominator
+            d_new = max(d, d_hat) if d == d0 else d
+            d_max = max(d_max, d_hat)
+            d_new = min(d_max, d_new * float(group["growth_rate"]))
+            group.update(d=d_new, d_max=d_max, d_numerator=numerator, d_denom=denominator, d_hat=d_hat, k=k + 1)
+        else:
+            d_new = d
+        updating = lr > 0
+        self._numbers[id(group)] = {
+            "m_decay": beta1 if updating else 1.0,
+            "m_weight": d * (1.0 - beta1) if updating else 0.0,
+            "v_decay": beta2 if updating else 1.0,
+            "v_weight": d * d * (1.0 - beta2) if updating else 0.0,
+            "eps": d_new * float(group["eps"]),
+            "step": -dlr if moving else 0.0,
+            "decay_step": -decay * dlr if moving and coupled == 0.0 else 0.0,
+            "decoupled_decay": coupled == 0.0 and decay != 0,
+        }
+
+
+class ScaleByDAdaptAdam(_GroupEstimate):
+    """D-Adaptation Adam (Defazio & Mishchenko 2023, https://arxiv.org/abs/2301.07733), the whole step.
+
+    Per group, with ``d`` the current estimate, ``dlr = d lr c_k``, ``b = sqrt(beta2)`` and
+    ``u`` the direction (gradient plus coupled decay):
+
+        r <- b r + (1 - b) dlr <u, s / (sqrt(v) + eps)>     (old s and v; summed over the group)
+        m <- beta1 m + dlr (1 - beta1) u;  v <- beta2 v + (1 - beta2) u^2
+        s <- b s + dlr (1 - b) u
+        d_hat = r / ((1 - b) sum |s|);  d <- max(d, min(d_hat, d growth_rate))
+        theta <- theta - m / (sqrt(v) + eps) - dlr weight_decay theta [decoupled]
+
+    The learning rate lives in ``m``, so the step itself is not scaled by it. The group keeps
+    ``d``, ``numerator_weighted`` (r) and ``k`` (the dadaptation package's names).
+    """
+
+    group_keys = ("d", "numerator_weighted", "k")
+    hyperparameters = {
+        "lr": Hyper(1.0, NONNEGATIVE, "multiplier of the estimated learning rate"),
+        "betas": BETAS,
+        "eps": Hyper(1e-8, POSITIVE, "added to the denominator"),
+        "weight_decay": WEIGHT_DECAY,
+        "decoupled_weight_decay": DECOUPLED,
+        "use_bias_correction": BIAS_CORRECTION,
+        "d0": D0,
+        "growth_rate": GROWTH_RATE,
+    }
+
+    def prepare_group(self, group: dict, contexts: list[StepContext]) -> None:
+        beta1, beta2 = (float(b) for b in group["betas"])
+        root = beta2**0.5
+        k = int(group.get("k", 0))
+        d = float(group.get("d", group["d0"]))
+        lr = float(group["lr"])
+        dlr = d * lr * _bias_correction(group, beta1, beta2, k)
+        eps = float(group["eps"])
+        decay = float(group["weight_decay"])
+        coupled = 0.0 if group["decoupled_weight_decay"] else decay
+        sums = []
+        for ctx in contexts:
+            self.init_moments(ctx)
+            if lr <= 0:
+                continue
+            grads = gradients(ctx, bool(group.get("maximize", False)), coupled)
+            s, second = ctx.state("s"), ctx.state("exp_avg_sq")
+            denominators = torch._foreach_sqrt(second) if second else []
+            torch._foreach_add_(denominators, eps)
+            scaled = torch._foreach_div(s, denominators) if s else []
+            products = [dot(g, x) for g, x in zip(grads, scaled)]
+            torch._foreach_mul_(s, root)
+            torch._foreach_add_(s, grads, alpha=dlr * (1.0 - root))
+            sums.append([torch.stack([p, n]) for p, n in zip(products, l1_norms(s))])
+        accumulated, l1_total = 0.0, 0.0
+        for product, l1 in group_sums(contexts, sums) if lr > 0 else []:
+            accumulated += dlr * product
+            l1_total += l1
+        numerator = root * float(group.get("numerator_weighted", 0.0)) + (1.0 - root) * accumulated
+        moving = l1_total != 0 and lr > 0
+        if moving:
+            d_hat = numerator / ((1.0 - root) * l1_total)
+            d_new = max(d, min(d_hat, d * float(group["growth_rate"])))
+            group.update(d=d_new, numerator_weighted=numerator, k=k + 1)
+        updating = lr > 0
+        self._numbers[id(group)] = {
+            "m_decay": beta1 if updating else 1.0,
+            "m_weight": dlr * (1.0 - beta1) if updating else 0.0,
+            "v_decay": beta2 if updating else 1.0,
+            "v_weight": 1.0 - beta2 if updating else 0.0,
+            "eps": eps,
+            "step": -1.0 if moving else 0.0,
+            "decay_step": -decay * dlr if moving and coupled == 0.0 else 0.0,
+            "decoupled_decay": coupled == 0.0 and decay != 0,
+        }
