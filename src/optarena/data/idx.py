@@ -20,6 +20,7 @@ import gzip
 import math
 import os
 import struct
+import sys
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -142,6 +143,8 @@ def _read_idx(
             f"{path}: its header declares {described}, {data_bytes:,} bytes; at most {max_bytes:,} bytes are read "
             "(pass max_bytes to read a larger array)"
         )
+    if math.prod(max(s, 1) for s in shape) * dtype.itemsize > sys.maxsize:  # numpy refuses such a shape, even empty
+        raise DataFormatError(f"{path}: its header declares {described}, whose dimensions no array can span")
     if not compressed and stored != size:
         what = "truncated" if stored < size else "has trailing bytes"
         raise DataFormatError(
