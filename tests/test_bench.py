@@ -25,7 +25,7 @@ from optarena.bench.report import (
     table_rows,
     write_outputs,
 )
-from optarena.bench.runner import BenchConfig, hyperparameters, kind_of, run_benchmark
+from optarena.bench.runner import BenchConfig, floor_bytes_per_param, hyperparameters, kind_of, run_benchmark
 from optarena.bench.timing import Contender, interleaved_rounds
 from optarena.bench.traffic import measure_traffic
 from optarena.cli import main
@@ -180,6 +180,18 @@ def result():
         bandwidth_elements=1 << 20,
     )
     return run_benchmark(config)
+
+
+@pytest.mark.parametrize(
+    "name, passes, again",
+    [("adam", 1, 0), ("lamb", 2, 4 + 8), ("lars", 2, 4 + 4), ("ranger", 2, 4), ("adafactor", 3, 4 + 4 + 4)],
+)
+def test_floor_adds_what_later_passes_read_again(name, passes, again):
+    optimizer, params = _stepped(name, **({"lr": 0.1} if name == "lars" else {}))
+    traffic = measure_traffic(optimizer, params)
+    assert optarena.registry.lookup(name).passes == passes
+    floor = floor_bytes_per_param(name, traffic, make_param_set(get_preset("small")))
+    assert floor == pytest.approx(traffic.step_bytes_per_param + again, abs=0.5)  # state read again: its size
 
 
 def test_rows_hold_measured_figures(result):

@@ -139,10 +139,15 @@ class Spec:
     from the moments and applied with the trust ratio, ``("param", "state")``). Empty for
     algorithms that need one pass."""
 
+    third_pass: tuple[str, ...] = ()
+    """What a third pass reads, for algorithms with two reductions in sequence (Adafactor: the
+    factored statistics need the whole gradient, and the update clipping the RMS of an update
+    built from them, before any parameter is written)."""
+
     @property
     def passes(self) -> int:
-        """Passes over memory the algorithm needs at least: 1, or 2 with a second pass."""
-        return 2 if self.second_pass else 1
+        """Passes over memory the algorithm needs at least: 1, 2 or 3."""
+        return 1 + bool(self.second_pass) + bool(self.third_pass)
 
     def __post_init__(self) -> None:
         if self.description is FROM_CLASS:

@@ -298,10 +298,12 @@ METHOD = """\
   traced or compiled).
   The figure is the first `step()` alone, without interpreter start-up and imports.
 - **Floors.** Each optimizer's floor is the bytes its algorithm must move per parameter (one
-  pass as in the memory model above, plus what a second pass must read again where the
+  pass as in the memory model above, plus what a later pass must read again where the
   algorithm needs a per-tensor reduction before its update: LAMB re-reads the parameter and
-  the moments, Adafactor the parameter and the gradient), times the parameters, over the
-  in-place update's bandwidth measured in the same rounds.
+  the moments, the cautious methods the gradient and the moments; Adafactor needs two
+  reductions in sequence, the factored statistics and then the RMS of the update built from
+  them, so it reads the gradient three times and the parameter twice), times the parameters,
+  over the in-place update's bandwidth measured in the same rounds.
 - **Targets** (marked ✓ or ✗, never asserted by a test): every optimizer within
   {floor:g}x of its own floor; elementwise optimizers within
   {elementwise:g}x torch's fused Adam, per-tensor ones (norms, factored moments, gradient

@@ -154,6 +154,9 @@ SPECS = (
                 },
             ),
         ),
+        # statistics from the gradient; the update's RMS for clipping (and the parameter's RMS
+        # for the relative step); then the update applied
         second_pass=("param", "grad"),
+        third_pass=("grad",),
     ),
 )
