@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-README_OPTIMIZERS = "sgd,momentum,nesterov,rmsprop,adam,adamw,nadam,radam"
+README_OPTIMIZERS = "sgd,momentum,adam,adamw,radam,lamb,ranger,adabound"
 
 
 def main() -> None:
@@ -63,7 +63,13 @@ def main() -> None:
         print(f"race wall time: {race_seconds:.1f} s")
         print(f"  trials' own time: {train:.1f} s training + {evaluation:.1f} s evaluation "
               f"= {(train + evaluation) / workers:.1f} s per worker")
-        print(f"  everything else (startup, workloads, store): {race_seconds - (train + evaluation) / workers:.1f} s")
+        overhead = race_seconds - (train + evaluation) / workers
+        print(f"  everything else (startup, workloads, store): {overhead:.1f} s")
+        per_trial = (train + evaluation) / trials
+        fixed = overhead * workers / trials
+        print(f"throughput: {trials / race_seconds * 60:.1f} trials per minute")
+        print(f"fixed cost per trial: {fixed:.3f} s against {per_trial:.3f} s of training and evaluation "
+              f"({fixed / per_trial:.1%} of a trial; target under 10%)")
         print(f"report: {report_seconds:.1f} s, {html.stat().st_size / 1024:.0f} KiB; store {db.stat().st_size / 1024:.0f} KiB")
 
 
