@@ -262,8 +262,8 @@ def test_switched_off_by_environment_warns_once_and_runs_eagerly(monkeypatch):
     monkeypatch.setenv(toolchain.ENV_SWITCH, "0")
     monkeypatch.setattr(toolchain, "_warned", set())
     params, twins = make_params(torch.float64), make_params(torch.float64)
-    opt = optarena.Adam(params, fused=True)
-    eager = optarena.Adam(twins, fused=False)
+    opt = optarena.RAdam(params, fused=True)  # Adam would take torch's fused kernel: nothing to compile
+    eager = optarena.RAdam(twins, fused=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for step in range(3):
