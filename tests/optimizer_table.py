@@ -17,6 +17,8 @@ import optarena
 from reference_optimizers import LambReference, LarsReference, qhoptim
 from references import DefinitionRangerLARS, PackageRanger, PaperLookahead
 
+from matrix_references import MuonLoop
+
 
 @dataclass
 class Case:
@@ -448,6 +450,33 @@ CASES = [
         reference_name="Algorithm 1 of the paper around torch.optim (tests/references.py)",
         reference_state_loads=False,
         sync_period=5,
+    ),
+    # -- matrix-preconditioned optimizers ------------------------------------------------------------
+    Case(
+        "muon",
+        [
+            {"ns_dtype": "float64"},
+            {},
+            {"lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 0.01, "ns_dtype": "float64"},
+            {"adjust_lr_fn": "match_rms_adamw", "ns_steps": 6, "ns_coefficients": (3.4, -4.7, 2.0), "ns_dtype": "float64"},
+            {"lr": 0.01, "eps": 1e-5, "adjust_lr_fn": "original", "ns_dtype": "float64"},
+        ],
+        errors=COMMON_ERRORS
+        + [
+            ({"momentum": -0.5}, "momentum value: -0.5"),
+            ({"adjust_lr_fn": "arbitrary"}, "Adjust learning rate function arbitrary is not supported"),
+            ({"ns_steps": 100}, "ns_steps: 100; allowed: ns_steps an integer, 0 <= ns_steps <= 99"),
+            ({"ns_dtype": "float16"}, "ns_dtype: 'float16'"),
+            ({"ns_coefficients": (1.0, 2.0)}, "ns_coefficients: (1.0, 2.0)"),
+        ],
+        reference=MuonLoop,
+        reference_name="Muon written from its definition (tests/matrix_references.py); torch.optim.Muon "
+        "on matrices (tests/test_reference_matrix.py and the torch.optim conformance suite)",
+        reference_state_loads=False,
+        complex=False,
+        constant_ops=False,
+        descent_lr=0.05,
+        fusable=False,  # compiled kernels with fused=True: tests/test_matrix_transforms.py
     ),
 ]
 

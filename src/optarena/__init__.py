@@ -26,6 +26,9 @@ from optarena.optim import (
     RMSprop,
     Rprop,
 )
+
+# matrix-preconditioned optimizers
+from optarena.optim import Muon
 from optarena.registry import available, create
 
 __version__ = "0.1.0"
@@ -54,6 +57,8 @@ __all__ = [
     "Lookahead",
     "Ranger",
     "RangerLARS",
+    # matrix-preconditioned optimizers
+    "Muon",
     "Chain",
     "available",
     "create",

@@ -24,6 +24,9 @@ from optarena.optim.rmsprop import RMSprop
 from optarena.optim.rprop import Rprop
 from optarena.optim.sgd import SGD
 
+# matrix-preconditioned optimizers
+from optarena.optim.muon import Muon
+
 __all__ = [
     "SGD",
     "Adagrad",
@@ -48,6 +51,8 @@ __all__ = [
     "Lookahead",
     "Ranger",
     "RangerLARS",
+    # matrix-preconditioned optimizers
+    "Muon",
     "Chain",
     "ChainOptimizer",
     "NamedOptimizer",

@@ -205,6 +205,11 @@ class ChainOptimizer(torch.optim.Optimizer):
         return any(t.uses_step for t in self.transforms)
 
     @property
+    def has_matrix_transform(self) -> bool:
+        """Whether a transform of the chain works on whole matrices (:mod:`optarena.transforms.matrix`)."""
+        return any(getattr(t, "matrix", False) for t in self.transforms)
+
+    @property
     def supports_complex(self) -> bool:
         return all(t.elementwise for t in self.transforms)
 
@@ -477,7 +482,12 @@ class ChainOptimizer(torch.optim.Optimizer):
             states = [self.state[p] for p in bucket]
             # per-tensor quantities of sharded tensors are completed across ranks, eagerly
             mode = sharding.step_mode(self.transforms, bucket)
-            if fuse and mode == sharding.LOCAL:
+            if self.has_matrix_transform:
+                # matrix work is per tensor: the step runs eagerly, its matrix kernels compiled with
+                # fused=True only (on CPU compiling them did not pay: docs/design.md, matrix transforms)
+                compiled = fuse and group.get("fused") is True
+                eager_update(self.transforms, group, bucket, states, self.uses_step, mode, compiled=compiled)
+            elif fuse and mode == sharding.LOCAL:
                 fused_backend.fused_update(self.transforms, group, bucket, states, self.uses_step, self._fused_plans)
             else:
                 eager_update(self.transforms, group, bucket, states, self.uses_step, mode)

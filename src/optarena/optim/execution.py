@@ -171,6 +171,7 @@ class PreparedStep:
             ]
             grads = [grads[i] for i in indices]
         kernel = Kernel(ctx.params, _StateViews(ctx), prepared)
+        kernel.entries = ctx.states
         if ctx.group.get("differentiable"):
             ops = AUTOGRAD
         run_chain(ops, self.body, self.fold_lr, kernel, grads, self.maximize, self.compute_dtype)
@@ -183,6 +184,7 @@ def prepare_step(
     states: list[dict],
     uses_step: bool,
     mode: str = sharding.LOCAL,
+    compiled: bool = False,
 ) -> PreparedStep:
     """Advance the step counts, create missing state and compute this step's numbers (eager Python).
 
@@ -194,6 +196,7 @@ def prepare_step(
     steps = advance_steps(states, uses_step)
     whole = mode == sharding.WHOLE
     ctx = StepContext(group, bucket, states, steps, state_dtype_for(group, bucket[0].dtype), whole=whole)
+    ctx.compiled = compiled
     prepare_precision(ctx)
     prepared = prepare_chain(transforms, ctx)
     grads = [ctx.view(p.grad) for p in bucket]
@@ -212,6 +215,8 @@ def eager_update(
     states: list[dict],
     uses_step: bool,
     mode: str = sharding.LOCAL,
+    compiled: bool = False,
 ) -> None:
-    """One step of the chain over ``bucket`` with multi-tensor operations (see :func:`prepare_step`)."""
-    prepare_step(transforms, group, bucket, states, uses_step, mode).run_eagerly()
+    """One step of the chain over ``bucket`` with multi-tensor operations (see :func:`prepare_step`);
+    ``compiled``: matrix transforms run their kernels compiled."""
+    prepare_step(transforms, group, bucket, states, uses_step, mode, compiled).run_eagerly()

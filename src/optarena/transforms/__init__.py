@@ -19,6 +19,10 @@ from optarena.transforms.rprop import ScaleByRprop
 from optarena.transforms.trust_ratio import ScaleByLars, ScaleByTrustRatio
 from optarena.transforms.weight_decay import AddDecayedWeights
 
+# matrix transforms
+from optarena.transforms.matrix import MatrixTransform
+from optarena.transforms.orthogonalize import Orthogonalize, TraceAverage
+
 __all__ = [
     "AddDecayedWeights",
     "CentralizeGradients",
@@ -45,4 +49,8 @@ __all__ = [
     "StepContext",
     "Trace",
     "Transform",
+    # matrix transforms
+    "MatrixTransform",
+    "Orthogonalize",
+    "TraceAverage",
 ]

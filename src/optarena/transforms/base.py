@@ -48,7 +48,7 @@ class StepContext:
     (:class:`optarena.transforms.sharding.ShardedOps`).
     """
 
-    __slots__ = ("group", "params", "states", "steps", "state_dtype", "originals", "view", "_step_values")
+    __slots__ = ("group", "params", "states", "steps", "state_dtype", "originals", "view", "compiled", "_step_values")
 
     def __init__(
         self,
@@ -70,6 +70,8 @@ class StepContext:
         self.params = [self.view(p) for p in params]
         self.states = states
         self.steps = steps
+        self.compiled = False
+        """Whether matrix transforms run their kernels compiled (the group's step is fused)."""
         self._step_values: list[float] | None = None
 
     @property
@@ -135,6 +137,8 @@ class Kernel:
         """The gradients the chain started from (set by ``run_chain``); read them, never write."""
         self._states = states
         self._prepared = prepared
+        self.entries: list[dict] = []
+        """The per-parameter state dicts (eager path), for matrix transforms that keep state per matrix."""
         self.current = 0
         self.owned = False
 
