@@ -84,3 +84,77 @@ class MuonLoop(ReferenceOptimizer):
         ratio = 0.2 * math.sqrt(max(rows, cols)) if c["adjust_lr_fn"] == "match_rms_adamw" else math.sqrt(max(1, rows / cols))
         p.mul_(1 - c["lr"] * c["weight_decay"])
         p.sub_(c["lr"] * ratio * o.reshape(p.shape))
+
+
+def inverse_root(m, exponent, eps):
+    """(M + eps I)^(-exponent) of a symmetric matrix by its eigendecomposition (eigenvalues floored at eps)."""
+    if not torch.isfinite(m).all():
+        return torch.full_like(m, float("nan"))
+    w, v = torch.linalg.eigh(m + eps * torch.eye(m.shape[0], dtype=m.dtype))
+    return v @ torch.diag(w.clamp(min=eps) ** -exponent) @ v.T
+
+
+def block_slices(rows, cols, size):
+    """The (row slice, column slice) of each block, row by row."""
+    return [(slice(r, min(r + size, rows)), slice(c, min(c + size, cols)))
+            for r in range(0, rows, size) for c in range(0, cols, size)]
+
+
+class ShampooLoop(ReferenceOptimizer):
+    """Shampoo, Algorithm 1 of Gupta et al. 2018 per block (L_0 = R_0 = eps I; a side of size 1 of the
+    matrix keeps no statistic and the exponent is -1/(2 * sides)), roots every precondition_frequency steps, grafting
+    per block (Anil et al. 2020), then torch.optim.SGD's momentum and decoupled weight decay."""
+
+    def update(self, p, g, state):
+        c = {"lr": 1e-2, "momentum": 0.0, "weight_decay": 0.0, "beta2": 1.0, "matrix_eps": 1e-6,
+             "precondition_frequency": 10, "start_preconditioning_step": 1, "max_preconditioner_dim": 1024,
+             "grafting": "adagrad", "grafting_eps": 1e-8, "grafting_beta2": 0.999, "matrix_dtype": "float64", **self.config}
+        t = state["t"]
+        rows, cols = g.shape
+        if c["grafting"] == "adagrad":
+            s = state.setdefault("sum", torch.zeros_like(g))
+            s += g * g
+            graft = g / (s.sqrt() + c["grafting_eps"])
+        elif c["grafting"] == "adam":
+            b2 = c["grafting_beta2"]
+            v = state.setdefault("v", torch.zeros_like(g))
+            v.mul_(b2).add_((1 - b2) * g * g)
+            graft = g / ((v / (1 - b2**t)).sqrt() + c["grafting_eps"])
+        else:
+            graft = None
+        direction = torch.zeros_like(g)
+        for n, (rs, cs) in enumerate(block_slices(rows, cols, c["max_preconditioner_dim"])):
+            block = g[rs, cs]
+            stats = state.setdefault(n, {})
+            sides = [side for side, size in (("L", rows), ("R", cols)) if size > 1]
+            for side in sides:
+                product = block @ block.T if side == "L" else block.T @ block
+                if side not in stats:
+                    stats[side] = torch.zeros_like(product)
+                if c["beta2"] == 1.0:
+                    stats[side] += product
+                else:
+                    stats[side] = c["beta2"] * stats[side] + (1 - c["beta2"]) * product
+            start, every = c["start_preconditioning_step"], c["precondition_frequency"]
+            if t < start:
+                direction[rs, cs] = block if graft is None else graft[rs, cs]
+                continue
+            if (t - start) % every == 0:
+                for side in sides:
+                    stats[side + "root"] = inverse_root(stats[side], 1 / (2 * len(sides)), c["matrix_eps"])
+            out = block
+            if "L" in sides:
+                out = stats["Lroot"] @ out
+            if "R" in sides:
+                out = out @ stats["Rroot"]
+            if graft is not None:
+                norm = out.norm()
+                out = torch.zeros_like(out) if norm == 0 else out * (graft[rs, cs].norm() / norm)
+            direction[rs, cs] = out
+        if c["momentum"]:
+            if "buf" in state:
+                state["buf"] = c["momentum"] * state["buf"] + direction
+            else:
+                state["buf"] = direction.clone()
+            direction = state["buf"]
+        p.sub_(c["lr"] * (direction.reshape(p.shape) + c["weight_decay"] * p))

@@ -17,7 +17,7 @@ import optarena
 from reference_optimizers import LambReference, LarsReference, qhoptim
 from references import DefinitionRangerLARS, PackageRanger, PaperLookahead
 
-from matrix_references import MuonLoop
+from matrix_references import MuonLoop, ShampooLoop
 
 
 @dataclass
@@ -477,6 +477,35 @@ CASES = [
         constant_ops=False,
         descent_lr=0.05,
         fusable=False,  # compiled kernels with fused=True: tests/test_matrix_transforms.py
+    ),
+    Case(
+        "shampoo",
+        [
+            {},
+            {"precondition_frequency": 1, "grafting": None},
+            {"max_preconditioner_dim": 3, "grafting": "adam", "momentum": 0.9, "weight_decay": 0.01},
+            {"beta2": 0.9, "matrix_eps": 1e-6, "start_preconditioning_step": 3, "precondition_frequency": 4,
+             "grafting": "adagrad", "grafting_eps": 1e-6, "max_preconditioner_dim": 4},
+        ],
+        errors=COMMON_ERRORS
+        + [
+            ({"momentum": -0.5}, "momentum value: -0.5"),
+            ({"beta2": 0.0}, "beta2 value: 0.0; allowed range: 0 < beta2 <= 1"),
+            ({"matrix_eps": 0.0}, "matrix_eps value: 0.0"),
+            ({"precondition_frequency": 0}, "precondition_frequency: 0"),
+            ({"max_preconditioner_dim": 2.5}, "max_preconditioner_dim: 2.5"),
+            ({"start_preconditioning_step": 0}, "start_preconditioning_step: 0"),
+            ({"grafting": "sgd"}, "grafting: 'sgd'"),
+            ({"matrix_dtype": "float16"}, "matrix_dtype: 'float16'"),
+        ],
+        reference=ShampooLoop,
+        reference_name="Algorithm 1 of Gupta et al. per block, with grafting and momentum, written as a loop "
+        "(tests/matrix_references.py)",
+        reference_state_loads=False,
+        complex=False,
+        constant_ops=False,
+        descent_lr=0.1,
+        fusable=False,
     ),
 ]
 

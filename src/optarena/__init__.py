@@ -28,7 +28,7 @@ from optarena.optim import (
 )
 
 # matrix-preconditioned optimizers
-from optarena.optim import Muon
+from optarena.optim import Muon, Shampoo
 from optarena.registry import available, create
 
 __version__ = "0.1.0"
@@ -59,6 +59,7 @@ __all__ = [
     "RangerLARS",
     # matrix-preconditioned optimizers
     "Muon",
+    "Shampoo",
     "Chain",
     "available",
     "create",

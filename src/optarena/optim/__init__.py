@@ -26,6 +26,7 @@ from optarena.optim.sgd import SGD
 
 # matrix-preconditioned optimizers
 from optarena.optim.muon import Muon
+from optarena.optim.shampoo import Shampoo
 
 __all__ = [
     "SGD",
@@ -53,6 +54,7 @@ __all__ = [
     "RangerLARS",
     # matrix-preconditioned optimizers
     "Muon",
+    "Shampoo",
     "Chain",
     "ChainOptimizer",
     "NamedOptimizer",

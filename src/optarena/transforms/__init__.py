@@ -22,6 +22,7 @@ from optarena.transforms.weight_decay import AddDecayedWeights
 # matrix transforms
 from optarena.transforms.matrix import MatrixTransform
 from optarena.transforms.orthogonalize import Orthogonalize, TraceAverage
+from optarena.transforms.shampoo import ScaleByShampoo
 
 __all__ = [
     "AddDecayedWeights",
@@ -52,5 +53,6 @@ __all__ = [
     # matrix transforms
     "MatrixTransform",
     "Orthogonalize",
+    "ScaleByShampoo",
     "TraceAverage",
 ]
