@@ -158,3 +158,74 @@ class ShampooLoop(ReferenceOptimizer):
                 state["buf"] = direction.clone()
             direction = state["buf"]
         p.sub_(c["lr"] * (direction.reshape(p.shape) + c["weight_decay"] * p))
+
+
+class SoapLoop(ReferenceOptimizer):
+    """SOAP, Algorithms 3 and 4 of Vyas et al. 2024 (M in the parameter's coordinates, V in the
+    eigenbasis), with the authors' first step (statistics and eigenbases only), bias correction
+    (lr * sqrt(1 - b2^s) / (1 - b1^s), s = t - 1) and unrotated sides; AdamW's decoupled decay."""
+
+    def update(self, p, g, state):
+        c = {"lr": 3e-3, "betas": (0.95, 0.95), "shampoo_beta": None, "eps": 1e-8, "weight_decay": 0.01,
+             "precondition_frequency": 10, "max_preconditioner_dim": 10000, "precondition_1d": False,
+             "correct_bias": True, "matrix_dtype": "float32", **self.config}
+        b1, b2 = c["betas"]
+        sb = b2 if c["shampoo_beta"] is None else c["shampoo_beta"]
+        dtype = DTYPES[c["matrix_dtype"]]
+        rows, cols = g.shape
+        vector = rows == 1 or cols == 1
+        rotated_sides = [n > 1 and n <= c["max_preconditioner_dim"] and (not vector or c["precondition_1d"])
+                         for n in (rows, cols)]
+        grams = [g @ g.T, g.T @ g]
+        decay = c["weight_decay"] * p
+        if state["t"] == 1:
+            state["Q"] = []
+            state["S"] = []
+            for rotated, gram in zip(rotated_sides, grams):
+                if rotated:
+                    stat = (1 - sb) * gram
+                    if torch.isfinite(stat).all():
+                        w, v = torch.linalg.eigh(stat.to(dtype))
+                    else:  # a NaN gradient: a NaN basis, as optarena's (torch's eigh would raise)
+                        v = torch.full(stat.shape, float("nan"), dtype=dtype)
+                    state["S"].append(stat)
+                    state["Q"].append(v[:, torch.arange(v.shape[1] - 1, -1, -1)].to(g.dtype))
+                else:
+                    state["S"].append(None)
+                    state["Q"].append(None)
+            state["M"] = torch.zeros_like(g)
+            state["V"] = torch.zeros_like(g)
+            p.sub_(c["lr"] * decay)
+            return
+        s = state["t"] - 1
+        ql, qr = state["Q"]
+
+        def into(x):
+            x = ql.T @ x if ql is not None else x
+            return x @ qr if qr is not None else x
+
+        def out_of(x):
+            x = ql @ x if ql is not None else x
+            return x @ qr.T if qr is not None else x
+
+        state["M"] = state["M"].lerp(g, 1 - b1)
+        gr = into(g)
+        state["V"] = b2 * state["V"] + (1 - b2) * gr * gr
+        n = out_of(into(state["M"]) / (state["V"].sqrt() + c["eps"]))
+        if c["correct_bias"]:
+            n = n * math.sqrt(1 - b2**s) / (1 - b1**s)
+        p.sub_(c["lr"] * (n.reshape(p.shape) + decay))
+        for i, gram in enumerate(grams):
+            if state["S"][i] is not None:
+                # the average written as a lerp: the bases of rank-deficient statistics (early steps)
+                # depend on their last bits, so the reference rounds them as optarena does
+                state["S"][i] = state["S"][i].lerp(gram, 1 - sb)
+        if s % c["precondition_frequency"] == 0:
+            for i in range(2):
+                if state["S"][i] is None:
+                    continue
+                stat, q = state["S"][i].to(dtype), state["Q"][i].to(dtype)
+                order = torch.diag(q.T @ stat @ q).argsort(descending=True, stable=True)
+                q = q[:, order]
+                state["V"] = state["V"][order, :] if i == 0 else state["V"][:, order]
+                state["Q"][i] = torch.linalg.qr(stat @ q)[0].to(g.dtype)

@@ -17,7 +17,7 @@ import optarena
 from reference_optimizers import LambReference, LarsReference, qhoptim
 from references import DefinitionRangerLARS, PackageRanger, PaperLookahead
 
-from matrix_references import MuonLoop, ShampooLoop
+from matrix_references import MuonLoop, ShampooLoop, SoapLoop
 
 
 @dataclass
@@ -506,6 +506,31 @@ CASES = [
         constant_ops=False,
         descent_lr=0.1,
         fusable=False,
+    ),
+    Case(
+        "soap",
+        [
+            {"matrix_dtype": "float64"},
+            {"precondition_frequency": 1, "precondition_1d": True, "matrix_dtype": "float64", "weight_decay": 0.0},
+            {"betas": (0.9, 0.99), "shampoo_beta": 0.8, "eps": 1e-6, "max_preconditioner_dim": 4,
+             "precondition_frequency": 3, "correct_bias": False, "matrix_dtype": "float64"},
+        ],
+        errors=COMMON_ERRORS
+        + BETA_ERRORS
+        + [
+            ({"shampoo_beta": 1.0}, "shampoo_beta value: 1.0"),
+            ({"precondition_frequency": 0}, "precondition_frequency: 0"),
+            ({"weight_decay": -0.1}, "weight_decay value: -0.1"),
+            ({"precondition_1d": 1}, "precondition_1d: 1"),
+        ],
+        reference=SoapLoop,
+        reference_name="Algorithms 3 and 4 of Vyas et al. written as a loop (tests/matrix_references.py)",
+        reference_state_loads=False,
+        complex=False,
+        constant_ops=False,
+        fusable=False,
+        descent_lr=0.05,
+        scheduled=True,
     ),
 ]
 

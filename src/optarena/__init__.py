@@ -28,7 +28,7 @@ from optarena.optim import (
 )
 
 # matrix-preconditioned optimizers
-from optarena.optim import Muon, Shampoo
+from optarena.optim import SOAP, Muon, Shampoo
 from optarena.registry import available, create
 
 __version__ = "0.1.0"
@@ -60,6 +60,7 @@ __all__ = [
     # matrix-preconditioned optimizers
     "Muon",
     "Shampoo",
+    "SOAP",
     "Chain",
     "available",
     "create",

@@ -27,6 +27,7 @@ from optarena.optim.sgd import SGD
 # matrix-preconditioned optimizers
 from optarena.optim.muon import Muon
 from optarena.optim.shampoo import Shampoo
+from optarena.optim.soap import SOAP
 
 __all__ = [
     "SGD",
@@ -55,6 +56,7 @@ __all__ = [
     # matrix-preconditioned optimizers
     "Muon",
     "Shampoo",
+    "SOAP",
     "Chain",
     "ChainOptimizer",
     "NamedOptimizer",

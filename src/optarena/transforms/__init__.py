@@ -23,6 +23,7 @@ from optarena.transforms.weight_decay import AddDecayedWeights
 from optarena.transforms.matrix import MatrixTransform
 from optarena.transforms.orthogonalize import Orthogonalize, TraceAverage
 from optarena.transforms.shampoo import ScaleByShampoo
+from optarena.transforms.soap import ScaleBySoap
 
 __all__ = [
     "AddDecayedWeights",
@@ -54,5 +55,6 @@ __all__ = [
     "MatrixTransform",
     "Orthogonalize",
     "ScaleByShampoo",
+    "ScaleBySoap",
     "TraceAverage",
 ]

@@ -94,9 +94,9 @@ def _eigh(matrices: Tensor) -> tuple[Tensor, Tensor]:
     if bool(finite.all()):
         return torch.linalg.eigh(matrices)
     eye = torch.eye(matrices.shape[-1], dtype=matrices.dtype, device=matrices.device)
-    values, vectors = torch.linalg.eigh(torch.where(finite[:, None, None], matrices, eye))
+    values, vectors = torch.linalg.eigh(torch.where(finite[..., None, None], matrices, eye))
     nan = torch.tensor(float("nan"), dtype=matrices.dtype, device=matrices.device)
-    return torch.where(finite[:, None], values, nan), torch.where(finite[:, None, None], vectors, nan)
+    return torch.where(finite[..., None], values, nan), torch.where(finite[..., None, None], vectors, nan)
 
 
 def inverse_root(statistics: Tensor, exponent: float, eps: float, dtype: torch.dtype) -> Tensor:
@@ -134,3 +134,16 @@ def rotate_back(blocks: Tensor, left: Tensor, right: Tensor, use_left: bool, use
     """``Q_L @ B @ Q_R^T`` for each block: out of the eigenbases (SOAP)."""
     out = left @ blocks if use_left else blocks
     return out @ right.mT if use_right else out
+
+
+def refreshed_basis(statistics: Tensor, basis: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """One power iteration with QR towards the eigenvectors of ``statistics`` (SOAP, Vyas et al.'s
+    Algorithm 4): the columns of ``basis`` reordered by the eigenvalues they estimate,
+    ``diag(Q^T S Q)``, descending, then ``Q <- QR(S Q)``. Returns the new basis and the order
+    (the moments kept in the basis are reordered with it)."""
+    s, q = statistics.to(dtype), basis.to(dtype)
+    estimates = (q.mT @ s @ q).diagonal(dim1=-2, dim2=-1)
+    order = estimates.argsort(dim=-1, descending=True, stable=True)
+    q = q.gather(-1, order.unsqueeze(-2).expand_as(q))
+    new, _ = torch.linalg.qr(s @ q)
+    return new.to(statistics.dtype), order
