@@ -229,3 +229,31 @@ class SoapLoop(ReferenceOptimizer):
                 q = q[:, order]
                 state["V"] = state["V"][order, :] if i == 0 else state["V"][:, order]
                 state["Q"][i] = torch.linalg.qr(stat @ q)[0].to(g.dtype)
+
+
+class PackageSM3:
+    """The ``torch-sm3`` package's ``SM3``, given torch.optim's ``maximize`` and skipped gradients.
+
+    Its step reads every parameter's gradient (it tests ``p is None`` where it means ``p.grad is
+    None``), so this adapter hands it only the parameters that have one this step, each through a
+    view that keeps its state; under ``maximize`` the gradient is negated. Empty tensors are left out.
+    """
+
+    def __init__(self, params, maximize=False, **config):
+        from SM3 import SM3
+
+        self.params = [p for p in params if p.numel()]
+        self.maximize = maximize
+        self.inner = SM3([p.detach() for p in self.params], **config)
+        self.views = self.inner.param_groups[0]["params"]
+
+    def step(self):
+        group = self.inner.param_groups[0]
+        active = []
+        for p, view in zip(self.params, self.views):
+            if p.grad is not None:
+                view.grad = -p.grad if self.maximize else p.grad.clone()
+                active.append(view)
+        group["params"] = active
+        self.inner.step()
+        group["params"] = self.views

@@ -17,7 +17,7 @@ import optarena
 from reference_optimizers import LambReference, LarsReference, qhoptim
 from references import DefinitionRangerLARS, PackageRanger, PaperLookahead
 
-from matrix_references import MuonLoop, ShampooLoop, SoapLoop
+from matrix_references import MuonLoop, PackageSM3, ShampooLoop, SoapLoop
 
 
 @dataclass
@@ -531,6 +531,24 @@ CASES = [
         fusable=False,
         descent_lr=0.05,
         scheduled=True,
+    ),
+    Case(
+        "sm3",
+        [{}, {"momentum": 0.9}, {"lr": 0.05, "momentum": 0.5, "eps": 1e-8}],
+        errors=COMMON_ERRORS
+        + [
+            ({"momentum": 1.0}, "momentum value: 1.0; allowed range: 0 <= momentum < 1"),
+            ({"beta": -0.1}, "beta value: -0.1"),
+            ({"eps": -1.0}, "epsilon value: -1.0"),
+        ],
+        reference=PackageSM3,
+        reference_name="the torch-sm3 package (beta = 0, where it and optax agree); optax.sm3 through stored "
+        "fixtures (tests/test_reference_matrix.py)",
+        reference_state_loads=False,
+        complex=False,
+        constant_ops=False,
+        fusable=False,
+        descent_lr=0.5,
     ),
 ]
 

@@ -28,7 +28,7 @@ from optarena.optim import (
 )
 
 # matrix-preconditioned optimizers
-from optarena.optim import SOAP, Muon, Shampoo
+from optarena.optim import SM3, SOAP, Muon, Shampoo
 from optarena.registry import available, create
 
 __version__ = "0.1.0"
@@ -61,6 +61,7 @@ __all__ = [
     "Muon",
     "Shampoo",
     "SOAP",
+    "SM3",
     "Chain",
     "available",
     "create",

@@ -28,6 +28,7 @@ from optarena.optim.sgd import SGD
 from optarena.optim.muon import Muon
 from optarena.optim.shampoo import Shampoo
 from optarena.optim.soap import SOAP
+from optarena.optim.sm3 import SM3
 
 __all__ = [
     "SGD",
@@ -57,6 +58,7 @@ __all__ = [
     "Muon",
     "Shampoo",
     "SOAP",
+    "SM3",
     "Chain",
     "ChainOptimizer",
     "NamedOptimizer",

@@ -24,6 +24,7 @@ from optarena.transforms.matrix import MatrixTransform
 from optarena.transforms.orthogonalize import Orthogonalize, TraceAverage
 from optarena.transforms.shampoo import ScaleByShampoo
 from optarena.transforms.soap import ScaleBySoap
+from optarena.transforms.sm3 import ScaleBySm3
 
 __all__ = [
     "AddDecayedWeights",
@@ -56,5 +57,6 @@ __all__ = [
     "Orthogonalize",
     "ScaleByShampoo",
     "ScaleBySoap",
+    "ScaleBySm3",
     "TraceAverage",
 ]
