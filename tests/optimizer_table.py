@@ -550,6 +550,27 @@ CASES = [
         fusable=False,
         descent_lr=0.5,
     ),
+    Case(
+        # given parameters (no model) K-FAC has no layers: this row holds its contract; the layers'
+        # natural gradient, intervals and clipping are tests/test_kfac.py's
+        "kfac",
+        [{}, {"momentum": 0.0, "weight_decay": 0.1}],
+        errors=COMMON_ERRORS
+        + [
+            ({"damping": 0.0}, "damping value: 0.0; allowed range: 0 < damping"),
+            ({"factor_decay": 1.0}, "factor_decay value: 1.0"),
+            ({"factor_update_interval": 0}, "factor_update_interval: 0"),
+            ({"inverse_update_interval": 1.5}, "inverse_update_interval: 1.5"),
+            ({"kl_clip": -1.0}, "kl_clip value: -1.0"),
+        ],
+        reference=_torch("SGD", lr=1e-2, momentum=0.9),
+        reference_name="torch.optim.SGD (parameters outside Linear and Conv2d layers); the natural gradient "
+        "with the explicit Kronecker-factored Fisher (tests/test_kfac.py)",
+        reference_state_loads=False,
+        complex=False,
+        fusable=False,
+        descent_lr=0.05,
+    ),
 ]
 
 

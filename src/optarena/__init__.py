@@ -28,7 +28,7 @@ from optarena.optim import (
 )
 
 # matrix-preconditioned optimizers
-from optarena.optim import SM3, SOAP, Muon, Shampoo
+from optarena.optim import KFAC, SM3, SOAP, Muon, Shampoo
 from optarena.registry import available, create
 
 __version__ = "0.1.0"
@@ -62,6 +62,7 @@ __all__ = [
     "Shampoo",
     "SOAP",
     "SM3",
+    "KFAC",
     "Chain",
     "available",
     "create",

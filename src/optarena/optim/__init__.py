@@ -29,6 +29,7 @@ from optarena.optim.muon import Muon
 from optarena.optim.shampoo import Shampoo
 from optarena.optim.soap import SOAP
 from optarena.optim.sm3 import SM3
+from optarena.optim.kfac import KFAC
 
 __all__ = [
     "SGD",
@@ -59,6 +60,7 @@ __all__ = [
     "Shampoo",
     "SOAP",
     "SM3",
+    "KFAC",
     "Chain",
     "ChainOptimizer",
     "NamedOptimizer",
