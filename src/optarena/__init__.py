@@ -28,7 +28,7 @@ from optarena.optim import (
 )
 
 # matrix-preconditioned optimizers
-from optarena.optim import KFAC, SM3, SOAP, Muon, Shampoo
+from optarena.optim import KFAC, SM3, SOAP, Muon, MuonWithAdamW, Shampoo, is_hidden_matrix, muon_split
 from optarena.registry import available, create
 
 __version__ = "0.1.0"
@@ -63,6 +63,9 @@ __all__ = [
     "SOAP",
     "SM3",
     "KFAC",
+    "MuonWithAdamW",
+    "is_hidden_matrix",
+    "muon_split",
     "Chain",
     "available",
     "create",

@@ -30,6 +30,7 @@ from optarena.optim.shampoo import Shampoo
 from optarena.optim.soap import SOAP
 from optarena.optim.sm3 import SM3
 from optarena.optim.kfac import KFAC
+from optarena.optim.muon_adamw import MuonWithAdamW, is_hidden_matrix, muon_split
 
 __all__ = [
     "SGD",
@@ -61,6 +62,9 @@ __all__ = [
     "SOAP",
     "SM3",
     "KFAC",
+    "MuonWithAdamW",
+    "is_hidden_matrix",
+    "muon_split",
     "Chain",
     "ChainOptimizer",
     "NamedOptimizer",

@@ -98,7 +98,7 @@ class KFAC(NamedOptimizer):
     (patches as examples, output locations summed in A and averaged in G). The first factors are
     the first batch's; until a layer has factors, and for any other parameter, the step is SGD
     with momentum on the gradient. Given parameters instead of a model (as ``optarena.create``
-    passes them) there are no layers. Sharded (``DTensor``) parameters are refused.
+    passes them) there are no layers. Layers with sharded (``DTensor``) weights are refused.
     """
 
     paper = Paper(
@@ -135,9 +135,12 @@ class KFAC(NamedOptimizer):
             self.layers = []
             params = model
         super().__init__(params, **settings)
-        for p in (p for g in self.param_groups for p in g["params"]):
-            if is_sharded(p):
-                raise ValueError("KFAC does not step sharded (DTensor) parameters: its factors need whole layers")
+        for layer in self.layers:
+            if is_sharded(layer.weight):
+                raise ValueError(
+                    f"KFAC does not precondition sharded (DTensor) layers, found {type(layer.module).__name__} "
+                    f"with weight {tuple(layer.weight.shape)}: its factors need the whole layer and batch"
+                )
         self._hooks = []
         for layer in self.layers:
             self._hooks.append(layer.module.register_forward_hook(self._watch(layer)))
