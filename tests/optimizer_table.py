@@ -55,6 +55,11 @@ class Case:
     """The reference treats complex parameters as their real view (as torch.optim does)."""
     reference_state_loads: bool = True
     """A state dict of the reference loads into ours (same state names and meanings), and continues."""
+    continuous: bool = True
+    """The update is a continuous function of the gradients. False for SOAP: the eigenbasis of
+    rank-deficient statistics (fewer gradients seen than rows) follows the gradients' last bits, so
+    runs whose gradients differ by rounding (a sharded model's summation order) part; its sharded
+    runs are compared with one process on identical gradients instead (tests/test_sharded.py)."""
     sync_period: int | None = None
     """Lookahead's default k, for optimizers that pull the fast weights back to slow weights
     every k steps: with lr = 0 the parameters still move, until the next synchronisation."""
@@ -531,6 +536,7 @@ CASES = [
         fusable=False,
         descent_lr=0.05,
         scheduled=True,
+        continuous=False,
     ),
     Case(
         "sm3",

@@ -13,6 +13,7 @@ Scenarios, each writing its findings per case into ``OUT_DIR/rank{r}.json``:
 - ``scaling``: the collectives of a step do not grow with the number of tensors.
 - ``half``: bf16 parameters with float32 and bfloat16 state, fed the same gradients sharded
   and whole.
+- ``same_gradients``: the matrix optimizers fed the same gradients sharded and whole (float64).
 - ``ddp``, ``zero``: DistributedDataParallel and ZeroRedundancyOptimizer around optarena's AdamW.
 - ``refusal``: a placement no optimizer can step (``Partial``) is a ValueError on every rank.
 - ``checkpoint``: a run saved with torch.distributed.checkpoint after 3 steps and resumed in a
@@ -262,6 +263,35 @@ def half(mesh) -> dict[str, Any]:
     return out
 
 
+def same_gradients(names: list[str], mesh) -> dict[str, Any]:
+    """Matrix optimizers fed identical full gradients sharded and whole (no summation-order
+    differences): the matrices gathered on their owner ranks must give one process's numbers."""
+    out = {}
+    for name in names:
+        entry = optarena.registry.lookup(name)
+        if not any(getattr(t, "matrix", False) for t in entry.cls.chain()):
+            continue
+        config = {**config_for(name), "fused": False}
+        start = [full(p) for p in make_model().parameters()]
+        runs = {}
+        for layout in ("single", "fsdp2", "tp"):
+            model = shard(make_model(), layout, mesh)
+            optimizer = optarena.create(name, model.parameters(), **config)
+            for step in range(1, 5):
+                for i, p in enumerate(model.parameters()):
+                    grad = synthetic_grad(p, step, i).to(torch.get_default_dtype())
+                    p.grad = distribute_tensor(grad, p.device_mesh, p.placements) if isinstance(p, DTensor) else grad
+                optimizer.step()
+            runs[layout] = [full(p) for p in model.parameters()]
+        for layout in ("fsdp2", "tp"):
+            out[f"same_gradients/{name}-{layout}"] = {
+                "error": None,
+                "relative_change_error": relative_change_error(start, runs[layout], runs["single"]),
+            }
+        dist.barrier()
+    return out
+
+
 def data_parallel(mesh) -> dict[str, Any]:
     """DDP and ZeroRedundancyOptimizer against one process on the whole batch."""
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -381,6 +411,7 @@ def main() -> None:
     results.update(small_shards(names, mesh))
     results.update(scaling(mesh))
     results.update(half(mesh))
+    results.update(same_gradients(names, mesh))
     results.update(data_parallel(mesh))
     results.update(refusal(mesh))
     folder = tempfile.mkdtemp(prefix="dcp-") if rank == 0 else ""

@@ -31,6 +31,8 @@ from torch import Tensor
 LIBRARIES = {
     "torch-optimizer": "torch_optimizer",
     "pytorch-optimizer": "pytorch_optimizer",
+    # matrix-preconditioned optimizers
+    "heavyball": "heavyball",
 }
 """PyPI name -> module name of the two popular libraries."""
 
@@ -153,8 +155,50 @@ def _torch_builder(cls_name: str, arguments: Callable[[dict[str, Any]], dict[str
     return build
 
 
+# -- matrix-preconditioned optimizers ---------------------------------------------------------------
+
+
+class MatrixViews:
+    """An optimizer that takes matrices only (``torch.optim.Muon``), stepping every parameter through
+    its matrix view, as optarena's matrix optimizers see it: ``shape[0] x rest``, a vector as a row.
+
+    The views share the parameters' memory; each step hands them the gradients' views.
+    """
+
+    def __init__(self, make: Callable[[list[Tensor]], torch.optim.Optimizer], params: list[Tensor]):
+        from optarena.transforms.matrix import flattened_matrix
+
+        self.params = [p for p in params if p.numel()]
+        self.views = [p.detach().view(flattened_matrix(p.shape)) for p in self.params]
+        self.inner = make(self.views)
+
+    def step(self) -> None:
+        for p, view in zip(self.params, self.views):
+            view.grad = None if p.grad is None else p.grad.view(view.shape)
+        self.inner.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+
+def _torch_muon(hp: dict[str, Any]) -> Builder:
+    def build(params: list[Tensor], hp: dict[str, Any]) -> MatrixViews:
+        keys = ("lr", "weight_decay", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps", "adjust_lr_fn")
+        return MatrixViews(lambda views: torch.optim.Muon(views, **_pick(hp, *keys)), params)
+
+    return build
+
+
+MATRIX_TORCH_PEERS = {
+    "muon": Peer("torch.optim", "torch.optim.Muon", _torch_muon({}), "every tensor through its matrix view (torch's Muon takes matrices only)"),
+}
+
+
 def torch_peers(name: str) -> list[Peer]:
     """``torch.optim``'s implementations of the optimizer called ``name`` (none if it has none)."""
+    if name in MATRIX_TORCH_PEERS:
+        return [MATRIX_TORCH_PEERS[name]]
     if name not in TORCH:
         return []
     cls_name, arguments, modes, note = TORCH[name]
@@ -276,6 +320,37 @@ LIBRARY_PEERS: dict[str, dict[str, tuple[str, Callable[[dict[str, Any]], dict[st
             "",
         ),
     },
+}
+
+LIBRARY_PEERS["pytorch-optimizer"].update(
+    {
+        # matrix-preconditioned optimizers
+        "soap": (
+            "SOAP",
+            lambda hp: {
+                **_pick(hp, "lr", "betas", "shampoo_beta", "eps", "weight_decay", "precondition_frequency"),
+                **_pick(hp, "precondition_1d", "correct_bias"),
+                "max_precondition_dim": hp["max_preconditioner_dim"],
+            },
+            "the authors' code: first moment kept in the eigenbasis (not rotated with it), decay after the step",
+        ),
+        "shampoo": (
+            "Shampoo",
+            lambda hp: {**_pick(hp, "lr", "momentum", "weight_decay", "matrix_eps"),
+                        "preconditioning_compute_steps": hp["precondition_frequency"]},
+            "Gupta et al.'s Shampoo on every tensor dimension, without grafting or blocks",
+        ),
+        "sm3": ("SM3", lambda hp: _pick(hp, "lr", "momentum", "beta", "eps"), "the torch-sm3 package's code"),
+    }
+)
+LIBRARY_PEERS["heavyball"] = {
+    "soap": (
+        "SOAP",
+        lambda hp: {**_pick(hp, "lr", "betas", "eps", "weight_decay", "precondition_frequency"),
+                    "shampoo_beta": hp["shampoo_beta"] if hp["shampoo_beta"] is not None else hp["betas"][1],
+                    "max_precond_dim": hp["max_preconditioner_dim"], "precondition_1d": hp["precondition_1d"]},
+        "heavyball's SOAP (compiled, its own step schedule and defaults)",
+    ),
 }
 
 TORCH_REEXPORTS = {"adam": "Adam", "amsgrad": "Adam", "adamw": "AdamW", "sgd": "SGD", "momentum": "SGD",
