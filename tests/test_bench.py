@@ -15,7 +15,7 @@ from optarena.bench.bandwidth import measure_bandwidth
 from optarena.bench.compile_time import CompileTimer
 from optarena.bench.memory import peak_extra_bytes
 from optarena.bench.params import PRESETS, get_preset, make_param_set
-from optarena.bench.peers import SAME_TOLERANCE, TORCH, deviation, torch_peers
+from optarena.bench.peers import MATRIX_TORCH_PEERS, SAME_TOLERANCE, TORCH, deviation, torch_peers
 from optarena.bench.report import (
     CSV_FIELDS,
     method_text,
@@ -151,7 +151,7 @@ def test_interleaved_rounds_rotate_and_survive_a_failing_contender():
 # -- peers ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(TORCH))
+@pytest.mark.parametrize("name", sorted(TORCH) + sorted(MATRIX_TORCH_PEERS))
 def test_torch_peers_compute_the_same_algorithm(name):
     for peer in torch_peers(name):
         settings = hyperparameters(name)
