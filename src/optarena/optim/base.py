@@ -431,7 +431,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
             return self._step(closure)
 
-    def _step(self, closure: Any) -> Any:
+    def _step(self, closure: Any, checked: bool = False) -> Any:
+        """The step after the checks of :meth:`step`; ``checked``: the gradients have passed the
+        non-finite policy already (K-FAC checks them before it folds in its statistics)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -443,7 +445,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             self.check_gradients(index, group, params)
             self._check_placements(index, group, params)
             policy = group.get("nonfinite", "ignore")
-            if policy != "ignore" and params:
+            if policy != "ignore" and params and not checked:
                 bad = first_nonfinite([p.grad for p in params])
                 if bad is not None:
                     if policy == "raise":

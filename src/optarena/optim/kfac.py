@@ -216,7 +216,7 @@ class KFAC(NamedOptimizer):
                 originals[p] = p.grad
                 p.grad = d
             with torch.no_grad():
-                self._step(None)
+                self._step(None, checked=True)
         finally:
             for p, g in originals.items():
                 p.grad = g
