@@ -269,7 +269,7 @@ def same_gradients(names: list[str], mesh) -> dict[str, Any]:
     out = {}
     for name in names:
         entry = optarena.registry.lookup(name)
-        if not any(getattr(t, "matrix", False) for t in entry.cls.chain()):
+        if not hasattr(entry.cls, "chain") or not any(getattr(t, "matrix", False) for t in entry.cls.chain()):
             continue
         config = {**config_for(name), "fused": False}
         start = [full(p) for p in make_model().parameters()]

@@ -52,7 +52,7 @@ def _case(reports: list[dict], key: str) -> dict:
 
 
 DISCONTINUOUS = {c.name for c in CASES if not c.continuous}
-MATRIX = [entry.name for entry in optarena.available() if any(getattr(t, "matrix", False) for t in entry.cls.chain())]
+MATRIX = [e.name for e in optarena.available() if hasattr(e.cls, "chain") and any(getattr(t, "matrix", False) for t in e.cls.chain())]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
