@@ -69,7 +69,10 @@ their products and eigendecompositions to take a fraction of a second."""
 
 
 def matrix_chain(name: str) -> bool:
-    chain = optarena.registry.lookup(name).cls.chain()
+    cls = optarena.registry.lookup(name).cls
+    if not hasattr(cls, "chain"):  # a wrapper (Lookahead) around a chain of its own
+        return False
+    chain = cls.chain()
     return has_matrix_transform(getattr(chain, "transforms", chain))
 
 
