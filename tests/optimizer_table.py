@@ -17,6 +17,7 @@ import optarena
 from reference_optimizers import LambReference, LarsReference, qhoptim
 from references import DefinitionRangerLARS, PackageRanger, PaperLookahead
 import references_adaptive as adaptive
+from matrix_references import MuonAdamWReference, MuonLoop, PackageSM3, ShampooLoop, SoapLoop
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Case:
     sync_period: int | None = None
     """Lookahead's default k, for optimizers that pull the fast weights back to slow weights
     every k steps: with lr = 0 the parameters still move, until the next synchronisation."""
+    continuous: bool = True
+    """The update is a continuous function of the gradients (:attr:`optarena.spec.TestPlan.continuous`)."""
 
     def create(self, params, **config):
         return optarena.create(self.name, params, **config)
@@ -184,6 +187,31 @@ REFERENCES: dict[str, tuple[Callable[..., torch.optim.Optimizer] | None, str]] =
         adaptive.sophia,
         "sophia_opt.SophiaG (estimates: tests/test_reference_sophia.py; optax.contrib.sophia through stored fixtures)",
     ),
+    # matrix-preconditioned optimizers (tests/matrix_references.py)
+    "muon": (
+        MuonLoop,
+        "Muon written from its definition (tests/matrix_references.py); torch.optim.Muon on matrices "
+        "(tests/test_reference_matrix.py and the torch.optim conformance suite)",
+    ),
+    "muon_adamw": (
+        MuonAdamWReference,
+        "Muon written from its definition on tensors of 2 or more dimensions, torch.optim.AdamW on the rest",
+    ),
+    "shampoo": (
+        ShampooLoop,
+        "Algorithm 1 of Gupta et al. per block, with grafting and momentum, written as a loop (tests/matrix_references.py)",
+    ),
+    "soap": (SoapLoop, "Algorithms 3 and 4 of Vyas et al. written as a loop (tests/matrix_references.py)"),
+    "sm3": (
+        PackageSM3,
+        "the torch-sm3 package (beta = 0, where it and optax agree); optax.sm3 through stored fixtures "
+        "(tests/test_reference_matrix.py)",
+    ),
+    "kfac": (
+        _torch("SGD", lr=1e-2, momentum=0.9),
+        "torch.optim.SGD (parameters outside Linear and Conv2d layers); the natural gradient with the "
+        "explicit Kronecker-factored Fisher (tests/test_kfac.py)",
+    ),
 }
 """Each optimizer's independent reference; everything else about it is in its spec."""
 
@@ -210,6 +238,7 @@ def case_from_spec(spec: Any) -> Case:
         reference_complex=plan.reference_complex,
         reference_state_loads=plan.reference_state_loads,
         sync_period=plan.sync_period,
+        continuous=plan.continuous,
     )
 
 

@@ -13,6 +13,7 @@ Scenarios, each writing its findings per case into ``OUT_DIR/rank{r}.json``:
 - ``scaling``: the collectives of a step do not grow with the number of tensors.
 - ``half``: bf16 parameters with float32 and bfloat16 state, fed the same gradients sharded
   and whole.
+- ``same_gradients``: the matrix optimizers fed the same gradients sharded and whole (float64).
 - ``ddp``, ``zero``: DistributedDataParallel and ZeroRedundancyOptimizer around optarena's AdamW.
 - ``refusal``: a placement no optimizer can step (``Partial``) is a ValueError on every rank.
 - ``checkpoint``: a run saved with torch.distributed.checkpoint after 3 steps and resumed in a
@@ -50,6 +51,7 @@ from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, 
 from torch.nn.parallel import DistributedDataParallel
 
 import optarena
+from optarena.transforms.matrix import has_matrix_transform
 from optimizer_table import CASES
 
 STEPS = 7
@@ -60,12 +62,25 @@ IN, HIDDEN, OUT, BATCH = 1024, 1026, 7, 8
 """1024 x 1026 weights: over 2**20 elements in the group, so ``fused=None`` compiles; the 7
 outputs split unevenly over two ranks (FSDP2's rows; torch's tensor-parallel matmuls need even
 splits)."""
+SMALL_IN, SMALL_HIDDEN = 64, 66
+"""The model of the optimizers with matrix transforms, which never take the compiled path of
+elementwise chains (``fused=None`` does not wait for 2**20 elements): matrices small enough for
+their products and eigendecompositions to take a fraction of a second."""
 
 
-def make_model(depth: int = 1) -> nn.Module:
+def matrix_chain(name: str) -> bool:
+    cls = optarena.registry.lookup(name).cls
+    if not hasattr(cls, "chain"):  # a wrapper (Lookahead) around a chain of its own
+        return False
+    chain = cls.chain()
+    return has_matrix_transform(getattr(chain, "transforms", chain))
+
+
+def make_model(depth: int = 1, small: bool = False) -> nn.Module:
     torch.manual_seed(0)
-    hidden = [m for _ in range(depth) for m in (nn.Linear(HIDDEN, HIDDEN), nn.ReLU())][: 2 * (depth - 1)]
-    return nn.Sequential(nn.LayerNorm(IN), nn.Linear(IN, HIDDEN), nn.ReLU(), *hidden, nn.Linear(HIDDEN, OUT))
+    n_in, n_hidden = (SMALL_IN, SMALL_HIDDEN) if small else (IN, HIDDEN)
+    hidden = [m for _ in range(depth) for m in (nn.Linear(n_hidden, n_hidden), nn.ReLU())][: 2 * (depth - 1)]
+    return nn.Sequential(nn.LayerNorm(n_in), nn.Linear(n_in, n_hidden), nn.ReLU(), *hidden, nn.Linear(n_hidden, OUT))
 
 
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
@@ -86,9 +101,9 @@ def shard(model: nn.Module, layout: str, mesh) -> nn.Module:
     return model
 
 
-def batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
+def batches(n_in: int = IN) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(1)
-    return [(torch.randn(BATCH, IN, generator=g), torch.randn(BATCH, OUT, generator=g)) for _ in range(STEPS)]
+    return [(torch.randn(BATCH, n_in, generator=g), torch.randn(BATCH, OUT, generator=g)) for _ in range(STEPS)]
 
 
 def full(t: torch.Tensor) -> torch.Tensor:
@@ -112,11 +127,12 @@ def config_for(name: str) -> dict:
 
 
 def train(name: str, config: dict, layout: str, mesh, depth: int = 1, steps: int = STEPS) -> tuple[list, list]:
-    model = shard(make_model(depth), layout, mesh)
+    small = matrix_chain(name)
+    model = shard(make_model(depth, small), layout, mesh)
     rank, world = dist.get_rank(), dist.get_world_size()
     optimizer = optarena.create(name, model.parameters(), **config)
     collectives = []
-    for step, (x, y) in enumerate(batches()[:steps], start=1):
+    for step, (x, y) in enumerate(batches(SMALL_IN if small else IN)[:steps], start=1):
         if layout == "fsdp2":
             x, y = x.chunk(world)[rank], y.chunk(world)[rank]
         loss = ((model(x) - y) ** 2).mean()
@@ -138,9 +154,9 @@ def relative_change_error(start, got, want) -> float:
 
 
 def training(names: list[str], mesh) -> dict[str, Any]:
-    start = [full(p) for p in make_model().parameters()]
     out = {}
     for name in names:
+        start = [full(p) for p in make_model(small=matrix_chain(name)).parameters()]
         for fused in (False, None, True):
             config = {**config_for(name), "fused": fused}
             want, _ = train(name, config, "single", mesh)
@@ -206,7 +222,10 @@ def scaling(mesh) -> dict[str, Any]:
     reduce per tensor."""
     out = {}
     for case in CASES:
-        if case.name == "lookahead" or all(t.elementwise for t in optarena.registry.lookup(case.name).cls.chain()):
+        if case.name == "lookahead":
+            continue
+        chain = optarena.registry.lookup(case.name).cls.chain()
+        if all(t.elementwise for t in getattr(chain, "transforms", chain)):
             continue
         config = {**config_for(case.name), "fused": False}
         counts = {}
@@ -261,6 +280,34 @@ def half(mesh) -> dict[str, Any]:
                 "exact_relative_change_error": relative_change_error(start, exact[1], exact[0]),
             }
             dist.barrier()
+    return out
+
+
+def same_gradients(names: list[str], mesh) -> dict[str, Any]:
+    """Matrix optimizers fed identical full gradients sharded and whole (no summation-order
+    differences): the matrices gathered on their owner ranks must give one process's numbers."""
+    out = {}
+    for name in names:
+        if not matrix_chain(name):
+            continue
+        config = {**config_for(name), "fused": False}
+        start = [full(p) for p in make_model(small=True).parameters()]
+        runs = {}
+        for layout in ("single", "fsdp2", "tp"):
+            model = shard(make_model(small=True), layout, mesh)
+            optimizer = optarena.create(name, model.parameters(), **config)
+            for step in range(1, 5):
+                for i, p in enumerate(model.parameters()):
+                    grad = synthetic_grad(p, step, i).to(torch.get_default_dtype())
+                    p.grad = distribute_tensor(grad, p.device_mesh, p.placements) if isinstance(p, DTensor) else grad
+                optimizer.step()
+            runs[layout] = [full(p) for p in model.parameters()]
+        for layout in ("fsdp2", "tp"):
+            out[f"same_gradients/{name}-{layout}"] = {
+                "error": None,
+                "relative_change_error": relative_change_error(start, runs[layout], runs["single"]),
+            }
+        dist.barrier()
     return out
 
 
@@ -383,6 +430,7 @@ def main() -> None:
     results.update(small_shards(names, mesh))
     results.update(scaling(mesh))
     results.update(half(mesh))
+    results.update(same_gradients(names, mesh))
     results.update(data_parallel(mesh))
     results.update(refusal(mesh))
     folder = tempfile.mkdtemp(prefix="dcp-") if rank == 0 else ""

@@ -168,6 +168,29 @@ class Tuple(Constraint):
 
 
 @dataclass(frozen=True)
+class Integer(Constraint):
+    """An integer in ``[low, high]`` (booleans excluded; a one-element integer tensor counts)."""
+
+    low: int = 0
+    high: int | None = None
+
+    def describe(self, name: str) -> str:
+        upper = f" <= {self.high}" if self.high is not None else ""
+        return f"{name} an integer, {self.low} <= {name}{upper}"
+
+    def check(self, name: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+            value = int(value.item())
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < self.low
+            or (self.high is not None and value > self.high)
+        ):
+            raise ValueError(f"Invalid {name}: {value!r}; allowed: {self.describe(name)}")
+
+
+@dataclass(frozen=True)
 class Hyper:
     """A param-group key a transform reads: its default, allowed values and meaning."""
 

@@ -43,12 +43,16 @@ class TorchPeer:
     cls: str
     arguments: Translate
     modes: tuple[str, ...] = ("foreach",)
+    """``"foreach"``, ``"fused"``, or ``"default"`` for a class that takes neither (torch.optim.Muon)."""
     note: str = ""
+    matrix_views: bool = False
+    """torch's class takes matrices only (torch.optim.Muon): every tensor steps through its matrix
+    view, ``shape[0] x rest`` (a vector as one row), as optarena's matrix optimizers see it."""
 
 
 @dataclass(frozen=True)
 class LibraryPeer:
-    """``<library>.<cls>`` (``torch-optimizer`` or ``pytorch-optimizer``)."""
+    """``<library>.<cls>`` (``torch-optimizer``, ``pytorch-optimizer`` or ``heavyball``)."""
 
     library: str
     cls: str
@@ -108,6 +112,11 @@ class TestPlan:
     reference_state_loads: bool = True
     sync_period: int | None = None
     """Lookahead's k, for optimizers that pull the fast weights back every k steps."""
+    continuous: bool = True
+    """The update is a continuous function of the gradients. False for SOAP: the eigenbasis of
+    rank-deficient statistics (fewer gradients seen than rows) follows the gradients' last bits,
+    so runs whose gradients differ by rounding (a sharded model's summation order) part; its
+    sharded runs are compared with one process on identical gradients (tests/test_sharded.py)."""
 
 
 # -- the specification ------------------------------------------------------------------------

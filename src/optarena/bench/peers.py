@@ -4,7 +4,8 @@ Which classes, and how optarena's settings translate to their arguments, is each
 spec (``peers=`` in its module's ``SPECS``, :mod:`optarena.spec`); this module builds and checks
 them.
 
-- ``torch.optim``, with ``foreach=True`` and, where torch has it, ``fused=True``;
+- ``torch.optim``, with ``foreach=True`` and, where torch has it, ``fused=True`` (its Muon,
+  which has neither, as it is, each tensor through its matrix view);
 - ``torch-optimizer`` (PyPI ``torch-optimizer``, module ``torch_optimizer``);
 - ``pytorch-optimizer`` (PyPI ``pytorch_optimizer``, module ``pytorch_optimizer``), with
   ``foreach=True`` where its constructor takes it. Where it re-exports a ``torch.optim``
@@ -37,8 +38,10 @@ from optarena.spec import LibraryPeer, TorchPeer
 LIBRARIES = {
     "torch-optimizer": "torch_optimizer",
     "pytorch-optimizer": "pytorch_optimizer",
+    "heavyball": "heavyball",
 }
-"""PyPI name -> module name of the two popular libraries."""
+"""PyPI name -> module name of the popular libraries (heavyball for the matrix-preconditioned
+optimizers)."""
 
 CHECK_STEPS = 20
 SAME_TOLERANCE = 1e-3
@@ -89,9 +92,37 @@ def library_status(name: str) -> LibraryStatus:
 # -- builders from the specs' peers (optarena.spec) ---------------------------------------------
 
 
+class MatrixViews:
+    """An optimizer that takes matrices only (``torch.optim.Muon``), stepping every parameter
+    through its matrix view as optarena's matrix optimizers see it: ``shape[0] x rest``, a
+    vector as one row. The views share the parameters' memory; each step hands them the
+    gradients' views."""
+
+    def __init__(self, make: Callable[[list[Tensor]], torch.optim.Optimizer], params: list[Tensor]):
+        from optarena.transforms.matrix import flattened_matrix
+
+        self.params = [p for p in params if p.numel()]
+        self.views = [p.detach().view(flattened_matrix(p.shape)) for p in self.params]
+        self.inner = make(self.views)
+
+    def step(self) -> None:
+        for p, view in zip(self.params, self.views):
+            view.grad = None if p.grad is None else p.grad.view(view.shape)
+        self.inner.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+
 def _torch_builder(peer: TorchPeer, mode: str) -> Builder:
+    flags = {} if mode == "default" else {mode: True}
+
     def build(params: list[Tensor], hp: dict[str, Any]) -> torch.optim.Optimizer:
-        return getattr(torch.optim, peer.cls)(params, **peer.arguments(hp), **{mode: True})
+        def make(tensors: list[Tensor]) -> torch.optim.Optimizer:
+            return getattr(torch.optim, peer.cls)(tensors, **peer.arguments(hp), **flags)
+
+        return MatrixViews(make, params) if peer.matrix_views else make(params)  # type: ignore[return-value]
 
     return build
 
@@ -101,7 +132,12 @@ def torch_peers(name: str) -> list[Peer]:
     from optarena.registry import lookup
 
     return [
-        Peer("torch.optim", f"torch.optim.{peer.cls}({mode})", _torch_builder(peer, mode), peer.note)
+        Peer(
+            "torch.optim",
+            f"torch.optim.{peer.cls}" + ("" if mode == "default" else f"({mode})"),
+            _torch_builder(peer, mode),
+            peer.note,
+        )
         for peer in lookup(name).torch_peers()
         for mode in peer.modes
     ]

@@ -41,6 +41,13 @@ class Contender:
     def median_ms(self) -> float | None:
         return 1e3 * statistics.median(self.samples) if self.samples else None
 
+    @property
+    def mean_ms(self) -> float | None:
+        """The mean: the step time amortised over the rounds, the figure for an optimizer whose
+        steps differ in cost (a preconditioner refreshed every ``precondition_frequency`` steps,
+        timed over a multiple of that many rounds)."""
+        return 1e3 * statistics.fmean(self.samples) if self.samples else None
+
     def step(self) -> None:
         assert self.optimizer is not None
         self.optimizer.step()

@@ -36,6 +36,12 @@ from optarena.optim.d_adaptation import DAdaptAdam, Prodigy
 from optarena.optim.adopt import ADOPT
 from optarena.optim.ademamix import AdEMAMix
 from optarena.optim.sophia import Sophia
+from optarena.optim.muon import Muon
+from optarena.optim.muon_adamw import MuonWithAdamW
+from optarena.optim.shampoo import Shampoo
+from optarena.optim.soap import SOAP
+from optarena.optim.sm3 import SM3
+from optarena.optim.kfac import KFAC
 from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper  # noqa: E402 - after the list
 from optarena.spec import Spec  # noqa: E402
 

@@ -39,6 +39,7 @@ from optarena.optim.step_modes import check_capturable, check_differentiable
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import sharding
 from optarena.transforms.base import StepContext, Transform, local_view
+from optarena.transforms.matrix import has_matrix_transform
 
 NONFINITE_POLICIES = ("ignore", "skip", "raise")
 
@@ -557,7 +558,8 @@ class ChainOptimizer(torch.optim.Optimizer):
             compile_it, why = False, "torch's fused kernel"  # nothing to compile: no toolchain check, no warning
         else:
             compile_it, why = compile_group(group, params)
-            if compile_it and group.get("fused") is None and not self._compiled_already():
+            matrix_only = all(has_matrix_transform(chain) for chain in self._chains())
+            if compile_it and group.get("fused") is None and not matrix_only and not self._compiled_already():
                 waiting = self._break_even.setdefault(id(group), BreakEven())
                 if not waiting.decided:
                     compile_it, why = False, waiting.reason()
@@ -575,7 +577,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         transform that computes it anyway: LAMB's and LARS's ``trust_ratio``, RAdam's
         ``rectification``, AdaBound's ``lower_bound`` and ``upper_bound``, Adafactor's
         ``relative_step``, ``step_size``, ``update_rms`` (before clipping) and ``clip_scale``,
-        Lookahead's ``lookahead_distance`` (at synchronisations). After a recording step they
+        Lookahead's ``lookahead_distance`` (at synchronisations), Muon's ``update_rms`` (of each
+        orthogonalised update). After a recording step they
         are in :attr:`signals`. Off, they cost nothing; on, the compiled path traces a variant
         of its graph that returns them as extra outputs.
         """

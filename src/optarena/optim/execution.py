@@ -191,7 +191,7 @@ class PreparedStep:
                 for p in prepared
             ]
             grads = [grads[i] for i in indices]
-        kernel = Kernel(ctx.params, _StateViews(ctx), prepared, recording=self.recording)
+        kernel = Kernel(ctx.params, _StateViews(ctx), prepared, recording=self.recording, entries=ctx.states)
         if ctx.group.get("differentiable"):
             ops = AUTOGRAD
         run_chain(ops, self.body, self.fold, kernel, grads, self.maximize, self.compute_dtype)

@@ -21,6 +21,7 @@ from optarena.optim.chunks import fusable
 from optarena.optim.torch_kernels import TorchKernel
 from optarena.transforms import sharding
 from optarena.transforms.base import Transform, local_view
+from optarena.transforms.matrix import compiles_kernels, has_matrix_transform
 
 AUTO_MIN_ELEMENTS = 1 << 20
 """With ``fused=None`` a group smaller than this never compiles."""
@@ -185,6 +186,8 @@ def plan_bucket(bucket: Bucket, compile_it: bool, why: str, assume_grads: bool =
     ``assume_grads``, tensors without a gradient count as having a dense one (a plan made ahead)."""
     everything = tuple(range(len(bucket.params)))
     mode = sharding.step_mode(bucket.transforms, bucket.params)
+    if has_matrix_transform(bucket.transforms):
+        return BucketPlan(mode, eager=everything, reason=matrix_reason(bucket.group))
     if not compile_it:
         return BucketPlan(mode, eager=everything, reason=why)
     if mode != sharding.LOCAL:
@@ -204,6 +207,14 @@ def plan_bucket(bucket: Bucket, compile_it: bool, why: str, assume_grads: bool =
     if not flat and len(parts) > 1:
         notes.append(f"one graph per rank ({len(parts)})")
     return BucketPlan(mode, tuple(tuple(part) for part in parts if part), eager, "; ".join(notes))
+
+
+def matrix_reason(group: dict[str, Any]) -> str:
+    """Why a chain with a matrix transform steps eagerly, and whether its kernels compile."""
+    reason = "a matrix transform works on each matrix in turn, eagerly"
+    if compiles_kernels(group):
+        return reason + "; its kernels (Newton-Schulz, preconditioner products) compiled: fused=True"
+    return reason + "; its kernels compile with fused=True only"
 
 
 def major_ranks(params: Sequence[Tensor], indices: Sequence[int]) -> list[list[int]]:

@@ -27,6 +27,13 @@ from optarena.transforms.lion import ScaleByLion
 from optarena.transforms.schedule_free import ScaleByScheduleFreeRms, ScheduleFreeAverage
 from optarena.transforms.sophia import ScaleBySophia
 
+# matrix transforms
+from optarena.transforms.matrix import MatrixTransform
+from optarena.transforms.orthogonalize import Orthogonalize, TraceAverage
+from optarena.transforms.shampoo import ScaleByShampoo
+from optarena.transforms.soap import ScaleBySoap
+from optarena.transforms.sm3 import ScaleBySm3
+
 __all__ = [
     "AddDecayedWeights",
     "CentralizeGradients",
@@ -63,4 +70,11 @@ __all__ = [
     "ScaleByScheduleFreeRms",
     "ScaleBySophia",
     "ScheduleFreeAverage",
+    # matrix transforms
+    "MatrixTransform",
+    "Orthogonalize",
+    "ScaleByShampoo",
+    "ScaleBySoap",
+    "ScaleBySm3",
+    "TraceAverage",
 ]

@@ -162,8 +162,12 @@ class Kernel:
         states: Mapping[str, list[Tensor]],
         prepared: list[Prepared],
         recording: bool = False,
+        entries: list[dict] | None = None,
     ):
         self.params = params
+        self.entries: list[dict] = entries if entries is not None else []
+        """The per-parameter state dicts (eager path), for matrix transforms, whose state is per
+        matrix and made where the matrix is worked on (:mod:`optarena.transforms.matrix`)."""
         self.grads: list[Tensor] = []
         """The gradients the chain started from (set by ``run_chain``); read them, never write."""
         self._states = states

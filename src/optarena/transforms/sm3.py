@@ -1,0 +1,81 @@
+"""SM3's direction: AdaGrad whose second moments are covered by one accumulator per dimension.
+
+Anil, Gupta, Koren & Singer 2019, Memory-Efficient Adaptive Optimization
+(https://arxiv.org/abs/1901.11150), SM3-II, with the exponential average and momentum of
+``optax.sm3`` and the ``torch-sm3`` package.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper
+from optarena.transforms.base import Prepared, StepContext
+from optarena.transforms.matrix import MatrixTransform
+
+MAX_DIMS = 16
+"""Tensors of up to this many dimensions (one accumulator each)."""
+
+
+def accumulator_shape(shape: torch.Size, dim: int) -> list[int]:
+    """The shape of dimension ``dim``'s accumulator: its size there, 1 elsewhere (broadcasts)."""
+    return [size if i == dim else 1 for i, size in enumerate(shape)]
+
+
+class ScaleBySm3(MatrixTransform):
+    """``g / sqrt(nu)`` with ``nu`` bounded by one accumulator per dimension (SM3-II).
+
+    For a tensor of ``k >= 1`` dimensions the cover sets are its slices along each dimension:
+    ``mu_d`` holds one number per index of dimension ``d`` (rows and columns for a matrix:
+    ``m + n`` numbers for ``m x n``; a vector's single cover is the identity, AdaGrad). Each
+    step::
+
+        nu = min_d mu_d (broadcast) + g^2          (beta > 0: beta * min_d mu_d + (1 - beta) g^2)
+        mu_d = max of nu over every dimension but d
+        u = g / sqrt(nu + eps) where nu > 0, else 0
+        b = momentum * b + (1 - momentum) * u      (momentum > 0; the output is b, else u)
+
+    A scalar keeps one accumulator (AdaGrad). State: ``accumulator_0 ... accumulator_{k-1}``
+    (shaped to broadcast against the tensor, as the ``torch-sm3`` package keeps them) and
+    ``momentum_buffer``. Per-tensor work (maxima over dimensions): the chain runs eagerly.
+    """
+
+    hyperparameters = {
+        "momentum": Hyper(0.0, UNIT, "momentum: the weight of the old average of updates (0: none)"),
+        "beta": Hyper(0.0, UNIT, "decay of the accumulators (0 sums squared gradients, as the paper)"),
+        "eps": Hyper(1e-30, NONNEGATIVE, "added to nu under the root"),
+    }
+    matrix_state_keys = tuple(f"accumulator_{d}" for d in range(MAX_DIMS)) + ("momentum_buffer",)
+
+    def prepare(self, ctx: StepContext) -> Prepared:
+        for p in ctx.originals:
+            if p.dim() > MAX_DIMS:
+                raise ValueError(f"SM3 keeps one accumulator per dimension, for up to {MAX_DIMS} dimensions; got shape {tuple(p.shape)}")
+        return Prepared(static={key: float(self.value(ctx, key)) for key in self.hyperparameters})
+
+    def step_tensor(self, update, state, index, k):
+        if update.numel() == 0:
+            return torch.zeros_like(update)
+        shape = update.shape
+        dims = max(update.dim(), 1)
+        accumulators = []
+        for d in range(dims):
+            key = f"accumulator_{d}"
+            if key not in state:
+                state[key] = update.new_zeros(accumulator_shape(shape, d) if update.dim() else ())
+            accumulators.append(state[key])
+        beta, eps, momentum = k.static("beta"), k.static("eps"), k.static("momentum")
+        nu = accumulators[0]
+        for other in accumulators[1:]:
+            nu = torch.minimum(nu, other)
+        squares = update * update
+        nu = nu + squares if beta == 0 else beta * nu + (1.0 - beta) * squares
+        for d, accumulator in enumerate(accumulators):
+            others = [i for i in range(update.dim()) if i != d]
+            accumulator.copy_(nu.amax(dim=others, keepdim=True) if others else nu)
+        out = update * torch.where(nu > 0, (nu + eps).rsqrt(), 0.0)
+        if momentum == 0:
+            return out
+        buffer = state.setdefault("momentum_buffer", torch.zeros_like(update))
+        buffer.mul_(momentum).add_(out, alpha=1.0 - momentum)
+        return buffer.clone()
