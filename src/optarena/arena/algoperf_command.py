@@ -16,7 +16,7 @@ from typing import Any
 
 from optarena.cli_types import names, positive_int, wide_console
 
-DEFAULT_STUDIES = 3
+DEFAULT_STUDIES = 5  # AlgoPerf's; 3 gave unstable rankings (docs/arena.md)
 
 
 def _error(command: str, message: str, status: int) -> int:
