@@ -10,6 +10,7 @@ from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdabound
 from optarena.transforms.adabound import BASE_LR
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import Transform
 
 ADABOUND_PAPER = Paper(
     "Luo, Xiong, Liu & Sun",
@@ -75,7 +76,7 @@ class AdaBound(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights(), ScaleByAdabound()]
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdadelta, ScaleByLearningRate
 from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, TorchPeer, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class Adadelta(NamedOptimizer):
@@ -57,7 +58,7 @@ class Adadelta(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights(), ScaleByAdadelta(), ScaleByLearningRate()]
 
 

@@ -10,6 +10,7 @@ from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep
 from optarena.spec import LibraryPeer, Spec, TestPlan, TorchPeer, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class Adafactor(NamedOptimizer):
@@ -84,7 +85,7 @@ class Adafactor(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleByFactoredRms(), ClipByBlockRms(), ScaleByRelativeStep()]
 
     def check_group(self, group: dict[str, Any]) -> None:

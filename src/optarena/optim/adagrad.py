@@ -19,6 +19,7 @@ from optarena.optim.sparse_rows import (
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdagrad, ScaleByLearningRate
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class Adagrad(NamedOptimizer):
@@ -76,7 +77,7 @@ class Adagrad(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights(), ScaleByAdagrad(), ScaleByLearningRate()]
 
     def check_gradients(self, index: int, group: dict[str, Any], params: list[Tensor]) -> None:

@@ -9,6 +9,7 @@ from optarena.optim.base import NamedOptimizer
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByAdamax, ScaleByLearningRate
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, TorchPeer, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class Adamax(NamedOptimizer):
@@ -57,7 +58,7 @@ class Adamax(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights(), ScaleByAdamax(), ScaleByLearningRate()]
 
 

@@ -8,6 +8,7 @@ from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace, Uniform
 from optarena.transforms import AddDecayedWeights, ScaleByAdemamix, ScaleByLearningRate
 from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class AdEMAMix(NamedOptimizer):
@@ -71,7 +72,7 @@ class AdEMAMix(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleByAdemamix(), AddDecayedWeights(), ScaleByLearningRate()]
 
 

@@ -6,6 +6,7 @@ from optarena.optim.adamw import AdamW
 from optarena.optim.lion import CAUTIOUS_PAPER
 from optarena.transforms import AddDecayedWeights, CautiousMask, ScaleByAdam, ScaleByLearningRate
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, configs, errors
+from optarena.transforms import Transform
 
 
 class CautiousAdamW(AdamW):
@@ -24,7 +25,7 @@ class CautiousAdamW(AdamW):
     paper = CAUTIOUS_PAPER
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleByAdam(), CautiousMask(), AddDecayedWeights(), ScaleByLearningRate()]
 
 

@@ -9,6 +9,7 @@ from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByDAdaptAdam, ScaleByProdigy
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class Prodigy(NamedOptimizer):
@@ -80,7 +81,7 @@ class Prodigy(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights("coupled"), ScaleByProdigy()]
 
 
@@ -146,7 +147,7 @@ class DAdaptAdam(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights("coupled"), ScaleByDAdaptAdam()]
 
 

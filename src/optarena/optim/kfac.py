@@ -15,6 +15,7 @@ from optarena.spec import COMMON_ERRORS, Spec, TestPlan, configs, errors
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
 from optarena.transforms.base import scalar_dtype
 from optarena.transforms.sharding import is_sharded
+from optarena.transforms import Transform
 
 KFAC_HYPERPARAMETERS = {
     "damping": Hyper(1e-3, Real(0.0, open_low=True), "Tikhonov damping lambda, split between the two factors"),
@@ -159,7 +160,7 @@ class KFAC(NamedOptimizer):
             self._hooks.append(layer.module.register_forward_hook(self._watch(layer)))
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights(), Trace(), ScaleByLearningRate()]
 
     @classmethod

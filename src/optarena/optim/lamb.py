@@ -13,6 +13,7 @@ from optarena.transforms import (
     ScaleByTrustRatio,
 )
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class LAMB(NamedOptimizer):
@@ -70,7 +71,7 @@ class LAMB(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleByAdam(), AddDecayedWeights(), ScaleByTrustRatio(max_trust_ratio=None), ScaleByLearningRate()]
 
 

@@ -8,6 +8,7 @@ from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import ScaleByLars, ScaleByLearningRate, Trace
 from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class LARS(NamedOptimizer):
@@ -70,7 +71,7 @@ class LARS(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleByLars(), Trace(), ScaleByLearningRate()]
 
     def check_group(self, group: dict[str, Any]) -> None:

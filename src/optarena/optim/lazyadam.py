@@ -13,6 +13,7 @@ from optarena.optim.sparse_rows import add_to_rows, coalesced_rows, ensure_step,
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import ScaleByAdam, ScaleByLearningRate
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
+from optarena.transforms import Transform
 
 
 def sparse_adam_update(param: Tensor, grad: Tensor, state: dict, group: dict[str, Any]) -> None:
@@ -101,7 +102,7 @@ class LazyAdam(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleByAdam(), ScaleByLearningRate()]
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:

@@ -8,6 +8,7 @@ from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, CautiousMask, ScaleByLearningRate, ScaleByLion
 from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import Transform
 
 LION_PAPER = Paper(
     "Chen et al.", 2023, "Symbolic Discovery of Optimization Algorithms", "https://arxiv.org/abs/2302.06675"
@@ -61,7 +62,7 @@ class Lion(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleByLion(), AddDecayedWeights(), ScaleByLearningRate()]
 
 
@@ -78,7 +79,7 @@ class CautiousLion(Lion):
     paper = CAUTIOUS_PAPER
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleByLion(), CautiousMask(), AddDecayedWeights(), ScaleByLearningRate()]
 
 

@@ -9,6 +9,7 @@ from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate
 from optarena.transforms.orthogonalize import NS_COEFFICIENTS, Orthogonalize, TraceAverage
+from optarena.transforms import Transform
 
 
 class Muon(NamedOptimizer):
@@ -82,7 +83,7 @@ class Muon(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [TraceAverage(), Orthogonalize(), AddDecayedWeights(), ScaleByLearningRate()]
 
 

@@ -9,6 +9,7 @@ from optarena.optim.qhm import QH_PAPER
 from optarena.search_space import LogUniform, SearchSpace, Uniform
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByQhadam
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class QHAdam(NamedOptimizer):
@@ -60,7 +61,7 @@ class QHAdam(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights(), ScaleByQhadam(), ScaleByLearningRate()]
 
 

@@ -8,6 +8,7 @@ from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace, Uniform
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByQhm
 from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import Transform
 
 QH_PAPER = Paper(
     "Ma & Yarats", 2018, "Quasi-hyperbolic momentum and Adam for deep learning", "https://arxiv.org/abs/1810.06801"
@@ -65,7 +66,7 @@ class QHM(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights(), ScaleByQhm(), ScaleByLearningRate()]
 
 

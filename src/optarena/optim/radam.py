@@ -8,6 +8,7 @@ from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByRadam
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, TorchPeer, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class RAdam(NamedOptimizer):
@@ -67,7 +68,7 @@ class RAdam(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [
             AddDecayedWeights("coupled"),
             ScaleByRadam(sma_threshold=5.0),

@@ -14,6 +14,7 @@ from optarena.transforms import (
     ScaleByRadam,
 )
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class Ranger(NamedOptimizer):
@@ -87,7 +88,7 @@ class Ranger(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [
             CentralizeGradients(),
             ScaleByRadam(),

@@ -14,6 +14,7 @@ from optarena.transforms import (
     ScaleByTrustRatio,
 )
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, configs, errors
+from optarena.transforms import Transform
 
 PARAM_NORM_RANGE = (0.0, 10.0)
 """``||theta||`` is clamped to this range before the trust ratio, as in the over9000 code."""
@@ -86,7 +87,7 @@ class RangerLARS(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [
             ScaleByRadam(),
             AddDecayedWeights(),

@@ -13,6 +13,7 @@ from optarena.transforms import (
     Trace,
 )
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class RMSprop(NamedOptimizer):
@@ -73,7 +74,7 @@ class RMSprop(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights(), ScaleByRms(), Trace(), ScaleByLearningRate()]
 
 

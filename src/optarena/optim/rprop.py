@@ -8,6 +8,7 @@ from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, SearchSpace, Uniform
 from optarena.transforms import ScaleByRprop
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class Rprop(NamedOptimizer):
@@ -65,7 +66,7 @@ class Rprop(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleByRprop()]
 
     def check_group(self, group: dict[str, Any]) -> None:

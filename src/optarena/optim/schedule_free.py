@@ -27,6 +27,7 @@ from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByScheduleFreeRms, ScheduleFreeAverage
 from optarena.transforms.schedule_free import momentum_of
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import Transform
 
 SCHEDULE_FREE_PAPER = Paper(
     "Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky",
@@ -163,7 +164,7 @@ class ScheduleFreeAdamW(ScheduleFreeModes, NamedOptimizer):
         self._initial_mode()
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleByScheduleFreeRms(), AddDecayedWeights(), ScheduleFreeAverage()]
 
 
@@ -219,7 +220,7 @@ class ScheduleFreeSGD(ScheduleFreeModes, NamedOptimizer):
         self._initial_mode()
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights(), ScheduleFreeAverage("momentum")]
 
 

@@ -12,6 +12,7 @@ from optarena.optim.sparse_rows import add_to_rows, coalesced_rows, dense_gradie
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
+from optarena.transforms import Transform
 
 
 class SGD(NamedOptimizer):
@@ -68,7 +69,7 @@ class SGD(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [AddDecayedWeights(), Trace(), ScaleByLearningRate()]
 
     def check_group(self, group: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, e
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
 from optarena.transforms.shampoo import ScaleByShampoo
+from optarena.transforms import Transform
 
 
 class Shampoo(NamedOptimizer):
@@ -85,7 +86,7 @@ class Shampoo(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleByShampoo(), Trace(), AddDecayedWeights(), ScaleByLearningRate()]
 
 

@@ -9,6 +9,7 @@ from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, e
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import ScaleByLearningRate
 from optarena.transforms.sm3 import ScaleBySm3
+from optarena.transforms import Transform
 
 
 class SM3(NamedOptimizer):
@@ -64,7 +65,7 @@ class SM3(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleBySm3(), ScaleByLearningRate()]
 
 

@@ -9,6 +9,7 @@ from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPla
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate
 from optarena.transforms.soap import ScaleBySoap
+from optarena.transforms import Transform
 
 
 class SOAP(NamedOptimizer):
@@ -82,7 +83,7 @@ class SOAP(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [ScaleBySoap(), AddDecayedWeights(), ScaleByLearningRate()]
 
 

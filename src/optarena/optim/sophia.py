@@ -15,6 +15,8 @@ from optarena.transforms.base import Transform, scalars
 from optarena.transforms.lookahead import PositiveInteger
 from optarena.transforms import sharding
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, configs, errors
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 ESTIMATORS = ("gnb", "hutchinson")
 
@@ -34,7 +36,7 @@ class SophiaEstimate(Transform):
         "batch_size": Hyper(1, PositiveInteger(), "B in the Gauss-Newton-Bartlett estimate B * g^2"),
     }
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         return updates
 
 
@@ -142,7 +144,7 @@ class Sophia(NamedOptimizer):
         )
 
     @classmethod
-    def chain(cls):
+    def chain(cls) -> list[Transform]:
         return [SophiaEstimate(), ScaleBySophia(), AddDecayedWeights(), ScaleByLearningRate()]
 
     def _steps_before(self, params: list[Tensor]) -> list[int]:

@@ -8,6 +8,9 @@ from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Real
 from optarena.transforms.adam import BETAS, EPS, betas, init_moments, moment_scalars, update_moments
 from optarena.transforms.base import Prepared, StepContext, Transform, bias_corrections, zeros
 from optarena.transforms.learning_rate import LR
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 BASE_LR = "base_lr"
 """Param-group key holding the group's learning rate when the optimizer was built."""
@@ -71,7 +74,7 @@ class ScaleByAdabound(Transform):
             static={"amsbound": amsbound},
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         exp_avgs, second = update_moments(ops, updates, k)
         if k.static("amsbound"):
             second = ops.maximum_(k.state("max_exp_avg_sq"), second)

@@ -16,6 +16,9 @@ from optarena.transforms.base import (
     scalars,
     zeros,
 )
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 BETAS = Hyper((0.9, 0.999), Tuple((UNIT, UNIT)), "decay rates of the first and second moments")
 EPS = Hyper(1e-8, NONNEGATIVE, "added to the denominator")
@@ -36,7 +39,7 @@ def init_moments(ctx: StepContext) -> None:
     ctx.init_state("exp_avg_sq", zeros)
 
 
-def update_moments(ops, updates, k):
+def update_moments(ops: ListOps, updates: list[Tensor], k: Kernel) -> tuple[list[Tensor], list[Tensor]]:
     """``m <- beta1 m + (1 - beta1) u``; ``v <- beta2 v + (1 - beta2) u^2``; returns (m, v)."""
     exp_avgs, exp_avg_sqs = k.state("exp_avg"), k.state("exp_avg_sq")
     ops.lerp_(exp_avgs, updates, k.scalar("one_minus_beta1"))
@@ -90,7 +93,7 @@ class ScaleByAdam(Transform):
             static={"amsgrad": amsgrad},
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         exp_avgs, second = update_moments(ops, updates, k)
         if k.static("amsgrad"):
             second = ops.maximum_(k.state("max_exp_avg_sq"), second)
@@ -127,7 +130,7 @@ class ScaleByAdamax(Transform):
             }
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         exp_avgs, exp_infs = k.state("exp_avg"), k.state("exp_inf")
         ops.lerp_(exp_avgs, updates, k.scalar("one_minus_beta1"))
         ops.mul_(exp_infs, k.scalar("beta2"))
@@ -178,7 +181,7 @@ class ScaleByNadam(Transform):
             }
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         exp_avgs, exp_avg_sqs = update_moments(ops, updates, k)
         denominators = ops.sqrt(exp_avg_sqs)
         ops.mul_(denominators, k.scalar("inv_sqrt_bias_correction2"))
@@ -243,7 +246,7 @@ class ScaleByRadam(Transform):
             }
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         exp_avgs, exp_avg_sqs = update_moments(ops, updates, k)
         out = ops.sqrt(exp_avg_sqs)
         ops.add_scalar_(out, k.scalar("eps"))

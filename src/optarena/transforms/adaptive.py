@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Real
 from optarena.transforms.base import Prepared, StepContext, Transform, filled_like, zeros
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 
 class ScaleByAdagrad(Transform):
@@ -33,7 +36,7 @@ class ScaleByAdagrad(Transform):
             static={"decays": lr_decay != 0},
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         sums = k.state("sum")
         ops.addcmul_(sums, updates, updates, 1.0)
         denominators = ops.sqrt(sums)
@@ -65,7 +68,7 @@ class ScaleByAdadelta(Transform):
         rho = self.value(ctx, "rho")
         return Prepared(scalars={"rho": rho, "one_minus_rho": 1.0 - rho, "eps": self.value(ctx, "eps")})
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         rho, one_minus_rho, eps = k.scalar("rho"), k.scalar("one_minus_rho"), k.scalar("eps")
         square_avgs, acc_deltas = k.state("square_avg"), k.state("acc_delta")
         ops.mul_(square_avgs, rho)
@@ -107,7 +110,7 @@ class ScaleByRms(Transform):
             static={"centered": centered},
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         square_avgs = k.state("square_avg")
         ops.mul_(square_avgs, k.scalar("alpha"))
         ops.addcmul_(square_avgs, updates, updates, k.scalar("one_minus_alpha"))

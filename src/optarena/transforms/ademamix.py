@@ -6,6 +6,9 @@ import math
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper, Optional, Real, Tuple
 from optarena.transforms.base import Prepared, StepContext, Transform, bias_corrections, zeros
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 
 def alpha_schedule(step: float, alpha: float, period: float | None) -> float:
@@ -73,7 +76,7 @@ class ScaleByAdemamix(Transform):
             }
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         fast, slow, second = k.state("exp_avg"), k.state("exp_avg_slow"), k.state("exp_avg_sq")
         ops.lerp_(fast, updates, k.scalar("one_minus_beta1"))
         ops.lerp_(slow, updates, k.scalar("one_minus_beta3"))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Tuple
 from optarena.transforms.base import Prepared, StepContext, Transform, zeros
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps, Scalar
 
 
 class ScaleByAdopt(Transform):
@@ -42,7 +47,7 @@ class ScaleByAdopt(Transform):
             static={"clipping": clipping},
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         exp_avgs, exp_avg_sqs = k.state("exp_avg"), k.state("exp_avg_sq")
         normalised = ops.sqrt(exp_avg_sqs)
         ops.clamp_(normalised, low=k.scalar("eps"))
@@ -56,8 +61,8 @@ class ScaleByAdopt(Transform):
         return exp_avgs
 
 
-def negated(value):
+def negated(value: Scalar) -> Scalar:
     """``-value`` for a scalar argument: a number, a 0-d tensor, or a list of either."""
     if isinstance(value, (list, tuple)):
-        return [-v for v in value]
+        return cast(Scalar, [-v for v in value])
     return -value

@@ -58,9 +58,9 @@ class StepContext:
 
     def __init__(
         self,
-        group: dict,
+        group: dict[str, Any],
         params: list[Tensor],
-        states: list[dict],
+        states: list[dict[str, Any]],
         steps: list[Tensor],
         state_dtype: torch.dtype | None = None,
         whole: bool = False,
@@ -162,10 +162,10 @@ class Kernel:
         states: Mapping[str, list[Tensor]],
         prepared: list[Prepared],
         recording: bool = False,
-        entries: list[dict] | None = None,
+        entries: list[dict[str, Any]] | None = None,
     ):
         self.params = params
-        self.entries: list[dict] = entries if entries is not None else []
+        self.entries: list[dict[str, Any]] = entries if entries is not None else []
         """The per-parameter state dicts (eager path), for matrix transforms, whose state is per
         matrix and made where the matrix is worked on (:mod:`optarena.transforms.matrix`)."""
         self.grads: list[Tensor] = []
@@ -196,7 +196,8 @@ class Kernel:
     def scalar(self, name: str) -> Any:
         return self._prepared[self.current].scalars[name]
 
-    def static(self, name: str) -> Hashable:
+    def static(self, name: str) -> Any:
+        # a flag, a count, a name or a tuple of them, as the transform declared it
         return self._prepared[self.current].static[name]
 
     def writable(self, ops: ListOps, updates: list[Tensor]) -> list[Tensor]:
@@ -333,7 +334,7 @@ class Transform:
         """The math: the next list of updates, written with ``ops`` (a ``ListOps``)."""
         raise NotImplementedError
 
-    def prepare_group(self, group: dict, contexts: list[StepContext]) -> None:
+    def prepare_group(self, group: dict[str, Any], contexts: list[StepContext]) -> None:
         """Once per param group and step, before any bucket's :meth:`prepare` (eager; optional).
 
         For the quantities that span the whole group rather than one bucket: Schedule-Free's

@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 
 from optarena.transforms.base import Prepared, StepContext, Transform
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 
 class CautiousMask(Transform):
@@ -29,7 +32,7 @@ class CautiousMask(Transform):
         # k.grads are the gradients as given: under maximize the chain started from their negation
         return Prepared(scalars={"size": ctx.per_tensor(sizes)}, static={"maximize": bool(ctx.group.get("maximize"))})
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         agree = (1.0, 0.0, 0.0) if k.static("maximize") else (0.0, 0.0, 1.0)
         mask = ops.select_by_sign(ops.product(updates, k.grads), *agree)
         counts = ops.norm(mask)

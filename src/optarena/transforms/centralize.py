@@ -5,6 +5,9 @@ from __future__ import annotations
 from optarena.hyperparameters import Flag, Hyper
 from optarena.transforms.ops import owned
 from optarena.transforms.base import Prepared, StepContext, Transform
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 USE_GC = Hyper(True, Flag(), "centralise the gradients of tensors with more than one dimension")
 GC_CONV_ONLY = Hyper(False, Flag(), "centralise only tensors with more than three dimensions (convolution kernels)")
@@ -33,7 +36,7 @@ class CentralizeGradients(Transform):
         conv_only = bool(self.value(ctx, "gc_conv_only"))
         return Prepared(static={"active": active, "min_dim": 3 if conv_only else 1})
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         if not k.static("active"):
             return updates
         min_dim = k.static("min_dim")

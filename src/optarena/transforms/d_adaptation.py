@@ -15,7 +15,7 @@ step moves no parameter and keeps the estimate, as in the authors' packages.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor
@@ -26,6 +26,8 @@ from optarena.transforms.base import Prepared, StepContext, Transform, zeros
 from optarena.transforms.learning_rate import LR
 from optarena.transforms.lookahead import slow_copy
 from optarena.transforms.weight_decay import WEIGHT_DECAY, DECOUPLED
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 POSITIVE = Real(0.0, open_low=True)
 BETAS = Hyper((0.9, 0.999), Tuple((UNIT, UNIT)), "decay rates of the first and second moments")
@@ -44,7 +46,7 @@ def math_params(ctx: StepContext) -> list[Tensor]:
 def gradients(ctx: StepContext, maximize: bool, decay: float) -> list[Tensor]:
     """The direction the chain starts from: the gradients (negated with ``maximize``), plus
     ``decay * theta`` for coupled weight decay, as the math sees them."""
-    grads = [ctx.view(p.grad) for p in ctx.originals]
+    grads = [ctx.view(cast(Tensor, p.grad)) for p in ctx.originals]  # contexts hold parameters with gradients
     if ctx.state_dtype is not None:
         grads = [g.to(ctx.state_dtype) for g in grads]
     if maximize:
@@ -90,13 +92,13 @@ class _GroupEstimate(Transform):
 
     elementwise = False  # the estimate spans the group
     needs_shape = False
-    state_keys = ("s", "exp_avg", "exp_avg_sq")
+    state_keys: ClassVar[tuple[str, ...]] = ("s", "exp_avg", "exp_avg_sq")
 
     def __init__(self) -> None:
         self._numbers: dict[int, dict[str, Any]] = {}
         """This step's numbers per group (``id``), from :meth:`prepare_group` for :meth:`prepare`."""
 
-    def numbers(self, group: dict) -> dict[str, Any]:
+    def numbers(self, group: dict[str, Any]) -> dict[str, Any]:
         return self._numbers[id(group)]
 
     @staticmethod
@@ -112,7 +114,7 @@ class _GroupEstimate(Transform):
             static={"decoupled_decay": n["decoupled_decay"]},
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         exp_avgs, exp_avg_sqs = k.state("exp_avg"), k.state("exp_avg_sq")
         ops.mul_(exp_avgs, k.scalar("m_decay"))
         ops.add_(exp_avgs, updates, k.scalar("m_weight"))
@@ -127,7 +129,7 @@ class _GroupEstimate(Transform):
         return out
 
 
-def _bias_correction(group: dict, beta1: float, beta2: float, k: int) -> float:
+def _bias_correction(group: dict[str, Any], beta1: float, beta2: float, k: int) -> float:
     if not group.get("use_bias_correction", False):
         return 1.0
     return math.sqrt(1.0 - beta2 ** (k + 1)) / (1.0 - beta1 ** (k + 1))
@@ -167,7 +169,7 @@ class ScaleByProdigy(_GroupEstimate):
         "growth_rate": GROWTH_RATE,
     }
 
-    def prepare_group(self, group: dict, contexts: list[StepContext]) -> None:
+    def prepare_group(self, group: dict[str, Any], contexts: list[StepContext]) -> None:
         beta1, beta2 = (float(b) for b in group["betas"])
         beta3 = group.get("beta3")
         beta3 = math.sqrt(beta2) if beta3 is None else float(beta3)
@@ -248,7 +250,7 @@ class ScaleByDAdaptAdam(_GroupEstimate):
         "growth_rate": GROWTH_RATE,
     }
 
-    def prepare_group(self, group: dict, contexts: list[StepContext]) -> None:
+    def prepare_group(self, group: dict[str, Any], contexts: list[StepContext]) -> None:
         beta1, beta2 = (float(b) for b in group["betas"])
         root = beta2**0.5
         k = int(group.get("k", 0))
@@ -265,7 +267,7 @@ class ScaleByDAdaptAdam(_GroupEstimate):
                 continue
             grads = gradients(ctx, bool(group.get("maximize", False)), coupled)
             s, second = ctx.state("s"), ctx.state("exp_avg_sq")
-            denominators = torch._foreach_sqrt(second) if second else []
+            denominators: tuple[Tensor, ...] | list[Tensor] = torch._foreach_sqrt(second) if second else []
             torch._foreach_add_(denominators, eps)
             scaled = torch._foreach_div(s, denominators) if s else []
             products = [dot(g, x) for g, x in zip(grads, scaled)]

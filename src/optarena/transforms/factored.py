@@ -12,14 +12,18 @@ both backends. Factored (>= 2-D) and unfactored tensors go into separate buckets
 
 from __future__ import annotations
 
+from typing import cast
+
 import math
 
 from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Optional, Real, Tuple
-from optarena.transforms.ops import Fresh
+from optarena.transforms.ops import Fresh, Scalar
 from optarena.transforms.base import Prepared, StepContext, Transform, zeros
 from optarena.transforms.sharding import zeros_without_dim
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 EPS_PAIR = Hyper(
     (1e-30, 1e-3),
@@ -105,7 +109,7 @@ class ScaleByFactoredRms(Transform):
             scalars["root_rows"] = ctx.per_tensor([math.sqrt(math.prod(p.shape[:-1])) for p in ctx.originals])
         return Prepared(scalars=scalars, static={"factored": factored})
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         squared = ops.product(updates, updates)
         squares = ops.plus(squared, k.scalar("eps1"))
         beta2, one_minus_beta2 = k.scalar("beta2"), k.scalar("one_minus_beta2")
@@ -150,7 +154,7 @@ class ClipByBlockRms(Transform):
             scalars={"root_size": _root_sizes(ctx), "clip_threshold": self.value(ctx, "clip_threshold")}
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         scales = getattr(updates, "rms", None)
         updates = k.writable(ops, updates)
         if scales is None:
@@ -224,7 +228,7 @@ class ScaleByRelativeStep(Transform):
             },
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         if k.static("scale_parameter"):
             alphas = ops.norm_alongside(k.params, k.grads)
             ops.div_(alphas, k.scalar("root_size"))
@@ -235,12 +239,12 @@ class ScaleByRelativeStep(Transform):
             decays = ops.scaled(alphas, k.scalar("weight_decay")) if k.static("decay") else None
         else:
             alphas, decays = k.scalar("rho"), k.scalar("decay_rho")
-        out = ops.scaled(updates, alphas)
+        out: list[Tensor] = ops.scaled(updates, alphas)
         if k.static("momentum"):
             exp_avgs = k.state("exp_avg")
             ops.mul_(exp_avgs, k.scalar("beta1"))
             ops.add_(exp_avgs, out, k.scalar("one_minus_beta1"))
             out = exp_avgs
         if k.static("decay"):
-            out = ops.added(out, k.params, decays)
+            out = ops.added(out, k.params, cast(Scalar, decays))  # set whenever decay is
         return ops.neg(out)

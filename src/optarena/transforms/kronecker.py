@@ -92,7 +92,8 @@ def _eigh(matrices: Tensor) -> tuple[Tensor, Tensor]:
     ``nonfinite="ignore"``) give NaN eigenvalues and eigenvectors instead of an error."""
     finite = torch.isfinite(matrices).all(dim=-1).all(dim=-1)
     if bool(finite.all()):
-        return torch.linalg.eigh(matrices)
+        values, vectors = torch.linalg.eigh(matrices)
+        return values, vectors
     eye = torch.eye(matrices.shape[-1], dtype=matrices.dtype, device=matrices.device)
     values, vectors = torch.linalg.eigh(torch.where(finite[..., None, None], matrices, eye))
     nan = torch.tensor(float("nan"), dtype=matrices.dtype, device=matrices.device)

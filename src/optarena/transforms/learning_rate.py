@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from optarena.hyperparameters import NONNEGATIVE, Hyper
 from optarena.transforms.base import Prepared, StepContext, Transform
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 LR = Hyper(1e-3, NONNEGATIVE, "learning rate")
 
@@ -21,10 +24,10 @@ class ScaleByLearningRate(Transform):
     def prepare(self, ctx: StepContext) -> Prepared:
         return Prepared(scalars={"neg_lr": -self.value(ctx, "lr")})
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         updates = k.writable(ops, updates)
         return ops.mul_(updates, k.scalar("neg_lr"))
 
-    def fold_into(self, ops, params, updates, k):
+    def fold_into(self, ops: ListOps, params: list[Tensor], updates: list[Tensor], k: Kernel) -> None:
         """``theta <- theta - lr * u`` in one operation (the chain's last step, folded)."""
         ops.add_(params, updates, k.scalar("neg_lr"))

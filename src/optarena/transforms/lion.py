@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from optarena.hyperparameters import UNIT, Hyper, Tuple
 from optarena.transforms.base import Prepared, StepContext, Transform, zeros
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 LION_BETAS = Hyper(
     (0.9, 0.99),
@@ -27,7 +30,7 @@ class ScaleByLion(Transform):
         ctx.init_state("exp_avg", zeros)
         return Prepared(scalars={"one_minus_beta1": 1.0 - beta1, "one_minus_beta2": 1.0 - beta2})
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         exp_avgs = k.state("exp_avg")
         out = ops.clone(exp_avgs)
         ops.lerp_(out, updates, k.scalar("one_minus_beta1"))

@@ -8,6 +8,9 @@ import torch
 
 from optarena.hyperparameters import Constraint, Hyper, Real
 from optarena.transforms.base import Prepared, StepContext, Transform
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 
 class PositiveInteger(Constraint):
@@ -69,7 +72,7 @@ class LookaheadSync(Transform):
             static={"mode": "some"},
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         mode = k.static("mode")
         if mode == "none":
             return updates

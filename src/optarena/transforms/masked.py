@@ -36,27 +36,27 @@ class Masked(Transform):
         super().__init__()
 
     # the inner transform's declarations
-    @property  # type: ignore[override]
+    @property
     def hyperparameters(self) -> Mapping[str, Hyper]:  # type: ignore[override]
         return self.inner.hyperparameters
 
-    @property  # type: ignore[override]
+    @property
     def state_keys(self) -> tuple[str, ...]:  # type: ignore[override]
         return self.inner.state_keys
 
-    @property  # type: ignore[override]
+    @property
     def scalar_state_keys(self) -> tuple[str, ...]:  # type: ignore[override]
         return self.inner.scalar_state_keys
 
-    @property  # type: ignore[override]
+    @property
     def uses_step(self) -> bool:  # type: ignore[override]
         return self.inner.uses_step
 
-    @property  # type: ignore[override]
+    @property
     def elementwise(self) -> bool:  # type: ignore[override]
         return self.inner.elementwise
 
-    @property  # type: ignore[override]
+    @property
     def group_keys(self) -> tuple[str, ...]:  # type: ignore[override]
         return self.inner.group_keys
 
@@ -74,11 +74,11 @@ class Masked(Transform):
 
     def applies(self, param: Tensor, name: str | None) -> bool:
         """``mask(name, param)``, asked once per parameter."""
-        answer = self._answers.get(param)
+        answer = self._answers.get(param)  # type: ignore[no-untyped-call]  # torch.utils.weak has no annotations
         if answer is None:
             answer = bool(self.mask(name, param))
             self._answers[param] = answer
-        return answer
+        return bool(answer)
 
     def bucket_key(self, param: Tensor, name: str | None = None) -> Hashable:
         return (self.applies(param, name), self.inner.bucket_key(param, name))

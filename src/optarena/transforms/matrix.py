@@ -40,6 +40,7 @@ from torch import Tensor
 from optarena.transforms.base import Kernel, Prepared, StepContext, Transform
 from optarena.transforms.ops import Fresh, _item
 from optarena.transforms.sharding import is_sharded, local
+from optarena.transforms.ops import ListOps
 
 try:  # torch.distributed is missing from some builds
     import torch.distributed as dist
@@ -101,7 +102,7 @@ class MatrixTransform(Transform):
         out = self.update_matrix(update.reshape(rows, cols), state, self.tensor_values(k, index), k)
         return out.reshape(update.shape)
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         entries = k.entries
         out = list(updates)
         shared = [i for i, u in enumerate(updates) if is_sharded(u)]

@@ -5,6 +5,9 @@ from __future__ import annotations
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
 from optarena.transforms.ops import owned
 from optarena.transforms.base import Prepared, StepContext, Transform, zeros
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 
 class Trace(Transform):
@@ -42,7 +45,7 @@ class Trace(Transform):
             static={"active": True, "nesterov": bool(self.value(ctx, "nesterov"))},
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         if not k.static("active"):
             return updates
         buffers = k.state("momentum_buffer")

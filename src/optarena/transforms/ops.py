@@ -16,13 +16,12 @@ tensor of the list (per-tensor values such as bias corrections or trust ratios).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, TypeGuard, Union
 
 import torch
 from torch import Tensor
 
-Scalar = Union[float, Tensor, Sequence[float], Sequence[Tensor]]
+Scalar = Union[float, Tensor, list[float], list[Tensor]]
 
 
 class Fresh(list):  # type: ignore[type-arg]
@@ -53,7 +52,7 @@ def _times(x: Tensor, scalar: Scalar | None, index: int) -> Tensor:
     return x if scalar is None else x * _item(scalar, index)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     """A plain Python number (the fast ``torch._foreach_*`` overloads take only these as ``alpha``)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -249,26 +248,26 @@ class ListOps:
 class ForeachOps(ListOps):
     """Each operation is one multi-tensor ``torch._foreach_*`` call."""
 
-    def mul_(self, xs, s):
+    def mul_(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
         torch._foreach_mul_(xs, s)
         return xs
 
-    def div_(self, xs, s):
+    def div_(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
         torch._foreach_div_(xs, s)
         return xs
 
-    def add_(self, xs, ys, alpha=1.0):
+    def add_(self, xs: list[Tensor], ys: list[Tensor], alpha: Scalar = 1.0) -> list[Tensor]:
         if _is_number(alpha):
             torch._foreach_add_(xs, ys, alpha=alpha)
         else:
             torch._foreach_add_(xs, torch._foreach_mul(ys, alpha))
         return xs
 
-    def add_scalar_(self, xs, s):
+    def add_scalar_(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
         torch._foreach_add_(xs, s)
         return xs
 
-    def addcmul_(self, xs, a, b, s=1.0):
+    def addcmul_(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar = 1.0) -> list[Tensor]:
         if _is_number(s):
             torch._foreach_addcmul_(xs, a, b, s)
         else:
@@ -277,7 +276,7 @@ class ForeachOps(ListOps):
             torch._foreach_add_(xs, products)
         return xs
 
-    def addcdiv_(self, xs, a, b, s=1.0):
+    def addcdiv_(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar = 1.0) -> list[Tensor]:
         if _is_number(s):
             torch._foreach_addcdiv_(xs, a, b, s)
         else:
@@ -286,7 +285,7 @@ class ForeachOps(ListOps):
             torch._foreach_add_(xs, quotients)
         return xs
 
-    def addcmul(self, xs, a, b, s=1.0):
+    def addcmul(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar = 1.0) -> Fresh:
         if not xs:
             return Fresh([])
         if _is_number(s):
@@ -295,65 +294,65 @@ class ForeachOps(ListOps):
         torch._foreach_mul_(products, s)
         return Fresh(list(torch._foreach_add(xs, products)))
 
-    def lerp_(self, xs, ys, weight):
-        torch._foreach_lerp_(xs, ys, weight)
+    def lerp_(self, xs: list[Tensor], ys: list[Tensor], weight: Scalar) -> list[Tensor]:
+        torch._foreach_lerp_(xs, ys, weight)  # type: ignore[arg-type]  # torch takes any Scalar; its stubs, one form per overload
         return xs
 
-    def maximum_(self, xs, ys):
+    def maximum_(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
         torch._foreach_maximum_(xs, ys)
         return xs
 
-    def sqrt_(self, xs):
+    def sqrt_(self, xs: list[Tensor]) -> list[Tensor]:
         torch._foreach_sqrt_(xs)
         return xs
 
-    def reciprocal_(self, xs):
+    def reciprocal_(self, xs: list[Tensor]) -> list[Tensor]:
         torch._foreach_reciprocal_(xs)
         return xs
 
-    def copy_(self, xs, ys):
+    def copy_(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
         torch._foreach_copy_(xs, ys)
         return xs
 
-    def clone(self, xs):
+    def clone(self, xs: list[Tensor]) -> Fresh:
         return Fresh(list(torch._foreach_mul(xs, 1.0)) if xs else [])
 
-    def cast(self, xs, dtype):
+    def cast(self, xs: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
         # torch has no multi-tensor conversion: one copy per tensor (half precision only)
         return Fresh([x.to(dtype) for x in xs]) if xs and xs[0].dtype != dtype else xs
 
-    def scaled(self, xs, s):
+    def scaled(self, xs: list[Tensor], s: Scalar) -> Fresh:
         return Fresh(list(torch._foreach_mul(xs, s)) if xs else [])
 
-    def product(self, xs, ys):
+    def product(self, xs: list[Tensor], ys: list[Tensor]) -> Fresh:
         return Fresh(list(torch._foreach_mul(xs, ys)) if xs else [])
 
-    def added(self, xs, ys, alpha=1.0):
+    def added(self, xs: list[Tensor], ys: list[Tensor], alpha: Scalar = 1.0) -> Fresh:
         if not xs:
             return Fresh([])
         if _is_number(alpha):
             return Fresh(list(torch._foreach_add(xs, ys, alpha=alpha)))
         return Fresh(list(torch._foreach_add(xs, torch._foreach_mul(ys, alpha))))
 
-    def plus(self, xs, s):
+    def plus(self, xs: list[Tensor], s: Scalar) -> Fresh:
         return Fresh(list(torch._foreach_add(xs, s)) if xs else [])
 
-    def sqrt(self, xs):
+    def sqrt(self, xs: list[Tensor]) -> Fresh:
         return Fresh(list(torch._foreach_sqrt(xs)) if xs else [])
 
-    def abs(self, xs):
+    def abs(self, xs: list[Tensor]) -> Fresh:
         return Fresh(list(torch._foreach_abs(xs)) if xs else [])
 
-    def neg(self, xs):
+    def neg(self, xs: list[Tensor]) -> Fresh:
         return Fresh(list(torch._foreach_neg(xs)) if xs else [])
 
-    def sign(self, xs):
+    def sign(self, xs: list[Tensor]) -> Fresh:
         return Fresh(list(torch._foreach_sign(xs)) if xs else [])
 
-    def norm(self, xs):
+    def norm(self, xs: list[Tensor]) -> list[Tensor]:
         return list(torch._foreach_norm(xs)) if xs else []
 
-    def ratio_or(self, num, den, default):
+    def ratio_or(self, num: list[Tensor], den: list[Tensor], default: float) -> list[Tensor]:
         if not num:
             return []
         n, d = torch.stack(num), torch.stack(den)
@@ -363,33 +362,33 @@ class ForeachOps(ListOps):
 
     # -- added for Rprop, AdaBound and Adafactor ------------------------------------------
 
-    def clamp_(self, xs, low=None, high=None):
+    def clamp_(self, xs: list[Tensor], low: Scalar | None = None, high: Scalar | None = None) -> list[Tensor]:
         if low is not None:
-            torch._foreach_clamp_min_(xs, low)
+            torch._foreach_clamp_min_(xs, low)  # type: ignore[arg-type]  # as lerp_
         if high is not None:
-            torch._foreach_clamp_max_(xs, high)
+            torch._foreach_clamp_max_(xs, high)  # type: ignore[arg-type]  # as lerp_
         return xs
 
-    def clamp(self, xs, low, high):
+    def clamp(self, xs: list[Tensor], low: list[Tensor], high: list[Tensor]) -> Fresh:
         if not xs:
             return Fresh([])
         out = list(torch._foreach_clamp_min(xs, low))
         torch._foreach_clamp_max_(out, high)
         return Fresh(out)
 
-    def rsqrt(self, xs):
+    def rsqrt(self, xs: list[Tensor]) -> Fresh:
         return Fresh(list(torch._foreach_rsqrt(xs)) if xs else [])
 
-    def div(self, xs, ys):
+    def div(self, xs: list[Tensor], ys: list[Tensor]) -> Fresh:
         return Fresh(list(torch._foreach_div(xs, ys)) if xs else [])
 
-    def mean(self, xs, dim, keepdim=False):
+    def mean(self, xs: list[Tensor], dim: int, keepdim: bool = False) -> Fresh:
         return Fresh([x.mean(dim=dim, keepdim=keepdim) for x in xs])
 
-    def unsqueeze(self, xs, dim):
+    def unsqueeze(self, xs: list[Tensor], dim: int) -> list[Tensor]:
         return [x.unsqueeze(dim) for x in xs]
 
-    def where_positive(self, values, gates, default):
+    def where_positive(self, values: list[Tensor], gates: list[list[Tensor]], default: float) -> list[Tensor]:
         if not values:
             return []
         ok = torch.stack(gates[0]) > 0
@@ -398,7 +397,7 @@ class ForeachOps(ListOps):
         stacked = torch.stack(values)
         return list(torch.where(ok, stacked, torch.full_like(stacked, default)).unbind())
 
-    def centralize(self, xs, min_dim):
+    def centralize(self, xs: list[Tensor], min_dim: int) -> list[Tensor]:
         out = list(xs)
         for indices, means in _means_by_shape(xs, min_dim):
             centred = torch._foreach_sub([xs[i] for i in indices], means)
@@ -406,7 +405,7 @@ class ForeachOps(ListOps):
                 out[i] = c
         return Fresh(out) if all(x.dim() > min_dim for x in xs) else out
 
-    def centralize_(self, xs, min_dim):
+    def centralize_(self, xs: list[Tensor], min_dim: int) -> list[Tensor]:
         for indices, means in _means_by_shape(xs, min_dim):
             torch._foreach_sub_([xs[i] for i in indices], means)
         return xs
@@ -419,102 +418,102 @@ class LoopOps(ListOps):
     input of the graph, and the kernel would multiply every element by it.
     """
 
-    def mul_(self, xs, s):
+    def mul_(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
         for i, x in enumerate(xs):
             x.mul_(_item(s, i))
         return xs
 
-    def div_(self, xs, s):
+    def div_(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
         for i, x in enumerate(xs):
             x.div_(_item(s, i))
         return xs
 
-    def add_(self, xs, ys, alpha=None):
+    def add_(self, xs: list[Tensor], ys: list[Tensor], alpha: Scalar | None = None) -> list[Tensor]:
         for i, x in enumerate(xs):
             x.add_(_times(ys[i], alpha, i))
         return xs
 
-    def add_scalar_(self, xs, s):
+    def add_scalar_(self, xs: list[Tensor], s: Scalar) -> list[Tensor]:
         for i, x in enumerate(xs):
             x.add_(_item(s, i))
         return xs
 
-    def addcmul_(self, xs, a, b, s=None):
+    def addcmul_(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar | None = None) -> list[Tensor]:
         for i, x in enumerate(xs):
             x.add_(_times(a[i] * b[i], s, i))
         return xs
 
-    def addcdiv_(self, xs, a, b, s=None):
+    def addcdiv_(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar | None = None) -> list[Tensor]:
         for i, x in enumerate(xs):
             x.add_(_times(a[i] / b[i], s, i))
         return xs
 
-    def addcmul(self, xs, a, b, s=None):
+    def addcmul(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar | None = None) -> Fresh:
         return Fresh([x + _times(a[i] * b[i], s, i) for i, x in enumerate(xs)])
 
-    def lerp_(self, xs, ys, weight):
+    def lerp_(self, xs: list[Tensor], ys: list[Tensor], weight: Scalar) -> list[Tensor]:
         for i, x in enumerate(xs):
             x.add_((ys[i] - x) * _item(weight, i))
         return xs
 
-    def maximum_(self, xs, ys):
+    def maximum_(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
         for x, y in zip(xs, ys):
             x.copy_(torch.maximum(x, y))
         return xs
 
-    def sqrt_(self, xs):
+    def sqrt_(self, xs: list[Tensor]) -> list[Tensor]:
         for x in xs:
             x.sqrt_()
         return xs
 
-    def reciprocal_(self, xs):
+    def reciprocal_(self, xs: list[Tensor]) -> list[Tensor]:
         for x in xs:
             x.reciprocal_()
         return xs
 
-    def copy_(self, xs, ys):
+    def copy_(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
         for x, y in zip(xs, ys):
             x.copy_(y)
         return xs
 
-    def clone(self, xs):
+    def clone(self, xs: list[Tensor]) -> Fresh:
         return Fresh([x.clone() for x in xs])
 
-    def cast(self, xs, dtype):
+    def cast(self, xs: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
         return Fresh([x.to(dtype) for x in xs]) if xs and xs[0].dtype != dtype else xs
 
-    def scaled(self, xs, s):
+    def scaled(self, xs: list[Tensor], s: Scalar) -> Fresh:
         return Fresh([x * _item(s, i) for i, x in enumerate(xs)])
 
-    def product(self, xs, ys):
+    def product(self, xs: list[Tensor], ys: list[Tensor]) -> Fresh:
         return Fresh([x * y for x, y in zip(xs, ys)])
 
-    def added(self, xs, ys, alpha=None):
+    def added(self, xs: list[Tensor], ys: list[Tensor], alpha: Scalar | None = None) -> Fresh:
         return Fresh([x + _times(y, alpha, i) for i, (x, y) in enumerate(zip(xs, ys))])
 
-    def plus(self, xs, s):
+    def plus(self, xs: list[Tensor], s: Scalar) -> Fresh:
         return Fresh([x + _item(s, i) for i, x in enumerate(xs)])
 
-    def sqrt(self, xs):
+    def sqrt(self, xs: list[Tensor]) -> Fresh:
         return Fresh([x.sqrt() for x in xs])
 
-    def abs(self, xs):
+    def abs(self, xs: list[Tensor]) -> Fresh:
         return Fresh([x.abs() for x in xs])
 
-    def neg(self, xs):
+    def neg(self, xs: list[Tensor]) -> Fresh:
         return Fresh([x.neg() for x in xs])
 
-    def sign(self, xs):
+    def sign(self, xs: list[Tensor]) -> Fresh:
         return Fresh([x.sign() for x in xs])
 
-    def norm(self, xs):
+    def norm(self, xs: list[Tensor]) -> list[Tensor]:
         return [_sum_of_squares(x).sqrt() for x in xs]
 
-    def norm_alongside(self, xs, ys):
+    def norm_alongside(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
         # where(y == y, x, x) is x itself; reading y puts the reduction in y's loop
         return [_sum_of_squares(torch.where(y == y, x, x)).sqrt() for x, y in zip(xs, ys)]
 
-    def ratio_or(self, num, den, default):
+    def ratio_or(self, num: list[Tensor], den: list[Tensor], default: float) -> list[Tensor]:
         out = []
         for n, d in zip(num, den):
             ok = (n > 0) & (d > 0)
@@ -523,24 +522,24 @@ class LoopOps(ListOps):
 
     # -- added for Rprop, AdaBound and Adafactor ------------------------------------------
 
-    def clamp_(self, xs, low=None, high=None):
+    def clamp_(self, xs: list[Tensor], low: Scalar | None = None, high: Scalar | None = None) -> list[Tensor]:
         for i, x in enumerate(xs):
             x.clamp_(min=None if low is None else _item(low, i), max=None if high is None else _item(high, i))
         return xs
 
-    def clamp(self, xs, low, high):
+    def clamp(self, xs: list[Tensor], low: list[Tensor], high: list[Tensor]) -> Fresh:
         return Fresh([torch.minimum(torch.maximum(x, lo), hi) for x, lo, hi in zip(xs, low, high)])
 
-    def rsqrt(self, xs):
+    def rsqrt(self, xs: list[Tensor]) -> Fresh:
         return Fresh([x.rsqrt() for x in xs])
 
-    def div(self, xs, ys):
+    def div(self, xs: list[Tensor], ys: list[Tensor]) -> Fresh:
         return Fresh([x / y for x, y in zip(xs, ys)])
 
-    def mean(self, xs, dim, keepdim=False):
+    def mean(self, xs: list[Tensor], dim: int, keepdim: bool = False) -> Fresh:
         return Fresh([_column_means(x) if _over_columns(x, dim, keepdim) else x.mean(dim=dim, keepdim=keepdim) for x in xs])
 
-    def materialize(self, xs):
+    def materialize(self, xs: list[Tensor]) -> list[Tensor]:
         # a matrix product is an external kernel for Inductor, so its input is computed into
         # memory; one product for the whole list
         if not xs:
@@ -548,12 +547,12 @@ class LoopOps(ListOps):
         flat = torch.cat([x.reshape(-1) for x in xs])
         one = torch.ones(1, 1, dtype=flat.dtype, device=flat.device)
         flat = (flat.unsqueeze(-1) @ one).squeeze(-1)
-        return [part.view(x.shape) for part, x in zip(flat.split([x.numel() for x in xs]), xs)]
+        return [part.view(x.shape) for part, x in zip(flat.split([x.numel() for x in xs]), xs)]  # type: ignore[no-untyped-call]  # Tensor.split has no annotations in torch
 
-    def unsqueeze(self, xs, dim):
+    def unsqueeze(self, xs: list[Tensor], dim: int) -> list[Tensor]:
         return [x.unsqueeze(dim) for x in xs]
 
-    def where_positive(self, values, gates, default):
+    def where_positive(self, values: list[Tensor], gates: list[list[Tensor]], default: float) -> list[Tensor]:
         out = []
         for i, value in enumerate(values):
             ok = gates[0][i] > 0
@@ -562,11 +561,11 @@ class LoopOps(ListOps):
             out.append(torch.where(ok, value, torch.full_like(value, default)))
         return out
 
-    def centralize(self, xs, min_dim):
+    def centralize(self, xs: list[Tensor], min_dim: int) -> list[Tensor]:
         out = [x - _row_means(x) if x.dim() > min_dim else x for x in xs]
         return Fresh(out) if all(x.dim() > min_dim for x in xs) else out
 
-    def centralize_(self, xs, min_dim):
+    def centralize_(self, xs: list[Tensor], min_dim: int) -> list[Tensor]:
         for x in xs:
             if x.dim() > min_dim:
                 x.sub_(_row_means(x))

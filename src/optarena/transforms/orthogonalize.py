@@ -15,6 +15,8 @@ from torch import Tensor
 from optarena.hyperparameters import NONNEGATIVE, Choice, Constraint, Flag, Hyper, Integer, Real, Tuple
 from optarena.transforms.base import Prepared, StepContext, Transform, zeros
 from optarena.transforms.matrix import MatrixTransform, ctx_compiled, kernel
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 """The quintic's coefficients (a, b, c) of Jordan et al., as torch.optim.Muon."""
@@ -43,10 +45,9 @@ class TraceAverage(Transform):
             static={"nesterov": bool(self.value(ctx, "nesterov"))},
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         buffers = ops.lerp_(k.state("momentum_buffer"), updates, k.scalar("one_minus_momentum"))
         if not k.static("nesterov"):
-            k.owned = False
             return buffers
         out = k.writable(ops, updates)
         return ops.lerp_(out, buffers, k.scalar("momentum"))
@@ -139,13 +140,13 @@ class Orthogonalize(MatrixTransform):
             },
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         out = super().apply(ops, updates, k)
         if k.recording:  # the RMS of each orthogonalised update, r * O (what lr multiplies)
             k.report("update_rms", [n / math.sqrt(max(u.numel(), 1)) for n, u in zip(ops.norm(out), out)])
         return out
 
-    def update_matrix(self, matrix, state, values, k):
+    def update_matrix(self, matrix: Tensor, state: dict[str, Any], values: dict[str, Any], k: Kernel) -> Tensor:
         a, b, c = k.static("coefficients")
         dtype = NS_DTYPES[k.static("ns_dtype")]
         out = newton_schulz(

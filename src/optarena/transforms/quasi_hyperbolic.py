@@ -10,6 +10,9 @@ from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper, Real, Tuple
 from optarena.transforms.adam import BETAS, betas, init_moments, moment_scalars, update_moments
 from optarena.transforms.ops import owned
 from optarena.transforms.base import Prepared, StepContext, Transform, bias_corrections, zeros
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 UNIT_CLOSED = Real(0.0, 1.0)
 
@@ -33,7 +36,7 @@ class ScaleByQhm(Transform):
         momentum, nu = self.value(ctx, "momentum"), self.value(ctx, "nu")
         return Prepared(scalars={"one_minus_momentum": 1.0 - momentum, "nu": nu, "one_minus_nu": 1.0 - nu})
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         buffers = k.state("momentum_buffer")
         ops.lerp_(buffers, updates, k.scalar("one_minus_momentum"))
         if owned(updates):
@@ -81,7 +84,7 @@ class ScaleByQhadam(Transform):
             }
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         exp_avgs, exp_avg_sqs = update_moments(ops, updates, k)
         denominators = ops.scaled(exp_avg_sqs, k.scalar("second_weight"))
         ops.addcmul_(denominators, updates, updates, k.scalar("one_minus_nu2"))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from optarena.hyperparameters import NONNEGATIVE, Hyper, Real, Tuple
 from optarena.transforms.base import Prepared, StepContext, Transform, filled_like, zeros
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 
 class ScaleByRprop(Transform):
@@ -47,7 +50,7 @@ class ScaleByRprop(Transform):
             }
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         prevs, step_sizes = k.state("prev"), k.state("step_size")
         agreement = ops.product(updates, prevs)
         ops.mul_(step_sizes, ops.select_by_sign(agreement, k.scalar("etaminus"), 1.0, k.scalar("etaplus")))

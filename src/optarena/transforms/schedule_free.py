@@ -12,12 +12,17 @@ weights), ``scheduled_lr`` (this step's learning rate after warm-up) and ``train
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper, Real, Tuple
 from optarena.transforms.base import Prepared, StepContext, Transform, zeros
 from optarena.transforms.learning_rate import LR
 from optarena.transforms.lookahead import slow_copy
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 GROUP_KEYS = ("k", "lr_max", "weight_sum", "scheduled_lr", "train_mode")
 """Param-group keys the Schedule-Free optimizers keep (the ``schedulefree`` package's names)."""
@@ -30,13 +35,13 @@ R = Hyper(0.0, NONNEGATIVE, "power of the step count in the averaging weights")
 WEIGHT_LR_POWER = Hyper(2.0, NONNEGATIVE, "power of the largest learning rate so far in the averaging weights")
 
 
-def momentum_of(group: dict, key: str) -> float:
+def momentum_of(group: dict[str, Any], key: str) -> float:
     """The interpolation constant beta: ``betas[0]`` (AdamW) or ``momentum`` (SGD)."""
     value = group[key]
     return float(value[0]) if key == "betas" else float(value)
 
 
-def counters(group: dict) -> tuple[int, float, float]:
+def counters(group: dict[str, Any]) -> tuple[int, float, float]:
     """``(k, lr, ckp1)`` of this step, read after :meth:`ScheduleFreeAverage.prepare_group` ran:
     ``k`` counts this step, ``lr`` is the scheduled learning rate and ``ckp1`` the weight
     of this step's point in the average."""
@@ -78,7 +83,7 @@ class ScaleByScheduleFreeRms(Transform):
             }
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         second = k.state("exp_avg_sq")
         ops.mul_(second, k.scalar("beta2"))
         ops.addcmul_(second, updates, updates, k.scalar("one_minus_beta2"))
@@ -108,14 +113,15 @@ class ScheduleFreeAverage(Transform):
         if momentum_key not in ("betas", "momentum"):
             raise ValueError(f"momentum_key must be 'betas' or 'momentum', got {momentum_key!r}")
         self.momentum_key = momentum_key
-        self.hyperparameters = {"lr": LR, "warmup_steps": WARMUP, "r": R, "weight_lr_power": WEIGHT_LR_POWER}
+        # this instance declares what its momentum_key makes it read
+        self.hyperparameters = {"lr": LR, "warmup_steps": WARMUP, "r": R, "weight_lr_power": WEIGHT_LR_POWER}  # type: ignore[misc]
         if momentum_key == "momentum":
             self.hyperparameters["momentum"] = MOMENTUM
 
     def describe(self) -> str:
         return self.name if self.momentum_key == "betas" else f"{self.name}({self.momentum_key})"
 
-    def prepare_group(self, group: dict, contexts: list[StepContext]) -> None:
+    def prepare_group(self, group: dict[str, Any], contexts: list[StepContext]) -> None:
         k = int(group.get("k", 0))
         warmup = float(group.get("warmup_steps", 0))
         lr = float(group["lr"]) * ((k + 1) / warmup if k < warmup else 1.0)
@@ -134,7 +140,7 @@ class ScheduleFreeAverage(Transform):
             scalars={"ckp1": ckp1, "y_step": lr * (beta * (1.0 - ckp1) - 1.0), "neg_lr": -lr}
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         z = k.state("z")
         out = ops.added(z, k.params, -1.0)
         ops.mul_(out, k.scalar("ckp1"))

@@ -7,11 +7,14 @@ grafting) and Shi et al. 2023 (https://arxiv.org/abs/2309.06497: per-block graft
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Choice, Hyper, Integer, Optional, Real
 from optarena.transforms.base import Prepared, StepContext
+from optarena.transforms.base import Kernel
 from optarena.transforms.kronecker import Blocks, accumulate, inverse_root, precondition
 from optarena.transforms.matrix import MatrixTransform, ctx_compiled
 
@@ -72,9 +75,10 @@ class ScaleByShampoo(MatrixTransform):
         static["compiled"] = ctx_compiled(ctx)
         return Prepared(scalars={"step": ctx.per_tensor(ctx.step_values)}, static=static)
 
-    def update_matrix(self, matrix, state, values, k):
+    def update_matrix(self, matrix: Tensor, state: dict[str, Any], values: dict[str, Any], k: Kernel) -> Tensor:
         step = int(values["step"])
-        blocks_of = Blocks.of(*matrix.shape, k.static("max_preconditioner_dim"))
+        rows, cols = matrix.shape
+        blocks_of = Blocks.of(rows, cols, k.static("max_preconditioner_dim"))
         blocks = blocks_of.split(matrix)
         beta2 = float(k.static("beta2"))
         if blocks_of.left:
@@ -100,7 +104,7 @@ class ScaleByShampoo(MatrixTransform):
             out = out * scale[:, None, None]
         return blocks_of.join(out)
 
-    def refresh_roots(self, state: dict, blocks_of: Blocks, k) -> None:
+    def refresh_roots(self, state: dict[str, Any], blocks_of: Blocks, k: Kernel) -> None:
         """The inverse roots from the current statistics (eigendecompositions in ``matrix_dtype``)."""
         sides = int(blocks_of.left) + int(blocks_of.right)
         eps, dtype = float(k.static("matrix_eps")), MATRIX_DTYPES[k.static("matrix_dtype")]
@@ -108,17 +112,17 @@ class ScaleByShampoo(MatrixTransform):
             if present:
                 state[f"{side}_roots"] = inverse_root(state[f"{side}_statistics"], 1.0 / (2 * sides), eps, dtype)
 
-    def grafting_direction(self, matrix: Tensor, state: dict, step: int, k) -> Tensor | None:
+    def grafting_direction(self, matrix: Tensor, state: dict[str, Any], step: int, k: Kernel) -> Tensor | None:
         """This step's grafting direction (its state updated), or None without grafting."""
         grafting, eps = k.static("grafting"), float(k.static("grafting_eps"))
         squares = matrix * matrix
         if grafting == "adagrad":
-            total = state.setdefault("grafting_sum", torch.zeros_like(matrix))
+            total: Tensor = state.setdefault("grafting_sum", torch.zeros_like(matrix))
             total.add_(squares)
             return matrix / (total.sqrt() + eps)
         if grafting == "adam":
             beta2 = float(k.static("grafting_beta2"))
-            second = state.setdefault("grafting_exp_avg_sq", torch.zeros_like(matrix))
+            second: Tensor = state.setdefault("grafting_exp_avg_sq", torch.zeros_like(matrix))
             second.mul_(beta2).add_(squares, alpha=1.0 - beta2)
             return matrix / ((second / (1.0 - beta2**step)).sqrt() + eps)
         return None

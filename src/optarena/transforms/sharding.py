@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from optarena.transforms.ops import ForeachOps, Fresh
+from optarena.transforms.ops import ForeachOps, Fresh, Scalar
 
 try:  # torch.distributed is missing from some builds
     import torch.distributed as dist
@@ -37,6 +37,9 @@ try:  # torch.distributed is missing from some builds
     from torch.distributed.tensor.placement_types import Partial, _StridedShard
 except ImportError:  # pragma: no cover - depends on the build
     DTensor = None  # type: ignore[assignment,misc]
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 
 LOCAL = "local"
@@ -51,7 +54,7 @@ def step_mode(transforms: Sequence[Any], bucket: Sequence[Tensor]) -> str:
     return WHOLE if any(t.uses_shapes() for t in transforms) else NORMS
 
 
-def is_sharded(tensor: Any) -> bool:
+def is_sharded(tensor: Any) -> TypeIs[DTensor]:
     """Whether ``tensor`` is a ``DTensor`` (a parameter of FSDP2 or tensor parallelism)."""
     return DTensor is not None and isinstance(tensor, DTensor)
 
@@ -232,13 +235,13 @@ class ShardedNormOps(ForeachOps):
         n = len(self.params)
         return [roots[i * n:(i + 1) * n] for i in range(len(lists))]
 
-    def norm(self, xs):
+    def norm(self, xs: list[Tensor]) -> list[Tensor]:
         return self._norms([xs])[0] if xs else []
 
-    def norm_alongside(self, xs, ys):
+    def norm_alongside(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
         return self.norm(xs)
 
-    def norms_alongside(self, xs, ys):
+    def norms_alongside(self, xs: list[Tensor], ys: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         if not xs:
             return [], []
         first, second = self._norms([xs, ys])
@@ -277,17 +280,17 @@ class ShardedOps(ForeachOps):
             self.collectives += 1
         return all_reduce_sums(sums, xs, dims)
 
-    def norm(self, xs):
+    def norm(self, xs: list[Tensor]) -> list[Tensor]:
         if not xs:
             return []
         sums = self._sums(xs, [None] * len(xs), squares=True)
         roots = [s.sqrt().to(x.dtype) for s, x in zip(sums, xs)]
         return _replicated_scalars(roots, xs)
 
-    def norm_alongside(self, xs, ys):
+    def norm_alongside(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
         return self.norm(xs)
 
-    def norms_alongside(self, xs, ys):
+    def norms_alongside(self, xs: list[Tensor], ys: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         if not xs:
             return [], []
         both = self.norm([*xs, *ys])
@@ -303,7 +306,7 @@ class ShardedOps(ForeachOps):
             out.append(_wrap(value if keepdim else value.squeeze(d), x, _placements_after(x, set(d), keepdim), shape))
         return out
 
-    def mean(self, xs, dim, keepdim=False):
+    def mean(self, xs: list[Tensor], dim: int, keepdim: bool = False) -> Fresh:
         return self._means(xs, [(dim % x.dim(),) for x in xs], keepdim)
 
     def _row_means(self, xs: list[Tensor], min_dim: int) -> tuple[list[int], list[Tensor]]:
@@ -311,14 +314,14 @@ class ShardedOps(ForeachOps):
         chosen = [xs[i] for i in indices]
         return indices, self._means(chosen, [tuple(range(1, x.dim())) for x in chosen], keepdim=True)
 
-    def centralize(self, xs, min_dim):
+    def centralize(self, xs: list[Tensor], min_dim: int) -> list[Tensor]:
         out = list(xs)
         indices, means = self._row_means(xs, min_dim)
         for i, mean in zip(indices, means):
             out[i] = xs[i] - mean
         return Fresh(out) if len(indices) == len(xs) else out
 
-    def centralize_(self, xs, min_dim):
+    def centralize_(self, xs: list[Tensor], min_dim: int) -> list[Tensor]:
         indices, means = self._row_means(xs, min_dim)
         for i, mean in zip(indices, means):
             xs[i].sub_(mean)
@@ -337,33 +340,33 @@ class ShardedOps(ForeachOps):
             for x, y in zip(xs, ys)
         ]
 
-    def add_(self, xs, ys, alpha=1.0):
+    def add_(self, xs: list[Tensor], ys: list[Tensor], alpha: Scalar = 1.0) -> list[Tensor]:
         return super().add_(xs, self._aligned(xs, ys), alpha)
 
-    def addcmul_(self, xs, a, b, s=1.0):
+    def addcmul_(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar = 1.0) -> list[Tensor]:
         return super().addcmul_(xs, self._aligned(xs, a), self._aligned(xs, b), s)
 
-    def addcdiv_(self, xs, a, b, s=1.0):
+    def addcdiv_(self, xs: list[Tensor], a: list[Tensor], b: list[Tensor], s: Scalar = 1.0) -> list[Tensor]:
         return super().addcdiv_(xs, self._aligned(xs, a), self._aligned(xs, b), s)
 
-    def lerp_(self, xs, ys, weight):
+    def lerp_(self, xs: list[Tensor], ys: list[Tensor], weight: Scalar) -> list[Tensor]:
         return super().lerp_(xs, self._aligned(xs, ys), weight)
 
-    def maximum_(self, xs, ys):
+    def maximum_(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
         return super().maximum_(xs, self._aligned(xs, ys))
 
-    def ratio_or(self, num, den, default):
+    def ratio_or(self, num: list[Tensor], den: list[Tensor], default: float) -> list[Tensor]:
         if not num:
             return []
         values = super().ratio_or([local(n) for n in num], [local(d) for d in den], default)
         return _replicated_scalars(values, num)
 
-    def where_positive(self, values, gates, default):
+    def where_positive(self, values: list[Tensor], gates: list[list[Tensor]], default: float) -> list[Tensor]:
         if not values:
             return []
         out = super().where_positive([local(v) for v in values], [[local(g) for g in gate] for gate in gates], default)
         return _replicated_scalars(out, values)
 
-    def copy_(self, xs, ys):
+    def copy_(self, xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
         torch._foreach_copy_([local(x) for x in xs], [local(y) for y in self._aligned(xs, ys)])
         return xs

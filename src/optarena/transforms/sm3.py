@@ -7,10 +7,15 @@ Anil, Gupta, Koren & Singer 2019, Memory-Efficient Adaptive Optimization
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+
+from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper
 from optarena.transforms.base import Prepared, StepContext
+from optarena.transforms.base import Kernel
 from optarena.transforms.matrix import MatrixTransform
 
 MAX_DIMS = 16
@@ -53,7 +58,7 @@ class ScaleBySm3(MatrixTransform):
                 raise ValueError(f"SM3 keeps one accumulator per dimension, for up to {MAX_DIMS} dimensions; got shape {tuple(p.shape)}")
         return Prepared(static={key: float(self.value(ctx, key)) for key in self.hyperparameters})
 
-    def step_tensor(self, update, state, index, k):
+    def step_tensor(self, update: Tensor, state: dict[str, Any], index: int, k: Kernel) -> Tensor:
         if update.numel() == 0:
             return torch.zeros_like(update)
         shape = update.shape
@@ -76,6 +81,6 @@ class ScaleBySm3(MatrixTransform):
         out = update * torch.where(nu > 0, (nu + eps).rsqrt(), 0.0)
         if momentum == 0:
             return out
-        buffer = state.setdefault("momentum_buffer", torch.zeros_like(update))
+        buffer: Tensor = state.setdefault("momentum_buffer", torch.zeros_like(update))
         buffer.mul_(momentum).add_(out, alpha=1.0 - momentum)
         return buffer.clone()

@@ -6,12 +6,17 @@ Stabilizing Shampoo using Adam (https://arxiv.org/abs/2409.11321), Algorithms 3 
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 
 import torch
 
+from torch import Tensor
+
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Integer, Optional, Tuple
 from optarena.transforms.base import Prepared, StepContext
+from optarena.transforms.base import Kernel
 from optarena.transforms.kronecker import eigenbasis, refreshed_basis, rotate, rotate_back
 from optarena.transforms.matrix import MatrixTransform, ctx_compiled
 from optarena.transforms.shampoo import MATRIX_DTYPES, STATISTICS_HYPERPARAMETERS
@@ -63,14 +68,14 @@ class ScaleBySoap(MatrixTransform):
         static["compiled"] = ctx_compiled(ctx)
         return Prepared(scalars={"step": ctx.per_tensor(ctx.step_values)}, static=static)
 
-    def sides(self, rows: int, cols: int, k) -> tuple[bool, bool]:
+    def sides(self, rows: int, cols: int, k: Kernel) -> tuple[bool, bool]:
         """Whether the left and right sides of a ``rows x cols`` matrix are rotated."""
         largest = k.static("max_preconditioner_dim")
         vector = rows == 1 or cols == 1
         allowed = not vector or k.static("precondition_1d")
         return (allowed and 1 < rows <= largest, allowed and 1 < cols <= largest)
 
-    def update_matrix(self, matrix, state, values, k):
+    def update_matrix(self, matrix: Tensor, state: dict[str, Any], values: dict[str, Any], k: Kernel) -> Tensor:
         rows, cols = matrix.shape
         left, right = self.sides(rows, cols, k)
         beta1, beta2 = (float(b) for b in k.static("betas"))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Real, Tuple
 from optarena.transforms.base import Prepared, StepContext, Transform, bias_corrections, zeros
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 
 class ScaleBySophia(Transform):
@@ -39,7 +42,7 @@ class ScaleBySophia(Transform):
             }
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         exp_avgs = k.state("exp_avg")
         ops.lerp_(exp_avgs, updates, k.scalar("one_minus_beta1"))
         denominators = ops.scaled(k.state("hessian"), k.scalar("rho"))

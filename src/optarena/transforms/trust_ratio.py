@@ -24,6 +24,9 @@ from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Optional, Real
 from optarena.transforms.ops import owned
 from optarena.transforms.base import Prepared, StepContext, Transform
 from optarena.transforms.weight_decay import WEIGHT_DECAY
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 MAX_TRUST_RATIO = Hyper(
     None,
@@ -80,7 +83,7 @@ class ScaleByTrustRatio(Transform):
             static={"active": bool(self.value(ctx, "layer_adaptation")), "capped": cap is not None},
         )
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         if not k.static("active"):
             return updates
         param_norms, update_norms = ops.norms_alongside(k.params, updates)
@@ -124,8 +127,8 @@ class ScaleByLars(Transform):
             static={"decay": decay != 0, "adapt": bool(self.value(ctx, "layer_adaptation"))},
         )
 
-    def apply(self, ops, updates, k):
-        local = None
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
+        local: list[Tensor] | None = None
         if k.static("adapt"):
             param_norms, grad_norms = ops.norms_alongside(k.params, updates)
             denominators = ops.added(grad_norms, param_norms, k.scalar("weight_decay"))

@@ -7,6 +7,9 @@ from typing import Any
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
 from optarena.transforms.ops import owned
 from optarena.transforms.base import Prepared, StepContext, Transform
+from torch import Tensor
+from optarena.transforms.base import Kernel
+from optarena.transforms.ops import ListOps
 
 WEIGHT_DECAY = Hyper(0.0, NONNEGATIVE, "weight decay coefficient")
 DECOUPLED = Hyper(False, Flag(), "decay the weights directly (AdamW) instead of adding an L2 gradient")
@@ -32,7 +35,8 @@ class AddDecayedWeights(Transform):
             raise ValueError(f"when must be None, 'coupled' or 'decoupled', got {when!r}")
         self.when = when
         if when is not None:
-            self.hyperparameters = {**self.hyperparameters, "decoupled_weight_decay": DECOUPLED}
+            # this instance alone reads the flag that chooses between the two places
+            self.hyperparameters = {**self.hyperparameters, "decoupled_weight_decay": DECOUPLED}  # type: ignore[misc]
         super().__init__(**fixed)
 
     def settings(self) -> list[str]:
@@ -46,7 +50,7 @@ class AddDecayedWeights(Transform):
             active = decoupled == (self.when == "decoupled")
         return Prepared(scalars={"weight_decay": decay}, static={"active": active})
 
-    def apply(self, ops, updates, k):
+    def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         if not k.static("active"):
             return updates
         if owned(updates):
