@@ -9,6 +9,7 @@ from torch import Tensor
 from optarena.optim import torch_kernels
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.optim.sparse_rows import (
+    gradient_of,
     add_to_rows,
     coalesced_rows,
     ensure_step,
@@ -81,18 +82,18 @@ class Adagrad(NamedOptimizer):
         return [AddDecayedWeights(), ScaleByAdagrad(), ScaleByLearningRate()]
 
     def check_gradients(self, index: int, group: dict[str, Any], params: list[Tensor]) -> None:
-        if float(group["weight_decay"]) != 0 and any(p.grad.is_sparse for p in params):
+        if float(group["weight_decay"]) != 0 and any(gradient_of(p).is_sparse for p in params):
             raise RuntimeError(
                 f"{type(self).__name__}: weight_decay option is not compatible with sparse gradients "
                 f"(param_groups[{index}] has weight_decay={group['weight_decay']!r}); nothing was updated"
             )
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        dense = [p for p in params if not p.grad.is_sparse]
+        dense = [p for p in params if not gradient_of(p).is_sparse]
         if dense:
             super()._update_group(group, dense)
         for p in params:
-            if p.grad.is_sparse:
+            if gradient_of(p).is_sparse:
                 sparse_adagrad_update(type(self).__name__, p, self.state[p], group)
 
 
@@ -102,7 +103,7 @@ def sparse_adagrad_update(owner: str, param: Tensor, state: dict[str, Any], grou
     step = ensure_step(state)
     if "sum" not in state:
         state["sum"] = state_like(param, group, float(group["initial_accumulator_value"]))
-    rows, values = coalesced_rows(param.grad, group["maximize"])
+    rows, values = coalesced_rows(gradient_of(param), group["maximize"])
     if values.numel() == 0:
         return
     values = values.to(math_dtype(param, group))

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor
@@ -449,7 +449,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         if self.supports_sparse:
             return
         for p in params:
-            if p.grad.is_sparse:
+            if cast(Tensor, p.grad).is_sparse:
                 raise RuntimeError(
                     f"{type(self).__name__} does not support sparse gradients, found one for "
                     f"{self._label(index, group, p)}. Use an optimizer that does (such as "
@@ -746,7 +746,7 @@ class NamedOptimizer(ChainOptimizer):
         return "\n".join(lines)
 
     @classmethod
-    def chain(cls) -> list[Transform]:
+    def chain(cls) -> list[Transform] | Partition:
         raise NotImplementedError
 
     @classmethod

@@ -86,12 +86,12 @@ def scalar_dtype_for(param_dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if param_dtype == torch.float64 else torch.float32
 
 
-def tensor_state_keys(states: list[dict]) -> tuple[str, ...] | None:
+def tensor_state_keys(states: list[dict[str, Any]]) -> tuple[str, ...] | None:
     """The keys of per-element state (same shape as the parameter), identical for every tensor."""
     if not states:
         return ()
 
-    def tensor_keys(state: dict) -> tuple[str, ...]:
+    def tensor_keys(state: dict[str, Any]) -> tuple[str, ...]:
         return tuple(sorted(k for k, v in state.items() if isinstance(v, Tensor) and v.dim() > 0))
 
     first = states[0].keys()
@@ -114,7 +114,7 @@ class ChunkPlan:
     MAX_PLANS = 64
     """Plans kept per optimizer; beyond this (buckets changing every step) they are rebuilt."""
 
-    def __init__(self, bucket: list[Tensor], states: list[dict], state_keys: tuple[str, ...], flat: bool, rows: int):
+    def __init__(self, bucket: list[Tensor], states: list[dict[str, Any]], state_keys: tuple[str, ...], flat: bool, rows: int):
         self.flat = flat
         chunk = self.chunk = chunk_size(flat)
         self.pointers = self._pointers(bucket, states, state_keys)
@@ -137,7 +137,7 @@ class ChunkPlan:
         self.scalar_chunks = [alias(self.scalars[c], flat=False) for c in range(len(self.starts))]
 
     @staticmethod
-    def _pointers(bucket: list[Tensor], states: list[dict], state_keys: tuple[str, ...]) -> tuple[int, ...]:
+    def _pointers(bucket: list[Tensor], states: list[dict[str, Any]], state_keys: tuple[str, ...]) -> tuple[int, ...]:
         return tuple(local_view(p).data_ptr() for p in bucket) + tuple(
             local_view(s[key]).data_ptr() for key in state_keys for s in states
         )
@@ -146,7 +146,7 @@ class ChunkPlan:
         padded = tensors + padding
         return [padded[start:start + self.chunk] for start in self.starts]
 
-    def current(self, bucket: list[Tensor], states: list[dict], state_keys: tuple[str, ...]) -> bool:
+    def current(self, bucket: list[Tensor], states: list[dict[str, Any]], state_keys: tuple[str, ...]) -> bool:
         """Whether every parameter and state tensor is still where the plan saw it."""
         return self._pointers(bucket, states, state_keys) == self.pointers
 
@@ -176,7 +176,7 @@ class ChunkPlan:
 def plan_for(
     plans: dict[Hashable, ChunkPlan],
     bucket: list[Tensor],
-    states: list[dict],
+    states: list[dict[str, Any]],
     state_keys: tuple[str, ...],
     flat: bool,
     rows: int,

@@ -63,7 +63,7 @@ def split_chain(transforms: Sequence[Transform]) -> tuple[list[Transform], Trans
     return [*body, last], None
 
 
-def advance_steps(states: list[dict], uses_step: bool) -> list[Tensor]:
+def advance_steps(states: list[dict[str, Any]], uses_step: bool) -> list[Tensor]:
     """Increment (creating at 0 first) each parameter's ``step``; the step tensors."""
     if not uses_step:
         return []

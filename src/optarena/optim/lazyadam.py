@@ -9,14 +9,14 @@ from torch import Tensor
 
 from optarena.optim.adam import ADAM_PAPER
 from optarena.optim.base import NamedOptimizer
-from optarena.optim.sparse_rows import add_to_rows, coalesced_rows, ensure_step, math_dtype, refuse_complex, state_like
+from optarena.optim.sparse_rows import gradient_of, add_to_rows, coalesced_rows, ensure_step, math_dtype, refuse_complex, state_like
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import ScaleByAdam, ScaleByLearningRate
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
 from optarena.transforms import Transform
 
 
-def sparse_adam_update(param: Tensor, grad: Tensor, state: dict, group: dict[str, Any]) -> None:
+def sparse_adam_update(param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
     """One lazy Adam step of ``param`` for a sparse ``grad``: only the rows it holds move.
 
     The same arithmetic as torch.optim.SparseAdam: the gradient is coalesced (duplicate
@@ -106,12 +106,12 @@ class LazyAdam(NamedOptimizer):
         return [ScaleByAdam(), ScaleByLearningRate()]
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        dense = [p for p in params if not p.grad.is_sparse]
+        dense = [p for p in params if not gradient_of(p).is_sparse]
         if dense:
             super()._update_group(group, dense)
         for p in params:
-            if p.grad.is_sparse:
-                sparse_adam_update(p, p.grad, self.state[p], group)
+            if gradient_of(p).is_sparse:
+                sparse_adam_update(p, gradient_of(p), self.state[p], group)
 
 
 SPECS = (

@@ -55,7 +55,7 @@ class Partition:
         if self.group_key is not None:
             return str(group.get(self.group_key, next(iter(self.chains))))
         labels: WeakIdKeyDictionary = self._labels  # type: ignore[attr-defined]
-        label = labels.get(param)
+        label = labels.get(param)  # type: ignore[no-untyped-call]  # torch.utils.weak has no annotations
         if label is None:
             label = self.rule(name, param)  # type: ignore[operator]
             if label not in self.chains:
@@ -65,7 +65,7 @@ class Partition:
                     f"chains: {', '.join(map(repr, self.chains))}"
                 )
             labels[param] = label
-        return label
+        return str(label)
 
     def describe(self) -> str:
         rule = self.rule if isinstance(self.rule, str) else getattr(self.rule, "__name__", "rule")

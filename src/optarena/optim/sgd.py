@@ -8,7 +8,7 @@ from torch import Tensor
 
 from optarena.optim import torch_kernels
 from optarena.optim.base import NamedOptimizer, Paper
-from optarena.optim.sparse_rows import add_to_rows, coalesced_rows, dense_gradients, math_dtype, refuse_complex
+from optarena.optim.sparse_rows import gradient_of, add_to_rows, coalesced_rows, dense_gradients, math_dtype, refuse_complex
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
@@ -80,11 +80,11 @@ class SGD(NamedOptimizer):
             )
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        sparse = [p for p in params if p.grad.is_sparse]
+        sparse = [p for p in params if gradient_of(p).is_sparse]
         if not sparse:
             super()._update_group(group, params)
             return
-        dense = [p for p in params if not p.grad.is_sparse]
+        dense = [p for p in params if not gradient_of(p).is_sparse]
         if dense:
             super()._update_group(group, dense)
         if float(group["momentum"]) != 0 or float(group["weight_decay"]) != 0:
@@ -94,7 +94,7 @@ class SGD(NamedOptimizer):
         for p in sparse:
             refuse_complex(type(self).__name__, p)
             state = self.state[p]
-            rows, values = coalesced_rows(p.grad, group["maximize"])
+            rows, values = coalesced_rows(gradient_of(p), group["maximize"])
             add_to_rows(p, state, group, rows, values.to(math_dtype(p, group)) * -float(group["lr"]))
             if not state:
                 del self.state[p]

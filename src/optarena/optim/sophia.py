@@ -52,7 +52,7 @@ def gauss_newton_bartlett(loss: Tensor, params: list[Tensor], batch_size: int, e
     for p in everything:
         p.grad = None
     try:
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # Tensor.backward has no annotations in torch
         return [torch.zeros_like(p) if p.grad is None else p.grad * p.grad * batch_size for p in params]
     finally:
         for p, grad in zip(everything, saved):
@@ -69,8 +69,8 @@ def hutchinson(loss: Tensor, params: list[Tensor]) -> list[Tensor]:
     found = {id(p): (v, hv) for (p, _), v, hv in zip(pairs, probes, products)}
     out = []
     for p in params:
-        v, hv = found.get(id(p), (None, None))
-        out.append(torch.zeros_like(p) if hv is None else (hv * v).detach())
+        pair = found.get(id(p))
+        out.append(torch.zeros_like(p) if pair is None or pair[1] is None else (pair[1] * pair[0]).detach())
     return out
 
 
@@ -174,20 +174,20 @@ class Sophia(NamedOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        due = {}
+        due: dict[int, tuple[list[Tensor], list[int]]] = {}
         if hessian_closure is not None:
             for group in self.param_groups:
                 chosen, before = self._due(group, with_grad=True)
                 if chosen:
                     due[id(group)] = (chosen, before)
-        samples = self._samples(due, hessian_closure) if due else {}
+        samples = self._samples(due, hessian_closure) if due and hessian_closure is not None else {}
         with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
             self._step(None)
             if samples:
                 self._refresh(due, samples)
         return loss
 
-    def _samples(self, due: dict, hessian_closure: Callable[[], Tensor]) -> dict[int, list[Tensor]]:
+    def _samples(self, due: dict[int, tuple[list[Tensor], list[int]]], hessian_closure: Callable[[], Tensor]) -> dict[int, list[Tensor]]:
         """This step's Hessian samples per group, at the parameters before the update."""
         with torch.enable_grad():
             loss = hessian_closure()
@@ -217,7 +217,7 @@ class Sophia(NamedOptimizer):
         return out
 
     @torch.no_grad()
-    def _refresh(self, due: dict, samples: dict[int, list[Tensor]]) -> None:
+    def _refresh(self, due: dict[int, tuple[list[Tensor], list[int]]], samples: dict[int, list[Tensor]]) -> None:
         """``h = beta2 h + (1 - beta2) h_sample`` for the parameters that stepped on a refresh step."""
         for group in self.param_groups:
             if id(group) not in samples:

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
 
 from optarena.optim.execution import REMAINDER, state_dtype_for
 from optarena.transforms.base import scalar_dtype
+
+
+def gradient_of(param: Tensor) -> Tensor:
+    """The gradient of a parameter the step visits (those without one are skipped before)."""
+    return cast(Tensor, param.grad)
 
 
 def refuse_complex(owner: str, param: Tensor) -> None:
@@ -52,7 +57,8 @@ def ensure_step(state: dict[str, Any]) -> Tensor:
     if "step" not in state:
         state["step"] = torch.tensor(0.0, dtype=scalar_dtype())
     state["step"] += 1
-    return state["step"]
+    step: Tensor = state["step"]
+    return step
 
 
 def add_to_rows(param: Tensor, state: dict[str, Any], group: dict[str, Any], rows: tuple[Tensor, ...], change: Tensor) -> None:
@@ -79,7 +85,7 @@ def dense_gradients(params: Sequence[Tensor]) -> Iterator[None]:
     saved = [p.grad for p in params]
     try:
         for p in params:
-            p.grad = p.grad.to_dense()
+            p.grad = gradient_of(p).to_dense()
         yield
     finally:
         for p, grad in zip(params, saved):

@@ -38,7 +38,7 @@ def _toolchain_problem(device_type: str) -> str | None:
         import torch._inductor  # noqa: F401
     except Exception as error:  # pragma: no cover - depends on the installation
         return f"torch.compile is not importable ({error})"
-    if not torch._dynamo.is_dynamo_supported():  # pragma: no cover - depends on Python version
+    if not torch._dynamo.is_dynamo_supported():  # type: ignore[attr-defined]  # public in torch, not re-exported in its stubs  # pragma: no cover - depends on Python version
         return "torch.compile does not support this Python version"
     if device_type == "cpu":
         compiler = os.environ.get("CXX") or next(
@@ -48,7 +48,7 @@ def _toolchain_problem(device_type: str) -> str | None:
             return "no C++ compiler was found (install g++ or clang++, or set CXX)"
     elif device_type == "cuda":
         try:
-            import triton  # noqa: F401
+            import triton  # type: ignore[import-not-found]  # noqa: F401  # only on CUDA installations
         except Exception:  # pragma: no cover - depends on the installation
             return "Triton is not installed"
     elif device_type not in ("cuda", "xpu"):
