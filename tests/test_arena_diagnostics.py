@@ -188,7 +188,7 @@ def test_the_report_draws_the_sharpness_against_its_threshold(tmp_path):
     with Store(db, readonly=True) as store:
         html = build_report(store)
     section = html.split("<h3>Diagnostics</h3>")[1]
-    assert "Sharpness and the edge of stability" in section and "sgd: stability threshold" in section
+    assert "Sharpness and the edge of stability" in section and "stability threshold (dashed)" in section
 
 
 def test_hostile_parameter_names_are_drawn_as_text():

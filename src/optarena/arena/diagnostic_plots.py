@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from optarena.arena.plots import _figure, _legend_right, plain_log_ticks, seed_band, styled, to_svg
 
@@ -40,8 +41,9 @@ def sharpness_figure(
     sharpness: dict[str, list[Curve]], thresholds: dict[str, tuple[list[Curve], str]], colours: dict[str, str]
 ) -> str:
     """Each optimizer's sharpness (mean over seeds, band from lowest to highest) and, dashed in its
-    colour, its stability threshold; ``thresholds[name] = (curves, label)``."""
-    figure, (axes,) = _figure(7.5, 3.6)
+    colour, its stability threshold; ``thresholds[name] = (curves, kind)``, the kind named once in
+    the legend."""
+    figure, (axes,) = _figure(8.5, 3.6)
     positive = True
     for name, runs in sharpness.items():
         runs = [(s, v) for s, v in runs if len(s)]
@@ -53,7 +55,10 @@ def sharpness_figure(
         axes.fill_between(x, low, high, color=colours[name], alpha=0.18, lw=0)
         if name in thresholds and thresholds[name][0]:
             tx, tmean, _, _ = seed_band(thresholds[name][0])
-            axes.plot(tx, tmean, color=colours[name], lw=1.1, ls="--", label=f"{name}: {thresholds[name][1]}")
+            axes.plot(tx, tmean, color=colours[name], lw=1.1, ls="--")
+    if thresholds:
+        kinds = sorted({label for _, label in thresholds.values()}, reverse=True)
+        axes.plot([], [], color="0.3", lw=1.1, ls="--", label=f"{' or '.join(kinds)} (dashed)")
     if positive:
         axes.set_yscale("log")
         plain_log_ticks(axes.yaxis)
@@ -86,9 +91,13 @@ def heat_map_figure(title: str, parameters: list[str], steps: np.ndarray, values
     axes.grid(False)
     axes.set_xlabel("step")
     axes.set_title(title, fontsize=10)
-    colorbar = figure.colorbar(mesh, ax=axes, pad=0.01)
-    if isinstance(norm, LogNorm):
-        plain_log_ticks(colorbar.ax.yaxis)
+    if isinstance(norm, LogNorm):  # 1-2-5 ticks (decades only over more than three), in plain text
+        subs = (1.0,) if math.log10(norm.vmax / norm.vmin) > 3 else (1.0, 2.0, 5.0)
+        colorbar = figure.colorbar(mesh, ax=axes, pad=0.01, ticks=LogLocator(subs=subs),
+                                   format=FuncFormatter(lambda value, _: f"{value:.2g}"))
+        colorbar.ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        figure.colorbar(mesh, ax=axes, pad=0.01)
     return to_svg(figure)
 
 

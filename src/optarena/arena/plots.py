@@ -60,11 +60,13 @@ def to_svg(figure: Figure) -> str:
     return text[text.index("<svg"):]
 
 
-def plain_log_ticks(axis) -> None:
+def plain_log_ticks(axis, minor_thresholds: tuple[float, float] = (2, 0.5)) -> None:
     """Label a log ``axis`` in plain text (``1e−02``, ``2e−01``): matplotlib's default labels are TeX,
-    which the report's style leaves unparsed (``text.parse_math`` is off for the user's names)."""
+    which the report's style leaves unparsed (``text.parse_math`` is off for the user's names).
+    Minor ticks are labelled as :class:`matplotlib.ticker.LogFormatter`'s ``minor_thresholds`` say
+    (decades spanned below which some, then all, are)."""
     axis.set_major_formatter(matplotlib.ticker.LogFormatter())
-    axis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    axis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=minor_thresholds))
 
 
 def _figure(width: float, height: float, columns: int = 1) -> tuple[Figure, list]:
