@@ -1,10 +1,11 @@
 """What recording optimizer signals costs: step time with signals off and on at every step.
 
 Each optimizer steps the benchmark's parameter set (optarena.bench.params; ``transformer`` is
-41.9M float32 parameters in 157 tensors) with fixed gradients, the fused path as
-``fused=None`` chooses it, in interleaved rounds: off, then on (``record_signals(1)``). The
-first steps (compilation of each graph variant) are left out. Prints the median ms per step of
-each and the ratio.
+41.9M float32 parameters in 157 tensors) with fixed gradients, on each backend named by
+``--backends`` (``eager``: ``fused=False``; ``compiled``: ``fused=True``; the same backend for
+both sides, never ``fused=None``, whose choice depends on what ran before), in interleaved
+rounds: off, then on (``record_signals(1)``). The first steps (compilation of each graph
+variant) are left out. Prints the median ms per step of each and the ratio.
 
 With ``--trial WORKLOAD`` it measures instead what the arena's recording costs a trial: the same
 trial (the optimizer's defaults, seed 1) run with diagnostics off, with signals (recorded at each
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--backends", default="eager,compiled", help="eager, compiled or both (comma-separated)")
     parser.add_argument("--trial", default=None, metavar="WORKLOAD",
                         help="measure the arena's recording on one trial of this workload instead")
     args = parser.parse_args()
@@ -80,22 +82,30 @@ def main() -> None:
     values = make_param_set(args.params)
     print(f"{args.params}: {values.preset.elements:,} parameters in {values.preset.tensors} tensors, "
           f"{torch.get_num_threads()} threads")
-    print(f"{'optimizer':<12}{'off ms':>10}{'on ms':>10}{'on/off':>9}")
+    backends = {"eager": False, "compiled": True}
+    chosen = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in chosen if b not in backends]
+    if unknown:
+        parser.error(f"unknown backend(s) {', '.join(unknown)}; choose from eager, compiled")
+    print(f"{'optimizer':<12}{'backend':<10}{'off ms':>10}{'on ms':>10}{'on/off':>9}")
     for name in [n.strip() for n in args.optimizers.split(",") if n.strip()]:
-        runs = {}
-        for recording in (False, True):
-            optimizer = optarena.create(name, values.fresh(), **bench_settings(name))
-            if recording:
-                optimizer.record_signals(1)
-            for _ in range(3):  # state, compilation
-                optimizer.step()
-            runs[recording] = optimizer
-        times: dict[bool, list[float]] = {False: [], True: []}
-        for _ in range(args.rounds):
-            for recording, optimizer in runs.items():
-                times[recording].append(timed(optimizer, args.steps))
-        off, on = statistics.median(times[False]), statistics.median(times[True])
-        print(f"{name:<12}{off:>10.2f}{on:>10.2f}{on / off:>9.3f}")
+        for backend in chosen:
+            runs = {}
+            for recording in (False, True):
+                settings = {**bench_settings(name), "fused": backends[backend]}
+                optimizer = optarena.create(name, values.fresh(), **settings)
+                if recording:
+                    optimizer.record_signals(1)
+                for _ in range(3):  # state, compilation
+                    optimizer.step()
+                runs[recording] = optimizer
+            times: dict[bool, list[float]] = {False: [], True: []}
+            for _ in range(args.rounds):
+                for recording, optimizer in runs.items():
+                    times[recording].append(timed(optimizer, args.steps))
+            off, on = statistics.median(times[False]), statistics.median(times[True])
+            print(f"{name:<12}{backend:<10}{off:>10.2f}{on:>10.2f}{on / off:>9.3f}", flush=True)
+            del runs
 
 
 if __name__ == "__main__":
