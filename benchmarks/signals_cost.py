@@ -4,8 +4,9 @@ Each optimizer steps the benchmark's parameter set (optarena.bench.params; ``tra
 41.9M float32 parameters in 157 tensors) with fixed gradients, on each backend named by
 ``--backends`` (``eager``: ``fused=False``; ``compiled``: ``fused=True``; the same backend for
 both sides, never ``fused=None``, whose choice depends on what ran before), in interleaved
-rounds: off, then on (``record_signals(1)``). The first steps (compilation of each graph
-variant) are left out. Prints the median ms per step of each and the ratio.
+rounds: off, then on (``record_signals(1)``), 20 rounds of 2 steps by default, finely
+interleaved so that other load on the machine falls on both sides alike. The first steps
+(compilation of each graph variant) are left out. Prints the median ms per step of each and the ratio.
 
 With ``--trial WORKLOAD`` it measures instead what the arena's recording costs a trial: the same
 trial (the optimizer's defaults, seed 1) run with diagnostics off, with signals (recorded at each
@@ -66,8 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="transformer")
     parser.add_argument("--optimizers", default="adamw,lamb,adafactor,ranger,radam,lars")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--backends", default="eager,compiled", help="eager, compiled or both (comma-separated)")
     parser.add_argument("--trial", default=None, metavar="WORKLOAD",

@@ -200,6 +200,13 @@ def test_hostile_parameter_names_are_drawn_as_text():
     assert svg.startswith("<svg") and "<script>" not in svg and "&lt;script&gt;" in svg
 
 
+def test_the_switches_must_be_booleans():
+    from optarena.arena.race import RaceConfig, make_plan
+
+    with pytest.raises(ValueError, match="sharpness must be True or False, got 'no'"):
+        make_plan(RaceConfig((TOY,), ("sgd",), sharpness="no"))
+
+
 def test_the_race_command_takes_the_switches_and_refuses_them_for_algoperf(tmp_path, capsys):
     argv = ["race", "--workload", TOY, "--optimizers", "sgd", "--trials", "1", "--seeds", "1", "--executor",
             "inline", "--db", str(tmp_path / "cli.sqlite")]

@@ -79,6 +79,9 @@ class RaceConfig:
             raise ValueError(f"unknown search {self.search!r}; allowed: {', '.join(STRATEGIES)}")
         if self.tune not in TUNE_CHOICES:
             raise ValueError(f"unknown tune setting {self.tune!r}; allowed: {', '.join(TUNE_CHOICES)}")
+        for switch in ("signals", "sharpness"):
+            if not isinstance(getattr(self, switch), bool):
+                raise ValueError(f"{switch} must be True or False, got {getattr(self, switch)!r}")
         for kind, names in (("workload", self.workloads), ("optimizer", self.optimizers)):
             if isinstance(names, str):
                 raise ValueError(f"{kind}s must be a sequence of names, got the string {names!r}")
