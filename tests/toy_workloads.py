@@ -34,10 +34,17 @@ class ToyRun:
         self.order = torch.Generator().manual_seed(seed + 10_000)
 
     def _loss(self, x, y):
-        out = self.model(x)
+        return self.loss_fn(self.model(x), y)
+
+    def loss_fn(self, out, y):
+        """The training loss of the model's outputs (with ``train_data``: what the sharpness needs)."""
         if self.workload.classes:
             return F.cross_entropy(out, y)
         return F.mse_loss(out[:, 0], y)
+
+    @property
+    def train_data(self):
+        return self.x, self.y
 
     def train_loss(self, step: int):
         if self.workload.delay:

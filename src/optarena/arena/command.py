@@ -63,6 +63,12 @@ def add_command(commands: Any) -> None:
     race.add_argument("--address", default=None,
                       help="with --executor ray: 'local' (default) starts Ray here; 'auto' or ray://host:port joins a cluster")
     race.add_argument("--data-dir", default=None, help="where workloads on real data read their files")
+    race.add_argument("--no-signals", dest="signals", action="store_false",
+                      help="do not record the optimizers' signals (trust ratios, rectification, bounds, ...) at "
+                      "each evaluation; they are recorded by default (docs/diagnostics.md)")
+    race.add_argument("--sharpness", action="store_true",
+                      help="also measure the sharpness (the Hessian's top eigenvalue on a fixed batch of 256 "
+                      "training examples) at each evaluation: a few Hessian-vector products each, off by default")
     from optarena.arena.algoperf_command import add_race_arguments
 
     add_race_arguments(race)
@@ -137,6 +143,10 @@ def run_race_command(args: argparse.Namespace) -> int:
     if getattr(args, "protocol", "tune-rerun") == "algoperf":
         from optarena.arena.algoperf_command import run_algoperf_command
 
+        if getattr(args, "sharpness", False) or not getattr(args, "signals", True):
+            return _error("race", "--sharpness and --no-signals are for --protocol tune-rerun: AlgoPerf trials "
+                          "record no diagnostics, their training time is the score", 2)
+
         return run_algoperf_command(args)
     for option in ("studies", "held_out", "held_out_seed"):
         if getattr(args, option, None) not in (None, False):
@@ -154,6 +164,8 @@ def run_race_command(args: argparse.Namespace) -> int:
         tune=args.tune,
         options=options,
         data_dir=args.data_dir,
+        signals=args.signals,
+        sharpness=args.sharpness,
     )
     if args.address is not None and args.executor != "ray":
         return _error("race", "--address is for the ray executor: add --executor ray", 2)

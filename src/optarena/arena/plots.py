@@ -60,6 +60,15 @@ def to_svg(figure: Figure) -> str:
     return text[text.index("<svg"):]
 
 
+def plain_log_ticks(axis, minor_thresholds: tuple[float, float] = (2, 0.5)) -> None:
+    """Label a log ``axis`` in plain text (``1e−02``, ``2e−01``): matplotlib's default labels are TeX,
+    which the report's style leaves unparsed (``text.parse_math`` is off for the user's names).
+    Minor ticks are labelled as :class:`matplotlib.ticker.LogFormatter`'s ``minor_thresholds`` say
+    (decades spanned below which some, then all, are)."""
+    axis.set_major_formatter(matplotlib.ticker.LogFormatter())
+    axis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=minor_thresholds))
+
+
 def _figure(width: float, height: float, columns: int = 1) -> tuple[Figure, list]:
     figure = Figure(figsize=(width, height), layout="constrained")
     return figure, list(figure.subplots(1, columns, squeeze=False)[0])
@@ -119,6 +128,7 @@ def curves_figure(
         left.plot(x, mean, color=colours[name], lw=1.6, label=name)
         left.fill_between(x, low, high, color=colours[name], alpha=0.18, lw=0)
     left.set_yscale("log")
+    plain_log_ticks(left.yaxis)
     left.set_xlabel("step")
     left.set_title("training loss" + (f" (moving average of {window} steps)" if window > 1 else ""), fontsize=10)
     for name, runs in metric.items():
@@ -151,6 +161,7 @@ def sensitivity_figure(
     if floor is not None and any(len(c.diverged_lr) for c in curves.values()):
         axes.plot([], [], color="0.3", marker="x", lw=0, label="diverged")
     axes.set_xscale("log")
+    plain_log_ticks(axes.xaxis)
     axes.set_xlabel("learning rate")
     axes.set_ylabel(f"final {metric_name}")
     _legend_right(figure, axes)

@@ -63,6 +63,10 @@ class RaceConfig:
     options: dict[str, Any] = field(default_factory=dict)
     """Options for every workload (``quick=True`` for the short budget)."""
     data_dir: str | None = None
+    signals: bool = True
+    """Record each optimizer's signals at every evaluation (docs/diagnostics.md)."""
+    sharpness: bool = False
+    """Measure the sharpness at every evaluation (workloads whose runs expose ``loss_fn`` and ``train_data``)."""
 
     def check(self) -> None:
         """A ValueError naming the first bad setting."""
@@ -75,6 +79,9 @@ class RaceConfig:
             raise ValueError(f"unknown search {self.search!r}; allowed: {', '.join(STRATEGIES)}")
         if self.tune not in TUNE_CHOICES:
             raise ValueError(f"unknown tune setting {self.tune!r}; allowed: {', '.join(TUNE_CHOICES)}")
+        for switch in ("signals", "sharpness"):
+            if not isinstance(getattr(self, switch), bool):
+                raise ValueError(f"{switch} must be True or False, got {getattr(self, switch)!r}")
         for kind, names in (("workload", self.workloads), ("optimizer", self.optimizers)):
             if isinstance(names, str):
                 raise ValueError(f"{kind}s must be a sequence of names, got the string {names!r}")
@@ -178,6 +185,8 @@ class Study:
             hyperparameters=hyperparameters,
             seed=seed,
             version=self.version,
+            signals=self.config.signals,
+            sharpness=self.config.sharpness,
         )
 
     @property
@@ -244,6 +253,14 @@ def make_plan(config: RaceConfig, version: str = __version__) -> Plan:
     planned: list[PlannedWorkload] = []
     for spec in config.workloads:
         workload = resolve_workload(spec, config.options, config.data_dir)
+        if config.sharpness and getattr(workload, "drawable", None) is False:
+            from optarena.arena.workloads import available_workloads
+
+            able = ", ".join(info.name for info in available_workloads() if info.drawable)
+            raise ValueError(
+                f"workload {spec!r} cannot measure sharpness (built-in workloads that can: {able}); race it "
+                "without --sharpness"
+            )
         workload_cfg = workload_config(workload, config.options, spec, config.data_dir)
         key = digest(workload_cfg)
         if any(p.key == key for p in planned):

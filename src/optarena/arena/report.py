@@ -16,6 +16,7 @@ from typing import Any
 
 from optarena import __version__
 from optarena.arena import plots
+from optarena.arena.report_diagnostics import diagnostics_section
 from optarena.arena.results import WorkloadResult, load_curves, load_results
 from optarena.arena.scoring import (
     PROFILE_TAU_MAX,
@@ -36,6 +37,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; ma
 h1 { font-size: 1.6rem; margin-bottom: .2rem; }
 h2 { font-size: 1.3rem; margin-top: 2.4rem; border-bottom: 2px solid #d8dde6; padding-bottom: .25rem; }
 h3 { font-size: 1.05rem; margin: 1.6rem 0 .4rem; }
+h4 { font-size: .95rem; margin: 1.2rem 0 .3rem; }
 p.meta, p.note { color: #4d566a; margin: .3rem 0; }
 p.note { font-size: .9rem; }
 table { border-collapse: collapse; margin: .6rem 0; font-size: .9rem; }
@@ -166,6 +168,7 @@ def _workload_section(store: Store, workload: WorkloadResult, index: int, colour
         "<p class='note'>The expected best final value if only k of the tuning trials had been run "
         "(exact under the trials' empirical distribution), with a 90% bootstrap band. Diverged trials count "
         "as the worst final value seen on this workload.</p>",
+        diagnostics_section(store, workload, [r.optimizer for r in rows], colours),
         "</section>",
     ]
     return "\n".join(parts)

@@ -9,6 +9,7 @@ when none is complete). Reports and leaderboards only ever read through this mod
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,3 +243,51 @@ def load_curves(store: Store, keys: list[str], name: str) -> dict[str, tuple[np.
             value = row["value"]
             curves[key][1].append(np.nan if value is None else _real(store, "metrics", key, "value", value))
     return {k: (np.asarray(s, dtype=float), np.asarray(v, dtype=float)) for k, (s, v) in curves.items()}
+
+
+@dataclass
+class TrialDiagnostics:
+    """A trial's diagnostics (:mod:`optarena.arena.trial_diagnostics`): ``(steps, values)`` per series."""
+
+    signals: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    """``{signal: {parameter: (steps, values)}}``, parameters in :func:`natural_order` of their names."""
+    series: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """``sharpness``, ``lr``, ``threshold`` (the names without their ``diagnostic:`` prefix)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.signals or self.series)
+
+
+def natural_order(name: str) -> list[tuple[int, Any]]:
+    """Sort key that compares the digits in a name as numbers (``layers.2`` before ``layers.10``)."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part]
+
+
+def load_diagnostics(store: Store, keys: list[str]) -> dict[str, TrialDiagnostics]:
+    """Per trial key, its stored signals and sharpness (empty for trials recorded without them)."""
+    from optarena.arena.trial_diagnostics import DIAGNOSTIC_PREFIX, parse_signal_metric
+
+    out = {}
+    for key in keys:
+        collected: dict[str, tuple[list[int], list[float]]] = {}
+        # ';' follows ':' in code order: each range is exactly the names with that prefix, read by the primary key
+        for row in store.rows(
+            "SELECT name, step, value FROM metrics WHERE trial = ? AND ((name >= 'signal:' AND name < 'signal;') OR "
+            "(name >= 'diagnostic:' AND name < 'diagnostic;')) ORDER BY name, step",
+            (key,),
+        ):
+            steps, values = collected.setdefault(_text(store, "metrics", key, "name", row["name"]), ([], []))
+            steps.append(_whole(store, "metrics", key, "step", row["step"]))
+            value = row["value"]
+            values.append(np.nan if value is None else _real(store, "metrics", key, "value", value))
+        diagnostics = TrialDiagnostics()
+        for name in sorted(collected, key=natural_order):
+            steps, values = collected[name]
+            curve = (np.asarray(steps, dtype=float), np.asarray(values, dtype=float))
+            parsed = parse_signal_metric(name)
+            if parsed is not None:
+                diagnostics.signals.setdefault(parsed[0], {})[parsed[1]] = curve
+            elif name.startswith(DIAGNOSTIC_PREFIX):
+                diagnostics.series[name[len(DIAGNOSTIC_PREFIX):]] = curve
+        out[key] = diagnostics
+    return out

@@ -9,7 +9,8 @@ marks the file as optarena's):
   hyperparameters, seed, optarena version), holding its summary (status, final and best
   value of the target metric, steps and seconds to the target, timing);
 - ``metrics``: the per-step values of a run (``train_loss`` at every step, the evaluated
-  metrics every ``eval_every`` steps);
+  metrics every ``eval_every`` steps, and at those steps the diagnostics named
+  ``signal:...`` and ``diagnostic:...``, :mod:`optarena.arena.trial_diagnostics`);
 - ``studies``: one optimizer's part of a race on one workload (search strategy, budget,
   seeds), keyed by a hash of those settings;
 - ``study_trials``: which trials a study used, as tuning trial ``number`` or as the rerun

@@ -24,6 +24,7 @@ import torch
 from optarena.arena.fingerprint import workload_fingerprint
 from optarena.arena.schedule_options import make_scheduler, split_schedule
 from optarena.arena.store import canonical_json
+from optarena.arena.trial_diagnostics import SharpnessProbe, SignalNames, measures_sharpness, records_signals, reserved
 from optarena.cli_types import torch_threads
 
 
@@ -87,9 +88,14 @@ class TrialSpec:
     version: str
     threads: int | None = None
     """torch intra-op threads for the run (None: leave the process's setting)."""
+    signals: bool = False
+    """Record the optimizer's signals at each evaluation (:mod:`optarena.arena.trial_diagnostics`)."""
+    sharpness: bool = False
+    """Measure the sharpness at each evaluation (a few Hessian-vector products each)."""
 
     @property
     def key(self) -> str:
+        """What the result depends on; not whether diagnostics were recorded (they change no result)."""
         return trial_key(self.workload_key, self.optimizer, self.hyperparameters, self.seed, self.version)
 
     def describe(self) -> str:
@@ -128,7 +134,8 @@ class TrialResult:
     finished_at: str
     metrics: list[tuple[str, int, float]] = field(default_factory=list)
     """``(name, step, value)``: ``train_loss`` at step t is measured after t updates, evaluated
-    metrics at step t after t updates."""
+    metrics at step t after t updates; the diagnostics of evaluation step t too
+    (:mod:`optarena.arena.trial_diagnostics`)."""
 
     def row(self, spec: TrialSpec) -> dict[str, Any]:
         """The ``trials`` row for this result."""
@@ -204,6 +211,15 @@ def _train(spec: TrialSpec) -> TrialResult:
     hyperparameters, schedule = split_schedule(spec.hyperparameters)
     optimizer = entry.build(trainable.model.parameters(), **hyperparameters)
     scheduler = make_scheduler(optimizer, schedule, steps)
+    names = SignalNames(trainable.model, optimizer) if spec.signals and records_signals(optimizer) else None
+    probe = None
+    if spec.sharpness:
+        if not measures_sharpness(trainable):
+            raise TrialFailed(
+                f"workload {workload.name!r}: sharpness needs runs that expose loss_fn(outputs, targets) and "
+                "train_data (inputs, targets), as the built-in classifiers do; race it without sharpness"
+            )
+        probe = SharpnessProbe(trainable, optimizer)
 
     metrics: list[tuple[str, int, float]] = []
     status, diverged_step = "finished", None
@@ -220,7 +236,13 @@ def _train(spec: TrialSpec) -> TrialResult:
             status, diverged_step = "diverged", step
             break
         loss.backward()
-        optimizer.step()
+        evaluating = (step + 1) % eval_every == 0 or step + 1 == steps
+        if names is not None and evaluating:
+            optimizer.record_signals(1)  # this step only: the signals of the step that ends at the evaluation
+            optimizer.step()
+            optimizer.record_signals(0)
+        else:
+            optimizer.step()
         if scheduler is not None:
             scheduler.step()
         train_seconds += time.perf_counter() - started
@@ -238,12 +260,24 @@ def _train(spec: TrialSpec) -> TrialResult:
                 f"workload {workload.name!r}: evaluate() returned {sorted(evaluated)} "
                 f"without its target metric {target.metric!r}"
             )
+        taken = [name for name in evaluated if reserved(name)]
+        if taken:
+            raise TrialFailed(
+                f"workload {workload.name!r}: evaluate() returned {sorted(taken)}; metric names starting with "
+                "'signal:' or 'diagnostic:' are kept for the arena's diagnostics, rename them"
+            )
         for name, number in sorted(evaluated.items()):
             metrics.append((name, done, float(number)))
+        if names is not None:
+            metrics.extend(names.rows(optimizer.signals, done))
         final = float(evaluated[target.metric])
         if not math.isfinite(final):
             status, diverged_step, final = "diverged", done, None
             break
+        if probe is not None:  # counted as evaluation time, never as training time
+            started = time.perf_counter()
+            metrics.extend(probe.rows(done))
+            eval_seconds += time.perf_counter() - started
         if best is None or target.better(final, best):
             best, best_step = final, done
         if steps_to_target is None and target.reached(final):

@@ -1,0 +1,155 @@
+"""What a trial records beside its metrics: the optimizer's signals and, on request, the sharpness.
+
+Both are measured at the trial's evaluation steps and stored as rows of the ``metrics`` table
+(no schema change: stores written before still open, and optarena versions that do not know
+these rows read past them):
+
+- ``signal:<signal>:<parameter>``: a per-tensor signal of the optimizer
+  (:meth:`optarena.optim.base.ChainOptimizer.record_signals`), recorded during the step that
+  ends at the evaluation step, the parameter named as in the model's ``named_parameters()``.
+  At most :data:`MAX_SIGNAL_TENSORS` parameters per signal: a model with more tensors has an
+  evenly spaced selection recorded (the first and the last included).
+- ``diagnostic:sharpness``: the top eigenvalue of the training loss's Hessian on a fixed batch
+  of :data:`SHARPNESS_SAMPLES` training examples (Lanczos, warm-started from the previous
+  measurement's eigenvector); ``diagnostic:lr``: the first param group's learning rate at that
+  step; ``diagnostic:threshold``: the optimizer's stability threshold on the sharpness where
+  one is defined (gradient descent and heavy-ball momentum: ``2/lr``, ``(2+2β)/lr``, ...).
+
+Names that start with :data:`RESERVED_PREFIXES` are kept for these rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+SIGNAL_PREFIX = "signal:"
+DIAGNOSTIC_PREFIX = "diagnostic:"
+RESERVED_PREFIXES = (SIGNAL_PREFIX, DIAGNOSTIC_PREFIX)
+SHARPNESS = DIAGNOSTIC_PREFIX + "sharpness"
+LEARNING_RATE = DIAGNOSTIC_PREFIX + "lr"
+THRESHOLD = DIAGNOSTIC_PREFIX + "threshold"
+
+MAX_SIGNAL_TENSORS = 64
+"""Parameters recorded per signal and evaluation, at most (each one row of the store)."""
+SHARPNESS_SAMPLES = 256
+"""Training examples in the fixed batch the sharpness is measured on."""
+SHARPNESS_TOL = 1e-3
+"""Lanczos stops when the top Ritz pair's residual is below this fraction of its value."""
+SHARPNESS_MAX_STEPS = 100
+SHARPNESS_BATCH_SEED = 0
+"""The batch is the same for every seed and optimizer: drawn by this seed, not the run's."""
+
+
+def signal_metric(signal: str, parameter: str) -> str:
+    """The metric name of ``signal`` for ``parameter``."""
+    return f"{SIGNAL_PREFIX}{signal}:{parameter}"
+
+
+def parse_signal_metric(name: str) -> tuple[str, str] | None:
+    """``(signal, parameter)`` of a signal's metric name, or None for any other name."""
+    if not name.startswith(SIGNAL_PREFIX):
+        return None
+    signal, colon, parameter = name[len(SIGNAL_PREFIX):].partition(":")
+    return (signal, parameter) if colon and signal else None
+
+
+def reserved(name: str) -> bool:
+    """Whether a metric name is kept for diagnostics (a workload may not evaluate one)."""
+    return name.startswith(RESERVED_PREFIXES)
+
+
+def records_signals(optimizer: Any) -> bool:
+    """Whether ``optimizer`` can record signals (optarena's optimizers and wrappers; not torch.optim's)."""
+    return callable(getattr(optimizer, "record_signals", None))
+
+
+def kept_positions(count: int, limit: int = MAX_SIGNAL_TENSORS) -> list[int]:
+    """Which of ``count`` parameters (in model order) are recorded: all, or ``limit`` evenly spaced."""
+    if count <= limit:
+        return list(range(count))
+    return sorted({int(i) for i in np.linspace(0, count - 1, limit).round()})
+
+
+class SignalNames:
+    """The optimizer's labels of parameters (its names, or positions ``param_groups[i]['params'][j]``)
+    mapped to the model's names, for the parameters that are recorded."""
+
+    def __init__(self, model: nn.Module, optimizer: Any, limit: int = MAX_SIGNAL_TENSORS):
+        named = list(model.named_parameters())
+        kept = {id(named[i][1]): named[i][0] for i in kept_positions(len(named), limit)}
+        self.labels: dict[str, str] = {}
+        for index, group in enumerate(optimizer.param_groups):
+            names = group.get("param_names")
+            for position, p in enumerate(group["params"]):
+                if id(p) in kept:
+                    label = names[position] if names else f"param_groups[{index}]['params'][{position}]"
+                    self.labels[label] = kept[id(p)]
+
+    def rows(self, signals: dict[str, dict[str, float]], step: int) -> list[tuple[str, int, float]]:
+        """The metric rows of one step's signals (parameters not recorded are left out)."""
+        out = []
+        for signal in sorted(signals):
+            for label, value in signals[signal].items():
+                name = self.labels.get(label)
+                if name is not None:
+                    out.append((signal_metric(signal, name), step, float(value)))
+        return out
+
+
+def sharpness_batch(trainable: Any, samples: int = SHARPNESS_SAMPLES) -> tuple[Any, Any]:
+    """A fixed batch of ``trainable.train_data``: ``samples`` examples drawn by a fixed seed."""
+    inputs, targets = trainable.train_data
+    count = len(targets)
+    if count <= samples:
+        return inputs, targets
+    chosen = torch.randperm(count, generator=torch.Generator().manual_seed(SHARPNESS_BATCH_SEED))[:samples]
+    chosen = chosen.sort().values.to(targets.device)
+    return inputs[chosen], targets[chosen]
+
+
+def measures_sharpness(trainable: Any) -> bool:
+    """Whether a run exposes what the sharpness needs: ``loss_fn`` and ``train_data``."""
+    return callable(getattr(trainable, "loss_fn", None)) and hasattr(trainable, "train_data")
+
+
+class SharpnessProbe:
+    """The sharpness of a run at its evaluation steps, warm-started from the last eigenvector."""
+
+    def __init__(self, trainable: Any, optimizer: Any):
+        self.model = trainable.model
+        self.loss_fn = trainable.loss_fn
+        self.batch = sharpness_batch(trainable)
+        self.optimizer = optimizer
+        self.start: torch.Tensor | None = None
+
+    def _threshold(self) -> float | None:
+        from optarena.diagnostics.preconditioned import rule_for, stability_threshold
+
+        try:
+            if rule_for(self.optimizer).diagonal is not None:
+                return None  # an adaptive optimizer's threshold bounds P^-1 H, not H
+            return float(stability_threshold(self.optimizer))
+        except (TypeError, ValueError):
+            return None
+
+    def rows(self, step: int) -> list[tuple[str, int, float]]:
+        from optarena.diagnostics.eigen import top_eigenpairs
+        from optarena.diagnostics.operator import HessianOperator
+
+        operator = HessianOperator(self.model, self.loss_fn, self.batch)
+        # warn=False: when max_steps ends the search, its estimate so far is stored
+        result = top_eigenpairs(operator, 1, tol=SHARPNESS_TOL, max_steps=SHARPNESS_MAX_STEPS, start=self.start,
+                                warn=False)
+        self.start = result.eigenvectors[0]
+        out = [(SHARPNESS, step, float(result.eigenvalues[0]))]
+        lr = self.optimizer.param_groups[0].get("lr")
+        if lr is not None:
+            out.append((LEARNING_RATE, step, float(lr)))
+        threshold = self._threshold()
+        if threshold is not None:
+            out.append((THRESHOLD, step, threshold))
+        return out
