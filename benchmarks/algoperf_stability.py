@@ -32,9 +32,13 @@ def main() -> None:
         print(f"\nby {measure}")
         for db, tables in runs.items():
             table = tables[measure]
-            print(f"  {db}: " + "; ".join(
-                f"{r.rank}. {r.optimizer} {r.score.value:.3f} [{r.score.low:.2f}, {r.score.high:.2f}]"
-                for r in table.rows))
+            print(
+                f"  {db}: "
+                + "; ".join(
+                    f"{r.rank}. {r.optimizer} {r.score.value:.3f} [{r.score.low:.2f}, {r.score.high:.2f}]"
+                    for r in table.rows
+                )
+            )
             for r in table.rows:
                 cells = ", ".join(f"{w} {t.value:.4g} ({r.reached[w]})" for w, t in r.times.items())
                 print(f"      {r.optimizer}: {cells}")

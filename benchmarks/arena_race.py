@@ -36,8 +36,22 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         db, html = Path(folder) / "runs.sqlite", Path(folder) / "report.html"
-        race = [sys.executable, "-m", "optarena", "race", "--workload", args.workload, "--optimizers",
-                args.optimizers, "--trials", args.trials, "--seeds", args.seeds, "--db", str(db)]
+        race = [
+            sys.executable,
+            "-m",
+            "optarena",
+            "race",
+            "--workload",
+            args.workload,
+            "--optimizers",
+            args.optimizers,
+            "--trials",
+            args.trials,
+            "--seeds",
+            args.seeds,
+            "--db",
+            str(db),
+        ]
         if args.workers:
             race += ["--workers", args.workers]
         if args.quick:
@@ -46,8 +60,11 @@ def main() -> None:
         subprocess.run(race, check=True, stdout=subprocess.DEVNULL)
         race_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "optarena", "report", "--db", str(db), "--out", str(html)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "optarena", "report", "--db", str(db), "--out", str(html)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         report_seconds = time.perf_counter() - start
 
         connection = sqlite3.connect(db)
@@ -61,16 +78,22 @@ def main() -> None:
         print(f"machine: {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.2f} at the end")
         print(f"trials: {trials} ({metrics} metric rows), {workers} workers x {threads} thread(s)")
         print(f"race wall time: {race_seconds:.1f} s")
-        print(f"  trials' own time: {train:.1f} s training + {evaluation:.1f} s evaluation "
-              f"= {(train + evaluation) / workers:.1f} s per worker")
+        print(
+            f"  trials' own time: {train:.1f} s training + {evaluation:.1f} s evaluation "
+            f"= {(train + evaluation) / workers:.1f} s per worker"
+        )
         overhead = race_seconds - (train + evaluation) / workers
         print(f"  everything else (startup, workloads, store): {overhead:.1f} s")
         per_trial = (train + evaluation) / trials
         fixed = overhead * workers / trials
         print(f"throughput: {trials / race_seconds * 60:.1f} trials per minute")
-        print(f"fixed cost per trial: {fixed:.3f} s against {per_trial:.3f} s of training and evaluation "
-              f"({fixed / per_trial:.1%} of a trial; target under 10%)")
-        print(f"report: {report_seconds:.1f} s, {html.stat().st_size / 1024:.0f} KiB; store {db.stat().st_size / 1024:.0f} KiB")
+        print(
+            f"fixed cost per trial: {fixed:.3f} s against {per_trial:.3f} s of training and evaluation "
+            f"({fixed / per_trial:.1%} of a trial; target under 10%)"
+        )
+        print(
+            f"report: {report_seconds:.1f} s, {html.stat().st_size / 1024:.0f} KiB; store {db.stat().st_size / 1024:.0f} KiB"
+        )
 
 
 if __name__ == "__main__":

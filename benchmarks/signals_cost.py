@@ -46,8 +46,18 @@ def trial_costs(workload: str, optimizers: list[str], rounds: int, threads: int 
     print(f"{'optimizer':<12}" + "".join(f"{mode + ' train':>18}{'eval':>8}" for mode in modes))
     for name in optimizers:
         specs = {
-            mode: TrialSpec(workload=workload, options={}, data_dir=None, workload_key="benchmark", optimizer=name,
-                            hyperparameters={}, seed=1, version="benchmark", threads=threads, **settings)
+            mode: TrialSpec(
+                workload=workload,
+                options={},
+                data_dir=None,
+                workload_key="benchmark",
+                optimizer=name,
+                hyperparameters={},
+                seed=1,
+                version="benchmark",
+                threads=threads,
+                **settings,
+            )
             for mode, settings in modes.items()
         }
         run_trial(specs["+sharpness"])  # warm-up: data, imports
@@ -71,8 +81,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--backends", default="eager,compiled", help="eager, compiled or both (comma-separated)")
-    parser.add_argument("--trial", default=None, metavar="WORKLOAD",
-                        help="measure the arena's recording on one trial of this workload instead")
+    parser.add_argument(
+        "--trial",
+        default=None,
+        metavar="WORKLOAD",
+        help="measure the arena's recording on one trial of this workload instead",
+    )
     args = parser.parse_args()
     if args.trial:
         names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
@@ -81,8 +95,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     values = make_param_set(args.params)
-    print(f"{args.params}: {values.preset.elements:,} parameters in {values.preset.tensors} tensors, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{args.params}: {values.preset.elements:,} parameters in {values.preset.tensors} tensors, "
+        f"{torch.get_num_threads()} threads"
+    )
     backends = {"eager": False, "compiled": True}
     chosen = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in chosen if b not in backends]

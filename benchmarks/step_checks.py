@@ -41,7 +41,10 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    groups = [{"params": [torch.randn(args.size, requires_grad=True) for _ in range(args.tensors)]} for _ in range(args.groups)]
+    groups = [
+        {"params": [torch.randn(args.size, requires_grad=True) for _ in range(args.tensors)]}
+        for _ in range(args.groups)
+    ]
     opt = optarena.Adam(groups, lr=1e-3, foreach=True)
     for group in opt.param_groups:
         for p in group["params"]:
@@ -62,7 +65,9 @@ def main() -> None:
     changed = per_call(after_a_scheduler, args.calls, args.repeats) - per_call(scheduler_only, args.calls, args.repeats)
     step = per_call(opt.step, args.calls // 4 or 1, args.repeats)
 
-    print(f"optarena {optarena.__version__}, torch {torch.__version__}; Adam, {args.groups} groups x {args.tensors} tensors x {args.size} elements")
+    print(
+        f"optarena {optarena.__version__}, torch {torch.__version__}; Adam, {args.groups} groups x {args.tensors} tensors x {args.size} elements"
+    )
     print(f"check, groups unchanged:     {unchanged * 1e6:8.2f} us per step ({unchanged / step:.1%} of a step)")
     print(f"check, lr changed in each:   {changed * 1e6:8.2f} us per step ({changed / step:.1%} of a step)")
     print(f"whole eager step:            {step * 1e6:8.2f} us")

@@ -38,10 +38,14 @@ def main() -> None:
     seconds = time.perf_counter() - start
     # Per optimizer: the trials, one held-out run and one run from the common start.
     runs = len(names) * (budget.trials + 2)
-    print(f"{function.name}: {len(names)} optimizers x {budget.trials} trials x {budget.steps} steps "
-          f"x {budget.starts} starts, one torch thread")
-    print(f"  tuning wall time: {seconds:.1f} s ({1e6 * seconds / (runs * budget.steps):.0f} us per step "
-          f"of all {budget.starts} starts)")
+    print(
+        f"{function.name}: {len(names)} optimizers x {budget.trials} trials x {budget.steps} steps "
+        f"x {budget.starts} starts, one torch thread"
+    )
+    print(
+        f"  tuning wall time: {seconds:.1f} s ({1e6 * seconds / (runs * budget.steps):.0f} us per step "
+        f"of all {budget.starts} starts)"
+    )
     for result in study.results:
         print(f"  {result.name:<10} {result.settings()}")
 
@@ -49,8 +53,10 @@ def main() -> None:
     sizes = [2.0**k for k in range(15)]
     start = time.perf_counter()
     batch_size_sweep(model, sizes, 0.01 * model.initial_loss)
-    print(f"NQM d={args.nqm_dim}: batch-size sweep over {len(sizes)} sizes x 3 methods in "
-          f"{time.perf_counter() - start:.1f} s")
+    print(
+        f"NQM d={args.nqm_dim}: batch-size sweep over {len(sizes)} sizes x 3 methods in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,11 @@ def contents(db: Path) -> dict[str, list[tuple]]:
     try:
         out = {}
         for table in TABLES:
-            columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")
-                       if row[1] not in TIMING_COLUMNS.get(table, ())]
+            columns = [
+                row[1]
+                for row in connection.execute(f"PRAGMA table_info({table})")
+                if row[1] not in TIMING_COLUMNS.get(table, ())
+            ]
             rows = connection.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
             out[table] = sorted(rows, key=repr)
         return out

@@ -73,15 +73,29 @@ class MuonLoop(ReferenceOptimizer):
     """Muon (Jordan et al. 2024; torch.optim.Muon's form of momentum, decay and lr adjustment)."""
 
     def update(self, p, g, state):
-        c = {"lr": 1e-3, "weight_decay": 0.1, "momentum": 0.95, "nesterov": True, "ns_coefficients": NS,
-             "eps": 1e-7, "ns_steps": 5, "adjust_lr_fn": None, "ns_dtype": "bfloat16", **self.config}
+        c = {
+            "lr": 1e-3,
+            "weight_decay": 0.1,
+            "momentum": 0.95,
+            "nesterov": True,
+            "ns_coefficients": NS,
+            "eps": 1e-7,
+            "ns_steps": 5,
+            "adjust_lr_fn": None,
+            "ns_dtype": "bfloat16",
+            **self.config,
+        }
         mu = c["momentum"]
         buf = state.setdefault("buf", torch.zeros_like(g))
         buf.mul_(mu).add_((1 - mu) * g)
         u = (1 - mu) * g + mu * buf if c["nesterov"] else buf
         o = newton_schulz(u, c["ns_steps"], c["ns_coefficients"], c["eps"], DTYPES[c["ns_dtype"]])
         rows, cols = g.shape
-        ratio = 0.2 * math.sqrt(max(rows, cols)) if c["adjust_lr_fn"] == "match_rms_adamw" else math.sqrt(max(1, rows / cols))
+        ratio = (
+            0.2 * math.sqrt(max(rows, cols))
+            if c["adjust_lr_fn"] == "match_rms_adamw"
+            else math.sqrt(max(1, rows / cols))
+        )
         p.mul_(1 - c["lr"] * c["weight_decay"])
         p.sub_(c["lr"] * ratio * o.reshape(p.shape))
 
@@ -96,8 +110,11 @@ def inverse_root(m, exponent, eps):
 
 def block_slices(rows, cols, size):
     """The (row slice, column slice) of each block, row by row."""
-    return [(slice(r, min(r + size, rows)), slice(c, min(c + size, cols)))
-            for r in range(0, rows, size) for c in range(0, cols, size)]
+    return [
+        (slice(r, min(r + size, rows)), slice(c, min(c + size, cols)))
+        for r in range(0, rows, size)
+        for c in range(0, cols, size)
+    ]
 
 
 class ShampooLoop(ReferenceOptimizer):
@@ -106,9 +123,21 @@ class ShampooLoop(ReferenceOptimizer):
     per block (Anil et al. 2020), then torch.optim.SGD's momentum and decoupled weight decay."""
 
     def update(self, p, g, state):
-        c = {"lr": 1e-2, "momentum": 0.0, "weight_decay": 0.0, "beta2": 1.0, "matrix_eps": 1e-6,
-             "precondition_frequency": 10, "start_preconditioning_step": 1, "max_preconditioner_dim": 1024,
-             "grafting": "adagrad", "grafting_eps": 1e-8, "grafting_beta2": 0.999, "matrix_dtype": "float64", **self.config}
+        c = {
+            "lr": 1e-2,
+            "momentum": 0.0,
+            "weight_decay": 0.0,
+            "beta2": 1.0,
+            "matrix_eps": 1e-6,
+            "precondition_frequency": 10,
+            "start_preconditioning_step": 1,
+            "max_preconditioner_dim": 1024,
+            "grafting": "adagrad",
+            "grafting_eps": 1e-8,
+            "grafting_beta2": 0.999,
+            "matrix_dtype": "float64",
+            **self.config,
+        }
         t = state["t"]
         rows, cols = g.shape
         if c["grafting"] == "adagrad":
@@ -166,16 +195,27 @@ class SoapLoop(ReferenceOptimizer):
     (lr * sqrt(1 - b2^s) / (1 - b1^s), s = t - 1) and unrotated sides; AdamW's decoupled decay."""
 
     def update(self, p, g, state):
-        c = {"lr": 3e-3, "betas": (0.95, 0.95), "shampoo_beta": None, "eps": 1e-8, "weight_decay": 0.01,
-             "precondition_frequency": 10, "max_preconditioner_dim": 10000, "precondition_1d": False,
-             "correct_bias": True, "matrix_dtype": "float32", **self.config}
+        c = {
+            "lr": 3e-3,
+            "betas": (0.95, 0.95),
+            "shampoo_beta": None,
+            "eps": 1e-8,
+            "weight_decay": 0.01,
+            "precondition_frequency": 10,
+            "max_preconditioner_dim": 10000,
+            "precondition_1d": False,
+            "correct_bias": True,
+            "matrix_dtype": "float32",
+            **self.config,
+        }
         b1, b2 = c["betas"]
         sb = b2 if c["shampoo_beta"] is None else c["shampoo_beta"]
         dtype = DTYPES[c["matrix_dtype"]]
         rows, cols = g.shape
         vector = rows == 1 or cols == 1
-        rotated_sides = [n > 1 and n <= c["max_preconditioner_dim"] and (not vector or c["precondition_1d"])
-                         for n in (rows, cols)]
+        rotated_sides = [
+            n > 1 and n <= c["max_preconditioner_dim"] and (not vector or c["precondition_1d"]) for n in (rows, cols)
+        ]
         grams = [g @ g.T, g.T @ g]
         decay = c["weight_decay"] * p
         if state["t"] == 1:
@@ -268,7 +308,10 @@ class MuonAdamWReference:
         params = list(params)
         shared = {"lr": config.get("lr", 1e-3), "weight_decay": config.get("weight_decay", 0.1)}
         adamw = {**shared, "betas": config.get("betas", (0.9, 0.95)), "eps": config.get("adamw_eps", 1e-8)}
-        muon = {"adjust_lr_fn": "match_rms_adamw", **{k: v for k, v in config.items() if k not in ("betas", "adamw_eps")}}
+        muon = {
+            "adjust_lr_fn": "match_rms_adamw",
+            **{k: v for k, v in config.items() if k not in ("betas", "adamw_eps")},
+        }
         self.parts = []
         matrices = [p for p in params if p.dim() >= 2]
         others = [p for p in params if p.dim() < 2]

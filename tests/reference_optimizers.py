@@ -20,8 +20,12 @@ import torch
 class LambReference(torch.optim.Optimizer):
     """LAMB, one tensor at a time: bias-corrected Adam plus decay, times ||theta|| / ||update||."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, layer_adaptation=True, maximize=False):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, layer_adaptation=layer_adaptation, maximize=maximize)
+    def __init__(
+        self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, layer_adaptation=True, maximize=False
+    ):
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, layer_adaptation=layer_adaptation, maximize=maximize
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()

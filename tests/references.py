@@ -99,7 +99,13 @@ class PackageRanger:
         self.params = list(params)
         self.use_gc, self.gc_conv_only, self.maximize = use_gc, gc_conv_only, maximize
         self.package = Ranger(
-            self.params, lr=lr, alpha=alpha, k=k, N_sma_threshhold=sma_threshold, betas=betas, eps=eps,
+            self.params,
+            lr=lr,
+            alpha=alpha,
+            k=k,
+            N_sma_threshhold=sma_threshold,
+            betas=betas,
+            eps=eps,
             weight_decay=weight_decay,
         )
 
@@ -156,7 +162,9 @@ class DefinitionRangerLARS:
             if p.grad is None:
                 continue
             g = -p.grad if self.maximize else p.grad
-            s = self.state.setdefault(p, {"t": 0, "m": torch.zeros_like(p), "v": torch.zeros_like(p), "slow": p.clone()})
+            s = self.state.setdefault(
+                p, {"t": 0, "m": torch.zeros_like(p), "v": torch.zeros_like(p), "slow": p.clone()}
+            )
             s["t"] += 1
             t = s["t"]
             s["m"] = b1 * s["m"] + (1 - b1) * g

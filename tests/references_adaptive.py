@@ -136,5 +136,3 @@ class CautiousAdamWDefinition:
             mask = (u * g > 0).to(u.dtype)
             u = u * mask * (x.numel() / max(float(mask.sum()), 1.0))
             x -= self.lr * (u + self.wd * x)
-
-

@@ -269,7 +269,9 @@ def half(mesh) -> dict[str, Any]:
                 for step in range(1, 7):
                     for i, p in enumerate(model.parameters()):
                         grad = synthetic_grad(p, step, i)
-                        p.grad = distribute_tensor(grad, p.device_mesh, p.placements) if isinstance(p, DTensor) else grad
+                        p.grad = (
+                            distribute_tensor(grad, p.device_mesh, p.placements) if isinstance(p, DTensor) else grad
+                        )
                     optimizer.step()
                 stored.append([full(p) for p in model.parameters()])
                 exact.append(exact_values(model, optimizer))
@@ -362,13 +364,19 @@ def checkpoint(names: list[str], mesh, folder: str) -> dict[str, Any]:
             optimizer = optarena.create(name, model.parameters(), **config)
             steps(model, optimizer, data[:3])
             path = os.path.join(folder, name)
-            dcp.save({"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}, checkpoint_id=path)
+            dcp.save(
+                {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)},
+                checkpoint_id=path,
+            )
             steps(model, optimizer, data[3:])
             uninterrupted = [full(p) for p in model.parameters()]
 
             resumed_model = shard(make_model(depth=1), "fsdp2", mesh)
             resumed = optarena.create(name, resumed_model.parameters(), **config)
-            state = {"model": get_model_state_dict(resumed_model), "optim": get_optimizer_state_dict(resumed_model, resumed)}
+            state = {
+                "model": get_model_state_dict(resumed_model),
+                "optim": get_optimizer_state_dict(resumed_model, resumed),
+            }
             dcp.load(state, checkpoint_id=path)
             set_model_state_dict(resumed_model, state["model"])
             set_optimizer_state_dict(resumed_model, resumed, state["optim"])

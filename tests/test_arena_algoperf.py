@@ -62,8 +62,10 @@ def test_an_algoperf_race_runs_studies_of_trials_on_their_own_seeds_against_the_
         assert outcome.ran == 12
         again = run_race(make_algoperf_plan(config, store), store, InlineExecutor(threads=1))
         assert again.ran == 0 and again.reused == 12
-        rows = store.rows("SELECT s.optimizer, s.search, s.search_seed, t.seed FROM studies s JOIN study_trials st "
-                          "ON st.study = s.id JOIN trials t ON t.key = st.trial WHERE s.search LIKE 'algoperf%'")
+        rows = store.rows(
+            "SELECT s.optimizer, s.search, s.search_seed, t.seed FROM studies s JOIN study_trials st "
+            "ON st.study = s.id JOIN trials t ON t.key = st.trial WHERE s.search LIKE 'algoperf%'"
+        )
         assert {(r["search_seed"], r["seed"]) for r in rows} == {(5, 5), (6, 6)}
         (result,) = load_algoperf(store)
     assert set(result.times) == {"sgd", "adam"} and all(len(v["steps"]) == 2 for v in result.times.values())
@@ -93,8 +95,10 @@ def _result(key, times, held_out_of=None):
 
 def test_the_score_integrates_the_profile_and_a_miss_counts_as_infinite():
     inf = math.inf
-    results = [_result("w1", {"a": [10, 10, 10], "b": [20, 20, 20], "c": [inf, inf, 10]}),
-               _result("w2", {"a": [50, 50, 50], "b": [25, 25, 25], "c": [inf, inf, inf]})]
+    results = [
+        _result("w1", {"a": [10, 10, 10], "b": [20, 20, 20], "c": [inf, inf, 10]}),
+        _result("w2", {"a": [50, 50, 50], "b": [25, 25, 25], "c": [inf, inf, inf]}),
+    ]
     table = score_table(results, "steps", resamples=50)
     scores = table.scores()
     # a: ratios 1 and 2 -> (3 + 2) / 6; b: 2 and 1 -> the same; c: never within 4x on either.
@@ -126,13 +130,48 @@ def test_the_command_prints_a_budget_estimate_and_with_budget_runs_nothing(targe
     db = tmp_path / "runs.sqlite"
     shutil.copy(targeted_store[0], db)
     before = contents(db)
-    status = main(["race", "--protocol", "algoperf", "--workload", TOY, "--optimizers", "sgd,adam", "--studies", "2",
-                   "--trials", "2", "--db", str(db), "--executor", "inline", "--budget"])
+    status = main(
+        [
+            "race",
+            "--protocol",
+            "algoperf",
+            "--workload",
+            TOY,
+            "--optimizers",
+            "sgd,adam",
+            "--studies",
+            "2",
+            "--trials",
+            "2",
+            "--db",
+            str(db),
+            "--executor",
+            "inline",
+            "--budget",
+        ]
+    )
     out = " ".join(capsys.readouterr().out.split())
     assert status == 0 and "Budget: 8 trials, 240 training steps in all" in out
     assert contents(db) == before
-    status = main(["race", "--protocol", "algoperf", "--workload", TOY, "--optimizers", "sgd,adam", "--studies", "1",
-                   "--trials", "1", "--db", str(db), "--executor", "inline"])
+    status = main(
+        [
+            "race",
+            "--protocol",
+            "algoperf",
+            "--workload",
+            TOY,
+            "--optimizers",
+            "sgd,adam",
+            "--studies",
+            "1",
+            "--trials",
+            "1",
+            "--db",
+            str(db),
+            "--executor",
+            "inline",
+        ]
+    )
     out = " ".join(capsys.readouterr().out.split())
     assert status == 0 and "AlgoPerf benchmark score by steps" in out and "by seconds" in out
     report = tmp_path / "report.html"
@@ -156,17 +195,38 @@ def test_a_held_out_variant_is_drawn_given_its_own_target_and_raced_beside_its_b
     pytest.importorskip("mnist1d")
     db = tmp_path / "runs.sqlite"
     with Store(db) as store:
-        set_targets(store, InlineExecutor(threads=1), ["mnist1d-mlp"], options={"quick": True, "steps": 40},
-                    trials=1, seeds=1, baselines=("adamw", "momentum"))
-    config = AlgoPerfConfig(("mnist1d-mlp",), ("sgd",), studies=1, trials=1, held_out=True, held_out_seed=3,
-                            options={"quick": True, "steps": 40})
+        set_targets(
+            store,
+            InlineExecutor(threads=1),
+            ["mnist1d-mlp"],
+            options={"quick": True, "steps": 40},
+            trials=1,
+            seeds=1,
+            baselines=("adamw", "momentum"),
+        )
+    config = AlgoPerfConfig(
+        ("mnist1d-mlp",),
+        ("sgd",),
+        studies=1,
+        trials=1,
+        held_out=True,
+        held_out_seed=3,
+        options={"quick": True, "steps": 40},
+    )
     from optarena.arena.algoperf import missing_variant_targets
 
     with Store(db) as store:
         ((spec, variant),) = missing_variant_targets(config, store)
         assert variant["data_seed"] != 42 and len(variant) == 4  # quick, steps, data seed, one architecture option
-        set_targets(store, InlineExecutor(threads=1), [spec], options=variant, trials=1, seeds=1,
-                    baselines=("adamw", "momentum"))
+        set_targets(
+            store,
+            InlineExecutor(threads=1),
+            [spec],
+            options=variant,
+            trials=1,
+            seeds=1,
+            baselines=("adamw", "momentum"),
+        )
         plan = make_algoperf_plan(config, store)
         assert [p.base is not None for p in plan.workloads] == [False, True]
         run_race(plan, store, InlineExecutor(threads=1))

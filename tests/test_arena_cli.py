@@ -12,8 +12,24 @@ TOY = "toy_workloads:classifier"
 
 
 def _race(db, *extra):
-    return main(["race", "--workload", TOY, "--optimizers", "sgd,adam", "--trials", "2", "--seeds", "1",
-                 "--db", str(db), "--executor", "inline", *extra])
+    return main(
+        [
+            "race",
+            "--workload",
+            TOY,
+            "--optimizers",
+            "sgd,adam",
+            "--trials",
+            "2",
+            "--seeds",
+            "1",
+            "--db",
+            str(db),
+            "--executor",
+            "inline",
+            *extra,
+        ]
+    )
 
 
 def test_race_prints_a_leaderboard_and_a_rerun_runs_nothing(tmp_path, capsys):
@@ -38,8 +54,10 @@ def test_report_writes_html_from_the_store(tmp_path, capsys):
 
 def test_quick_uses_the_short_budget_and_fewer_trials(tmp_path, capsys):
     db = tmp_path / "runs.sqlite"
-    assert main(["race", "--workload", TOY, "--optimizers", "adam", "--quick", "--db", str(db),
-                 "--executor", "inline"]) == 0
+    assert (
+        main(["race", "--workload", TOY, "--optimizers", "adam", "--quick", "--db", str(db), "--executor", "inline"])
+        == 0
+    )
     connection = sqlite3.connect(db)
     assert connection.execute("SELECT steps FROM workloads").fetchone() == (12,)
     assert connection.execute("SELECT trials, seeds FROM studies").fetchone() == (4, 2)
@@ -88,8 +106,23 @@ def test_a_store_of_another_schema_version_is_refused(tmp_path, capsys):
 
 def test_a_failing_trial_stops_the_race_with_a_clear_error(tmp_path, capsys):
     db = tmp_path / "runs.sqlite"
-    status = main(["race", "--workload", "toy_workloads:missing_metric", "--optimizers", "sgd", "--trials", "2",
-                   "--seeds", "1", "--db", str(db), "--executor", "inline"])
+    status = main(
+        [
+            "race",
+            "--workload",
+            "toy_workloads:missing_metric",
+            "--optimizers",
+            "sgd",
+            "--trials",
+            "2",
+            "--seeds",
+            "1",
+            "--db",
+            str(db),
+            "--executor",
+            "inline",
+        ]
+    )
     assert status == 1
     err = capsys.readouterr().err
     assert "without its target metric 'test_loss'" in err and "Traceback" not in err

@@ -25,8 +25,18 @@ OLD_STORE = Path(__file__).parent / "fixtures" / "store_0_1_0.sqlite"
 
 
 def _spec(optimizer, **settings):
-    return TrialSpec(workload=TOY, options={}, data_dir=None, workload_key="w", optimizer=optimizer,
-                     hyperparameters={}, seed=1, version="test", threads=1, **settings)
+    return TrialSpec(
+        workload=TOY,
+        options={},
+        data_dir=None,
+        workload_key="w",
+        optimizer=optimizer,
+        hyperparameters={},
+        seed=1,
+        version="test",
+        threads=1,
+        **settings,
+    )
 
 
 def _series(result, name):
@@ -110,8 +120,10 @@ def test_the_sharpness_is_the_hessians_top_eigenvalue_on_the_fixed_batch():
     class Run:
         model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
         loss_fn = staticmethod(nn.functional.cross_entropy)
-        train_data = (torch.randn(SHARPNESS_SAMPLES + 50, 3, dtype=torch.float64),
-                      torch.randint(0, 2, (SHARPNESS_SAMPLES + 50,)))
+        train_data = (
+            torch.randn(SHARPNESS_SAMPLES + 50, 3, dtype=torch.float64),
+            torch.randint(0, 2, (SHARPNESS_SAMPLES + 50,)),
+        )
 
     run = Run()
     probe = SharpnessProbe(run, torch.optim.SGD(run.model.parameters(), lr=0.1, momentum=0.9))
@@ -123,7 +135,7 @@ def test_the_sharpness_is_the_hessians_top_eigenvalue_on_the_fixed_batch():
     def loss(vector):
         pieces, at = {}, 0
         for name, p in params.items():
-            pieces[name] = vector[at:at + p.numel()].view_as(p)
+            pieces[name] = vector[at : at + p.numel()].view_as(p)
             at += p.numel()
         return run.loss_fn(torch.func.functional_call(run.model, pieces, (inputs,)), targets)
 
@@ -195,8 +207,9 @@ def test_hostile_parameter_names_are_drawn_as_text():
     from optarena.arena import diagnostic_plots
 
     name = "<script>alert(1)</script> $x^$"
-    svg = diagnostic_plots.heat_map_figure(f"{name}: trust ratio", [name, "b"], torch.arange(1.0, 4.0).numpy(),
-                                           torch.rand(2, 3).numpy())
+    svg = diagnostic_plots.heat_map_figure(
+        f"{name}: trust ratio", [name, "b"], torch.arange(1.0, 4.0).numpy(), torch.rand(2, 3).numpy()
+    )
     assert svg.startswith("<svg") and "<script>" not in svg and "&lt;script&gt;" in svg
 
 
@@ -208,14 +221,40 @@ def test_the_switches_must_be_booleans():
 
 
 def test_the_race_command_takes_the_switches_and_refuses_them_for_algoperf(tmp_path, capsys):
-    argv = ["race", "--workload", TOY, "--optimizers", "sgd", "--trials", "1", "--seeds", "1", "--executor",
-            "inline", "--db", str(tmp_path / "cli.sqlite")]
+    argv = [
+        "race",
+        "--workload",
+        TOY,
+        "--optimizers",
+        "sgd",
+        "--trials",
+        "1",
+        "--seeds",
+        "1",
+        "--executor",
+        "inline",
+        "--db",
+        str(tmp_path / "cli.sqlite"),
+    ]
     assert main([*argv, "--no-signals", "--sharpness"]) == 0, capsys.readouterr().err
     with sqlite3.connect(tmp_path / "cli.sqlite") as connection:
         assert connection.execute("SELECT COUNT(*) FROM metrics WHERE name = 'diagnostic:sharpness'").fetchone()[0]
     capsys.readouterr()
     assert main([*argv, "--protocol", "algoperf", "--sharpness"]) == 2
     assert "--sharpness and --no-signals are for --protocol tune-rerun" in capsys.readouterr().err
-    assert main(["race", "--workload", "sparse-bow", "--optimizers", "sgd", "--sharpness", "--db",
-                 str(tmp_path / "x.sqlite")]) == 2
+    assert (
+        main(
+            [
+                "race",
+                "--workload",
+                "sparse-bow",
+                "--optimizers",
+                "sgd",
+                "--sharpness",
+                "--db",
+                str(tmp_path / "x.sqlite"),
+            ]
+        )
+        == 2
+    )
     assert "cannot measure sharpness" in capsys.readouterr().err

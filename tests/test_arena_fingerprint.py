@@ -128,5 +128,7 @@ def test_a_store_written_before_fingerprints_is_read_and_its_built_in_trials_reu
     assert len(configs) == 2 and sum('"definition"' in c for c in configs) == 1
     with Store(db, readonly=True) as store:
         assert sorted(w.label for w in load_results(store)) == [
-            "rosenbrock (eval_every=10, steps=20)", "toy-regression (steps=10)", "toy-regression (steps=10)"
+            "rosenbrock (eval_every=10, steps=20)",
+            "toy-regression (steps=10)",
+            "toy-regression (steps=10)",
         ]

@@ -17,11 +17,35 @@ TESTS = Path(__file__).resolve().parent
 
 def test_a_race_on_a_local_ray_instance_matches_an_inline_race(tmp_path):
     on_ray = tmp_path / "ray.sqlite"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    command = [sys.executable, "-m", "optarena", "race", "--workload", "toy_workloads:classifier",
-               "--optimizers", "sgd,adam", "--trials", "2", "--seeds", "1", "--db", str(on_ray),
-               "--executor", "ray", "--address", "local", "--workers", "2", "--threads", "1"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "optarena",
+        "race",
+        "--workload",
+        "toy_workloads:classifier",
+        "--optimizers",
+        "sgd,adam",
+        "--trials",
+        "2",
+        "--seeds",
+        "1",
+        "--db",
+        str(on_ray),
+        "--executor",
+        "ray",
+        "--address",
+        "local",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+    ]
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 ray workers x 1 thread" in " ".join(done.stdout.split())
@@ -45,11 +69,37 @@ def test_an_algoperf_race_on_a_local_ray_instance_matches_an_inline_one(tmp_path
     on_ray, inline = tmp_path / "ray.sqlite", tmp_path / "inline.sqlite"
     on_ray.write_bytes(base.read_bytes())
     inline.write_bytes(base.read_bytes())
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    command = [sys.executable, "-m", "optarena", "race", "--protocol", "algoperf", "--workload",
-               "toy_workloads:classifier", "--optimizers", "sgd,adam", "--studies", "2", "--trials", "2",
-               "--db", str(on_ray), "--executor", "ray", "--address", "local", "--workers", "2", "--threads", "1"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "optarena",
+        "race",
+        "--protocol",
+        "algoperf",
+        "--workload",
+        "toy_workloads:classifier",
+        "--optimizers",
+        "sgd,adam",
+        "--studies",
+        "2",
+        "--trials",
+        "2",
+        "--db",
+        str(on_ray),
+        "--executor",
+        "ray",
+        "--address",
+        "local",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+    ]
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "8 trials run, 0 reused" in " ".join(done.stdout.split())

@@ -16,8 +16,14 @@ from arena_helpers import race
 from optarena.arena.report import write_report
 
 BROWSER_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
 ]
 
 
@@ -25,8 +31,13 @@ BROWSER_FLAGS = [
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     db = folder / "runs.sqlite"
-    race(db, workloads=("toy_workloads:classifier", "toy_workloads:regression"), optimizers=("sgd", "adam", "momentum"),
-         trials=4, seeds=2)
+    race(
+        db,
+        workloads=("toy_workloads:classifier", "toy_workloads:regression"),
+        optimizers=("sgd", "adam", "momentum"),
+        trials=4,
+        seeds=2,
+    )
     return db, write_report(db, folder / "report.html")
 
 
@@ -75,8 +86,13 @@ def test_the_report_is_one_self_contained_file(report):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
     assert "url(http" not in html and "@import" not in html
     assert html.count("<svg") == 2 * 3 + 1  # per workload: curves, lr sensitivity, expected best; one profile
-    for heading in ("Leaderboard", "Training curves", "Learning-rate sensitivity", "Expected best after k trials",
-                    "Performance profile"):
+    for heading in (
+        "Leaderboard",
+        "Training curves",
+        "Learning-rate sensitivity",
+        "Expected best after k trials",
+        "Performance profile",
+    ):
         assert heading in html
 
 
@@ -103,8 +119,9 @@ def test_a_headless_browser_renders_the_report_with_the_stored_numbers(report, t
     browser = _browser()
     db, path = report
     common = [browser, *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([*common, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120,
-                         check=True).stdout
+    dom = subprocess.run(
+        [*common, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     parser = _Cells()
     parser.feed(dom)
     for (workload, optimizer), mean in _expected_from_store(db).items():
@@ -112,8 +129,12 @@ def test_a_headless_browser_renders_the_report_with_the_stored_numbers(report, t
     assert dom.count("<svg") == 7
 
     png = tmp_path / "report.png"
-    subprocess.run([*common, "--window-size=1100,1800", f"--screenshot={png}", path.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [*common, "--window-size=1100,1800", f"--screenshot={png}", path.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     from matplotlib.image import imread
 
     pixels = (imread(png)[:, :, :3] * 255).astype(int)

@@ -18,8 +18,21 @@ TOTAL = 2 * (4 + 2)
 
 
 def _command(db: Path) -> list[str]:
-    return [sys.executable, "-m", "optarena", "race", *RACE, "--db", str(db), "--executor", "local",
-            "--workers", "2", "--threads", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "optarena",
+        "race",
+        *RACE,
+        "--db",
+        str(db),
+        "--executor",
+        "local",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+    ]
 
 
 def _env() -> dict[str, str]:
@@ -60,8 +73,9 @@ def _alive(pid: int) -> bool:
 
 def test_sigkill_mid_race_then_resume_equals_an_uninterrupted_race(tmp_path):
     killed = tmp_path / "killed.sqlite"
-    process = subprocess.Popen(_command(killed), env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        _command(killed), env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     while _stored(killed) < 3:
         assert process.poll() is None, process.stderr.read().decode()

@@ -23,9 +23,19 @@ from optarena.arena.workload import Target
 
 def _trial(phase, number, final, steps=None, lr=0.01, status="finished"):
     return TrialRecord(
-        key=f"{phase}{number}{final}", optimizer="x", hyperparameters={"lr": lr}, seed=number, status=status,
-        final_metric=final, best_metric=final, steps_to_target=steps, seconds_to_target=None if steps is None else steps / 100,
-        train_seconds=1.0, steps_done=10, phase=phase, number=number,
+        key=f"{phase}{number}{final}",
+        optimizer="x",
+        hyperparameters={"lr": lr},
+        seed=number,
+        status=status,
+        final_metric=final,
+        best_metric=final,
+        steps_to_target=steps,
+        seconds_to_target=None if steps is None else steps / 100,
+        train_seconds=1.0,
+        steps_done=10,
+        phase=phase,
+        number=number,
     )
 
 
@@ -69,11 +79,20 @@ def test_diverged_trials_count_as_the_floor():
 
 
 def test_performance_profile_ratios_rho_and_score():
-    w1 = _workload("w1", "max", [_study("a", reruns=[_trial("rerun", 1, 0.9, 10)]),
-                                 _study("b", reruns=[_trial("rerun", 1, 0.9, 20)])])
-    w2 = _workload("w2", "max", [_study("a", reruns=[_trial("rerun", 1, 0.9, 40)]),
-                                 _study("b", reruns=[_trial("rerun", 1, 0.9, 10)]),
-                                 _study("c", reruns=[_trial("rerun", 1, 0.1, None)])])
+    w1 = _workload(
+        "w1",
+        "max",
+        [_study("a", reruns=[_trial("rerun", 1, 0.9, 10)]), _study("b", reruns=[_trial("rerun", 1, 0.9, 20)])],
+    )
+    w2 = _workload(
+        "w2",
+        "max",
+        [
+            _study("a", reruns=[_trial("rerun", 1, 0.9, 40)]),
+            _study("b", reruns=[_trial("rerun", 1, 0.9, 10)]),
+            _study("c", reruns=[_trial("rerun", 1, 0.1, None)]),
+        ],
+    )
     profile = performance_profile([w1, w2])
     assert profile.ratios == {"a": [1.0, 4.0], "b": [2.0, 1.0], "c": [math.inf, math.inf]}
     assert list(profile.rho("a", np.array([1.0, 3.9, 4.0]))) == [0.5, 0.5, 1.0]
@@ -85,7 +104,9 @@ def test_performance_profile_ratios_rho_and_score():
 
 def test_median_cost_is_infinite_when_most_seeds_miss_the_target():
     assert median_cost([_trial("rerun", 1, 0, 10), _trial("rerun", 2, 0, 30), _trial("rerun", 3, 0, None)]) == 30
-    assert median_cost([_trial("rerun", 1, 0, 10), _trial("rerun", 2, 0, None), _trial("rerun", 3, 0, None)]) == math.inf
+    assert (
+        median_cost([_trial("rerun", 1, 0, 10), _trial("rerun", 2, 0, None), _trial("rerun", 3, 0, None)]) == math.inf
+    )
     assert median_cost([_trial("rerun", 1, 0, 10)], "seconds") == pytest.approx(0.1)
 
 
@@ -94,8 +115,10 @@ def test_leaderboard_ranks_by_the_target_direction_and_puts_divergence_last(mode
     studies = [
         _study("a", reruns=[_trial("rerun", 1, 0.2), _trial("rerun", 2, 0.4)]),
         _study("b", reruns=[_trial("rerun", 1, 0.7), _trial("rerun", 2, 0.5)]),
-        _study("c", reruns=[_trial("rerun", 1, 0.1 if mode == "min" else 0.99),
-                            _trial("rerun", 2, None, status="diverged")]),
+        _study(
+            "c",
+            reruns=[_trial("rerun", 1, 0.1 if mode == "min" else 0.99), _trial("rerun", 2, None, status="diverged")],
+        ),
         _study("d", tuning=[_trial("tune", 0, None, status="diverged")]),
     ]
     rows = leaderboard(_workload("w", mode, studies))
@@ -106,8 +129,14 @@ def test_leaderboard_ranks_by_the_target_direction_and_puts_divergence_last(mode
 
 
 def test_lr_sensitivity_sorts_by_learning_rate_and_separates_divergence():
-    study = _study("a", tuning=[_trial("tune", 0, 0.5, lr=0.1), _trial("tune", 1, 0.7, lr=0.001),
-                                _trial("tune", 2, None, lr=1.0, status="diverged")])
+    study = _study(
+        "a",
+        tuning=[
+            _trial("tune", 0, 0.5, lr=0.1),
+            _trial("tune", 1, 0.7, lr=0.001),
+            _trial("tune", 2, None, lr=1.0, status="diverged"),
+        ],
+    )
     curve = lr_sensitivity(study)
     assert list(curve.lr) == [0.001, 0.1] and list(curve.value) == [0.7, 0.5]
     assert list(curve.diverged_lr) == [1.0]

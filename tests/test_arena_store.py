@@ -11,11 +11,26 @@ from optarena.arena.store import SCHEMA_VERSION, Store, StoreError
 
 def _trial_row(key="k1", **overrides):
     row = {
-        "key": key, "workload_key": "w", "optimizer": "adam", "hyperparameters": '{"lr":0.01}', "seed": 0,
-        "optarena_version": "0", "status": "finished", "steps_done": 3, "diverged_step": None,
-        "final_metric": 0.5, "best_metric": 0.4, "best_step": 2, "final_train_loss": 0.6,
-        "steps_to_target": None, "seconds_to_target": None, "train_seconds": 0.1, "eval_seconds": 0.01,
-        "threads": 1, "host": "here", "finished_at": "now",
+        "key": key,
+        "workload_key": "w",
+        "optimizer": "adam",
+        "hyperparameters": '{"lr":0.01}',
+        "seed": 0,
+        "optarena_version": "0",
+        "status": "finished",
+        "steps_done": 3,
+        "diverged_step": None,
+        "final_metric": 0.5,
+        "best_metric": 0.4,
+        "best_step": 2,
+        "final_train_loss": 0.6,
+        "steps_to_target": None,
+        "seconds_to_target": None,
+        "train_seconds": 0.1,
+        "eval_seconds": 0.01,
+        "threads": 1,
+        "host": "here",
+        "finished_at": "now",
     }
     row.update(overrides)
     return row
@@ -23,11 +38,34 @@ def _trial_row(key="k1", **overrides):
 
 def _store_with_study(path):
     store = Store(path)
-    store.add_workload({"key": "w", "name": "toy", "spec": "toy:w", "description": "", "config": "{}",
-                        "target_metric": "test_loss", "target_value": 0.1, "target_mode": "min",
-                        "steps": 3, "eval_every": 1})
-    store.add_study({"id": "s", "workload_key": "w", "optimizer": "adam", "search": "quasi-random", "tune": '["lr"]',
-                     "trials": 1, "seeds": 1, "search_seed": 0, "optarena_version": "0", "created_at": "now"})
+    store.add_workload(
+        {
+            "key": "w",
+            "name": "toy",
+            "spec": "toy:w",
+            "description": "",
+            "config": "{}",
+            "target_metric": "test_loss",
+            "target_value": 0.1,
+            "target_mode": "min",
+            "steps": 3,
+            "eval_every": 1,
+        }
+    )
+    store.add_study(
+        {
+            "id": "s",
+            "workload_key": "w",
+            "optimizer": "adam",
+            "search": "quasi-random",
+            "tune": '["lr"]',
+            "trials": 1,
+            "seeds": 1,
+            "search_seed": 0,
+            "optarena_version": "0",
+            "created_at": "now",
+        }
+    )
     return store
 
 

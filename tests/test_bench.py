@@ -144,7 +144,7 @@ def test_interleaved_rounds_rotate_and_survive_a_failing_contender():
     assert [len(c.samples) for c in contenders] == [4, 4, 4, 0]
     assert contenders[3].error == "ValueError: no such thing"
     timed = calls[6:]  # after 2 warm-up steps each
-    assert timed == list("abc" "bca" "cab" "abc")
+    assert timed == list("abcbcacababc")
     assert all(c.median_ms >= 0 for c in contenders[:3])
 
 
@@ -295,9 +295,29 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monk
 def test_command_writes_files_and_page(tmp_path, capsys):
     out = tmp_path / "speed"
     page = tmp_path / "performance.md"
-    argv = ["bench", "--optimizers", "sgd", "--params", "small", "--backends", "eager", "--no-peers",
-            "--no-compile-timing", "--steps", "2", "--warmup", "1", "--threads", "1",
-            "--bandwidth-elements", "100000", "--out", str(out), "--markdown", str(page)]
+    argv = [
+        "bench",
+        "--optimizers",
+        "sgd",
+        "--params",
+        "small",
+        "--backends",
+        "eager",
+        "--no-peers",
+        "--no-compile-timing",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--bandwidth-elements",
+        "100000",
+        "--out",
+        str(out),
+        "--markdown",
+        str(page),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "Step time" in printed and "sgd" in printed
@@ -320,7 +340,12 @@ def test_a_result_missing_fields_is_refused_by_name(result, tmp_path):
 
 @pytest.mark.parametrize(
     "field, value, named",
-    [("steps", 0, "steps"), ("warmup", 2.5, "warmup"), ("threads", 0, "threads"), ("bandwidth_elements", -1, "bandwidth_elements")],
+    [
+        ("steps", 0, "steps"),
+        ("warmup", 2.5, "warmup"),
+        ("threads", 0, "threads"),
+        ("bandwidth_elements", -1, "bandwidth_elements"),
+    ],
     ids=["steps", "warmup", "threads", "bandwidth"],
 )
 def test_config_rejects_counts_below_one_naming_the_field(field, value, named):

@@ -24,9 +24,13 @@ def test_every_claim_states_its_test_and_every_verdict_s_rule_in_advance():
 
 def _fake(values_by_study):
     """Stand-in for ``runs``: each study's runs from ``{label: [(setting, seed, final, steps_to_target)]}``."""
+
     def runs(store, study):
-        return [Run(setting, seed, "finished", final, final, steps, ((100, final),))
-                for setting, seed, final, steps in values_by_study[study.label]]
+        return [
+            Run(setting, seed, "finished", final, final, steps, ((100, final),))
+            for setting, seed, final, steps in values_by_study[study.label]
+        ]
+
     return runs
 
 
@@ -38,15 +42,24 @@ def test_the_radam_verdict_follows_its_stated_rule(monkeypatch):
     def arm(values):
         return [({"lr": lr}, 1, v, None) for lr, v in zip(lrs, values)]
 
-    monkeypatch.setattr(studies, "runs", _fake({"Adam": arm([1.0, 0.5, 0.1]), "Adam + warm-up": arm([1.0, 1.0, 0.1]),
-                                                "RAdam": arm([1.0, 1.0, 0.95])}))
+    monkeypatch.setattr(
+        studies,
+        "runs",
+        _fake({"Adam": arm([1.0, 0.5, 0.1]), "Adam + warm-up": arm([1.0, 1.0, 0.1]), "RAdam": arm([1.0, 1.0, 0.95])}),
+    )
     verdict = claim.judge(None, grid)
     assert verdict.verdict == "holds" and verdict.numbers["width"] == {"Adam": 1, "Adam + warm-up": 2, "RAdam": 3}
-    monkeypatch.setattr(studies, "runs", _fake({"Adam": arm([1.0, 1.0, 0.1]), "Adam + warm-up": arm([1.0, 1.0, 0.1]),
-                                                "RAdam": arm([1.0, 0.2, 0.1])}))
+    monkeypatch.setattr(
+        studies,
+        "runs",
+        _fake({"Adam": arm([1.0, 1.0, 0.1]), "Adam + warm-up": arm([1.0, 1.0, 0.1]), "RAdam": arm([1.0, 0.2, 0.1])}),
+    )
     assert claim.judge(None, grid).verdict == "does not hold at this scale"
-    monkeypatch.setattr(studies, "runs", _fake({"Adam": arm([1.0, 1.0, 0.1]), "Adam + warm-up": arm([1.0, 1.0, 0.1]),
-                                                "RAdam": arm([1.0, 1.0, 0.1])}))
+    monkeypatch.setattr(
+        studies,
+        "runs",
+        _fake({"Adam": arm([1.0, 1.0, 0.1]), "Adam + warm-up": arm([1.0, 1.0, 0.1]), "RAdam": arm([1.0, 1.0, 0.1])}),
+    )
     assert claim.judge(None, grid).verdict == "inconclusive"
 
 
@@ -57,8 +70,14 @@ def test_the_lamb_verdict_compares_speed_ups_and_is_inconclusive_when_lamb_misse
     def fake(steps):
         return {s.label: [(setting, 1, 0.9, steps[s.label]) for setting in s.grid] for s in grid}
 
-    base = {"momentum b1024": 400, "momentum b4096": 200, "Adam b1024": 400, "Adam b4096": 200,
-            "LARS b1024": 400, "LARS b4096": 150}
+    base = {
+        "momentum b1024": 400,
+        "momentum b4096": 200,
+        "Adam b1024": 400,
+        "Adam b4096": 200,
+        "LARS b1024": 400,
+        "LARS b4096": 150,
+    }
     monkeypatch.setattr(studies, "runs", _fake(fake({**base, "LAMB b1024": 400, "LAMB b4096": 100})))
     verdict = claim.judge(None, grid)
     assert verdict.verdict == "holds" and verdict.numbers["speedup"]["LAMB"] == 4.0

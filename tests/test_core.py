@@ -189,8 +189,11 @@ def test_group_preparation_runs_once_per_group_and_step_before_the_buckets():
         def apply(self, ops, updates, k):
             return updates
 
-    params = [torch.zeros(3, dtype=torch.float64, requires_grad=True), torch.zeros(2, dtype=torch.float32, requires_grad=True),
-              torch.zeros(4, dtype=torch.float64, requires_grad=True)]
+    params = [
+        torch.zeros(3, dtype=torch.float64, requires_grad=True),
+        torch.zeros(2, dtype=torch.float32, requires_grad=True),
+        torch.zeros(4, dtype=torch.float64, requires_grad=True),
+    ]
     opt = optarena.Chain(params, [Counting(), ScaleByLearningRate()], foreach=False, nonfinite="skip", lr=0.1)
     for p in params:
         p.grad = torch.ones_like(p)

@@ -142,8 +142,7 @@ def test_a_result_with_bad_values_lists_each_problem(module):
         get_workload(f"{name}:make")
     message = str(caught.value)
     assert (
-        "target must be an optarena.arena.Target" in message
-        and "steps must be a whole number >= 1, got 0" in message
+        "target must be an optarena.arena.Target" in message and "steps must be a whole number >= 1, got 0" in message
     )
 
 

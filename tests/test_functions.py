@@ -60,7 +60,9 @@ def test_closed_form_gradient_matches_autograd(f):
 @pytest.mark.parametrize("f", VARIANTS, ids=IDS)
 def test_minima_have_the_minimum_value_and_zero_gradient(f):
     minima = f.minima_tensor()
-    torch.testing.assert_close(f(minima), torch.full((len(f.minima),), f.min_value, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        f(minima), torch.full((len(f.minima),), f.min_value, dtype=torch.float64), atol=1e-12, rtol=0
+    )
     torch.testing.assert_close(f.grad(minima), torch.zeros_like(minima), atol=1e-9, rtol=0)
     # A local minimum: every small step goes up.
     generator = torch.Generator().manual_seed(2)

@@ -13,8 +13,20 @@ QUICK = ["--steps", "40", "--trials", "3", "--starts", "4"]
 
 def test_trajectories_prints_the_tuned_table_and_writes_the_pictures(tmp_path, capsys):
     out, gif = tmp_path / "quadratic.png", tmp_path / "quadratic.gif"
-    argv = ["trajectories", "--function", "quadratic", "--optimizers", "sgd,Adam", "--out", str(out),
-            "--animate", str(gif), "--frames", "4", *QUICK]
+    argv = [
+        "trajectories",
+        "--function",
+        "quadratic",
+        "--optimizers",
+        "sgd,Adam",
+        "--out",
+        str(out),
+        "--animate",
+        str(gif),
+        "--frames",
+        "4",
+        *QUICK,
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "sgd" in printed and "adam" in printed and "lr=" in printed
@@ -24,8 +36,21 @@ def test_trajectories_prints_the_tuned_table_and_writes_the_pictures(tmp_path, c
 
 def test_trajectories_with_gradient_noise(tmp_path, capsys):
     out = tmp_path / "noisy.png"
-    argv = ["trajectories", "--function", "saddle", "--optimizers", "momentum", "--noise", "0.1", "--seeds", "2",
-            "--no-surface", "--out", str(out), *QUICK]
+    argv = [
+        "trajectories",
+        "--function",
+        "saddle",
+        "--optimizers",
+        "momentum",
+        "--noise",
+        "0.1",
+        "--seeds",
+        "2",
+        "--no-surface",
+        "--out",
+        str(out),
+        *QUICK,
+    ]
     assert main(argv) == 0
     assert "gradient noise 0.1" in capsys.readouterr().out
     assert out.exists()

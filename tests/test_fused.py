@@ -296,9 +296,7 @@ def test_compile_failure_falls_back_with_the_same_numbers(monkeypatch):
             opt.step()
             eager.step()
     assert relative_error(params, twins) == 0.0
-    assert all(
-        torch.equal(opt.state[p]["step"], eager.state[q]["step"]) for p, q in zip(params, twins) if opt.state[p]
-    )
+    assert all(torch.equal(opt.state[p]["step"], eager.state[q]["step"]) for p, q in zip(params, twins) if opt.state[p])
 
 
 def test_auto_policy_compiles_only_large_groups_and_only_once_it_pays(monkeypatch):
@@ -325,8 +323,14 @@ def test_auto_policy_compiles_only_large_groups_and_only_once_it_pays(monkeypatc
 
 def test_torch_kernels_step_sgd_adam_adamw_and_adagrad_without_compiling(monkeypatch):
     monkeypatch.setattr(compiled, "_compiled", {})
-    for name, kernel in [("sgd", "_fused_sgd_"), ("momentum", "_fused_sgd_"), ("adam", "_fused_adam_"),
-                         ("amsgrad", "_fused_adam_"), ("adamw", "_fused_adamw_"), ("adagrad", "_fused_adagrad_")]:
+    for name, kernel in [
+        ("sgd", "_fused_sgd_"),
+        ("momentum", "_fused_sgd_"),
+        ("adam", "_fused_adam_"),
+        ("amsgrad", "_fused_adam_"),
+        ("adamw", "_fused_adamw_"),
+        ("adagrad", "_fused_adagrad_"),
+    ]:
         params = make_params(torch.float32)
         opt = optarena.create(name, params, **({"lr": 0.01} if name == "sgd" else {}), fused=True)
         assert {row["backend"] for row in opt.explain()} == {f"torch.{kernel}"}

@@ -51,8 +51,10 @@ def test_an_allocation_that_still_fails_is_one_line_and_exit_1(monkeypatch, caps
     import optarena.cli as cli
 
     def exhausted(args):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
-                           "you tried to allocate 512000000000512 bytes.")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+            "you tried to allocate 512000000000512 bytes."
+        )
 
     monkeypatch.setattr(cli, "_list", exhausted)
     assert main(["list"]) == 1

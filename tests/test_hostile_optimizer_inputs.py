@@ -24,7 +24,10 @@ BOUNDED = settings(max_examples=40, deadline=None, derandomize=True, suppress_he
 
 def make_params(seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(4, 3, generator=g, dtype=torch.float64).requires_grad_(), torch.randn(3, generator=g, dtype=torch.float64).requires_grad_()]
+    return [
+        torch.randn(4, 3, generator=g, dtype=torch.float64).requires_grad_(),
+        torch.randn(3, generator=g, dtype=torch.float64).requires_grad_(),
+    ]
 
 
 def stepped(cls=optarena.Adam, steps: int = 2, **kwargs) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
@@ -40,7 +43,9 @@ def stepped(cls=optarena.Adam, steps: int = 2, **kwargs) -> tuple[torch.optim.Op
 
 def snapshot(opt: torch.optim.Optimizer, params: list[torch.Tensor]) -> Any:
     """Everything a refusal must leave alone: groups (with their tensors' ids), state and values."""
-    groups = [{k: ([id(p) for p in v] if k == "params" else copy.deepcopy(v)) for k, v in g.items()} for g in opt.param_groups]
+    groups = [
+        {k: ([id(p) for p in v] if k == "params" else copy.deepcopy(v)) for k, v in g.items()} for g in opt.param_groups
+    ]
     state = {id(p): copy.deepcopy(s) for p, s in opt.state.items()}
     return groups, state, [p.detach().clone() for p in params]
 
@@ -87,7 +92,9 @@ def test_misspelled_group_key_at_construction_names_the_closest_key(name):
 def test_misspelled_group_key_in_add_param_group_changes_nothing():
     opt, params = stepped()
     extra = torch.zeros(2, requires_grad=True)
-    assert_refused(opt, params, TypeError, lambda: opt.add_param_group({"params": [extra], "lr_decay": 0.1}), "'lr_decay'")
+    assert_refused(
+        opt, params, TypeError, lambda: opt.add_param_group({"params": [extra], "lr_decay": 0.1}), "'lr_decay'"
+    )
 
 
 def test_add_param_group_refuses_what_is_not_a_dict():
@@ -126,7 +133,12 @@ def test_any_unknown_key_is_a_type_error_naming_it(key, value):
 
 
 CHANGES = [
-    ("betas", (1, 1), ValueError, r"param_groups\[0\]\['betas'\] = \(1, 1\).*beta parameter at index 0: 1; allowed range: 0 <= betas\[0\] < 1"),
+    (
+        "betas",
+        (1, 1),
+        ValueError,
+        r"param_groups\[0\]\['betas'\] = \(1, 1\).*beta parameter at index 0: 1; allowed range: 0 <= betas\[0\] < 1",
+    ),
     ("lr", -1, ValueError, r"param_groups\[0\]\['lr'\] = -1 .*Invalid learning rate: -1; allowed range: 0 <= lr"),
     ("lr", "fast", TypeError, "lr must be a real number"),
     ("eps", float("nan"), ValueError, "epsilon value: nan"),

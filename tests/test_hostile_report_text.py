@@ -46,8 +46,21 @@ def test_markup_and_tex_in_names_and_paths_are_shown_as_typed(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "400")
     db = "exp[final][red].sqlite"
-    argv = ["race", "--workload", "hostile_names:make", "--optimizers", "sgd", "--trials", "2", "--seeds", "1",
-            "--executor", "inline", "--db", db]
+    argv = [
+        "race",
+        "--workload",
+        "hostile_names:make",
+        "--optimizers",
+        "sgd",
+        "--trials",
+        "2",
+        "--seeds",
+        "1",
+        "--executor",
+        "inline",
+        "--db",
+        db,
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert f"store {db}." in out and f"reused from {db}" in out
@@ -68,8 +81,9 @@ def test_any_text_prints_as_itself(text):
 
 
 @settings(max_examples=15, deadline=None)
-@given(name=st.text(st.characters(min_codepoint=32, max_codepoint=0x24F, blacklist_categories=("Cs", "Cc")),
-                    max_size=20))
+@given(
+    name=st.text(st.characters(min_codepoint=32, max_codepoint=0x24F, blacklist_categories=("Cs", "Cc")), max_size=20)
+)
 def test_any_metric_name_is_drawn(name):
     steps = np.arange(1.0, 6.0)
     curve = [(steps, np.linspace(1.0, 0.5, 5))]
@@ -80,14 +94,17 @@ def test_any_metric_name_is_drawn(name):
 def test_a_landscape_of_a_workload_with_tex_in_its_name_is_drawn(tmp_path, monkeypatch):
     from optarena.landscape.command import run_landscape
 
-    (tmp_path / "tex_names.py").write_text(textwrap.dedent("""
+    (tmp_path / "tex_names.py").write_text(
+        textwrap.dedent("""
         from optarena.arena.workloads.digits import DigitsMLP
 
         def make():
             workload = DigitsMLP(steps=4, eval_every=4)
             workload.name = "digits $x^$ [/red]"
             return workload
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "landscape $x^$.png"
     result = run_landscape("tex_names:make", ["sgd"], grid=3, out=out, view="contour", evaluation_size=64)

@@ -20,8 +20,20 @@ from optarena.arena.store import Store, StoreError
 from optarena.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store_0_1_0.sqlite"
-RACE = ["race", "--workload", "rosenbrock", "--optimizers", "sgd", "--trials", "1", "--seeds", "1", "--quick",
-        "--executor", "inline"]
+RACE = [
+    "race",
+    "--workload",
+    "rosenbrock",
+    "--optimizers",
+    "sgd",
+    "--trials",
+    "1",
+    "--seeds",
+    "1",
+    "--quick",
+    "--executor",
+    "inline",
+]
 
 
 def _digest(path: Path) -> str:
@@ -116,8 +128,9 @@ def test_a_missing_folder_and_a_folder_given_as_the_store(tmp_path, capsys):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(flips=st.lists(st.tuples(st.integers(0, FIXTURE.stat().st_size - 1), st.integers(1, 255)),
-                      min_size=1, max_size=8))
+@given(
+    flips=st.lists(st.tuples(st.integers(0, FIXTURE.stat().st_size - 1), st.integers(1, 255)), min_size=1, max_size=8)
+)
 def test_flipped_bytes_give_a_report_or_a_store_error(tmp_path, flips):
     path = tmp_path / "flipped.sqlite"
     data = bytearray(FIXTURE.read_bytes())
@@ -164,8 +177,13 @@ def _run_all(prefix: list[str], commands: list[list[str]], cwd: Path) -> list[tu
     """Each ``optarena`` command line run in one new process under ``prefix``: (exit status, stderr)."""
     import json
 
-    done = subprocess.run([*prefix, sys.executable, "-c", RUN_ALL, json.dumps(commands)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", RUN_ALL, json.dumps(commands)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return [tuple(result) for result in json.loads(done.stdout)]
 
@@ -193,12 +211,16 @@ def test_a_read_only_store_and_a_store_in_a_read_only_folder(store, tmp_path, un
     folder.chmod(0o555)
     try:
         before = {path: _digest(path) for path in (store, locked)}
-        results = _run_all(unprivileged, [
-            [*RACE, "--db", str(store)],
-            [*RACE, "--db", str(locked)],
-            ["report", "--db", str(locked), "--out", str(tmp_path / "r.html")],
-            [*RACE, "--db", str(folder / "new.sqlite")],
-        ], tmp_path)
+        results = _run_all(
+            unprivileged,
+            [
+                [*RACE, "--db", str(store)],
+                [*RACE, "--db", str(locked)],
+                ["report", "--db", str(locked), "--out", str(tmp_path / "r.html")],
+                [*RACE, "--db", str(folder / "new.sqlite")],
+            ],
+            tmp_path,
+        )
         for status, err in results[:2]:
             assert status == 2 and "cannot write the result store" in err and "read-only" in err, err
             assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -55,8 +55,11 @@ def test_a_link_planted_at_the_temporary_name_is_never_followed(tmp_path, victim
     assert out.read_text() == "<html>new</html>" and not out.is_symlink()
     assert victim.read_bytes() == b"do not overwrite"
     assert (out_dir / ".report.html.planted.tmp").is_symlink()  # left alone, not followed
-    assert sorted(p.name for p in out_dir.iterdir()) == [".report.html.planted.tmp", "report.html",
-                                                         "report.html.partial"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        ".report.html.planted.tmp",
+        "report.html",
+        "report.html.partial",
+    ]
 
 
 def test_an_output_that_is_a_link_is_replaced_not_written_through(tmp_path, victim):
@@ -71,8 +74,12 @@ def test_an_output_that_is_a_link_is_replaced_not_written_through(tmp_path, vict
 def test_an_output_that_is_an_input_is_refused_and_nothing_changes(tmp_path, how):
     store = tmp_path / "a.sqlite"
     store.write_bytes(FIXTURE.read_bytes())
-    out = {"same name": store, "symbolic link": tmp_path / "out.html", "hard link": tmp_path / "out.html",
-           "through a linked folder": tmp_path / "view" / "a.sqlite"}[how]
+    out = {
+        "same name": store,
+        "symbolic link": tmp_path / "out.html",
+        "hard link": tmp_path / "out.html",
+        "through a linked folder": tmp_path / "view" / "a.sqlite",
+    }[how]
     if how == "symbolic link":
         out.symlink_to(store)
     elif how == "hard link":
@@ -151,8 +158,9 @@ def test_outputs_that_cannot_be_files(tmp_path, make, message):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1,
-                    max_size=300))
+@given(
+    name=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1, max_size=300)
+)
 def test_any_file_name_is_written_whole_or_refused_and_no_temporary_is_left(tmp_path, name):
     folder = tmp_path / "names"
     shutil.rmtree(folder, ignore_errors=True)

@@ -28,7 +28,9 @@ def mlp() -> nn.Sequential:
 
 def batch(seed: int, size: int = 8):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(size, 4, generator=g, dtype=torch.float64), torch.randn(size, 3, generator=g, dtype=torch.float64)
+    return torch.randn(size, 4, generator=g, dtype=torch.float64), torch.randn(
+        size, 3, generator=g, dtype=torch.float64
+    )
 
 
 def loss_of(model, x, y):
@@ -59,8 +61,10 @@ def definition_factors(model: nn.Sequential, x, y) -> list[tuple[torch.Tensor, t
 def natural_gradient(a, g, gradient, damping):
     """The damped Kronecker-factored Fisher built as a matrix and solved against vec(gradient)."""
     pi = math.sqrt((a.trace() / a.shape[0]) / (g.trace() / g.shape[0]))
-    fisher = torch.kron(a + pi * math.sqrt(damping) * torch.eye(a.shape[0], dtype=a.dtype),
-                        g + math.sqrt(damping) / pi * torch.eye(g.shape[0], dtype=g.dtype))
+    fisher = torch.kron(
+        a + pi * math.sqrt(damping) * torch.eye(a.shape[0], dtype=a.dtype),
+        g + math.sqrt(damping) / pi * torch.eye(g.shape[0], dtype=g.dtype),
+    )
     vec = gradient.T.reshape(-1)  # column-stacked, the ordering of kron(A, G)
     return torch.linalg.solve(fisher, vec).reshape(gradient.shape[1], gradient.shape[0]).T
 
@@ -70,7 +74,9 @@ def layer_gradients(model):
 
 
 def layer_params(model):
-    return [torch.cat([m.weight.detach(), m.bias.detach().unsqueeze(1)], dim=1) for m in model if isinstance(m, nn.Linear)]
+    return [
+        torch.cat([m.weight.detach(), m.bias.detach().unsqueeze(1)], dim=1) for m in model if isinstance(m, nn.Linear)
+    ]
 
 
 def step(model, optimizer, seed):
@@ -96,8 +102,16 @@ def test_first_step_is_the_natural_gradient_of_the_explicit_fisher():
 
 def test_factors_average_and_inverses_wait_for_their_interval():
     model = mlp()
-    opt = optarena.KFAC(model, lr=0.05, momentum=0.0, kl_clip=None, damping=1e-2, factor_decay=0.8,
-                        factor_update_interval=1, inverse_update_interval=3)
+    opt = optarena.KFAC(
+        model,
+        lr=0.05,
+        momentum=0.0,
+        kl_clip=None,
+        damping=1e-2,
+        factor_decay=0.8,
+        factor_update_interval=1,
+        inverse_update_interval=3,
+    )
     step(model, opt, 1)
     first = [opt.state[m.weight]["activation_factor"].clone() for m in model if isinstance(m, nn.Linear)]
     inverse = [opt.state[m.weight]["gradient_inverse"].clone() for m in model if isinstance(m, nn.Linear)]
@@ -110,15 +124,20 @@ def test_factors_average_and_inverses_wait_for_their_interval():
         assert torch.equal(opt.state[module.weight]["gradient_inverse"], inv)  # step 2 of 3: not inverted again
     # the step taken with the stale inverses is their natural gradient
     model_b = mlp()
-    opt_b = optarena.KFAC(model_b, lr=0.05, momentum=0.0, kl_clip=None, damping=1e-2, factor_decay=0.8, inverse_update_interval=3)
+    opt_b = optarena.KFAC(
+        model_b, lr=0.05, momentum=0.0, kl_clip=None, damping=1e-2, factor_decay=0.8, inverse_update_interval=3
+    )
     step(model_b, opt_b, 1)
     x, y = batch(3)
     before = layer_params(model_b)
     opt_b.zero_grad()
     loss_of(model_b, x, y).backward()
     grads = layer_gradients(model_b)
-    stale = [(opt_b.state[m.weight]["gradient_inverse"].clone(), opt_b.state[m.weight]["activation_inverse"].clone())
-             for m in model_b if isinstance(m, nn.Linear)]
+    stale = [
+        (opt_b.state[m.weight]["gradient_inverse"].clone(), opt_b.state[m.weight]["activation_inverse"].clone())
+        for m in model_b
+        if isinstance(m, nn.Linear)
+    ]
     opt_b.step()
     for (g_inv, a_inv), gradient, start, end in zip(stale, grads, before, layer_params(model_b)):
         expected = -0.05 * g_inv @ gradient @ a_inv
@@ -167,7 +186,9 @@ def test_conv2d_factors_are_grosse_and_martens():
     (out.sin().mean()).backward()
     opt.step()
     patches = nn.functional.unfold(x, 3, padding=1, stride=2)  # (batch, 2*3*3, locations)
-    rows = torch.cat([patches.transpose(1, 2).reshape(-1, 18), torch.ones(patches.shape[0] * patches.shape[2], 1, dtype=x.dtype)], 1)
+    rows = torch.cat(
+        [patches.transpose(1, 2).reshape(-1, 18), torch.ones(patches.shape[0] * patches.shape[2], 1, dtype=x.dtype)], 1
+    )
     a = rows.T @ rows / 5
     s = out.grad.permute(0, 2, 3, 1).reshape(-1, 3) * 5
     g_factor = s.T @ s / (5 * patches.shape[2])

@@ -125,7 +125,9 @@ def test_bad_input_exits_2_and_says_why(arguments, message, capsys, tmp_path):
 
 
 def test_a_convolutional_arena_workload_draws_too():
-    result = run_landscape("digits-cnn", ["sgd", "adam"], out=None, grid=5, steps=20, record_every=10, evaluation_size=64)
+    result = run_landscape(
+        "digits-cnn", ["sgd", "adam"], out=None, grid=5, steps=20, record_every=10, evaluation_size=64
+    )
     assert result.landscape.surface.losses.shape == (5, 5)
     assert np.isfinite(result.landscape.surface.losses).all()
     assert all(run.losses[-1] < run.losses[0] for run in result.trajectories)

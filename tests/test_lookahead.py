@@ -43,7 +43,10 @@ def run(opt, ps, steps, start=0, make=grads):
 @pytest.mark.parametrize(
     "inner,config",
     [
-        (lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True), {"inner": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}),
+        (
+            lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+            {"inner": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True},
+        ),
         (lambda ps: torch.optim.Adam(ps, lr=0.01, amsgrad=True), {"inner": "adam", "lr": 0.01, "amsgrad": True}),
     ],
     ids=["torch-sgd", "torch-adam"],

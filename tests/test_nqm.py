@@ -71,7 +71,9 @@ def test_lookahead_matches_the_propagated_covariance_of_slow_and_fast_weights():
 
     start = lambda theta0: torch.tensor([theta0, theta0], dtype=torch.float64)  # noqa: E731 - fast = slow
     expected = covariance_curve(model, lookahead, start, steps)
-    torch.testing.assert_close(model.expected_loss("lookahead", lr, steps, k=k, alpha=alpha), expected, rtol=1e-10, atol=0)
+    torch.testing.assert_close(
+        model.expected_loss("lookahead", lr, steps, k=k, alpha=alpha), expected, rtol=1e-10, atol=0
+    )
 
 
 @pytest.mark.parametrize(

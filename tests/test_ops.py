@@ -115,7 +115,9 @@ def test_loop_backend_steps_like_the_foreach_backend(case, config, tensor_scalar
 
     def run():
         g = torch.Generator().manual_seed(0)
-        params = [torch.randn(shape, generator=g, dtype=torch.float64).requires_grad_() for shape in [(4, 3), (5,), (2, 3, 2)]]
+        params = [
+            torch.randn(shape, generator=g, dtype=torch.float64).requires_grad_() for shape in [(4, 3), (5,), (2, 3, 2)]
+        ]
         opt = case.create(params, **config)
         for step in range(8):
             for i, p in enumerate(params):

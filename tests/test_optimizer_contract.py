@@ -355,9 +355,7 @@ def test_sparse_gradients_get_a_clear_error(case):
     assert torch.equal(embedding.weight, before)
 
 
-@pytest.mark.parametrize(
-    "case", [c for c in CASES if c.complex], ids=[c.name for c in CASES if c.complex]
-)
+@pytest.mark.parametrize("case", [c for c in CASES if c.complex], ids=[c.name for c in CASES if c.complex])
 def test_complex_parameter_equals_its_real_view(case):
     z = torch.randn(5, dtype=torch.complex128, generator=torch.Generator().manual_seed(1)).requires_grad_()
     r = torch.view_as_real(z.detach()).clone().requires_grad_()

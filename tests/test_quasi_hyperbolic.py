@@ -84,4 +84,3 @@ def test_qhm_requires_lr_momentum_and_nu(missing):
     del given[missing]
     with pytest.raises(TypeError, match=f"missing 1 required positional argument: '{missing}'"):
         optarena.QHM([torch.zeros(2, requires_grad=True)], **given)
-

@@ -34,11 +34,14 @@ def test_mnist1d_is_generated_deterministically_and_leaves_the_global_random_sta
         mnist1d_arrays(-1)
 
 
-@pytest.mark.parametrize("name, metric, options", [
-    ("mnist1d-mlp", "test_accuracy", {"width": 32, "depth": 1}),
-    ("mnist1d-cnn", "test_accuracy", {"channels": 8}),
-    ("char-lm", "validation_loss", {"width": 16, "layers": 1, "context": 16, "eval_windows": 8}),
-])
+@pytest.mark.parametrize(
+    "name, metric, options",
+    [
+        ("mnist1d-mlp", "test_accuracy", {"width": 32, "depth": 1}),
+        ("mnist1d-cnn", "test_accuracy", {"channels": 8}),
+        ("char-lm", "validation_loss", {"width": 16, "layers": 1, "context": 16, "eval_windows": 8}),
+    ],
+)
 def test_each_workload_trains_a_step_and_reports_its_metric_the_same_for_one_seed(name, metric, options):
     workload = get_workload(name, quick=True, **options)
     results = []

@@ -149,7 +149,11 @@ def test_complex_parameters_are_refused():
 
 def test_a_chain_of_its_transforms_buckets_factored_and_unfactored_apart():
     def params():
-        return [torch.ones(3, 2, requires_grad=True), torch.ones(2, requires_grad=True), torch.ones(4, 1, requires_grad=True)]
+        return [
+            torch.ones(3, 2, requires_grad=True),
+            torch.ones(2, requires_grad=True),
+            torch.ones(4, 1, requires_grad=True),
+        ]
 
     ours, theirs = params(), params()
     opt = optarena.Chain(ours, [ScaleByFactoredRms(), ClipByBlockRms(), ScaleByRelativeStep()])

@@ -108,9 +108,17 @@ def test_whole_model_rule_gives_hidden_matrices_to_muon():
     train_tokens(model, optimizer, 1)
     chains = routes(optimizer, model)
     assert sorted(n for n, r in chains.items() if r == "muon") == [
-        "blocks.0.attn.weight", "blocks.0.proj.weight", "blocks.1.attn.weight", "blocks.1.proj.weight"
+        "blocks.0.attn.weight",
+        "blocks.0.proj.weight",
+        "blocks.1.attn.weight",
+        "blocks.1.proj.weight",
     ]
-    assert {n for n, r in chains.items() if r == "adamw"} >= {"wte.weight", "lm_head.weight", "blocks.0.norm.weight", "blocks.0.attn.bias"}
+    assert {n for n, r in chains.items() if r == "adamw"} >= {
+        "wte.weight",
+        "lm_head.weight",
+        "blocks.0.norm.weight",
+        "blocks.0.attn.bias",
+    }
     assert {row["route"] for row in optimizer.explain()} == {"muon", "adamw"}
     assert optimizer.state_dict()["param_groups"][0]["param_names"][0] == "wte.weight"
     assert optarena.is_hidden_matrix("model.layers.3.mlp.up_proj.weight", torch.zeros(4, 4))
@@ -234,18 +242,18 @@ def test_sm3_keeps_m_plus_n_numbers_for_a_matrix():
 def test_shampoo_blocks_are_shampoo_on_each_block():
     """max_preconditioner_dim=2 on a 4 x 6 matrix: each 2 x 2 block steps as a 2 x 2 parameter of its own."""
     whole = matrices(shapes=((4, 6),))
-    blocks = [whole[0].detach()[r:r + 2, c:c + 2].clone().requires_grad_() for r in (0, 2) for c in (0, 2, 4)]
+    blocks = [whole[0].detach()[r : r + 2, c : c + 2].clone().requires_grad_() for r in (0, 2) for c in (0, 2, 4)]
     opt_whole = optarena.Shampoo(whole, max_preconditioner_dim=2, grafting=None, precondition_frequency=1)
     opt_blocks = optarena.Shampoo(blocks, grafting=None, precondition_frequency=1)
     for t in range(10):
         g = torch.sin(1.3 * whole[0].detach() + 0.7 * t)
         whole[0].grad = g
         for b, (r, c) in zip(blocks, [(r, c) for r in (0, 2) for c in (0, 2, 4)]):
-            b.grad = g[r:r + 2, c:c + 2].clone()
+            b.grad = g[r : r + 2, c : c + 2].clone()
         opt_whole.step()
         opt_blocks.step()
     for b, (r, c) in zip(blocks, [(r, c) for r in (0, 2) for c in (0, 2, 4)]):
-        torch.testing.assert_close(whole[0].detach()[r:r + 2, c:c + 2], b.detach(), rtol=1e-10, atol=0)
+        torch.testing.assert_close(whole[0].detach()[r : r + 2, c : c + 2], b.detach(), rtol=1e-10, atol=0)
 
 
 @pytest.mark.parametrize("grafting", ["adagrad", "adam"])
@@ -267,14 +275,16 @@ def test_shampoo_grafting_gives_each_block_the_norm_of_the_grafted_direction(gra
         change = before - p[0].detach()
         for r in (0, 3):
             for c in (0, 3):
-                got = change[r:r + 3, c:c + 3].norm()
-                torch.testing.assert_close(got, direction[r:r + 3, c:c + 3].norm(), rtol=1e-12, atol=0)
+                got = change[r : r + 3, c : c + 3].norm()
+                torch.testing.assert_close(got, direction[r : r + 3, c : c + 3].norm(), rtol=1e-12, atol=0)
 
 
 # -- compiled kernels and half precision ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, config", [("muon", {"ns_dtype": "float64"}), ("shampoo", {"precondition_frequency": 1})])
+@pytest.mark.parametrize(
+    "name, config", [("muon", {"ns_dtype": "float64"}), ("shampoo", {"precondition_frequency": 1})]
+)
 def test_compiled_kernels_equal_the_eager_ones(name, config):
     eager, compiled = matrices(shapes=((6, 4),)), matrices(shapes=((6, 4),))
     run(optarena.create(name, eager, **config, fused=False), eager, 5)
@@ -298,7 +308,9 @@ def test_bfloat16_parameters_follow_the_float32_run(name):
             p.grad, q.grad = grad.to(torch.bfloat16), grad.to(torch.bfloat16).float()
         opt_half.step()
         opt_full.step()
-    assert all(v.dtype == torch.float32 for s in opt_half.state.values() for v in s.values() if torch.is_tensor(v) and v.dim())
+    assert all(
+        v.dtype == torch.float32 for s in opt_half.state.values() for v in s.values() if torch.is_tensor(v) and v.dim()
+    )
     with torch.no_grad():
         exact = [p.float() + opt_half.state[p]["param_remainder"] for p in half]
         moved = sum(float((f - s).norm() ** 2) for f, s in zip(full, start)) ** 0.5

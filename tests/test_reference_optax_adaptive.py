@@ -94,7 +94,9 @@ def test_sophia_without_its_estimate_departs_from_optax():
     opt = optarena.create("sophia", params, **config["optarena"])
     for step in range(META["steps"]):
         for p, n in zip(params, names):
-            p.grad = torch.tensor(ARRAYS[f"problem/{n}/curvature"]) * p.detach() + torch.tensor(ARRAYS[f"problem/{n}/noise"][step])
+            p.grad = torch.tensor(ARRAYS[f"problem/{n}/curvature"]) * p.detach() + torch.tensor(
+                ARRAYS[f"problem/{n}/noise"][step]
+            )
         opt.step()
     theirs = ARRAYS["sophia-hutchinson/w"][-1]
     assert np.abs(params[0].detach().numpy() - theirs).max() > 1e-4

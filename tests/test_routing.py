@@ -116,8 +116,13 @@ def test_masked_decay_skips_the_masked_out_parameters(fused):
     twin = model()
     plain = optarena.Chain(twin.named_parameters(), [ScaleByAdam(), ScaleByLearningRate()], lr=0.1, fused=fused)
     decayed = model()
-    full = optarena.Chain(decayed.named_parameters(), [ScaleByAdam(), AddDecayedWeights(), ScaleByLearningRate()],
-                          lr=0.1, weight_decay=0.5, fused=fused)
+    full = optarena.Chain(
+        decayed.named_parameters(),
+        [ScaleByAdam(), AddDecayedWeights(), ScaleByLearningRate()],
+        lr=0.1,
+        weight_decay=0.5,
+        fused=fused,
+    )
     for m, o in ((module, opt), (twin, plain), (decayed, full)):
         g = torch.Generator().manual_seed(2)
         for _ in range(3):  # gradients that do not depend on the parameters: each tensor steps alone

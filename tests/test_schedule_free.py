@@ -13,13 +13,19 @@ import optarena
 import references_adaptive as adaptive
 
 NAMES = ["schedule_free_adamw", "schedule_free_sgd"]
-CONFIGS = {"schedule_free_adamw": {"lr": 0.01, "weight_decay": 0.05, "warmup_steps": 3}, "schedule_free_sgd": {"lr": 0.05, "weight_decay": 0.05, "warmup_steps": 3}}
+CONFIGS = {
+    "schedule_free_adamw": {"lr": 0.01, "weight_decay": 0.05, "warmup_steps": 3},
+    "schedule_free_sgd": {"lr": 0.05, "weight_decay": 0.05, "warmup_steps": 3},
+}
 KIND = {"schedule_free_adamw": "adamw", "schedule_free_sgd": "sgd"}
 
 
 def make_params(seed=0):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(4, 3, generator=g, dtype=torch.float64).requires_grad_(), torch.randn(5, generator=g, dtype=torch.float64).requires_grad_()]
+    return [
+        torch.randn(4, 3, generator=g, dtype=torch.float64).requires_grad_(),
+        torch.randn(5, generator=g, dtype=torch.float64).requires_grad_(),
+    ]
 
 
 def set_grads(params, step):

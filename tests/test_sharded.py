@@ -37,8 +37,17 @@ pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distribut
 def reports(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("sharded")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(WORKER), str(out), "float64"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(WORKER),
+        str(out),
+        "float64",
+    ]
     done = subprocess.run(command, env=env, cwd=WORKER.parent, capture_output=True, text=True, timeout=1200)
     # a rank killed by a signal (a crash, not an exception) fails here for every test of the module
     assert done.returncode == 0, done.stderr[-5000:]
@@ -70,7 +79,9 @@ def test_sharded_training_equals_one_process(reports, name, layout):
     else:
         assert result["relative_change_error"] <= TOLERANCE
     # both ranks took the same decisions, the skipped step (an inf on one rank) included
-    assert reports[0][f"training/{name}-{layout}"]["collectives"] == reports[1][f"training/{name}-{layout}"]["collectives"]
+    assert (
+        reports[0][f"training/{name}-{layout}"]["collectives"] == reports[1][f"training/{name}-{layout}"]["collectives"]
+    )
 
 
 def _elementwise(name: str) -> bool:
@@ -218,7 +229,10 @@ def test_sophia_estimates_of_sharded_parameters_equal_the_plain_model(one_rank_m
         optimizer = optarena.Sophia(model.parameters(), lr=1e-2, estimator=estimator, update_period=2, batch_size=4)
         g = torch.Generator().manual_seed(3)
         for _ in range(5):
-            x, y = torch.randn(8, 6, generator=g, dtype=torch.float64), torch.randn(8, 3, generator=g, dtype=torch.float64)
+            x, y = (
+                torch.randn(8, 6, generator=g, dtype=torch.float64),
+                torch.randn(8, 3, generator=g, dtype=torch.float64),
+            )
             ((model(x) - y) ** 2).mean().backward()
             optimizer.step(hessian_closure=lambda: ((model(x) - 0.5 * y) ** 2).mean())
             optimizer.zero_grad()

@@ -53,7 +53,9 @@ def test_each_optimizer_reports_its_signals(case):
     expected = SIGNALS.get(case.name, set()) | ({"lookahead_distance"} if case.name == "lookahead" else set())
     assert set(opt.signals) == expected
     for values in opt.signals.values():
-        assert len(values) == SIGNAL_TENSORS.get(case.name, len(SHAPES)) and all(math.isfinite(v) for v in values.values())
+        assert len(values) == SIGNAL_TENSORS.get(case.name, len(SHAPES)) and all(
+            math.isfinite(v) for v in values.values()
+        )
 
 
 def test_signals_are_off_by_default_and_cost_no_operation(monkeypatch):
@@ -100,7 +102,9 @@ def test_trust_ratio_and_rectification_are_the_formulas():
         grads(radam.param_groups[0]["params"], step)
         radam.step()
         rho = rho_inf - 2 * step * beta2**step / (1 - beta2**step)
-        expected = 0.0 if rho <= 5 else math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+        expected = (
+            0.0 if rho <= 5 else math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+        )
         assert list(radam.signals["rectification"].values()) == [pytest.approx(expected, abs=1e-15)] * len(SHAPES)
 
 

@@ -100,7 +100,9 @@ def error_rows() -> list[ErrorRow]:
         for e in info.optim_error_inputs_func("cpu", torch.float64):
             i = e.optimizer_error_input
             on_step = e.error_on == common.OptimizerErrorEnum.STEP_ERROR
-            rows.append(ErrorRow(name, i.desc, i.params, i.kwargs, on_step, e.error_type, e.error_regex, info.optim_cls, ours))
+            rows.append(
+                ErrorRow(name, i.desc, i.params, i.kwargs, on_step, e.error_type, e.error_regex, info.optim_cls, ours)
+            )
     return rows
 
 
@@ -226,7 +228,12 @@ def same(a: Any, b: Any, where: str, rtol: float = 1e-10) -> None:
         assert type(a) is type(b) and len(a) == len(b), f"{where}: {a!r} vs {b!r}"
         for i, (x, y) in enumerate(zip(a, b)):
             same(x, y, f"{where}[{i}]", rtol)
-    elif isinstance(a, (int, float)) and not isinstance(a, bool) and isinstance(b, (int, float)) and not isinstance(b, bool):
+    elif (
+        isinstance(a, (int, float))
+        and not isinstance(a, bool)
+        and isinstance(b, (int, float))
+        and not isinstance(b, bool)
+    ):
         assert a == b, f"{where}: {a!r} vs {b!r}"
     else:
         assert type(a) is type(b) and a == b, f"{where}: {a!r} vs {b!r}"
@@ -308,7 +315,10 @@ def fixed_gradients() -> list[list[torch.Tensor | None]]:
     """Gradients for each step that do not depend on the parameters (None: no gradient then)."""
     g = torch.Generator().manual_seed(1)
     return [
-        [None if (i == 1 and step == 1) else torch.randn(s, generator=g, dtype=torch.float64) for i, s in enumerate(SHAPES)]
+        [
+            None if (i == 1 and step == 1) else torch.randn(s, generator=g, dtype=torch.float64)
+            for i, s in enumerate(SHAPES)
+        ]
         for step in range(STEPS)
     ]
 
@@ -380,7 +390,10 @@ def embedding_steps(cls, kwargs, steps: int = STEPS, sparse: bool = True):
             opt.step()
     except Exception as error:  # the type is compared with torch's
         return error, embedding
-    state = {k: v.to_dense() if isinstance(v, torch.Tensor) and v.is_sparse else v for k, v in opt.state[embedding.weight].items()}
+    state = {
+        k: v.to_dense() if isinstance(v, torch.Tensor) and v.is_sparse else v
+        for k, v in opt.state[embedding.weight].items()
+    }
     return state, embedding
 
 

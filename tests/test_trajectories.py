@@ -139,8 +139,9 @@ def test_pictures_are_drawn_from_the_runs(tmp_path):
     contour = fig.axes[0]
     drawn = {line.get_label(): line for line in contour.get_lines()}
     for result in study.results:
-        label = legend_label(result, max(len(r.name) for r in study.results) + 2,
-                             max(len(r.settings()) for r in study.results))
+        label = legend_label(
+            result, max(len(r.name) for r in study.results) + 2, max(len(r.settings()) for r in study.results)
+        )
         assert result.settings() in label and f"{result.median_gap:.1e}" in label
         line = drawn[label]
         torch.testing.assert_close(torch.as_tensor(line.get_xdata()), result.from_start.points[:, 0, 0])

@@ -55,7 +55,13 @@ def lamb_ratio(p, u, norm_range=None, max_ratio=None):
 
 @BACKENDS
 @pytest.mark.parametrize(
-    "options", [{}, {"param_norm_range": (0.0, 10.0)}, {"param_norm_range": (1.0, 2.0), "max_trust_ratio": 3.0}, {"max_trust_ratio": 0.5}]
+    "options",
+    [
+        {},
+        {"param_norm_range": (0.0, 10.0)},
+        {"param_norm_range": (1.0, 2.0), "max_trust_ratio": 3.0},
+        {"max_trust_ratio": 0.5},
+    ],
 )
 def test_trust_ratio_matches_the_per_tensor_formula(ops, options):
     params, lr = tensors(), 0.1
@@ -122,7 +128,10 @@ def test_description_shows_the_construction_options():
 def trajectories_agree(make_ours, make_theirs, steps=60):
     """Largest relative difference after ``steps`` steps on the same gradients (float64)."""
     g = torch.Generator().manual_seed(5)
-    ours = [torch.randn(4, 3, generator=g, dtype=torch.float64).requires_grad_(), torch.zeros(3, dtype=torch.float64, requires_grad=True)]
+    ours = [
+        torch.randn(4, 3, generator=g, dtype=torch.float64).requires_grad_(),
+        torch.zeros(3, dtype=torch.float64, requires_grad=True),
+    ]
     theirs = [p.detach().clone().requires_grad_() for p in ours]
     a, b = make_ours(ours), make_theirs(theirs)
     for step in range(steps):

@@ -66,8 +66,9 @@ class ToyRun:
 
 
 class ToyWorkload:
-    def __init__(self, name, target, steps=30, eval_every=10, classes=None, delay=0.0, drop_target=False,
-                 explode_at=None):
+    def __init__(
+        self, name, target, steps=30, eval_every=10, classes=None, delay=0.0, drop_target=False, explode_at=None
+    ):
         self.name = name
         self.description = f"toy {'classification' if classes else 'regression'} for tests"
         self.target = target
@@ -86,8 +87,9 @@ def regression(steps: int = 30, quick: bool = False):
 
 def classifier(steps: int = 30, quick: bool = False):
     """Three classes; the target is a high test accuracy."""
-    return ToyWorkload("toy-classifier", Target("test_accuracy", 0.8, "max"), steps=12 if quick else steps,
-                       eval_every=5, classes=3)
+    return ToyWorkload(
+        "toy-classifier", Target("test_accuracy", 0.8, "max"), steps=12 if quick else steps, eval_every=5, classes=3
+    )
 
 
 def slow_regression(delay: float = 0.01):

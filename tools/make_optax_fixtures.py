@@ -112,7 +112,12 @@ def _ademamix_beta3(beta1: float, beta3: float, period: float):
 
 ADAPTIVE_CONFIGS = [
     # Lion: optax.lion = scale_by_lion -> add_decayed_weights -> scale_by_learning_rate (default decay 1e-3)
-    {"name": "lion-defaults", "optimizer": "lion", "optax": {"learning_rate": 1e-3, "weight_decay": 0.0}, "optarena": {"lr": 1e-3}},
+    {
+        "name": "lion-defaults",
+        "optimizer": "lion",
+        "optax": {"learning_rate": 1e-3, "weight_decay": 0.0},
+        "optarena": {"lr": 1e-3},
+    },
     {
         "name": "lion-betas-decay",
         "optimizer": "lion",
@@ -138,7 +143,15 @@ ADAPTIVE_CONFIGS = [
     {
         "name": "ademamix-decay",
         "optimizer": "ademamix",
-        "optax": {"learning_rate": 1e-2, "b1": 0.8, "b2": 0.99, "b3": 0.999, "alpha": 8.0, "eps": 1e-6, "weight_decay": 0.1},
+        "optax": {
+            "learning_rate": 1e-2,
+            "b1": 0.8,
+            "b2": 0.99,
+            "b3": 0.999,
+            "alpha": 8.0,
+            "eps": 1e-6,
+            "weight_decay": 0.1,
+        },
         "optarena": {"lr": 1e-2, "betas": [0.8, 0.99, 0.999], "alpha": 8.0, "eps": 1e-6, "weight_decay": 0.1},
     },
     {
@@ -153,15 +166,35 @@ ADAPTIVE_CONFIGS = [
         "name": "sophia-hutchinson",
         "optimizer": "sophia",
         "optax": {"learning_rate": 1e-2},
-        "optarena": {"lr": 1e-2, "estimator": "hutchinson", "bias_correction": True, "rho": 0.01, "eps": 1e-8, "weight_decay": 1e-4},
+        "optarena": {
+            "lr": 1e-2,
+            "estimator": "hutchinson",
+            "bias_correction": True,
+            "rho": 0.01,
+            "eps": 1e-8,
+            "weight_decay": 1e-4,
+        },
     },
     {
         "name": "sophia-period-3",
         "optimizer": "sophia",
-        "optax": {"learning_rate": 3e-2, "b1": 0.9, "b2": 0.95, "gamma": 0.05, "weight_decay": 0.0, "update_interval": 3},
+        "optax": {
+            "learning_rate": 3e-2,
+            "b1": 0.9,
+            "b2": 0.95,
+            "gamma": 0.05,
+            "weight_decay": 0.0,
+            "update_interval": 3,
+        },
         "optarena": {
-            "lr": 3e-2, "betas": [0.9, 0.95], "rho": 0.05, "estimator": "hutchinson", "bias_correction": True,
-            "eps": 1e-8, "weight_decay": 0.0, "update_period": 3,
+            "lr": 3e-2,
+            "betas": [0.9, 0.95],
+            "rho": 0.05,
+            "estimator": "hutchinson",
+            "bias_correction": True,
+            "eps": 1e-8,
+            "weight_decay": 0.0,
+            "update_period": 3,
         },
     },
 ]

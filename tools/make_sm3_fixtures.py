@@ -35,13 +35,22 @@ SHAPES = {"w": (4, 3), "t": (2, 3, 4), "b": (4,), "v": (6,), "z": (3,)}
 
 CONFIGS = [
     # optax.sm3 = scale_by_sm3(b1=momentum, b2=1) -> scale_by_learning_rate; eps is scale_by_sm3's 1e-8
-    {"name": "sm3-momentum", "optax": {"learning_rate": 0.1, "momentum": 0.9},
-     "optarena": {"lr": 0.1, "momentum": 0.9, "eps": 1e-8}},
-    {"name": "sm3-plain", "optax": {"learning_rate": 0.1, "momentum": 0.0},
-     "optarena": {"lr": 0.1, "momentum": 0.0, "eps": 1e-8}},
+    {
+        "name": "sm3-momentum",
+        "optax": {"learning_rate": 0.1, "momentum": 0.9},
+        "optarena": {"lr": 0.1, "momentum": 0.9, "eps": 1e-8},
+    },
+    {
+        "name": "sm3-plain",
+        "optax": {"learning_rate": 0.1, "momentum": 0.0},
+        "optarena": {"lr": 0.1, "momentum": 0.0, "eps": 1e-8},
+    },
     # the exponential average of the accumulators: scale_by_sm3(b2 < 1) written out
-    {"name": "sm3-average", "chain": {"b1": 0.5, "b2": 0.9, "eps": 1e-8, "learning_rate": 0.05},
-     "optarena": {"lr": 0.05, "momentum": 0.5, "beta": 0.9, "eps": 1e-8}},
+    {
+        "name": "sm3-average",
+        "chain": {"b1": 0.5, "b2": 0.9, "eps": 1e-8, "learning_rate": 0.05},
+        "optarena": {"lr": 0.05, "momentum": 0.5, "beta": 0.9, "eps": 1e-8},
+    },
 ]
 
 
@@ -62,7 +71,9 @@ def optimizer(config: dict) -> optax.GradientTransformation:
     if "optax" in config:
         return optax.sm3(**config["optax"])
     c = config["chain"]
-    return optax.chain(optax.scale_by_sm3(b1=c["b1"], b2=c["b2"], eps=c["eps"]), optax.scale_by_learning_rate(c["learning_rate"]))
+    return optax.chain(
+        optax.scale_by_sm3(b1=c["b1"], b2=c["b2"], eps=c["eps"]), optax.scale_by_learning_rate(c["learning_rate"])
+    )
 
 
 def trajectory(config: dict, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -71,7 +82,10 @@ def trajectory(config: dict, arrays: dict[str, np.ndarray]) -> dict[str, np.ndar
     state = opt.init(params)
     path = {n: [] for n in SHAPES}
     for step in range(STEPS):
-        grads = {n: jnp.asarray(arrays[f"problem/{n}/curvature"]) * params[n] + arrays[f"problem/{n}/noise"][step] for n in SHAPES}
+        grads = {
+            n: jnp.asarray(arrays[f"problem/{n}/curvature"]) * params[n] + arrays[f"problem/{n}/noise"][step]
+            for n in SHAPES
+        }
         updates, state = opt.update(grads, state, params)
         params = optax.apply_updates(params, updates)
         for n in SHAPES:
@@ -84,8 +98,13 @@ def main() -> None:
     for config in CONFIGS:
         for name, values in trajectory(config, arrays).items():
             arrays[f"{config['name']}/{name}"] = values
-    meta = {"steps": STEPS, "tensors": list(SHAPES), "optax": optax.__version__, "jax": jax.__version__,
-            "configs": [{"name": c["name"], "optarena": c["optarena"]} for c in CONFIGS]}
+    meta = {
+        "steps": STEPS,
+        "tensors": list(SHAPES),
+        "optax": optax.__version__,
+        "jax": jax.__version__,
+        "configs": [{"name": c["name"], "optarena": c["optarena"]} for c in CONFIGS],
+    }
     np.savez_compressed(OUTPUT, meta=np.array(json.dumps(meta)), **arrays)
     print(f"wrote {OUTPUT} (optax {optax.__version__}, jax {jax.__version__})")
 

@@ -112,14 +112,44 @@ def main() -> None:
     torch.set_default_dtype(torch.float64)
     lr = 1e-2
     rows = [
-        ("NAdam", "control: Dozat's 0.96^(0.004 t)", lambda p: optarena.NAdam(p, lr=lr), lambda p: AdamLike(p, lr, nadam(0.004))),
+        (
+            "NAdam",
+            "control: Dozat's 0.96^(0.004 t)",
+            lambda p: optarena.NAdam(p, lr=lr),
+            lambda p: AdamLike(p, lr, nadam(0.004)),
+        ),
         ("NAdam", "Keras 3 schedule 0.96^t", lambda p: optarena.NAdam(p, lr=lr), lambda p: AdamLike(p, lr, nadam(1.0))),
-        ("AMSGrad", "control: torch's", lambda p: optarena.Adam(p, lr=lr, amsgrad=True), lambda p: AdamLike(p, lr, amsgrad("torch"))),
-        ("AMSGrad", "optax: max of corrected v", lambda p: optarena.Adam(p, lr=lr, amsgrad=True), lambda p: AdamLike(p, lr, amsgrad("optax"))),
-        ("AMSGrad", "paper: no bias correction", lambda p: optarena.Adam(p, lr=lr, amsgrad=True), lambda p: AdamLike(p, lr, amsgrad("paper"))),
+        (
+            "AMSGrad",
+            "control: torch's",
+            lambda p: optarena.Adam(p, lr=lr, amsgrad=True),
+            lambda p: AdamLike(p, lr, amsgrad("torch")),
+        ),
+        (
+            "AMSGrad",
+            "optax: max of corrected v",
+            lambda p: optarena.Adam(p, lr=lr, amsgrad=True),
+            lambda p: AdamLike(p, lr, amsgrad("optax")),
+        ),
+        (
+            "AMSGrad",
+            "paper: no bias correction",
+            lambda p: optarena.Adam(p, lr=lr, amsgrad=True),
+            lambda p: AdamLike(p, lr, amsgrad("paper")),
+        ),
         ("RAdam", "control: torch's", lambda p: optarena.RAdam(p, lr=lr), lambda p: AdamLike(p, lr, radam(5.0))),
-        ("RAdam", "threshold 4 (paper's text)", lambda p: optarena.RAdam(p, lr=lr), lambda p: AdamLike(p, lr, radam(4.0))),
-        ("RAdam", "no step before the threshold", lambda p: optarena.RAdam(p, lr=lr), lambda p: AdamLike(p, lr, radam(5.0, "skip"))),
+        (
+            "RAdam",
+            "threshold 4 (paper's text)",
+            lambda p: optarena.RAdam(p, lr=lr),
+            lambda p: AdamLike(p, lr, radam(4.0)),
+        ),
+        (
+            "RAdam",
+            "no step before the threshold",
+            lambda p: optarena.RAdam(p, lr=lr),
+            lambda p: AdamLike(p, lr, radam(5.0, "skip")),
+        ),
         (
             "RangerLARS",
             "control: the definition",

@@ -9,4 +9,13 @@ from optarena.transforms.masked import masked
 
 __version__ = "0.1.0"
 
-__all__ = [*optim.__all__, "partition", "masked", "param_groups", "is_hidden_matrix", "available", "create", "__version__"]
+__all__ = [
+    *optim.__all__,
+    "partition",
+    "masked",
+    "param_groups",
+    "is_hidden_matrix",
+    "available",
+    "create",
+    "__version__",
+]

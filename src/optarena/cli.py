@@ -63,8 +63,10 @@ def _docs(args: argparse.Namespace) -> int:
 
     root = Path(args.root)
     if not root.is_dir():
-        print(f"optarena docs: --root {str(root)!r} is not a folder; give the repository root (the folder holding "
-              "docs/)", file=sys.stderr)
+        print(
+            f"optarena docs: --root {str(root)!r} is not a folder; give the repository root (the folder holding docs/)",
+            file=sys.stderr,
+        )
         return 2
     if args.check:
         stale = check_docs(root)
@@ -121,16 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--epochs", type=positive_int, default=DEFAULT_EPOCHS, help=f"epochs per run (default {DEFAULT_EPOCHS})"
     )
-    demo.add_argument(
-        "--threads", type=threads, default=1, help="torch threads while training (default 1)"
-    )
+    demo.add_argument("--threads", type=threads, default=1, help="torch threads while training (default 1)")
     demo.set_defaults(run=_demo)
 
     docs = commands.add_parser("docs", help="generate docs/optimizers.md from the registry")
     docs.add_argument("--root", default=".", help="repository root (default: the current directory)")
-    docs.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 naming any out-of-date file"
-    )
+    docs.add_argument("--check", action="store_true", help="write nothing; exit 1 naming any out-of-date file")
     docs.set_defaults(run=_docs)
 
     add_function_commands(commands)
@@ -165,8 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _out_of_memory(command: str, detail: str) -> int:
     """One line for an allocation that a size on the command line made too large (exit status 1)."""
     first = detail.strip().splitlines()[-1] if detail.strip() else "out of memory"
-    print(f"optarena {command}: error: not enough memory ({first}); lower the sizes given on the command line",
-          file=sys.stderr)
+    print(
+        f"optarena {command}: error: not enough memory ({first}); lower the sizes given on the command line",
+        file=sys.stderr,
+    )
     return 1
 
 

@@ -92,7 +92,6 @@ def make_model(hidden: int = DEFAULT_HIDDEN) -> nn.Module:
     )
 
 
-
 def demo_learning_rate(name: str) -> tuple[float, str]:
     """The learning rate the demo uses for ``name`` and where it comes from ('demo' or 'default')."""
     entry = lookup(name)

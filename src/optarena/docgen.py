@@ -191,7 +191,7 @@ def render_optimizers_markdown() -> str:
         " docstrings; do not edit it by hand. Change the code, then run `optarena docs`"
         " (`optarena docs --check` fails while the page is out of date).",
         "",
-        'Every optimizer is a `torch.optim.Optimizer`; build one by name with'
+        "Every optimizer is a `torch.optim.Optimizer`; build one by name with"
         ' `optarena.create("adam", model.parameters(), lr=3e-4)`.',
         "",
     ]

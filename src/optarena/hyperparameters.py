@@ -111,9 +111,7 @@ class Choice(Constraint):
 
     def check(self, name: str, value: Any) -> None:
         if value not in self.options:
-            raise ValueError(
-                f"Invalid {name}: {value!r}; allowed: {', '.join(repr(o) for o in self.options)}"
-            )
+            raise ValueError(f"Invalid {name}: {value!r}; allowed: {', '.join(repr(o) for o in self.options)}")
 
 
 @dataclass(frozen=True)
@@ -149,12 +147,9 @@ class Tuple(Constraint):
         return "; ".join(c.describe(f"{name}[{i}]") for i, c in enumerate(self.items))
 
     def check(self, name: str, value: Any) -> None:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != len(
-            self.items
-        ):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != len(self.items):
             raise ValueError(
-                f"Invalid {name}: {value!r}; allowed: a sequence of {len(self.items)} values "
-                f"({self.describe(name)})"
+                f"Invalid {name}: {value!r}; allowed: a sequence of {len(self.items)} values ({self.describe(name)})"
             )
         for i, (item, constraint) in enumerate(zip(value, self.items)):
             if self.label is None:

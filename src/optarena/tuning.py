@@ -74,9 +74,7 @@ class Search:
 class QuasiRandomSearch(Search):
     """Scrambled Halton points in the unit cube, mapped through the search space."""
 
-    def __init__(
-        self, space: SearchSpace, budget: int, seed: int = 0, defaults: Mapping[str, Any] | None = None
-    ):
+    def __init__(self, space: SearchSpace, budget: int, seed: int = 0, defaults: Mapping[str, Any] | None = None):
         super().__init__(space, budget, defaults)
         from scipy.stats import qmc
 
@@ -94,9 +92,7 @@ class QuasiRandomSearch(Search):
 class TPESearch(Search):
     """Optuna's TPE sampler, through its ask-and-tell interface."""
 
-    def __init__(
-        self, space: SearchSpace, budget: int, seed: int = 0, defaults: Mapping[str, Any] | None = None
-    ):
+    def __init__(self, space: SearchSpace, budget: int, seed: int = 0, defaults: Mapping[str, Any] | None = None):
         super().__init__(space, budget, defaults)
         try:
             import optuna

@@ -107,24 +107,33 @@ class _StudySettings:
 class AlgoPerfStudy:
     """One study: ``trials`` configurations of one optimizer on one workload, on one seed."""
 
-    def __init__(self, planned: AlgoPerfWorkload, entry: Entry, config: AlgoPerfConfig, number: int,
-                 version: str = __version__) -> None:
+    def __init__(
+        self, planned: AlgoPerfWorkload, entry: Entry, config: AlgoPerfConfig, number: int, version: str = __version__
+    ) -> None:
         self.planned, self.entry, self.number, self.version = planned, entry, number, version
         self.ruleset = config.ruleset
         self.seed = config.seed + number
         self.config = _StudySettings(config.trials_per_study)
         self.data_dir = config.data_dir
         if self.ruleset == "external":
-            self.search = make_search("quasi-random", entry.search_space, config.trials, self.seed,
-                                      defaults=entry.defaults())
+            self.search = make_search(
+                "quasi-random", entry.search_space, config.trials, self.seed, defaults=entry.defaults()
+            )
             self.tuned_keys = list(self.search.space)
         else:
             self.search = None
             self.tuned_keys = []
-        self.id = digest({
-            "workload": planned.key, "optimizer": entry.name, "search": SEARCH_NAMES[self.ruleset],
-            "tune": self.tuned_keys, "trials": self.config.trials, "search_seed": self.seed, "optarena": version,
-        })
+        self.id = digest(
+            {
+                "workload": planned.key,
+                "optimizer": entry.name,
+                "search": SEARCH_NAMES[self.ruleset],
+                "tune": self.tuned_keys,
+                "trials": self.config.trials,
+                "search_seed": self.seed,
+                "optarena": version,
+            }
+        )
         self.outstanding = 0
         self.asked = 0
         self.results: dict[int, float] = {}
@@ -133,16 +142,29 @@ class AlgoPerfStudy:
 
     def row(self) -> dict[str, Any]:
         return {
-            "id": self.id, "workload_key": self.planned.key, "optimizer": self.entry.name,
-            "search": SEARCH_NAMES[self.ruleset], "tune": canonical_json(self.tuned_keys),
-            "trials": self.config.trials, "seeds": 0, "search_seed": self.seed, "optarena_version": self.version,
+            "id": self.id,
+            "workload_key": self.planned.key,
+            "optimizer": self.entry.name,
+            "search": SEARCH_NAMES[self.ruleset],
+            "tune": canonical_json(self.tuned_keys),
+            "trials": self.config.trials,
+            "seeds": 0,
+            "search_seed": self.seed,
+            "optarena_version": self.version,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
     def _spec(self, hyperparameters: dict[str, Any]) -> TrialSpec:
-        return TrialSpec(workload=self.planned.spec, options=dict(self.planned.options), data_dir=self.data_dir,
-                         workload_key=self.planned.key, optimizer=self.entry.name,
-                         hyperparameters=hyperparameters, seed=self.seed, version=self.version)
+        return TrialSpec(
+            workload=self.planned.spec,
+            options=dict(self.planned.options),
+            data_dir=self.data_dir,
+            workload_key=self.planned.key,
+            optimizer=self.entry.name,
+            hyperparameters=hyperparameters,
+            seed=self.seed,
+            version=self.version,
+        )
 
     @property
     def done(self) -> bool:
@@ -188,12 +210,15 @@ class AlgoPerfPlan:
 def _check_defaults(entry: Entry) -> None:
     missing = [k for k, v in entry.defaults().items() if v is Parameter.empty]
     if missing:
-        raise ValueError(f"self-tuning runs each optimizer on its defaults, and {entry.name} has none for "
-                         f"{', '.join(missing)}; leave it out of a --ruleset self race")
+        raise ValueError(
+            f"self-tuning runs each optimizer on its defaults, and {entry.name} has none for "
+            f"{', '.join(missing)}; leave it out of a --ruleset self race"
+        )
 
 
-def _planned(spec: str, options: dict[str, Any], target: StoredTarget, data_dir: str | None,
-             base: str | None = None) -> AlgoPerfWorkload:
+def _planned(
+    spec: str, options: dict[str, Any], target: StoredTarget, data_dir: str | None, base: str | None = None
+) -> AlgoPerfWorkload:
     options = {**options, TARGET_OPTION: target.value}
     workload = resolve_workload(spec, options, data_dir)
     config = workload_config(workload, options)
@@ -215,9 +240,12 @@ def find_target(store: Store, spec: str, options: dict[str, Any], data_dir: str 
     if target is None:
         shown = " ".join(f"{k}={v}" for k, v in options.items())
         raise MissingTarget(
-            f"no stored target for {spec}" + (f" ({shown})" if shown else "")
+            f"no stored target for {spec}"
+            + (f" ({shown})" if shown else "")
             + f" at version {getattr(workload, 'version', '0')}: run `optarena targets --workload {spec}"
-            + (" --quick" if options.get("quick") else "") + f" --db {store.path}` first")
+            + (" --quick" if options.get("quick") else "")
+            + f" --db {store.path}` first"
+        )
     return target
 
 
@@ -257,8 +285,9 @@ def make_algoperf_plan(config: AlgoPerfConfig, store: Store, version: str = __ve
             held = _planned(spec, held_options, variant_target, config.data_dir, base=base.key)
             planned.append(held)
             targets[held.key] = variant_target
-    studies = [AlgoPerfStudy(p, entry, config, s, version)
-               for p in planned for entry in entries for s in range(config.studies)]
+    studies = [
+        AlgoPerfStudy(p, entry, config, s, version) for p in planned for entry in entries for s in range(config.studies)
+    ]
     return AlgoPerfPlan(config, planned, studies, targets)
 
 

@@ -71,8 +71,11 @@ def load_algoperf(store: Store, ruleset: str = "external") -> list[AlgoPerfWorkl
             continue
         options = json.loads(row["config"]).get("options", {})
         result = AlgoPerfWorkloadResult(
-            key=row["key"], name=row["name"], label=_label(row["name"], options),
-            target=Target(row["target_metric"], row["target_value"], row["target_mode"]), steps=row["steps"],
+            key=row["key"],
+            name=row["name"],
+            label=_label(row["name"], options),
+            target=Target(row["target_metric"], row["target_value"], row["target_mode"]),
+            steps=row["steps"],
             held_out_of=options.get(HELD_OUT_OPTION),
         )
         best: dict[tuple[str, int], dict[str, float]] = {}
@@ -133,8 +136,9 @@ class ScoreTable:
         return {row.optimizer: row.score.value for row in self.rows}
 
 
-def _times(results: list[AlgoPerfWorkloadResult], optimizers: list[str], measure: str,
-           positions: np.ndarray | None) -> dict[str, np.ndarray]:
+def _times(
+    results: list[AlgoPerfWorkloadResult], optimizers: list[str], measure: str, positions: np.ndarray | None
+) -> dict[str, np.ndarray]:
     """Per workload key, each optimizer's median time over the studies at ``positions`` (all when None)."""
     out = {}
     for result in results:
@@ -148,8 +152,9 @@ def _times(results: list[AlgoPerfWorkloadResult], optimizers: list[str], measure
     return out
 
 
-def _profile(results: list[AlgoPerfWorkloadResult], optimizers: list[str], measure: str,
-             positions: np.ndarray | None) -> tuple[PerformanceProfile, dict[str, np.ndarray]]:
+def _profile(
+    results: list[AlgoPerfWorkloadResult], optimizers: list[str], measure: str, positions: np.ndarray | None
+) -> tuple[PerformanceProfile, dict[str, np.ndarray]]:
     times = _times(results, optimizers, measure, positions)
     bases = [r for r in results if r.held_out_of is None]
     ratios = {o: [] for o in optimizers}
@@ -167,9 +172,16 @@ def _profile(results: list[AlgoPerfWorkloadResult], optimizers: list[str], measu
     return PerformanceProfile(measure, [b.label for b in bases], ratios), effective
 
 
-def score_table(results: list[AlgoPerfWorkloadResult], measure: str = "steps", ruleset: str = "external", *,
-                resamples: int = RESAMPLES, level: float = LEVEL, seed: int = 0,
-                tau_max: float = PROFILE_TAU_MAX) -> ScoreTable:
+def score_table(
+    results: list[AlgoPerfWorkloadResult],
+    measure: str = "steps",
+    ruleset: str = "external",
+    *,
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+    tau_max: float = PROFILE_TAU_MAX,
+) -> ScoreTable:
     """Benchmark scores by ``measure`` (``steps`` or ``seconds``) with bootstrap intervals over studies."""
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
@@ -202,15 +214,20 @@ def score_table(results: list[AlgoPerfWorkloadResult], measure: str = "steps", r
             time_intervals[base.label] = Interval(float(times[base.key][i]), float(t_low), float(t_high))
             values = base.times.get(optimizer, {}).get(measure, [])
             reached[base.label] = f"{sum(math.isfinite(v) for v in values)}/{len(values)}"
-        rows.append((optimizer, Interval(profile.score(optimizer, tau_max), float(low), float(high)),
-                     time_intervals, reached))
+        rows.append(
+            (optimizer, Interval(profile.score(optimizer, tau_max), float(low), float(high)), time_intervals, reached)
+        )
     rows.sort(key=lambda r: (-r[1].value, r[0]))
     bands = {optimizer: (taus, *_interval(boot_rho[:, i], tail)) for i, optimizer in enumerate(optimizers)}
     return ScoreTable(
-        measure=measure, ruleset=ruleset, workloads=[b.label for b in bases],
+        measure=measure,
+        ruleset=ruleset,
+        workloads=[b.label for b in bases],
         held_out=[r.label for r in results if r.held_out_of is not None],
         rows=[ScoreRow(rank, *row) for rank, row in enumerate(rows, 1)],
-        profile=profile, rho_band=bands, studies=studies,
+        profile=profile,
+        rho_band=bands,
+        studies=studies,
     )
 
 

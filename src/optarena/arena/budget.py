@@ -40,8 +40,9 @@ class StepCost:
         return self.setup + self.steps * self.step + evaluations * self.evaluation
 
 
-def measure(spec: str, options: dict[str, Any], data_dir: str | None = None, steps: int = 5,
-            threads: int | None = 1) -> StepCost:
+def measure(
+    spec: str, options: dict[str, Any], data_dir: str | None = None, steps: int = 5, threads: int | None = 1
+) -> StepCost:
     """Time ``steps`` training steps and one evaluation of ``spec`` on one seed."""
     with torch_threads(threads):
         workload = resolve_workload(spec, options, data_dir)
@@ -79,8 +80,10 @@ class Estimate:
 
     def describe(self) -> str:
         per = ", ".join(f"{c.label} {1000 * c.step:.1f} ms/step" for c in self.costs)
-        return (f"Budget: {self.trials} trials, {self.steps:,} training steps in all; measured {per}; "
-                f"about {_duration(self.seconds)} on {self.workers} worker{'s' if self.workers != 1 else ''}.")
+        return (
+            f"Budget: {self.trials} trials, {self.steps:,} training steps in all; measured {per}; "
+            f"about {_duration(self.seconds)} on {self.workers} worker{'s' if self.workers != 1 else ''}."
+        )
 
 
 def _duration(seconds: float) -> str:

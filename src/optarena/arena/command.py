@@ -37,38 +37,83 @@ def add_command(commands: Any) -> None:
         "configuration over fresh seeds, and print a leaderboard. Trials already in the store are reused, "
         "so rerunning a finished or interrupted race only runs what is missing.",
     )
-    race.add_argument("--workload", required=True, type=names, metavar="NAMES",
-                      help=f"comma-separated workloads: built-in ({builtin}) or package.module:factory")
-    race.add_argument("--optimizers", type=names, default=list(DEFAULT_OPTIMIZERS), metavar="NAMES",
-                      help=f"comma-separated registry names (default: {','.join(DEFAULT_OPTIMIZERS)})")
-    race.add_argument("--trials", type=whole(1, MAX_BUDGET), default=None,
-                      help=f"tuning trials per optimizer, 1 to {MAX_BUDGET} (default {DEFAULT_TRIALS}; "
-                      f"{QUICK_TRIALS} with --quick)")
-    race.add_argument("--seeds", type=whole(1, MAX_SEEDS), default=None,
-                      help=f"seeds the best configuration is rerun on, 1 to {MAX_SEEDS} (default {DEFAULT_SEEDS}; "
-                      f"{QUICK_SEEDS} with --quick)")
+    race.add_argument(
+        "--workload",
+        required=True,
+        type=names,
+        metavar="NAMES",
+        help=f"comma-separated workloads: built-in ({builtin}) or package.module:factory",
+    )
+    race.add_argument(
+        "--optimizers",
+        type=names,
+        default=list(DEFAULT_OPTIMIZERS),
+        metavar="NAMES",
+        help=f"comma-separated registry names (default: {','.join(DEFAULT_OPTIMIZERS)})",
+    )
+    race.add_argument(
+        "--trials",
+        type=whole(1, MAX_BUDGET),
+        default=None,
+        help=f"tuning trials per optimizer, 1 to {MAX_BUDGET} (default {DEFAULT_TRIALS}; {QUICK_TRIALS} with --quick)",
+    )
+    race.add_argument(
+        "--seeds",
+        type=whole(1, MAX_SEEDS),
+        default=None,
+        help=f"seeds the best configuration is rerun on, 1 to {MAX_SEEDS} (default {DEFAULT_SEEDS}; "
+        f"{QUICK_SEEDS} with --quick)",
+    )
     race.add_argument("--db", default=DEFAULT_DB, help=f"result store, created if missing (default {DEFAULT_DB})")
-    race.add_argument("--search", choices=STRATEGIES, default="quasi-random",
-                      help="quasi-random (scrambled Halton, all trials in parallel; default) or tpe (Optuna)")
-    race.add_argument("--tune", choices=TUNE_CHOICES, default="all",
-                      help="all: every hyperparameter the optimizer declares tunable (default); lr: the learning rate only")
-    race.add_argument("--quick", action="store_true",
-                      help="a short race: the workloads' quick budget and fewer trials and seeds")
-    race.add_argument("--executor", choices=EXECUTORS, default="local",
-                      help="local: a process pool (default); inline: this process; ray: a Ray cluster")
-    race.add_argument("--workers", type=threads, default=None,
-                      help="trials at once (default: the cores here; with ray, the cluster's CPUs)")
-    race.add_argument("--threads", type=threads, default=None,
-                      help="torch threads per trial (default: cores / workers, at least 1)")
-    race.add_argument("--address", default=None,
-                      help="with --executor ray: 'local' (default) starts Ray here; 'auto' or ray://host:port joins a cluster")
+    race.add_argument(
+        "--search",
+        choices=STRATEGIES,
+        default="quasi-random",
+        help="quasi-random (scrambled Halton, all trials in parallel; default) or tpe (Optuna)",
+    )
+    race.add_argument(
+        "--tune",
+        choices=TUNE_CHOICES,
+        default="all",
+        help="all: every hyperparameter the optimizer declares tunable (default); lr: the learning rate only",
+    )
+    race.add_argument(
+        "--quick", action="store_true", help="a short race: the workloads' quick budget and fewer trials and seeds"
+    )
+    race.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: a process pool (default); inline: this process; ray: a Ray cluster",
+    )
+    race.add_argument(
+        "--workers",
+        type=threads,
+        default=None,
+        help="trials at once (default: the cores here; with ray, the cluster's CPUs)",
+    )
+    race.add_argument(
+        "--threads", type=threads, default=None, help="torch threads per trial (default: cores / workers, at least 1)"
+    )
+    race.add_argument(
+        "--address",
+        default=None,
+        help="with --executor ray: 'local' (default) starts Ray here; 'auto' or ray://host:port joins a cluster",
+    )
     race.add_argument("--data-dir", default=None, help="where workloads on real data read their files")
-    race.add_argument("--no-signals", dest="signals", action="store_false",
-                      help="do not record the optimizers' signals (trust ratios, rectification, bounds, ...) at "
-                      "each evaluation; they are recorded by default (docs/diagnostics.md)")
-    race.add_argument("--sharpness", action="store_true",
-                      help="also measure the sharpness (the Hessian's top eigenvalue on a fixed batch of 256 "
-                      "training examples) at each evaluation: a few Hessian-vector products each, off by default")
+    race.add_argument(
+        "--no-signals",
+        dest="signals",
+        action="store_false",
+        help="do not record the optimizers' signals (trust ratios, rectification, bounds, ...) at "
+        "each evaluation; they are recorded by default (docs/diagnostics.md)",
+    )
+    race.add_argument(
+        "--sharpness",
+        action="store_true",
+        help="also measure the sharpness (the Hessian's top eigenvalue on a fixed batch of 256 "
+        "training examples) at each evaluation: a few Hessian-vector products each, off by default",
+    )
     from optarena.arena.algoperf_command import add_race_arguments
 
     add_race_arguments(race)
@@ -83,8 +128,12 @@ def add_command(commands: Any) -> None:
     report.add_argument("--db", default=DEFAULT_DB, help=f"result store to read (default {DEFAULT_DB})")
     report.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     report.add_argument("--workload", default=None, help="only this workload (its name or spec)")
-    report.add_argument("--claims", default=None, metavar="DIR",
-                        help="add the claims page from DIR (written by optarena claims --out DIR)")
+    report.add_argument(
+        "--claims",
+        default=None,
+        metavar="DIR",
+        help="add the claims page from DIR (written by optarena claims --out DIR)",
+    )
     report.set_defaults(run=run_report_command)
 
 
@@ -144,8 +193,12 @@ def run_race_command(args: argparse.Namespace) -> int:
         from optarena.arena.algoperf_command import run_algoperf_command
 
         if getattr(args, "sharpness", False) or not getattr(args, "signals", True):
-            return _error("race", "--sharpness and --no-signals are for --protocol tune-rerun: AlgoPerf trials "
-                          "record no diagnostics, their training time is the score", 2)
+            return _error(
+                "race",
+                "--sharpness and --no-signals are for --protocol tune-rerun: AlgoPerf trials "
+                "record no diagnostics, their training time is the score",
+                2,
+            )
 
         return run_algoperf_command(args)
     for option in ("studies", "held_out", "held_out_seed"):
@@ -192,23 +245,30 @@ def run_race_command(args: argparse.Namespace) -> int:
             return 0
         names = ", ".join(s.entry.name for s in plan.studies if s.planned is plan.workloads[0])
         labels = ", ".join(p.workload.name for p in plan.workloads)
-        console.print(shown(
-            f"Racing {_count(len(config.optimizers), 'optimizer')} ({names}) on {labels}: {config.search} search, "
-            f"{_count(config.trials, 'trial')} each, the best rerun on {_count(config.seeds, 'seed')}; "
-            f"{plan.total} trials, {executor.describe()}; store {args.db}."
-        ))
+        console.print(
+            shown(
+                f"Racing {_count(len(config.optimizers), 'optimizer')} ({names}) on {labels}: {config.search} search, "
+                f"{_count(config.trials, 'trial')} each, the best rerun on {_count(config.seeds, 'seed')}; "
+                f"{plan.total} trials, {executor.describe()}; store {args.db}."
+            )
+        )
         finished = False
         try:
             outcome = _run_with_progress(console, plan, store, executor, run_race)
             finished = True
         except RaceError as error:
-            return _error("race", f"{error}. The trials finished before it are stored in {args.db}; "
-                          "fix the cause and run the same command to resume.", 1)
+            return _error(
+                "race",
+                f"{error}. The trials finished before it are stored in {args.db}; "
+                "fix the cause and run the same command to resume.",
+                1,
+            )
         except StoreError as error:
             return _error("race", str(error), error.status)
         except KeyboardInterrupt:
-            console.print(shown(f"Interrupted. Finished trials are stored in {args.db}; "
-                                "run the same command to resume."))
+            console.print(
+                shown(f"Interrupted. Finished trials are stored in {args.db}; run the same command to resume.")
+            )
             return 130
         finally:
             executor.shutdown(now=not finished)
@@ -220,12 +280,14 @@ def run_race_command(args: argparse.Namespace) -> int:
             if any(w.key == workload.key for w in plan.workloads):
                 console.print(leaderboard_table(workload))
     wall = time.perf_counter() - started
-    console.print(shown(
-        f"{outcome.ran} trials run, {outcome.reused} reused from {args.db}"
-        + (f", {outcome.diverged} diverged" if outcome.diverged else "")
-        + (f", {outcome.skipped} reruns skipped (every tuning trial diverged)" if outcome.skipped else "")
-        + f"; {wall:.1f} s. Report: optarena report --db {args.db} --out report.html"
-    ))
+    console.print(
+        shown(
+            f"{outcome.ran} trials run, {outcome.reused} reused from {args.db}"
+            + (f", {outcome.diverged} diverged" if outcome.diverged else "")
+            + (f", {outcome.skipped} reruns skipped (every tuning trial diverged)" if outcome.skipped else "")
+            + f"; {wall:.1f} s. Report: optarena report --db {args.db} --out report.html"
+        )
+    )
     return 0
 
 
@@ -240,8 +302,7 @@ def _print_budget(console: Any, plan: Any, executor: Any, data_dir: str | None) 
         counts[study.planned.key] = counts.get(study.planned.key, 0) + study.planned_trials
     options = dict(plan.config.options)
     try:
-        costs = [(measure(p.spec, options, data_dir, threads=executor.threads), counts[p.key])
-                 for p in plan.workloads]
+        costs = [(measure(p.spec, options, data_dir, threads=executor.threads), counts[p.key]) for p in plan.workloads]
     except Exception as error:  # the race itself reports a failing workload, trial by trial
         console.print(Text(f"Budget: not estimated ({type(error).__name__}: {error})."))
         return
@@ -258,8 +319,14 @@ def _run_with_progress(console: Any, plan: Any, store: Any, executor: Any, run_r
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("racing", total=plan.total)
 
@@ -267,9 +334,10 @@ def _run_with_progress(console: Any, plan: Any, store: Any, executor: Any, run_r
             metric = role.study.planned.workload.target.metric
             outcome = "diverged" if status == "diverged" else f"{metric} {final:.4g}"
             where = "stored" if reused else "ran"
-            phase = f"trial {role.number + 1}/{role.study.config.trials}" if role.phase == "tune" else f"seed {role.number}"
-            progress.update(task, advance=1,
-                            description=f"{role.study.entry.name} {phase}: {outcome} ({where})")
+            phase = (
+                f"trial {role.number + 1}/{role.study.config.trials}" if role.phase == "tune" else f"seed {role.number}"
+            )
+            progress.update(task, advance=1, description=f"{role.study.entry.name} {phase}: {outcome} ({where})")
 
         def on_skip(count: int) -> None:
             progress.update(task, advance=count)

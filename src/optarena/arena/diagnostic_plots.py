@@ -84,8 +84,9 @@ def heat_map_figure(title: str, parameters: list[str], steps: np.ndarray, values
     else:
         norm = Normalize(0.0, 1.0)
     edges = np.concatenate([[0.0], steps]) if len(steps) else np.zeros(1)
-    mesh = axes.pcolormesh(edges, np.arange(len(parameters) + 1), np.ma.masked_invalid(values), norm=norm,
-                           cmap="viridis", shading="flat")
+    mesh = axes.pcolormesh(
+        edges, np.arange(len(parameters) + 1), np.ma.masked_invalid(values), norm=norm, cmap="viridis", shading="flat"
+    )
     axes.set_yticks(np.arange(len(parameters)) + 0.5, parameters, fontsize=7 if len(parameters) > 12 else 9)
     axes.set_ylim(len(parameters), 0)
     axes.grid(False)
@@ -93,8 +94,9 @@ def heat_map_figure(title: str, parameters: list[str], steps: np.ndarray, values
     axes.set_title(title, fontsize=10)
     if isinstance(norm, LogNorm):  # 1-2-5 ticks (decades only over more than three), in plain text
         subs = (1.0,) if math.log10(norm.vmax / norm.vmin) > 3 else (1.0, 2.0, 5.0)
-        colorbar = figure.colorbar(mesh, ax=axes, pad=0.01, ticks=LogLocator(subs=subs),
-                                   format=FuncFormatter(lambda value, _: f"{value:.2g}"))
+        colorbar = figure.colorbar(
+            mesh, ax=axes, pad=0.01, ticks=LogLocator(subs=subs), format=FuncFormatter(lambda value, _: f"{value:.2g}")
+        )
         colorbar.ax.yaxis.set_minor_formatter(NullFormatter())
     else:
         figure.colorbar(mesh, ax=axes, pad=0.01)
@@ -122,7 +124,7 @@ def signals_figure(signals: dict[str, dict[str, list[Curve]]], colours: dict[str
             axes.fill_between(steps, low, high, color=colours[optimizer], alpha=0.15, lw=0)
         axes.set_title(signal, fontsize=10)
         axes.set_xlabel("step")
-    for axes in panels[len(names):]:
+    for axes in panels[len(names) :]:
         axes.set_visible(False)
     handles: dict[str, object] = {}
     for axes in panels[: len(names)]:

@@ -179,8 +179,9 @@ class RayExecutor(Executor):
             self._ray.shutdown()
 
 
-def make_executor(kind: str, workers: int | None = None, threads: int | None = None,
-                  address: str | None = None) -> Executor:
+def make_executor(
+    kind: str, workers: int | None = None, threads: int | None = None, address: str | None = None
+) -> Executor:
     """The executor named ``kind`` (one of :data:`EXECUTORS`)."""
     if kind not in EXECUTORS:
         raise ValueError(f"unknown executor {kind!r}; allowed: {', '.join(EXECUTORS)}")

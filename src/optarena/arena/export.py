@@ -60,19 +60,23 @@ def load(db: str | Path) -> Tables:
         has_targets = store.rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'targets'")
     connection = sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True, timeout=30)
     try:
+
         def frame(sql: str) -> Any:
             return pandas.read_sql_query(sql, connection)
 
         workloads = frame("SELECT * FROM workloads ORDER BY rowid")
         trials = frame(
             "SELECT w.name AS workload, w.target_metric, w.target_value, w.target_mode, t.* "
-            "FROM trials t JOIN workloads w ON w.key = t.workload_key ORDER BY t.rowid")
+            "FROM trials t JOIN workloads w ON w.key = t.workload_key ORDER BY t.rowid"
+        )
         metrics = frame(
             "SELECT m.trial, w.name AS workload, t.optimizer, t.seed, m.name, m.step, m.value "
             "FROM metrics m JOIN trials t ON t.key = m.trial JOIN workloads w ON w.key = t.workload_key "
-            "ORDER BY t.rowid, m.name, m.step")
+            "ORDER BY t.rowid, m.name, m.step"
+        )
         studies = frame(
-            "SELECT w.name AS workload, s.* FROM studies s JOIN workloads w ON w.key = s.workload_key ORDER BY s.rowid")
+            "SELECT w.name AS workload, s.* FROM studies s JOIN workloads w ON w.key = s.workload_key ORDER BY s.rowid"
+        )
         study_trials = frame("SELECT * FROM study_trials ORDER BY study, phase, number")
         targets = frame("SELECT * FROM targets ORDER BY rowid") if has_targets else pandas.DataFrame()
     finally:

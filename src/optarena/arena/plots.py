@@ -57,7 +57,7 @@ def to_svg(figure: Figure) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def plain_log_ticks(axis, minor_thresholds: tuple[float, float] = (2, 0.5)) -> None:
@@ -155,8 +155,15 @@ def sensitivity_figure(
         if len(curve.lr):
             axes.plot(curve.lr, curve.value, color=colours[name], marker="o", ms=3.5, lw=1.2, label=name)
         if len(curve.diverged_lr) and floor is not None:
-            axes.plot(curve.diverged_lr, np.full(len(curve.diverged_lr), floor), color=colours[name],
-                      marker="x", ms=6, lw=0, mew=1.6)
+            axes.plot(
+                curve.diverged_lr,
+                np.full(len(curve.diverged_lr), floor),
+                color=colours[name],
+                marker="x",
+                ms=6,
+                lw=0,
+                mew=1.6,
+            )
     axes.axhline(target, color="0.3", ls="--", lw=1, label="target")
     if floor is not None and any(len(c.diverged_lr) for c in curves.values()):
         axes.plot([], [], color="0.3", marker="x", lw=0, label="diverged")
@@ -169,8 +176,9 @@ def sensitivity_figure(
 
 
 @styled
-def expected_best_figure(curves: dict[str, ExpectedBest], colours: dict[str, str], metric_name: str,
-                         target: float) -> str:
+def expected_best_figure(
+    curves: dict[str, ExpectedBest], colours: dict[str, str], metric_name: str, target: float
+) -> str:
     """Expected best final metric after k tuning trials, with its bootstrap band."""
     figure, (axes,) = _figure(7.5, 3.6)
     for name, curve in curves.items():
@@ -192,8 +200,14 @@ def profile_figure(profile: PerformanceProfile, colours: dict[str, str], tau_max
     right = max([tau_max, *finite]) * 1.05
     taus = np.unique(np.concatenate([[1.0, right], np.asarray(finite, dtype=float)]))
     for name in sorted(profile.ratios, key=lambda n: -profile.score(n, tau_max)):
-        axes.step(taus, profile.rho(name, taus), where="post", color=colours.get(name, "0.5"), lw=1.8,
-                  label=f"{name} ({profile.score(name, tau_max):.2f})")
+        axes.step(
+            taus,
+            profile.rho(name, taus),
+            where="post",
+            color=colours.get(name, "0.5"),
+            lw=1.8,
+            label=f"{name} ({profile.score(name, tau_max):.2f})",
+        )
     axes.set_xscale("log", base=2)
     ticks = [t for t in (1, 1.5, 2, 3, 4, 6, 8, 16, 32, 64) if t <= right]
     axes.set_xticks(ticks, [f"{t:g}" for t in ticks])

@@ -285,8 +285,13 @@ TrialCallback = Callable[[Role, str, float | None, bool], None]
 """Called after each trial with (role, status, final_metric, reused)."""
 
 
-def run_race(plan: Plan, store: Store, executor: Executor, on_trial: TrialCallback | None = None,
-             on_skip: Callable[[int], None] | None = None) -> RaceOutcome:
+def run_race(
+    plan: Plan,
+    store: Store,
+    executor: Executor,
+    on_trial: TrialCallback | None = None,
+    on_skip: Callable[[int], None] | None = None,
+) -> RaceOutcome:
     """Run ``plan``, storing each trial as it finishes; trials already stored are reused."""
     outcome = RaceOutcome()
     for planned in plan.workloads:

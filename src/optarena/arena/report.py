@@ -90,9 +90,7 @@ def _leaderboard_table(workload: WorkloadResult, rows: list[LeaderboardRow], col
     )
     body = []
     for row in rows:
-        final = (
-            f"{_fmt(row.final_mean)} ± {_fmt(row.final_std, 2)}" if row.final_mean is not None else "diverged"
-        )
+        final = f"{_fmt(row.final_mean)} ± {_fmt(row.final_std, 2)}" if row.final_mean is not None else "diverged"
         incomplete = "" if row.complete else " <span class='warn'>(incomplete)</span>"
         body.append(
             f"<tr class='{'first' if row.rank == 1 else ''}' data-optimizer='{escape(row.optimizer)}'>"
@@ -116,7 +114,11 @@ def _workload_section(store: Store, workload: WorkloadResult, index: int, colour
     relation = "≥" if target.mode == "max" else "≤"
     studies = {s.optimizer: s for s in workload.studies}
     budgets = sorted({(s.search, s.trials, s.seeds) for s in workload.studies})
-    tuned = "the learning rate" if all(s.tune == ["lr"] for s in workload.studies) else "each optimizer's declared hyperparameters"
+    tuned = (
+        "the learning rate"
+        if all(s.tune == ["lr"] for s in workload.studies)
+        else "each optimizer's declared hyperparameters"
+    )
     budget_text = "; ".join(
         f"{search} search over {tuned}, {trials} trial{'s' if trials != 1 else ''} per optimizer, "
         f"the winner rerun on {seeds} fresh seed{'s' if seeds != 1 else ''}"
@@ -124,7 +126,9 @@ def _workload_section(store: Store, workload: WorkloadResult, index: int, colour
     )
     warning = (
         "<p class='note'><span class='warn'>The optimizers here were raced with different budgets; "
-        "compare with care.</span></p>" if len(budgets) > 1 else ""
+        "compare with care.</span></p>"
+        if len(budgets) > 1
+        else ""
     )
 
     train, metric = {}, {}
@@ -178,7 +182,8 @@ def _profile_section(workloads: list[WorkloadResult], colours: dict[str, str]) -
     profile = performance_profile(workloads, "steps")
     order = sorted(profile.ratios, key=lambda name: -profile.score(name))
     unreached = [
-        label for i, label in enumerate(profile.workloads)
+        label
+        for i, label in enumerate(profile.workloads)
         if not any(math.isfinite(ratios[i]) for ratios in profile.ratios.values())
     ]
     rows = "".join(
@@ -189,30 +194,37 @@ def _profile_section(workloads: list[WorkloadResult], colours: dict[str, str]) -
         + "</tr>"
         for name in order
     )
-    head = "<tr><th>optimizer</th><th class='num'>score</th>" + "".join(
-        f"<th class='num'>{escape(label)}</th>" for label in profile.workloads
-    ) + "</tr>"
+    head = (
+        "<tr><th>optimizer</th><th class='num'>score</th>"
+        + "".join(f"<th class='num'>{escape(label)}</th>" for label in profile.workloads)
+        + "</tr>"
+    )
     note = (
         f"<p class='note'><span class='warn'>No optimizer reached the target on: {escape(', '.join(unreached))}."
-        "</span></p>" if unreached else ""
+        "</span></p>"
+        if unreached
+        else ""
     )
-    return "\n".join([
-        "<section id='profile'>",
-        "<h2>Performance profile</h2>",
-        "<p class='meta'>For each workload, an optimizer's cost is the median number of steps its reruns took "
-        "to reach the target; its ratio is that cost over the cheapest optimizer's. The curve gives the "
-        "fraction of workloads on which an optimizer is within a factor tau of the fastest (Dolan &amp; Moré, "
-        "as in AlgoPerf); the score is the area under it for tau from 1 to "
-        f"{PROFILE_TAU_MAX:g}, scaled to 0..1.</p>",
-        f"<figure>{plots.profile_figure(profile, colours, PROFILE_TAU_MAX)}</figure>",
-        f"<table class='profile'>{head}{rows}</table>",
-        note,
-        "</section>",
-    ])
+    return "\n".join(
+        [
+            "<section id='profile'>",
+            "<h2>Performance profile</h2>",
+            "<p class='meta'>For each workload, an optimizer's cost is the median number of steps its reruns took "
+            "to reach the target; its ratio is that cost over the cheapest optimizer's. The curve gives the "
+            "fraction of workloads on which an optimizer is within a factor tau of the fastest (Dolan &amp; Moré, "
+            "as in AlgoPerf); the score is the area under it for tau from 1 to "
+            f"{PROFILE_TAU_MAX:g}, scaled to 0..1.</p>",
+            f"<figure>{plots.profile_figure(profile, colours, PROFILE_TAU_MAX)}</figure>",
+            f"<table class='profile'>{head}{rows}</table>",
+            note,
+            "</section>",
+        ]
+    )
 
 
-def build_report(store: Store, workload: str | None = None, title: str | None = None,
-                 claims: str | Path | None = None) -> str:
+def build_report(
+    store: Store, workload: str | None = None, title: str | None = None, claims: str | Path | None = None
+) -> str:
     """The report's HTML for every workload in ``store`` (or only ``workload``), its AlgoPerf scores, and the
     claims page of ``claims`` (a directory written by ``optarena claims``) when given."""
     from optarena.arena.algoperf_report import algoperf_sections, claims_section
@@ -234,22 +246,26 @@ def build_report(store: Store, workload: str | None = None, title: str | None = 
     colours = plots.palette(names)
     sections = [_workload_section(store, w, i, colours) for i, w in enumerate(workloads)]
     title = title or "optarena race report"
-    return "\n".join([
-        "<!DOCTYPE html>",
-        "<html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-        f"<p class='meta'>{len(workloads)} workload{'s' if len(workloads) != 1 else ''}, {trials} stored trials, "
-        f"from <code>{escape(store.path.name)}</code>; written by optarena {__version__} on {generated}.</p>",
-        f"<nav>{nav}" + (" <a href='#profile'>performance profile</a>" if workloads else "")
-        + (" <a href='#algoperf-external'>AlgoPerf score</a>" if "id='algoperf-" in extra[0] else "")
-        + (" <a href='#claims'>claims</a>" if claims is not None else "") + "</nav>",
-        *sections,
-        _profile_section(workloads, colours) if workloads else "",
-        *extra,
-        "</body></html>",
-    ])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            "<html lang='en'><head><meta charset='utf-8'>",
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+            f"<h1>{escape(title)}</h1>",
+            f"<p class='meta'>{len(workloads)} workload{'s' if len(workloads) != 1 else ''}, {trials} stored trials, "
+            f"from <code>{escape(store.path.name)}</code>; written by optarena {__version__} on {generated}.</p>",
+            f"<nav>{nav}"
+            + (" <a href='#profile'>performance profile</a>" if workloads else "")
+            + (" <a href='#algoperf-external'>AlgoPerf score</a>" if "id='algoperf-" in extra[0] else "")
+            + (" <a href='#claims'>claims</a>" if claims is not None else "")
+            + "</nav>",
+            *sections,
+            _profile_section(workloads, colours) if workloads else "",
+            *extra,
+            "</body></html>",
+        ]
+    )
 
 
 def write_report(

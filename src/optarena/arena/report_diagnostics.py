@@ -41,7 +41,9 @@ def _heat_map(name: str, signal: str, runs: list[TrialDiagnostics]) -> str:
                 s, v = d.signals[signal][parameter]
                 table[r, p, np.searchsorted(steps, s)] = v
     mean = diagnostic_plots.quietly(np.nanmean, table, 0)
-    title = f"{name}: {signal.replace('_', ' ')} per parameter (mean over {len(runs)} seed{'s' if len(runs) != 1 else ''})"
+    title = (
+        f"{name}: {signal.replace('_', ' ')} per parameter (mean over {len(runs)} seed{'s' if len(runs) != 1 else ''})"
+    )
     return diagnostic_plots.heat_map_figure(title, parameters, steps, mean)
 
 
@@ -61,13 +63,17 @@ def _summary_table(by_optimizer: dict[str, list[TrialDiagnostics]]) -> str:
                 f"<td class='num' data-value='{float(median[i])!r}'>{median[i]:.4g} <small>(step {steps[i]:g})</small></td>"
                 for i in (0, len(steps) - 1)
             )
-            rows.append(f"<tr data-optimizer='{escape(name)}' data-signal='{escape(signal)}'>"
-                        f"<td class='name'>{escape(name)}</td><td>{escape(signal)}</td>"
-                        f"<td class='num'>{parameters}</td>{cells}</tr>")
+            rows.append(
+                f"<tr data-optimizer='{escape(name)}' data-signal='{escape(signal)}'>"
+                f"<td class='name'>{escape(name)}</td><td>{escape(signal)}</td>"
+                f"<td class='num'>{parameters}</td>{cells}</tr>"
+            )
     if not rows:
         return ""
-    head = ("<tr><th>optimizer</th><th>signal</th><th class='num'>parameters</th>"
-            "<th class='num'>first evaluation<br>median</th><th class='num'>last evaluation<br>median</th></tr>")
+    head = (
+        "<tr><th>optimizer</th><th>signal</th><th class='num'>parameters</th>"
+        "<th class='num'>first evaluation<br>median</th><th class='num'>last evaluation<br>median</th></tr>"
+    )
     return f"<table class='signals'>{head}{''.join(rows)}</table>"
 
 
@@ -83,11 +89,15 @@ def diagnostics_section(store: Store, workload: WorkloadResult, optimizers: list
             by_optimizer[name] = runs
     if not by_optimizer:
         return ""
-    parts = ["<h3>Diagnostics</h3>",
-             "<p class='note'>Measured at each evaluation of the reruns of each optimizer's tuned configuration "
-             "(see docs/diagnostics.md).</p>"]
+    parts = [
+        "<h3>Diagnostics</h3>",
+        "<p class='note'>Measured at each evaluation of the reruns of each optimizer's tuned configuration "
+        "(see docs/diagnostics.md).</p>",
+    ]
 
-    sharpness = {n: [d.series["sharpness"] for d in runs if "sharpness" in d.series] for n, runs in by_optimizer.items()}
+    sharpness = {
+        n: [d.series["sharpness"] for d in runs if "sharpness" in d.series] for n, runs in by_optimizer.items()
+    }
     sharpness = {n: curves for n, curves in sharpness.items() if curves}
     if sharpness:
         thresholds = {n: t for n in sharpness if (t := _thresholds(by_optimizer[n])) is not None}
@@ -107,11 +117,16 @@ def diagnostics_section(store: Store, workload: WorkloadResult, optimizers: list
         if not having:
             continue
         parts.append(f"<h4>{escape(signal.replace('_', ' ').capitalize())} per layer</h4>")
-        parts += [f"<figure class='heat-map' data-optimizer='{escape(n)}' data-signal='{escape(signal)}'>"
-                  f"{_heat_map(n, signal, by_optimizer[n])}</figure>" for n in having]
-        parts.append("<p class='note'>One row per parameter tensor, one column per evaluation step: the ratio by "
-                     "which the optimizer scaled that layer's step (LAMB: weight norm over update norm; LARS: its "
-                     "local learning rate).</p>")
+        parts += [
+            f"<figure class='heat-map' data-optimizer='{escape(n)}' data-signal='{escape(signal)}'>"
+            f"{_heat_map(n, signal, by_optimizer[n])}</figure>"
+            for n in having
+        ]
+        parts.append(
+            "<p class='note'>One row per parameter tensor, one column per evaluation step: the ratio by "
+            "which the optimizer scaled that layer's step (LAMB: weight norm over update norm; LARS: its "
+            "local learning rate).</p>"
+        )
 
     others: dict[str, dict[str, list]] = {}
     for name, runs in by_optimizer.items():

@@ -173,9 +173,11 @@ def load_results(store: Store, workload: str | None = None) -> list[WorkloadResu
             spec=_text(store, "workloads", key, "spec", row["spec"]),
             description=_text(store, "workloads", key, "description", row["description"]),
             config=_json(store, "workloads", key, "config", row["config"], dict),
-            target=Target(_text(store, "workloads", key, "target_metric", row["target_metric"]),
-                          _real(store, "workloads", key, "target_value", row["target_value"], none=False),
-                          row["target_mode"]),
+            target=Target(
+                _text(store, "workloads", key, "target_metric", row["target_metric"]),
+                _real(store, "workloads", key, "target_value", row["target_value"], none=False),
+                row["target_mode"],
+            ),
             steps=_whole(store, "workloads", key, "steps", row["steps"]),
             eval_every=_whole(store, "workloads", key, "eval_every", row["eval_every"]),
         )
@@ -189,8 +191,11 @@ def load_results(store: Store, workload: str | None = None) -> list[WorkloadResu
 
 def _studies(store: Store, workload_key: str) -> list[StudyResult]:
     chosen: dict[str, StudyResult] = {}
-    for row in store.rows("SELECT * FROM studies WHERE workload_key = ? AND search NOT LIKE 'algoperf-%' "
-                          "AND search NOT LIKE 'claim:%' ORDER BY rowid", (workload_key,)):
+    for row in store.rows(
+        "SELECT * FROM studies WHERE workload_key = ? AND search NOT LIKE 'algoperf-%' "
+        "AND search NOT LIKE 'claim:%' ORDER BY rowid",
+        (workload_key,),
+    ):
         sid = row["id"]
         study = StudyResult(
             id=sid,
@@ -238,7 +243,9 @@ def load_curves(store: Store, keys: list[str], name: str) -> dict[str, tuple[np.
     """Per trial key, the ``(steps, values)`` of metric ``name`` in step order."""
     curves: dict[str, tuple[list[int], list[float]]] = {key: ([], []) for key in keys}
     for key in keys:
-        for row in store.rows("SELECT step, value FROM metrics WHERE trial = ? AND name = ? ORDER BY step", (key, name)):
+        for row in store.rows(
+            "SELECT step, value FROM metrics WHERE trial = ? AND name = ? ORDER BY step", (key, name)
+        ):
             curves[key][0].append(_whole(store, "metrics", key, "step", row["step"]))
             value = row["value"]
             curves[key][1].append(np.nan if value is None else _real(store, "metrics", key, "value", value))
@@ -288,6 +295,6 @@ def load_diagnostics(store: Store, keys: list[str]) -> dict[str, TrialDiagnostic
             if parsed is not None:
                 diagnostics.signals.setdefault(parsed[0], {})[parsed[1]] = curve
             elif name.startswith(DIAGNOSTIC_PREFIX):
-                diagnostics.series[name[len(DIAGNOSTIC_PREFIX):]] = curve
+                diagnostics.series[name[len(DIAGNOSTIC_PREFIX) :]] = curve
         out[key] = diagnostics
     return out

@@ -77,7 +77,8 @@ def median_cost(trials: Sequence[TrialRecord], measure: str = "steps") -> float:
     if not trials:
         return math.inf
     costs = [
-        math.inf if (t.steps_to_target if measure == "steps" else t.seconds_to_target) is None
+        math.inf
+        if (t.steps_to_target if measure == "steps" else t.seconds_to_target) is None
         else float(t.steps_to_target if measure == "steps" else t.seconds_to_target)
         for t in trials
     ]
@@ -113,7 +114,13 @@ def leaderboard(workload: WorkloadResult) -> list[LeaderboardRow]:
 
     def order(row: dict[str, Any]) -> tuple:
         no_result = row["final_mean"] is None
-        return (no_result, row["diverged"], -sign * (row["final_mean"] or 0.0), row["steps_to_target"], row["optimizer"])
+        return (
+            no_result,
+            row["diverged"],
+            -sign * (row["final_mean"] or 0.0),
+            row["steps_to_target"],
+            row["optimizer"],
+        )
 
     rows.sort(key=order)
     return [LeaderboardRow(rank=i, **row) for i, row in enumerate(rows, 1)]
@@ -168,8 +175,12 @@ def performance_profile(workloads: Sequence[WorkloadResult], measure: str = "ste
 
 def floor_value(workload: WorkloadResult) -> float | None:
     """The worst finite final value among the workload's tuning trials (what a diverged trial counts as)."""
-    values = [t.final_metric for s in workload.studies for t in s.tuning
-              if not t.diverged and t.final_metric is not None and math.isfinite(t.final_metric)]
+    values = [
+        t.final_metric
+        for s in workload.studies
+        for t in s.tuning
+        if not t.diverged and t.final_metric is not None and math.isfinite(t.final_metric)
+    ]
     if not values:
         return None
     return min(values) if workload.target.mode == "max" else max(values)
@@ -246,8 +257,11 @@ class Sensitivity:
 
 
 def lr_sensitivity(study: StudyResult) -> Sensitivity:
-    finished = sorted((t.hyperparameters["lr"], t.final_metric) for t in study.tuning
-                      if not t.diverged and t.final_metric is not None and "lr" in t.hyperparameters)
+    finished = sorted(
+        (t.hyperparameters["lr"], t.final_metric)
+        for t in study.tuning
+        if not t.diverged and t.final_metric is not None and "lr" in t.hyperparameters
+    )
     diverged = sorted(t.hyperparameters["lr"] for t in study.tuning if t.diverged and "lr" in t.hyperparameters)
     return Sensitivity(
         np.asarray([f[0] for f in finished], dtype=float),

@@ -158,14 +158,22 @@ def explain(error: sqlite3.Error, path: Path) -> StoreError:
             "new --db file"
         )
     if primary == _CANTOPEN:
-        return StoreError(f"cannot open the result store {name} ({text}): check that its folder exists and that you "
-                          "may read and write there")
+        return StoreError(
+            f"cannot open the result store {name} ({text}): check that its folder exists and that you "
+            "may read and write there"
+        )
     if primary == _FULL:
-        return StoreError(f"the disk holding the result store {name} is full ({text}); free space and run the same "
-                          "command again: nothing stored is lost", status=1)
+        return StoreError(
+            f"the disk holding the result store {name} is full ({text}); free space and run the same "
+            "command again: nothing stored is lost",
+            status=1,
+        )
     if primary in (_BUSY, _LOCKED):
-        return StoreError(f"the result store {name} stayed locked by another process ({text}); wait for it to finish "
-                          "and run the same command again", status=1)
+        return StoreError(
+            f"the result store {name} stayed locked by another process ({text}); wait for it to finish "
+            "and run the same command again",
+            status=1,
+        )
     if primary == _IOERR:
         return StoreError(f"reading or writing the result store {name} failed ({text})", status=1)
     return StoreError(f"{name} is not a usable optarena result store ({text})")
@@ -378,15 +386,35 @@ class Store:
 
     def add_workload(self, row: dict[str, Any]) -> None:
         """Record a workload configuration (nothing happens when it is already there)."""
-        columns = ("key", "name", "spec", "description", "config", "target_metric", "target_value",
-                   "target_mode", "steps", "eval_every")
+        columns = (
+            "key",
+            "name",
+            "spec",
+            "description",
+            "config",
+            "target_metric",
+            "target_value",
+            "target_mode",
+            "steps",
+            "eval_every",
+        )
         with self._transaction() as db:
             db.execute(_insert_if_new("workloads", columns), [row[c] for c in columns])
 
     def add_study(self, row: dict[str, Any]) -> None:
         """Record a study (nothing happens when it is already there)."""
-        columns = ("id", "workload_key", "optimizer", "search", "tune", "trials", "seeds", "search_seed",
-                   "optarena_version", "created_at")
+        columns = (
+            "id",
+            "workload_key",
+            "optimizer",
+            "search",
+            "tune",
+            "trials",
+            "seeds",
+            "search_seed",
+            "optarena_version",
+            "created_at",
+        )
         with self._transaction() as db:
             db.execute(_insert_if_new("studies", columns), [row[c] for c in columns])
 
@@ -395,22 +423,44 @@ class Store:
         with self._transaction() as db:
             db.execute(*_link_statement(study, phase, number, trial))
 
-    def save_trial(self, row: dict[str, Any], metrics: Sequence[tuple[str, int, float]],
-                   links: Sequence[tuple[str, str, int]] = ()) -> bool:
+    def save_trial(
+        self, row: dict[str, Any], metrics: Sequence[tuple[str, int, float]], links: Sequence[tuple[str, str, int]] = ()
+    ) -> bool:
         """Write a trial, its ``(name, step, value)`` metrics and its ``(study, phase, number)`` links atomically.
 
         Returns False (and writes only missing links) when a trial with the same key is
         already stored: its metrics are those of the first writer.
         """
-        columns = ("key", "workload_key", "optimizer", "hyperparameters", "seed", "optarena_version", "status",
-                   "steps_done", "diverged_step", "final_metric", "best_metric", "best_step", "final_train_loss",
-                   "steps_to_target", "seconds_to_target", "train_seconds", "eval_seconds", "threads", "host",
-                   "finished_at")
+        columns = (
+            "key",
+            "workload_key",
+            "optimizer",
+            "hyperparameters",
+            "seed",
+            "optarena_version",
+            "status",
+            "steps_done",
+            "diverged_step",
+            "final_metric",
+            "best_metric",
+            "best_step",
+            "final_train_loss",
+            "steps_to_target",
+            "seconds_to_target",
+            "train_seconds",
+            "eval_seconds",
+            "threads",
+            "host",
+            "finished_at",
+        )
         with self._transaction() as db:
-            inserted = db.execute(
-                _insert_if_new("trials", columns),
-                [_number(row[c]) if isinstance(row[c], float) else row[c] for c in columns],
-            ).rowcount == 1
+            inserted = (
+                db.execute(
+                    _insert_if_new("trials", columns),
+                    [_number(row[c]) if isinstance(row[c], float) else row[c] for c in columns],
+                ).rowcount
+                == 1
+            )
             if inserted:
                 db.executemany(
                     "INSERT INTO metrics (trial, name, step, value) VALUES (?, ?, ?, ?)",
@@ -445,8 +495,10 @@ class Store:
 def _link_statement(study: str, phase: str, number: int, trial: str) -> tuple[str, Sequence[Any]]:
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-    return ("INSERT OR IGNORE INTO study_trials (study, phase, number, trial) VALUES (?, ?, ?, ?)",
-            (study, phase, number, trial))
+    return (
+        "INSERT OR IGNORE INTO study_trials (study, phase, number, trial) VALUES (?, ?, ?, ?)",
+        (study, phase, number, trial),
+    )
 
 
 def _insert_if_new(table: str, columns: Sequence[str]) -> str:

@@ -123,9 +123,19 @@ def all_targets(store: Store) -> list[StoredTarget]:
 
 
 def _from_row(row: dict[str, Any]) -> StoredTarget:
-    return StoredTarget(row["workload"], json.loads(row["options"]), row["version"], row["steps"], row["metric"],
-                        row["value"], row["mode"], row["baseline"], json.loads(row["baselines"]), row["trials"],
-                        row["seeds"])
+    return StoredTarget(
+        row["workload"],
+        json.loads(row["options"]),
+        row["version"],
+        row["steps"],
+        row["metric"],
+        row["value"],
+        row["mode"],
+        row["baseline"],
+        json.loads(row["baselines"]),
+        row["trials"],
+        row["seeds"],
+    )
 
 
 def baseline_value(best_values: Sequence[float | None], mode: str) -> float | None:
@@ -173,20 +183,46 @@ def set_targets(
             for study in results[planned.key].studies:
                 if study.optimizer in baselines:
                     values[study.optimizer] = baseline_value(
-                        [None if t.diverged else t.best_metric for t in study.reruns], mode)
+                        [None if t.diverged else t.best_metric for t in study.reruns], mode
+                    )
             finite = {name: v for name, v in values.items() if v is not None}
             if not finite:
-                raise ValueError(f"every baseline diverged on {planned.spec}: no target can be set; "
-                                 "check the workload, or give more --trials")
+                raise ValueError(
+                    f"every baseline diverged on {planned.spec}: no target can be set; "
+                    "check the workload, or give more --trials"
+                )
             pick = max if mode == "max" else min
             baseline = pick(finite, key=lambda name: (finite[name], name))
-            target = StoredTarget(workload.name, options, workload_version(workload), int(workload.steps),
-                                  workload.target.metric, finite[baseline], mode, baseline, values, trials, seeds)
+            target = StoredTarget(
+                workload.name,
+                options,
+                workload_version(workload),
+                int(workload.steps),
+                workload.target.metric,
+                finite[baseline],
+                mode,
+                baseline,
+                values,
+                trials,
+                seeds,
+            )
             db.execute(
                 "INSERT OR REPLACE INTO targets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (target_key(workload, options), target.workload, canonical_json(options), target.version,
-                 target.steps, target.metric, target.value, mode, baseline, canonical_json(values), trials, seeds,
-                 datetime.now(timezone.utc).isoformat(timespec="seconds")),
+                (
+                    target_key(workload, options),
+                    target.workload,
+                    canonical_json(options),
+                    target.version,
+                    target.steps,
+                    target.metric,
+                    target.value,
+                    mode,
+                    baseline,
+                    canonical_json(values),
+                    trials,
+                    seeds,
+                    datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                ),
             )
             targets.append(target)
     finally:

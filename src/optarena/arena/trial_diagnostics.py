@@ -53,7 +53,7 @@ def parse_signal_metric(name: str) -> tuple[str, str] | None:
     """``(signal, parameter)`` of a signal's metric name, or None for any other name."""
     if not name.startswith(SIGNAL_PREFIX):
         return None
-    signal, colon, parameter = name[len(SIGNAL_PREFIX):].partition(":")
+    signal, colon, parameter = name[len(SIGNAL_PREFIX) :].partition(":")
     return (signal, parameter) if colon and signal else None
 
 
@@ -142,8 +142,9 @@ class SharpnessProbe:
 
         operator = HessianOperator(self.model, self.loss_fn, self.batch)
         # warn=False: when max_steps ends the search, its estimate so far is stored
-        result = top_eigenpairs(operator, 1, tol=SHARPNESS_TOL, max_steps=SHARPNESS_MAX_STEPS, start=self.start,
-                                warn=False)
+        result = top_eigenpairs(
+            operator, 1, tol=SHARPNESS_TOL, max_steps=SHARPNESS_MAX_STEPS, start=self.start, warn=False
+        )
         self.start = result.eigenvectors[0]
         out = [(SHARPNESS, step, float(result.eigenvalues[0]))]
         lr = self.optimizer.param_groups[0].get("lr")

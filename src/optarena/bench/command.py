@@ -39,31 +39,67 @@ def _backends(text: str) -> tuple[str, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``optarena bench`` (and of ``benchmarks/step_speed.py``)."""
-    parser.add_argument("--optimizers", type=names, default=None, metavar="NAMES",
-                        help="comma-separated registry names (default: every registered optimizer)")
-    parser.add_argument("--params", choices=sorted(PRESETS), default="transformer",
-                        help="parameter set: 'transformer' (41.9M float32 parameters in 157 tensors), "
-                             "'matrices' (16 x 2048 x 512) or 'small' (quick runs) (default transformer)")
-    parser.add_argument("--steps", type=positive_int, default=10, help="timed rounds; the median is reported (default 10)")
+    parser.add_argument(
+        "--optimizers",
+        type=names,
+        default=None,
+        metavar="NAMES",
+        help="comma-separated registry names (default: every registered optimizer)",
+    )
+    parser.add_argument(
+        "--params",
+        choices=sorted(PRESETS),
+        default="transformer",
+        help="parameter set: 'transformer' (41.9M float32 parameters in 157 tensors), "
+        "'matrices' (16 x 2048 x 512) or 'small' (quick runs) (default transformer)",
+    )
+    parser.add_argument(
+        "--steps", type=positive_int, default=10, help="timed rounds; the median is reported (default 10)"
+    )
     parser.add_argument("--warmup", type=positive_int, default=3, help="untimed steps first (default 3)")
-    parser.add_argument("--threads", type=positive_int, default=None,
-                        help="torch threads (default: torch's own choice)")
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads (default: torch's own choice)"
+    )
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda[:N]' (default cpu)")
-    parser.add_argument("--backends", type=_backends, default=("fused", "eager"), metavar="LIST",
-                        help="optarena backends to time: fused,eager (default both)")
-    parser.add_argument("--no-peers", action="store_true",
-                        help="skip torch.optim, torch-optimizer and pytorch-optimizer")
-    parser.add_argument("--no-compile-timing", action="store_true",
-                        help="skip the cold and warm first-step times (three new processes per optimizer)")
-    parser.add_argument("--bandwidth-elements", type=positive_int, default=DEFAULT_ELEMENTS, metavar="N",
-                        help=f"float32 elements per bandwidth array (default {DEFAULT_ELEMENTS})")
-    parser.add_argument("--out", default=DEFAULT_OUT, metavar="PATH",
-                        help=f"write PATH.csv and PATH.json (default {DEFAULT_OUT})")
-    parser.add_argument("--markdown", default=None, metavar="PATH",
-                        help="also write the docs page (docs/performance.md) from the results")
+    parser.add_argument(
+        "--backends",
+        type=_backends,
+        default=("fused", "eager"),
+        metavar="LIST",
+        help="optarena backends to time: fused,eager (default both)",
+    )
+    parser.add_argument(
+        "--no-peers", action="store_true", help="skip torch.optim, torch-optimizer and pytorch-optimizer"
+    )
+    parser.add_argument(
+        "--no-compile-timing",
+        action="store_true",
+        help="skip the cold and warm first-step times (three new processes per optimizer)",
+    )
+    parser.add_argument(
+        "--bandwidth-elements",
+        type=positive_int,
+        default=DEFAULT_ELEMENTS,
+        metavar="N",
+        help=f"float32 elements per bandwidth array (default {DEFAULT_ELEMENTS})",
+    )
+    parser.add_argument(
+        "--out", default=DEFAULT_OUT, metavar="PATH", help=f"write PATH.csv and PATH.json (default {DEFAULT_OUT})"
+    )
+    parser.add_argument(
+        "--markdown",
+        default=None,
+        metavar="PATH",
+        help="also write the docs page (docs/performance.md) from the results",
+    )
     parser.add_argument("--note", default=None, help="a remark placed at the top of the docs page")
-    parser.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
-                        help="measure nothing: print and write the page from saved results (several for several devices)")
+    parser.add_argument(
+        "--from-json",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="measure nothing: print and write the page from saved results (several for several devices)",
+    )
 
 
 def run(args: argparse.Namespace, prog: str = "optarena bench") -> int:

@@ -44,12 +44,18 @@ def transformer_shapes(
     """Shapes of a pre-norm transformer's parameters, padded with ``(width,)`` tensors."""
     hidden = 4 * width
     block = [
-        (3 * width, width), (3 * width,),  # attention qkv
-        (width, width), (width,),  # attention output
-        (width,), (width,),  # LayerNorm 1
-        (width,), (width,),  # LayerNorm 2
-        (hidden, width), (hidden,),  # fc1
-        (width, hidden), (width,),  # fc2
+        (3 * width, width),
+        (3 * width,),  # attention qkv
+        (width, width),
+        (width,),  # attention output
+        (width,),
+        (width,),  # LayerNorm 1
+        (width,),
+        (width,),  # LayerNorm 2
+        (hidden, width),
+        (hidden,),  # fc1
+        (width, hidden),
+        (width,),  # fc2
     ]
     shapes = [shape for _ in range(blocks) for shape in block]
     shapes += [(vocabulary, width), (width,), (width,)]  # embedding, final LayerNorm

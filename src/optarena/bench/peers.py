@@ -219,8 +219,9 @@ def deviation(
     ``steps`` steps from the same start with the same gradients (float64, small tensors)."""
     generator = torch.Generator().manual_seed(seed)
     start = [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in CHECK_SHAPES]
-    grads = [[torch.randn(shape, generator=generator, dtype=torch.float64) for shape in CHECK_SHAPES]
-             for _ in range(steps)]
+    grads = [
+        [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in CHECK_SHAPES] for _ in range(steps)
+    ]
 
     def run(build: Callable[[list[Tensor]], torch.optim.Optimizer]) -> Tensor:
         params = [torch.nn.Parameter(value.clone()) for value in start]

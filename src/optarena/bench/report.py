@@ -85,7 +85,10 @@ SPEED_COLUMNS = (
     Column("bandwidth GB/s", lambda r: _number(r["bandwidth_gbs"])),
     Column("B / param (passes)", lambda r: _floor_bytes(r)),
     Column("floor ms", lambda r: _number(r.get("floor_ms"))),
-    Column(f"fused / floor (≤{TARGET_VS_FLOOR:g})", lambda r: _ratio(r.get("fused_vs_floor")) + _mark(r.get("meets_floor_target"))),
+    Column(
+        f"fused / floor (≤{TARGET_VS_FLOOR:g})",
+        lambda r: _ratio(r.get("fused_vs_floor")) + _mark(r.get("meets_floor_target")),
+    ),
 )
 """Step time: optarena's two backends against torch's fused Adam and the bandwidth limit."""
 
@@ -105,11 +108,14 @@ MEMORY_COLUMNS = (
     Column("moved B / param", lambda r: _number(r["step_bytes_per_param"])),
     Column("peak extra MiB, fused", lambda r: _number(r["fused_peak_extra_mb"])),
     Column("peak extra MiB, eager", lambda r: _number(r["eager_peak_extra_mb"])),
-    Column(f"1st step s, empty cache (≤{TARGET_COLD_S:g})",
-           lambda r: _seconds(r["compile_cold_empty_s"], r["meets_cold_target"])),
+    Column(
+        f"1st step s, empty cache (≤{TARGET_COLD_S:g})",
+        lambda r: _seconds(r["compile_cold_empty_s"], r["meets_cold_target"]),
+    ),
     Column("1st step s, toolchain warm", lambda r: _seconds(r["compile_cold_toolchain_s"])),
-    Column(f"1st step s, warm cache (≤{TARGET_WARM_S:g})",
-           lambda r: _seconds(r["compile_warm_s"], r["meets_warm_target"])),
+    Column(
+        f"1st step s, warm cache (≤{TARGET_WARM_S:g})", lambda r: _seconds(r["compile_warm_s"], r["meets_warm_target"])
+    ),
 )
 """State size, bytes moved, peak extra memory of a step, first-step (compile) times."""
 
@@ -120,14 +126,47 @@ TABLES = (
 )
 
 CSV_FIELDS = (
-    "optimizer", "kind", "fused_ms", "eager_ms", "adam_fused_ms", "fused_vs_adam", "eager_vs_adam",
-    "target_vs_adam", "meets_adam_target", "state_bytes_per_param", "step_bytes_per_param",
-    "bandwidth_gbs", "limit_ms", "fused_vs_limit", "eager_vs_limit", "passes", "floor_bytes_per_param", "floor_ms",
-    "fused_vs_floor", "meets_floor_target", "torch_ms", "torch_label", "torch_optimizer_ms",
-    "pytorch_optimizer_ms", "best_peer_ms", "best_peer", "peer_speedup", "meets_peer_target",
-    "fused_peak_extra_mb", "eager_peak_extra_mb", "compile_cold_empty_s", "compile_cold_toolchain_s",
-    "compile_warm_s", "compile_graphs", "compile_warm_process_s", "compile_steady_s", "meets_cold_target",
-    "meets_warm_target", "parameters", "state_bytes", "notes",
+    "optimizer",
+    "kind",
+    "fused_ms",
+    "eager_ms",
+    "adam_fused_ms",
+    "fused_vs_adam",
+    "eager_vs_adam",
+    "target_vs_adam",
+    "meets_adam_target",
+    "state_bytes_per_param",
+    "step_bytes_per_param",
+    "bandwidth_gbs",
+    "limit_ms",
+    "fused_vs_limit",
+    "eager_vs_limit",
+    "passes",
+    "floor_bytes_per_param",
+    "floor_ms",
+    "fused_vs_floor",
+    "meets_floor_target",
+    "torch_ms",
+    "torch_label",
+    "torch_optimizer_ms",
+    "pytorch_optimizer_ms",
+    "best_peer_ms",
+    "best_peer",
+    "peer_speedup",
+    "meets_peer_target",
+    "fused_peak_extra_mb",
+    "eager_peak_extra_mb",
+    "compile_cold_empty_s",
+    "compile_cold_toolchain_s",
+    "compile_warm_s",
+    "compile_graphs",
+    "compile_warm_process_s",
+    "compile_steady_s",
+    "meets_cold_target",
+    "meets_warm_target",
+    "parameters",
+    "state_bytes",
+    "notes",
 )
 
 

@@ -280,7 +280,7 @@ def measure_optimizer(
     interleaved_rounds(contenders, config.steps, config.warmup, device)
 
     def samples(contender: Contender) -> list[float]:
-        return contender.samples[starts.get(contender.label, 0):] if contender in shared else contender.samples
+        return contender.samples[starts.get(contender.label, 0) :] if contender in shared else contender.samples
 
     adam_ms = 1e3 * statistics.median(samples(baseline)) if baseline in shared and samples(baseline) else None
     bandwidth_gbs = None
@@ -379,8 +379,12 @@ def measure_optimizer(
         "eager_vs_limit": _ratio(eager_ms, limit_ms),
         "torch_ms": best_torch["median_ms"] if best_torch else None,
         "torch_label": best_torch["label"] if best_torch else None,
-        "torch_optimizer_ms": best_by_library["torch-optimizer"]["median_ms"] if best_by_library["torch-optimizer"] else None,
-        "pytorch_optimizer_ms": best_by_library["pytorch-optimizer"]["median_ms"] if best_by_library["pytorch-optimizer"] else None,
+        "torch_optimizer_ms": best_by_library["torch-optimizer"]["median_ms"]
+        if best_by_library["torch-optimizer"]
+        else None,
+        "pytorch_optimizer_ms": best_by_library["pytorch-optimizer"]["median_ms"]
+        if best_by_library["pytorch-optimizer"]
+        else None,
         "best_peer_ms": best_peer["median_ms"] if best_peer else None,
         "best_peer": best_peer["label"] if best_peer else None,
         "peer_speedup": speedup,
@@ -449,8 +453,10 @@ def _run(config: BenchConfig, names: list[str], say: Callable[[str], None]) -> B
     device = torch.device(config.device)
     say(f"bandwidth: arrays of {config.bandwidth_elements} float32 elements")
     bandwidth = measure_bandwidth(device, config.bandwidth_elements)
-    say(f"bandwidth: update {bandwidth.update_gbs:.1f} GB/s, triad {bandwidth.triad_gbs:.1f} GB/s, "
-        f"copy {bandwidth.copy_gbs:.1f} GB/s")
+    say(
+        f"bandwidth: update {bandwidth.update_gbs:.1f} GB/s, triad {bandwidth.triad_gbs:.1f} GB/s, "
+        f"copy {bandwidth.copy_gbs:.1f} GB/s"
+    )
     param_set = make_param_set(config.params, device=device, seed=config.seed)
     libraries = {name: library_status(name) for name in LIBRARIES} if config.peers else {}
     baseline = Contender(BASELINE_LABEL, lambda: torch.optim.Adam(param_set.fresh(), fused=True))
@@ -462,19 +468,24 @@ def _run(config: BenchConfig, names: list[str], say: Callable[[str], None]) -> B
         timer = CompileTimer(config.params, torch.get_num_threads(), config.device)
     result = BenchResult(
         machine=machine_info(device),
-        config={**asdict(config), "optimizers": names, "backends": list(config.backends),
-                "parameters": param_set.preset.elements, "tensors": param_set.preset.tensors,
-                "params_description": param_set.preset.description, "baseline": BASELINE_LABEL,
-                "baseline_error": baseline.error, "bandwidth_error": stream.error},
+        config={
+            **asdict(config),
+            "optimizers": names,
+            "backends": list(config.backends),
+            "parameters": param_set.preset.elements,
+            "tensors": param_set.preset.tensors,
+            "params_description": param_set.preset.description,
+            "baseline": BASELINE_LABEL,
+            "baseline_error": baseline.error,
+            "bandwidth_error": stream.error,
+        },
         bandwidth=bandwidth.to_dict(),
         libraries={name: asdict(status) for name, status in libraries.items()},
     )
     try:
         for index, name in enumerate(names, 1):
             say(f"[{index}/{len(names)}] {name}")
-            result.rows.append(
-                measure_optimizer(name, param_set, baseline, stream, config, libraries, timer)
-            )
+            result.rows.append(measure_optimizer(name, param_set, baseline, stream, config, libraries, timer))
         if timer is not None:
             result.toolchain_s = timer.toolchain_s
     finally:

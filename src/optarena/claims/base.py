@@ -93,22 +93,46 @@ def run_claim(claim: Claim, out: Path, executor: Any, quick: bool) -> ClaimResul
     partial = folder / "figure.png.partial"
     figure.savefig(partial, format="png", dpi=110, bbox_inches="tight")
     partial.replace(image)
-    result = ClaimResult(claim.name, claim.title, claim.statement, claim.paper, claim.test(), verdict,
-                         f"{claim.name}/figure.png", sum(s.planned_trials for s in studies), outcome.ran,
-                         time.perf_counter() - started)
+    result = ClaimResult(
+        claim.name,
+        claim.title,
+        claim.statement,
+        claim.paper,
+        claim.test(),
+        verdict,
+        f"{claim.name}/figure.png",
+        sum(s.planned_trials for s in studies),
+        outcome.ran,
+        time.perf_counter() - started,
+    )
     (folder / "verdict.json").write_text(json.dumps(asdict(result), indent=2, default=str) + "\n")
     return result
 
 
 def claims_page(results: list[ClaimResult], command: str, seconds: float) -> str:
     """The claims page in Markdown: per claim its statement, test, figure and verdict."""
-    lines = ["# Claims", "", f"`{command}`: {len(results)} claims in {seconds / 60:.1f} min.", "",
-             "| claim | verdict | evidence |", "|---|---|---|"]
+    lines = [
+        "# Claims",
+        "",
+        f"`{command}`: {len(results)} claims in {seconds / 60:.1f} min.",
+        "",
+        "| claim | verdict | evidence |",
+        "|---|---|---|",
+    ]
     for r in results:
         lines.append(f"| [{r.name}](#{r.name}) | **{r.verdict.verdict}** | {r.verdict.evidence} |")
     for r in results:
-        lines += ["", f"## {r.name}", "", f"**{r.title}.** {r.statement} ({r.paper})", "",
-                  f"*{r.test}*", "", f"![{r.name}]({r.figure})", "",
-                  f"**Verdict: {r.verdict.verdict}.** {r.verdict.evidence} "
-                  f"({r.trials} runs, {r.ran} run now, {r.seconds:.0f} s.)"]
+        lines += [
+            "",
+            f"## {r.name}",
+            "",
+            f"**{r.title}.** {r.statement} ({r.paper})",
+            "",
+            f"*{r.test}*",
+            "",
+            f"![{r.name}]({r.figure})",
+            "",
+            f"**Verdict: {r.verdict.verdict}.** {r.verdict.evidence} "
+            f"({r.trials} runs, {r.ran} run now, {r.seconds:.0f} s.)",
+        ]
     return "\n".join(lines) + "\n"

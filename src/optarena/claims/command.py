@@ -26,8 +26,12 @@ def add_command(commands: Any) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller grids and budgets: minutes, not the full run")
     parser.add_argument("--out", required=True, help="directory for the stores, figures and claims.md")
     parser.add_argument("--workers", type=positive_int, default=None, help="runs at once (default: the cores here)")
-    parser.add_argument("--executor", choices=("local", "inline"), default="local",
-                        help="local: a process pool (default); inline: this process")
+    parser.add_argument(
+        "--executor",
+        choices=("local", "inline"),
+        default="local",
+        help="local: a process pool (default); inline: this process",
+    )
     parser.set_defaults(run=run)
 
 
@@ -38,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
 
     unknown = [n for n in args.names if n not in CLAIMS]
     if unknown:
-        print(f"optarena claims: error: unknown claim {', '.join(map(repr, unknown))}; "
-              f"known: {', '.join(CLAIMS)}", file=sys.stderr)
+        print(
+            f"optarena claims: error: unknown claim {', '.join(map(repr, unknown))}; known: {', '.join(CLAIMS)}",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -53,12 +59,16 @@ def run(args: argparse.Namespace) -> int:
     with make_executor(args.executor, workers, 1) as executor:  # one thread per run: the models are tiny
         for name in names:
             result = run_claim(CLAIMS[name], out, executor, args.quick)
-            console.print(f"{name}: {result.verdict.verdict}. {result.verdict.evidence} "
-                          f"({result.trials} runs, {result.ran} run now, {result.seconds:.0f} s)", markup=False)
+            console.print(
+                f"{name}: {result.verdict.verdict}. {result.verdict.evidence} "
+                f"({result.trials} runs, {result.ran} run now, {result.seconds:.0f} s)",
+                markup=False,
+            )
             results.append(result)
     seconds = time.perf_counter() - started
-    command = "optarena claims " + " ".join(shlex.quote(a) for a in [*args.names, *(["--quick"] if args.quick else []),
-                                                                      "--out", str(args.out)])
+    command = "optarena claims " + " ".join(
+        shlex.quote(a) for a in [*args.names, *(["--quick"] if args.quick else []), "--out", str(args.out)]
+    )
     page = out / "claims.md"
     page.write_text(claims_page(results, command, seconds))
     console.print(f"{len(results)} claims in {seconds:.0f} s; wrote {page}.", markup=False)

@@ -40,31 +40,63 @@ class _Settings:
 class GridStudy:
     """``label``: ``optimizer`` on ``planned`` at every setting of ``grid``, on every seed of ``seeds``."""
 
-    def __init__(self, claim: str, label: str, planned: GridWorkload, optimizer: str, grid: list[dict[str, Any]],
-                 seeds: list[int], version: str = __version__) -> None:
+    def __init__(
+        self,
+        claim: str,
+        label: str,
+        planned: GridWorkload,
+        optimizer: str,
+        grid: list[dict[str, Any]],
+        seeds: list[int],
+        version: str = __version__,
+    ) -> None:
         self.claim, self.label, self.planned, self.grid, self.seeds = claim, label, planned, grid, seeds
         self.entry = lookup(optimizer)
         self.version = version
         self.cells = [(i, seed) for i in range(len(grid)) for seed in seeds]
         self.config = _Settings(len(self.cells))
-        self.id = digest({"claim": claim, "label": label, "workload": planned.key, "optimizer": self.entry.name,
-                          "grid": grid, "seeds": seeds, "optarena": version})
+        self.id = digest(
+            {
+                "claim": claim,
+                "label": label,
+                "workload": planned.key,
+                "optimizer": self.entry.name,
+                "grid": grid,
+                "seeds": seeds,
+                "optarena": version,
+            }
+        )
         self.asked = 0
         self.results: dict[int, tuple[str, float | None]] = {}
         self.reruns_started = False
         self.best = None
 
     def row(self) -> dict[str, Any]:
-        return {"id": self.id, "workload_key": self.planned.key, "optimizer": self.entry.name,
-                "search": f"claim:{self.claim}:{self.label}", "tune": canonical_json(sorted({k for g in self.grid for k in g})),
-                "trials": len(self.cells), "seeds": len(self.seeds), "search_seed": 0,
-                "optarena_version": self.version, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        return {
+            "id": self.id,
+            "workload_key": self.planned.key,
+            "optimizer": self.entry.name,
+            "search": f"claim:{self.claim}:{self.label}",
+            "tune": canonical_json(sorted({k for g in self.grid for k in g})),
+            "trials": len(self.cells),
+            "seeds": len(self.seeds),
+            "search_seed": 0,
+            "optarena_version": self.version,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
 
     def spec(self, number: int) -> TrialSpec:
         index, seed = self.cells[number]
-        return TrialSpec(workload=self.planned.spec, options=dict(self.planned.options), data_dir=None,
-                         workload_key=self.planned.key, optimizer=self.entry.name,
-                         hyperparameters=dict(self.grid[index]), seed=seed, version=self.version)
+        return TrialSpec(
+            workload=self.planned.spec,
+            options=dict(self.planned.options),
+            data_dir=None,
+            workload_key=self.planned.key,
+            optimizer=self.entry.name,
+            hyperparameters=dict(self.grid[index]),
+            seed=seed,
+            version=self.version,
+        )
 
     @property
     def done(self) -> bool:
@@ -124,18 +156,24 @@ def runs(store: Store, study: GridStudy) -> list[Run]:
         row = store.rows("SELECT status, final_metric, best_metric, steps_to_target FROM trials WHERE key = ?", (key,))
         if not row:
             raise LookupError(f"trial {number} of {study.label} is not stored; run the claim first")
-        curve = tuple((r["step"], r["value"] if r["value"] is not None else math.nan) for r in store.rows(
-            "SELECT step, value FROM metrics WHERE trial = ? AND name = ? ORDER BY step", (key, metric)))
+        curve = tuple(
+            (r["step"], r["value"] if r["value"] is not None else math.nan)
+            for r in store.rows(
+                "SELECT step, value FROM metrics WHERE trial = ? AND name = ? ORDER BY step", (key, metric)
+            )
+        )
         r = row[0]
-        out.append(Run(study.grid[index], seed, r["status"], r["final_metric"], r["best_metric"],
-                       r["steps_to_target"], curve))
+        out.append(
+            Run(study.grid[index], seed, r["status"], r["final_metric"], r["best_metric"], r["steps_to_target"], curve)
+        )
     return out
 
 
 def mean_final(group: list[Run], worst: float) -> float:
     """The mean final value over seeds, a diverged run counting as ``worst``."""
-    values = [r.final if r.status == "finished" and r.final is not None and math.isfinite(r.final) else worst
-              for r in group]
+    values = [
+        r.final if r.status == "finished" and r.final is not None and math.isfinite(r.final) else worst for r in group
+    ]
     return statistics.fmean(values)
 
 

@@ -32,8 +32,12 @@ def _lr_curve(store: Store, study: GridStudy, worst: float) -> tuple[np.ndarray,
 
 
 def _seed_std(store: Store, study: GridStudy, worst: float) -> np.ndarray:
-    return np.asarray([statistics.pstdev([mean_final([r], worst) for r in group])
-                       for _, group in sorted(by_setting(runs(store, study)), key=lambda g: g[0]["lr"])])
+    return np.asarray(
+        [
+            statistics.pstdev([mean_final([r], worst) for r in group])
+            for _, group in sorted(by_setting(runs(store, study)), key=lambda g: g[0]["lr"])
+        ]
+    )
 
 
 def _mean_curve(group: list[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -83,9 +87,17 @@ class RAdamRobustness(Claim):
         lrs = [1e-3, 1e-2, 1e-1] if quick else [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
         seeds = [1] if quick else [1, 2]
         warmup = planned.workload.steps // 10
-        return [GridStudy(self.name, label, planned, optimizer,
-                          [{"lr": lr, **({"warmup_steps": warmup} if extra else {})} for lr in lrs], seeds)
-                for label, optimizer, extra in self.arms]
+        return [
+            GridStudy(
+                self.name,
+                label,
+                planned,
+                optimizer,
+                [{"lr": lr, **({"warmup_steps": warmup} if extra else {})} for lr in lrs],
+                seeds,
+            )
+            for label, optimizer, extra in self.arms
+        ]
 
     def judge(self, store: Store, studies: list[GridStudy]) -> Verdict:
         curves = {s.label: _lr_curve(store, s, 0.0) for s in studies}
@@ -93,9 +105,13 @@ class RAdamRobustness(Claim):
         width = {label: int((c[1] >= 0.9 * best_any).sum()) for label, c in curves.items()}
         best = {label: float(c[1].max()) for label, c in curves.items()}
         numbers = {"width": width, "best": best, "rates": len(curves["Adam"][0])}
-        evidence = (f"good learning rates (>= 90% of the best, {0.9 * best_any:.3f}) out of {numbers['rates']}: "
-                    + ", ".join(f"{k} {v}" for k, v in width.items())
-                    + "; best token accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in best.items()) + ".")
+        evidence = (
+            f"good learning rates (>= 90% of the best, {0.9 * best_any:.3f}) out of {numbers['rates']}: "
+            + ", ".join(f"{k} {v}" for k, v in width.items())
+            + "; best token accuracy: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in best.items())
+            + "."
+        )
         if width["RAdam"] > width["Adam"] and best["RAdam"] >= best["Adam + warm-up"] - 0.05:
             verdict = "holds"
         elif width["RAdam"] < width["Adam"] or best["RAdam"] < best["Adam + warm-up"] - 0.1:
@@ -152,17 +168,27 @@ class AdamWDecoupling(Claim):
 
     def _grid(self, quick: bool) -> tuple[list[float], dict[str, list[float]]]:
         lrs = [1e-3, 1e-2] if quick else [1e-3, 3e-3, 1e-2, 3e-2]
-        decays = {"Adam-L2": [1e-5, 1e-3] if quick else [1e-5, 1e-4, 1e-3, 1e-2],
-                  "AdamW": [1e-3, 1e-1] if quick else [1e-3, 1e-2, 1e-1, 1.0]}
+        decays = {
+            "Adam-L2": [1e-5, 1e-3] if quick else [1e-5, 1e-4, 1e-3, 1e-2],
+            "AdamW": [1e-3, 1e-1] if quick else [1e-3, 1e-2, 1e-1, 1.0],
+        }
         return lrs, decays
 
     def studies(self, quick: bool) -> list[GridStudy]:
         planned = plan_workload("mnist1d-mlp", {"quick": True})
         lrs, decays = self._grid(quick)
         seeds = [1] if quick else [1, 2]
-        return [GridStudy(self.name, label, planned, optimizer,
-                          [{"lr": lr, "weight_decay": wd} for lr in lrs for wd in decays[label]], seeds)
-                for label, optimizer in (("Adam-L2", "adam"), ("AdamW", "adamw"))]
+        return [
+            GridStudy(
+                self.name,
+                label,
+                planned,
+                optimizer,
+                [{"lr": lr, "weight_decay": wd} for lr in lrs for wd in decays[label]],
+                seeds,
+            )
+            for label, optimizer in (("Adam-L2", "adam"), ("AdamW", "adamw"))
+        ]
 
     def _table(self, store: Store, study: GridStudy) -> tuple[list[float], list[float], np.ndarray]:
         groups = by_setting(runs(store, study))
@@ -180,10 +206,13 @@ class AdamWDecoupling(Claim):
             best = [wds[int(np.argmax(row))] for row in table]
             slopes[study.label] = _slope(lrs, best)
             effect[study.label] = float(np.max(np.ptp(table, axis=1)))
-        evidence = ("slope of log(best decay) on log(learning rate): "
-                    + ", ".join(f"{k} {v:+.2f}" for k, v in slopes.items())
-                    + "; largest accuracy change across decays at one rate: "
-                    + ", ".join(f"{k} {v:.3f}" for k, v in effect.items()) + ".")
+        evidence = (
+            "slope of log(best decay) on log(learning rate): "
+            + ", ".join(f"{k} {v:+.2f}" for k, v in slopes.items())
+            + "; largest accuracy change across decays at one rate: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in effect.items())
+            + "."
+        )
         numbers = {"slope": slopes, "decay_effect": effect}
         if min(effect.values()) < 0.01:
             verdict = "inconclusive"
@@ -240,18 +269,29 @@ class LookaheadRobustness(Claim):
         planned = plan_workload("mnist1d-mlp", {"quick": True})
         lrs = [1e-3, 1e-2, 1e-1] if quick else [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
         seeds = [1, 2] if quick else [1, 2, 3]
-        return [GridStudy(self.name, "Adam", planned, "adam", [{"lr": lr} for lr in lrs], seeds),
-                GridStudy(self.name, "Lookahead(Adam)", planned, "lookahead",
-                          [{"lr": lr, "k": 5, "alpha": 0.5} for lr in lrs], seeds)]
+        return [
+            GridStudy(self.name, "Adam", planned, "adam", [{"lr": lr} for lr in lrs], seeds),
+            GridStudy(
+                self.name,
+                "Lookahead(Adam)",
+                planned,
+                "lookahead",
+                [{"lr": lr, "k": 5, "alpha": 0.5} for lr in lrs],
+                seeds,
+            ),
+        ]
 
     def judge(self, store: Store, studies: list[GridStudy]) -> Verdict:
         robust = {s.label: float(_lr_curve(store, s, 0.0)[1].mean()) for s in studies}
         spread = {s.label: float(_seed_std(store, s, 0.0).mean()) for s in studies}
         a, la = "Adam", "Lookahead(Adam)"
-        evidence = ("mean final accuracy over the learning-rate grid: "
-                    + ", ".join(f"{k} {v:.3f}" for k, v in robust.items())
-                    + "; mean standard deviation over seeds: " + ", ".join(f"{k} {v:.4f}" for k, v in spread.items())
-                    + ".")
+        evidence = (
+            "mean final accuracy over the learning-rate grid: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in robust.items())
+            + "; mean standard deviation over seeds: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in spread.items())
+            + "."
+        )
         if robust[la] >= robust[a] and spread[la] <= spread[a]:
             verdict = "holds"
         elif robust[la] < robust[a] - 0.01 and spread[la] > spread[a]:
@@ -315,8 +355,11 @@ class LambScaling(Claim):
             planned = plan_workload("large-batch", options)
             for label, optimizer, lr in self.base_lrs:
                 scaled = lr * math.sqrt(batch / 4096)
-                studies.append(GridStudy(self.name, f"{label} b{batch}", planned, optimizer,
-                                         [{"lr": scaled * f} for f in factors], [1]))
+                studies.append(
+                    GridStudy(
+                        self.name, f"{label} b{batch}", planned, optimizer, [{"lr": scaled * f} for f in factors], [1]
+                    )
+                )
         return studies
 
     def _steps(self, store: Store, studies: list[GridStudy]) -> dict[str, dict[int, float]]:
@@ -331,13 +374,19 @@ class LambScaling(Claim):
         steps = self._steps(store, studies)
         small, large = min(steps["LAMB"]), max(steps["LAMB"])
         speedup = {k: (v[small] / v[large] if math.isfinite(v[large]) else 0.0) for k, v in steps.items()}
-        evidence = (f"steps to 0.84 at batch {small} / {large}: "
-                    + ", ".join(f"{k} {_fmt(v[small])} / {_fmt(v[large])}" for k, v in steps.items())
-                    + "; speed-up: " + ", ".join(f"{k} {v:.2f}x" for k, v in speedup.items()) + ".")
+        evidence = (
+            f"steps to 0.84 at batch {small} / {large}: "
+            + ", ".join(f"{k} {_fmt(v[small])} / {_fmt(v[large])}" for k, v in steps.items())
+            + "; speed-up: "
+            + ", ".join(f"{k} {v:.2f}x" for k, v in speedup.items())
+            + "."
+        )
         lamb, adam = steps["LAMB"], steps["Adam"]
         if not math.isfinite(lamb[small]):
             verdict = "inconclusive"
-        elif math.isfinite(lamb[large]) and (speedup["LAMB"] >= 1.25 * speedup["Adam"] or not math.isfinite(adam[large])):
+        elif math.isfinite(lamb[large]) and (
+            speedup["LAMB"] >= 1.25 * speedup["Adam"] or not math.isfinite(adam[large])
+        ):
             verdict = "holds"
         elif speedup["LAMB"] <= speedup["Adam"]:
             verdict = "does not hold at this scale"
@@ -353,15 +402,21 @@ class LambScaling(Claim):
         top = 2 * max(finite) if finite else 1000.0
         for colour, (label, per) in zip(COLOURS, steps.items()):
             values = [per[b] for b in batches]
-            axes.plot(batches, [v if math.isfinite(v) else np.nan for v in values], marker="o", color=colour,
-                      label=label)
+            axes.plot(
+                batches, [v if math.isfinite(v) else np.nan for v in values], marker="o", color=colour, label=label
+            )
             missed = [b for b, v in zip(batches, values) if not math.isfinite(v)]
             axes.plot(missed, [top] * len(missed), marker="x", ms=8, lw=0, color=colour)
         at_largest = [per[batches[-1]] for per in steps.values() if math.isfinite(per[batches[-1]])]
         if at_largest:
             anchor = min(at_largest)
-            axes.plot(batches, [anchor * batches[-1] / b for b in batches], ls="--", color="0.5",
-                      label="perfect scaling (from the fastest at the largest batch)")
+            axes.plot(
+                batches,
+                [anchor * batches[-1] / b for b in batches],
+                ls="--",
+                color="0.5",
+                label="perfect scaling (from the fastest at the largest batch)",
+            )
         axes.set_xscale("log", base=2)
         axes.set_yscale("log")
         axes.set_xlabel("batch size (equal examples per run)")
@@ -397,19 +452,24 @@ class AdaBoundTransition(Claim):
     title = "AdaBound starts like Adam and ends like SGD"
     statement = "Dynamic bounds on Adam's step sizes move it smoothly from Adam to SGD."
     paper = "Luo, Xiong, Liu & Sun 2019, https://arxiv.org/abs/1902.09843"
-    arms = (("Adam", "adam", (1e-3, 3e-3, 1e-2)), ("SGD momentum", "momentum", (0.01, 0.03, 0.1)),
-            ("AdaBound", "adabound", (1e-3, 3e-3, 1e-2)))
+    arms = (
+        ("Adam", "adam", (1e-3, 3e-3, 1e-2)),
+        ("SGD momentum", "momentum", (0.01, 0.03, 0.1)),
+        ("AdaBound", "adabound", (1e-3, 3e-3, 1e-2)),
+    )
 
     def studies(self, quick: bool) -> list[GridStudy]:
         planned = plan_workload("mnist1d-cnn", {"quick": True})
         seeds = [1] if quick else [1, 2]
-        return [GridStudy(self.name, label, planned, optimizer,
-                          [{"lr": lr} for lr in (lrs[1:] if quick else lrs)], seeds)
-                for label, optimizer, lrs in self.arms]
+        return [
+            GridStudy(self.name, label, planned, optimizer, [{"lr": lr} for lr in (lrs[1:] if quick else lrs)], seeds)
+            for label, optimizer, lrs in self.arms
+        ]
 
     def _curves(self, store: Store, studies: list[GridStudy]) -> dict[str, tuple[Any, ...]]:
-        return {s.label: (*_mean_curve(_best_group(store, s, 0.0)[1]), _best_group(store, s, 0.0)[0]["lr"])
-                for s in studies}
+        return {
+            s.label: (*_mean_curve(_best_group(store, s, 0.0)[1]), _best_group(store, s, 0.0)[0]["lr"]) for s in studies
+        }
 
     def judge(self, store: Store, studies: list[GridStudy]) -> Verdict:
         curves = self._curves(store, studies)
@@ -419,8 +479,13 @@ class AdaBoundTransition(Claim):
             early[label], final[label] = float(mean[quarter]), float(mean[-1])
         a, s, b = early["Adam"], early["SGD momentum"], early["AdaBound"]
         fa, fs, fb = final["Adam"], final["SGD momentum"], final["AdaBound"]
-        evidence = ("early accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in early.items())
-                    + "; final: " + ", ".join(f"{k} {v:.3f}" for k, v in final.items()) + ".")
+        evidence = (
+            "early accuracy: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in early.items())
+            + "; final: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in final.items())
+            + "."
+        )
         if b > s and b >= a - 0.03 and fb >= fs - 0.01:
             verdict = "holds"
         elif b < s - 0.02 or fb < min(fa, fs) - 0.02:
@@ -469,12 +534,25 @@ class OneCycle(Claim):
     def studies(self, quick: bool) -> list[GridStudy]:
         n = self._budget(quick)
         seeds = [1] if quick else [1, 2]
-        constant = GridStudy(self.name, f"constant {n}", plan_workload("mnist1d-cnn", {"steps": n}), "momentum",
-                             [{"lr": lr} for lr in ((0.03, 0.1) if quick else (0.01, 0.03, 0.1))], seeds)
-        cycles = [GridStudy(self.name, f"one-cycle {n // d}", plan_workload("mnist1d-cnn", {"steps": n // d}),
-                            "momentum", [{"lr": lr, "one_cycle": True} for lr in ((0.3,) if quick else (0.1, 0.3))],
-                            seeds)
-                  for d in (4, 2)]
+        constant = GridStudy(
+            self.name,
+            f"constant {n}",
+            plan_workload("mnist1d-cnn", {"steps": n}),
+            "momentum",
+            [{"lr": lr} for lr in ((0.03, 0.1) if quick else (0.01, 0.03, 0.1))],
+            seeds,
+        )
+        cycles = [
+            GridStudy(
+                self.name,
+                f"one-cycle {n // d}",
+                plan_workload("mnist1d-cnn", {"steps": n // d}),
+                "momentum",
+                [{"lr": lr, "one_cycle": True} for lr in ((0.3,) if quick else (0.1, 0.3))],
+                seeds,
+            )
+            for d in (4, 2)
+        ]
         return [constant, *cycles]
 
     def judge(self, store: Store, studies: list[GridStudy]) -> Verdict:
@@ -482,8 +560,11 @@ class OneCycle(Claim):
         n = int(constant.label.split()[-1])
         reference = mean_final(_best_group(store, constant, 0.0)[1], 0.0)
         ends = {int(s.label.split()[-1]): mean_final(_best_group(store, s, 0.0)[1], 0.0) for s in cycles}
-        evidence = (f"constant rate, {n} steps: {reference:.3f}; one cycle: "
-                    + ", ".join(f"{steps} steps {value:.3f}" for steps, value in sorted(ends.items())) + ".")
+        evidence = (
+            f"constant rate, {n} steps: {reference:.3f}; one cycle: "
+            + ", ".join(f"{steps} steps {value:.3f}" for steps, value in sorted(ends.items()))
+            + "."
+        )
         if any(value >= reference - 0.005 for steps, value in ends.items() if steps <= n // 2):
             verdict = "holds"
         elif ends.get(n // 2, 0.0) < reference - 0.03:
@@ -507,6 +588,15 @@ class OneCycle(Claim):
         return figure
 
 
-CLAIMS: dict[str, Claim] = {c.name: c for c in (RAdamRobustness(), AdamWDecoupling(), LookaheadRobustness(),
-                                                  LambScaling(), AdaBoundTransition(), OneCycle())}
+CLAIMS: dict[str, Claim] = {
+    c.name: c
+    for c in (
+        RAdamRobustness(),
+        AdamWDecoupling(),
+        LookaheadRobustness(),
+        LambScaling(),
+        AdaBoundTransition(),
+        OneCycle(),
+    )
+}
 """Every claim by name, in the order the seeds list them."""

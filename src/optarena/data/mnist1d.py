@@ -51,8 +51,12 @@ def mnist1d_arrays(seed: int = DEFAULT_SEED, samples: int = 5000) -> tuple[np.nd
     finally:
         np.random.set_state(numpy_state)
         random.setstate(python_state)
-    return (data["x"].astype(np.float32), data["y"].astype(np.int64),
-            data["x_test"].astype(np.float32), data["y_test"].astype(np.int64))
+    return (
+        data["x"].astype(np.float32),
+        data["y"].astype(np.int64),
+        data["x_test"].astype(np.float32),
+        data["y_test"].astype(np.int64),
+    )
 
 
 def mnist1d_tensors(seed: int = DEFAULT_SEED, channels: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -104,7 +104,9 @@ class TestFunction:
         index = torch.linalg.vector_norm(points.unsqueeze(-2) - minima, dim=-1).argmin(dim=-1)
         return minima[index]
 
-    def sample_starts(self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype | None = None) -> Tensor:
+    def sample_starts(
+        self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+    ) -> Tensor:
         """``n`` start points drawn uniformly from ``start_region``: shape ``[n, dim]``."""
         whole_number("the number of start points", n)
         dtype = dtype or torch.get_default_dtype()

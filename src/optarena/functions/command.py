@@ -1,7 +1,7 @@
 """The ``optarena trajectories`` and ``optarena nqm`` subcommands.
 
-    optarena trajectories --function rosenbrock --steps 500 --out rosenbrock.png [--animate rosenbrock.gif]
-    optarena nqm --out nqm.png
+optarena trajectories --function rosenbrock --steps 500 --out rosenbrock.png [--animate rosenbrock.gif]
+optarena nqm --out nqm.png
 """
 
 from __future__ import annotations
@@ -124,10 +124,17 @@ def _trajectories(args: argparse.Namespace) -> int:
         + f", {'the learning rate' if budget.tune == 'lr' else 'every declared hyperparameter'}."
     )
     start = time.perf_counter()
-    with torch_threads(args.threads), Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
-    ) as progress:
+    with (
+        torch_threads(args.threads),
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress,
+    ):
         task = progress.add_task("tuning", total=len(names) * budget.trials)
 
         def on_trial(name: str, done: int, total: int) -> None:
@@ -248,33 +255,69 @@ def add_command(commands: Any) -> None:
             "and draw each tuned path from the common start on a contour and a 3-D surface."
         ),
     )
-    trajectories.add_argument("--function", default="rosenbrock", help=f"one of {', '.join(names())} (default rosenbrock)")
     trajectories.add_argument(
-        "--optimizers", type=name_list, default=None, metavar="NAMES",
+        "--function", default="rosenbrock", help=f"one of {', '.join(names())} (default rosenbrock)"
+    )
+    trajectories.add_argument(
+        "--optimizers",
+        type=name_list,
+        default=None,
+        metavar="NAMES",
         help=f"comma-separated registry names (default: {','.join(DEFAULT_TRAJECTORY_OPTIMIZERS)}, "
         "leaving out any not registered)",
     )
     trajectories.add_argument("--steps", type=whole(1), default=500, help="optimizer steps per run (default 500)")
-    trajectories.add_argument("--out", type=output(".png"), default=Path("trajectories.png"),
-                              help="the picture to write (default trajectories.png)")
-    trajectories.add_argument("--animate", type=output(".gif"), default=None, metavar="GIF",
-                              help="also write an animation of the paths")
+    trajectories.add_argument(
+        "--out",
+        type=output(".png"),
+        default=Path("trajectories.png"),
+        help="the picture to write (default trajectories.png)",
+    )
+    trajectories.add_argument(
+        "--animate", type=output(".gif"), default=None, metavar="GIF", help="also write an animation of the paths"
+    )
     trajectories.add_argument("--frames", type=whole(2), default=100, help="animation frames (default 100)")
-    trajectories.add_argument("--trials", type=whole(1, MAX_BUDGET), default=24,
-                              help=f"tuning trials per optimizer, 1 to {MAX_BUDGET} (default 24)")
+    trajectories.add_argument(
+        "--trials",
+        type=whole(1, MAX_BUDGET),
+        default=24,
+        help=f"tuning trials per optimizer, 1 to {MAX_BUDGET} (default 24)",
+    )
     trajectories.add_argument("--starts", type=whole(1), default=32, help="random start points (default 32)")
-    trajectories.add_argument("--seeds", type=whole(1), default=1,
-                              help="noise seeds per start, with --noise (default 1)")
-    trajectories.add_argument("--noise", type=real(0.0), default=None, metavar="SIGMA",
-                              help="add Gaussian gradient noise of this standard deviation")
-    trajectories.add_argument("--strategy", choices=("quasi-random", "tpe"), default="quasi-random",
-                              help="quasi-random (scrambled Halton, default) or tpe (Optuna)")
-    trajectories.add_argument("--tune", choices=("lr", "all"), default="lr",
-                              help="tune the learning rate only (default) or every declared hyperparameter")
-    trajectories.add_argument("--objective", choices=("loss", "distance"), default="loss",
-                              help="final log10(f - f*) (default) or log10 distance to the nearest minimum")
-    trajectories.add_argument("--quantile", type=real(0.0, 1.0), default=0.75,
-                              help="quantile over runs that scores a trial (default 0.75; 0.5 is the median)")
+    trajectories.add_argument(
+        "--seeds", type=whole(1), default=1, help="noise seeds per start, with --noise (default 1)"
+    )
+    trajectories.add_argument(
+        "--noise",
+        type=real(0.0),
+        default=None,
+        metavar="SIGMA",
+        help="add Gaussian gradient noise of this standard deviation",
+    )
+    trajectories.add_argument(
+        "--strategy",
+        choices=("quasi-random", "tpe"),
+        default="quasi-random",
+        help="quasi-random (scrambled Halton, default) or tpe (Optuna)",
+    )
+    trajectories.add_argument(
+        "--tune",
+        choices=("lr", "all"),
+        default="lr",
+        help="tune the learning rate only (default) or every declared hyperparameter",
+    )
+    trajectories.add_argument(
+        "--objective",
+        choices=("loss", "distance"),
+        default="loss",
+        help="final log10(f - f*) (default) or log10 distance to the nearest minimum",
+    )
+    trajectories.add_argument(
+        "--quantile",
+        type=real(0.0, 1.0),
+        default=0.75,
+        help="quantile over runs that scores a trial (default 0.75; 0.5 is the median)",
+    )
     trajectories.add_argument("--seed", type=whole(0), default=0, help="seed for starts, points and noise (default 0)")
     trajectories.add_argument("--no-surface", action="store_true", help="draw the contour panel only")
     trajectories.add_argument("--threads", type=threads, default=1, help="torch threads (default 1)")
@@ -289,21 +332,33 @@ def add_command(commands: Any) -> None:
             "needs to reach a target loss as the batch size grows."
         ),
     )
-    nqm.add_argument("--out", type=output(".png"), default=Path("nqm.png"), help="the picture to write (default nqm.png)")
+    nqm.add_argument(
+        "--out", type=output(".png"), default=Path("nqm.png"), help="the picture to write (default nqm.png)"
+    )
     nqm.add_argument("--dim", type=whole(1), default=100, help="coordinates, curvatures 1/i (default 100)")
     nqm.add_argument("--lr", type=real(0.0), default=0.5, help="learning rate of the left panel (default 0.5)")
     nqm.add_argument("--batch-size", type=real(0.0), default=4.0, help="batch size of the left panel (default 4)")
     nqm.add_argument("--steps", type=whole(1), default=1000, help="steps of the left panel (default 1000)")
     nqm.add_argument("--runs", type=whole(2), default=200, help="simulated runs per method (default 200)")
-    nqm.add_argument("--target", type=real(0.0, 1.0), default=0.01,
-                     help="the sweep's target as a fraction of the initial loss (default 0.01)")
-    nqm.add_argument("--max-batch-size", type=real(1.0, low_open=False), default=16384.0,
-                     help="largest batch size of the sweep, powers of two from 1 (default 16384)")
-    nqm.add_argument("--momentum", type=real(0.0, 1.0, low_open=False), default=0.9,
-                     help="heavy-ball momentum (default 0.9)")
+    nqm.add_argument(
+        "--target",
+        type=real(0.0, 1.0),
+        default=0.01,
+        help="the sweep's target as a fraction of the initial loss (default 0.01)",
+    )
+    nqm.add_argument(
+        "--max-batch-size",
+        type=real(1.0, low_open=False),
+        default=16384.0,
+        help="largest batch size of the sweep, powers of two from 1 (default 16384)",
+    )
+    nqm.add_argument(
+        "--momentum", type=real(0.0, 1.0, low_open=False), default=0.9, help="heavy-ball momentum (default 0.9)"
+    )
     nqm.add_argument("--k", type=whole(1), default=5, help="Lookahead's inner steps (default 5)")
-    nqm.add_argument("--alpha", type=real(0.0, 1.0, high_open=False), default=0.5,
-                     help="Lookahead's slow-weight step (default 0.5)")
+    nqm.add_argument(
+        "--alpha", type=real(0.0, 1.0, high_open=False), default=0.5, help="Lookahead's slow-weight step (default 0.5)"
+    )
     nqm.add_argument("--seed", type=whole(0), default=0, help="seed of the simulations (default 0)")
     nqm.add_argument("--threads", type=threads, default=1, help="torch threads (default 1)")
     nqm.set_defaults(run=_nqm)

@@ -201,7 +201,11 @@ def tune_one(
         function, entry.name, held_out_starts, budget.steps, best.hyperparameters, seed=budget.seed + HELD_OUT_OFFSET
     )
     from_start = run_paths(
-        function, entry.name, function.start_tensor(torch.float64)[None], budget.steps, best.hyperparameters,
+        function,
+        entry.name,
+        function.start_tensor(torch.float64)[None],
+        budget.steps,
+        best.hyperparameters,
         seed=budget.seed,
     )
     return Tuned(entry.name, dict(best.hyperparameters), best.score, trials, held_out, from_start)

@@ -47,38 +47,66 @@ def nqm_figure(report: NQMReport, out: str | Path | None = None, dpi: int = 100)
             k = report.options["lookahead"]["k"]
             left.plot(steps, values, color=color, linewidth=0.6, alpha=0.3)
             synced = steps[::k]
-            left.plot(synced, values[::k], color=color, linewidth=1.8,
-                      label=f"{method_label(report, method)}, at sync steps")
+            left.plot(
+                synced, values[::k], color=color, linewidth=1.8, label=f"{method_label(report, method)}, at sync steps"
+            )
             where = np.unique((marks // k) * k)
         else:
             left.plot(steps, values, color=color, linewidth=1.8, label=method_label(report, method))
-        left.errorbar(where, sim.mean.numpy()[where], yerr=2 * sim.stderr.numpy()[where], fmt="o", color=color,
-                      markersize=4, markeredgecolor="black", markeredgewidth=0.5, elinewidth=0.8)
+        left.errorbar(
+            where,
+            sim.mean.numpy()[where],
+            yerr=2 * sim.stderr.numpy()[where],
+            fmt="o",
+            color=color,
+            markersize=4,
+            markeredgecolor="black",
+            markeredgewidth=0.5,
+            elinewidth=0.8,
+        )
         steady = report.steady[method]
         if math.isfinite(steady):
             left.axhline(steady, color=color, linestyle="--", linewidth=1.0)
-            left.annotate(f"{steady:.3g}", (report.steps, steady), xytext=(3, 0), textcoords="offset points",
-                          color=color, fontsize=8, va="center")
+            left.annotate(
+                f"{steady:.3g}",
+                (report.steps, steady),
+                xytext=(3, 0),
+                textcoords="offset points",
+                color=color,
+                fontsize=8,
+                va="center",
+            )
     runs = next(iter(report.simulations.values())).runs
-    left.plot([], [], "o", color="white", markeredgecolor="black", markersize=4,
-              label=f"dots: mean of {runs} simulated runs, +- 2 s.e.")
+    left.plot(
+        [],
+        [],
+        "o",
+        color="white",
+        markeredgecolor="black",
+        markersize=4,
+        label=f"dots: mean of {runs} simulated runs, +- 2 s.e.",
+    )
     left.plot([], [], "--", color="0.3", linewidth=1.0, label="dashed: steady state")
     left.set_xscale("symlog", linthresh=10)
     left.set_yscale("log")
-    lowest = min([v for v in report.steady.values() if math.isfinite(v)] + [float(c.min()) for c in report.curves.values()])
+    lowest = min(
+        [v for v in report.steady.values() if math.isfinite(v)] + [float(c.min()) for c in report.curves.values()]
+    )
     left.set_ylim(lowest / 4, report.initial_loss * 1.3)
     left.set_xlim(0, report.steps)
     left.set_xlabel("step")
     left.set_ylabel("expected loss")
-    left.set_title(f"Expected loss at the same learning rate {report.lr:g}, batch size {report.batch_size:g}",
-                   fontsize=10.5)
+    left.set_title(
+        f"Expected loss at the same learning rate {report.lr:g}, batch size {report.batch_size:g}", fontsize=10.5
+    )
     left.legend(fontsize=8, loc="lower left", ncol=1)
     left.grid(True, which="major", alpha=0.3)
 
     for result in report.sweep:
         color = COLORS[result.method]
-        right.plot(result.batch_sizes, result.steps, "o-", color=color, markersize=4,
-                   label=method_label(report, result.method))
+        right.plot(
+            result.batch_sizes, result.steps, "o-", color=color, markersize=4, label=method_label(report, result.method)
+        )
     first = report.sweep[0]
     finite = [s for r in report.sweep for s in r.steps if math.isfinite(s)]
     if math.isfinite(first.steps[0]) and finite:
@@ -90,18 +118,29 @@ def nqm_figure(report: NQMReport, out: str | Path | None = None, dpi: int = 100)
     right.set_yscale("log")
     right.set_xlabel("batch size")
     right.set_ylabel(f"steps to reach loss {report.target:.3g}")
-    right.set_title(f"Steps to {report.target / report.initial_loss:.0%} of the initial loss, "
-                    "learning rate tuned per batch size", fontsize=10.5)
+    right.set_title(
+        f"Steps to {report.target / report.initial_loss:.0%} of the initial loss, learning rate tuned per batch size",
+        fontsize=10.5,
+    )
     right.legend(fontsize=8)
     right.grid(True, which="major", alpha=0.3)
-    fig.suptitle(f"Noisy quadratic model (Zhang et al. 2019): d={report.dim}, curvatures h_i = 1/i, "
-                 f"gradient noise N(0, C/B) with C = diag(1/i)", fontsize=12)
-    fig.text(0.5, 0.015,
-             "Left: lines are exact expected losses from the second-moment recursions; dots are means over runs of "
-             "optarena's SGD and momentum (Lookahead: slow weights every k steps around SGD), +- 2 standard errors.\n"
-             "Right: the closed form, each method's learning rate the best of a log grid (1e-4 to 10, refined) "
-             "at every batch size; Lookahead counted at its sync steps.",
-             ha="center", va="bottom", fontsize=8.5, color="0.25")
+    fig.suptitle(
+        f"Noisy quadratic model (Zhang et al. 2019): d={report.dim}, curvatures h_i = 1/i, "
+        f"gradient noise N(0, C/B) with C = diag(1/i)",
+        fontsize=12,
+    )
+    fig.text(
+        0.5,
+        0.015,
+        "Left: lines are exact expected losses from the second-moment recursions; dots are means over runs of "
+        "optarena's SGD and momentum (Lookahead: slow weights every k steps around SGD), +- 2 standard errors.\n"
+        "Right: the closed form, each method's learning rate the best of a log grid (1e-4 to 10, refined) "
+        "at every batch size; Lookahead counted at its sync steps.",
+        ha="center",
+        va="bottom",
+        fontsize=8.5,
+        color="0.25",
+    )
     if out is not None:
         save_png(fig, out, dpi)
         plt.close(fig)

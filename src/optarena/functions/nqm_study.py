@@ -123,8 +123,9 @@ def batch_size_sweep(
     for method in methods:
         steps, rates = [], []
         for batch_size in batch_sizes:
-            found, rate = _fastest(model.with_batch_size(batch_size), method, grid, target, max_steps,
-                                   options.get(method, {}))
+            found, rate = _fastest(
+                model.with_batch_size(batch_size), method, grid, target, max_steps, options.get(method, {})
+            )
             steps.append(found)
             rates.append(rate)
         results.append(SweepResult(method, [float(b) for b in batch_sizes], steps, rates))
@@ -171,13 +172,22 @@ def nqm_report(
         raise ValueError(f"target_fraction must be in (0, 1), got {target_fraction!r}")
     whole_numbers(dim=dim, steps=steps, runs=runs)
     # the simulated copies (parameters, gradients, noise, optimizer state) and the per-step curves
-    fits_in_memory(f"{runs} runs of a {dim}-dimensional model over {steps} steps",
-                   8 * (6 * runs * dim + (steps + 1) * (runs + 4 * dim)), "lower --runs, --dim or --steps")
+    fits_in_memory(
+        f"{runs} runs of a {dim}-dimensional model over {steps} steps",
+        8 * (6 * runs * dim + (steps + 1) * (runs + 4 * dim)),
+        "lower --runs, --dim or --steps",
+    )
     model = NoisyQuadraticModel(dim, batch_size)
-    options: dict[str, dict[str, Any]] = {"sgd": {}, "momentum": {"momentum": momentum}, "lookahead": {"k": k, "alpha": alpha}}
+    options: dict[str, dict[str, Any]] = {
+        "sgd": {},
+        "momentum": {"momentum": momentum},
+        "lookahead": {"k": k, "alpha": alpha},
+    }
     curves = {m: model.expected_loss(m, lr, steps, **options[m]) for m in METHODS}
     simulations = {m: simulate(model, m, lr, steps, runs, seed, **options[m]) for m in METHODS}
     steady = {m: float(model.steady_state_loss(m, lr, **options[m])) for m in METHODS}
     target = target_fraction * model.initial_loss
     sweep = batch_size_sweep(model, batch_sizes, target, METHODS, options=options)
-    return NQMReport(dim, lr, batch_size, steps, options, curves, simulations, steady, target, sweep, model.initial_loss)
+    return NQMReport(
+        dim, lr, batch_size, steps, options, curves, simulations, steady, target, sweep, model.initial_loss
+    )

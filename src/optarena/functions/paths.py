@@ -105,8 +105,11 @@ def run_paths(
     if seed is not None and isinstance(function, NoisyGradient):
         function.reseed(seed)
     n = x0.shape[0]
-    fits_in_memory(f"{steps} steps from {n} starts in {function.dim} dimensions",
-                   (steps + 1) * n * (function.dim + 1) * 8, "lower the steps or the starts")
+    fits_in_memory(
+        f"{steps} steps from {n} starts in {function.dim} dimensions",
+        (steps + 1) * n * (function.dim + 1) * 8,
+        "lower the steps or the starts",
+    )
 
     rows = [torch.nn.Parameter(x0[i].clone()) for i in range(n)]
     opt = entry.build(rows, **settings)

@@ -105,11 +105,21 @@ def _draw_contour(ax, study: Study, resolution: int = 300) -> None:
     X, Y, Z = (t.numpy() for t in function.grid(resolution))
     gap = np.maximum(Z - function.min_value, 1e-300)
     levels = _levels(gap)
-    ax.contourf(X, Y, gap, levels=levels, norm=LogNorm(levels[0], levels[-1]), cmap="Greys_r", alpha=0.45, extend="both")
+    ax.contourf(
+        X, Y, gap, levels=levels, norm=LogNorm(levels[0], levels[-1]), cmap="Greys_r", alpha=0.45, extend="both"
+    )
     ax.contour(X, Y, gap, levels=levels, norm=LogNorm(levels[0], levels[-1]), colors="0.45", linewidths=0.5)
     minima = np.asarray(function.minima)
-    ax.plot(minima[:, 0], minima[:, 1], "*", color="gold", markersize=17, markeredgecolor="black", zorder=5,
-            label="_minimum")
+    ax.plot(
+        minima[:, 0],
+        minima[:, 1],
+        "*",
+        color="gold",
+        markersize=17,
+        markeredgecolor="black",
+        zorder=5,
+        label="_minimum",
+    )
     ax.plot(*function.start, "o", color="white", markersize=8, markeredgecolor="black", zorder=5)
     (x0, x1), (y0, y1) = function.bounds
     ax.set_xlim(x0, x1)
@@ -139,8 +149,9 @@ def _draw_surface(ax, study: Study, colors: list, resolution: int = 120) -> None
     # log10(gap + eps), eps some decades below the typical height, so valleys and walls both show.
     eps = 10.0 ** (math.floor(math.log10(max(float(np.median(gap)), 1e-300))) - SURFACE_FLOOR_DECADES)
     height = np.log10(gap + eps)
-    ax.plot_surface(X, Y, height, cmap="viridis", alpha=0.5, linewidth=0, antialiased=True,
-                    rcount=60, ccount=60, zorder=1)
+    ax.plot_surface(
+        X, Y, height, cmap="viridis", alpha=0.5, linewidth=0, antialiased=True, rcount=60, ccount=60, zorder=1
+    )
     for result, color in zip(study.results, colors):
         points = _inside(_path(result), function.bounds)
         with np.errstate(invalid="ignore"):
@@ -150,8 +161,17 @@ def _draw_surface(ax, study: Study, colors: list, resolution: int = 120) -> None
     for minimum in function.minima:
         # At the surface's lowest drawn height near the minimum (the grid rarely hits it exactly).
         row, col = np.unravel_index(np.argmin((X - minimum[0]) ** 2 + (Y - minimum[1]) ** 2), X.shape)
-        ax.scatter([minimum[0]], [minimum[1]], [height[row, col]], marker="*", s=200, color="gold",
-                   edgecolor="black", zorder=4, depthshade=False)
+        ax.scatter(
+            [minimum[0]],
+            [minimum[1]],
+            [height[row, col]],
+            marker="*",
+            s=200,
+            color="gold",
+            edgecolor="black",
+            zorder=4,
+            depthshade=False,
+        )
     ax.set_zlim(float(height.min()), float(height.max()))
     ax.set_xlabel("x")
     ax.set_ylabel("y")
@@ -167,7 +187,9 @@ def trajectory_figure(study: Study, out: str | Path | None = None, surface: bool
     colors = _colors(len(study.results))
     fig = plt.figure(figsize=(14.5, 7.6) if surface else (8.5, 7.9))
     if surface:
-        grid = fig.add_gridspec(1, 2, width_ratios=[1.0, 1.08], left=0.05, right=0.98, top=0.92, bottom=0.27, wspace=0.08)
+        grid = fig.add_gridspec(
+            1, 2, width_ratios=[1.0, 1.08], left=0.05, right=0.98, top=0.92, bottom=0.27, wspace=0.08
+        )
         ax = fig.add_subplot(grid[0, 0])
         ax3 = fig.add_subplot(grid[0, 1], projection="3d", computed_zorder=False)
     else:
@@ -193,8 +215,15 @@ def trajectory_figure(study: Study, out: str | Path | None = None, surface: bool
         fontsize=12,
     )
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.065), ncol=2 if surface else 1,
-               prop={"family": "monospace", "size": 8.5}, frameon=False)
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.065),
+        ncol=2 if surface else 1,
+        prop={"family": "monospace", "size": 8.5},
+        frameon=False,
+    )
     fig.text(0.5, 0.008, caption(study), ha="center", va="bottom", fontsize=8.5, color="0.25", wrap=True)
     if out is not None:
         save_png(fig, out, dpi)

@@ -183,12 +183,6 @@ def _grid_points(text: str) -> int:
     return value
 
 
-
-
-
-
-
-
 def _learning_rates(text: str) -> dict[str, float]:
     rates = {}
     for item in text.split(","):
@@ -218,7 +212,9 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help=f"an arena workload whose runs expose their loss: {', '.join(drawable_workloads())}, or "
         "package.module:factory (default digits-mlp)",
     )
-    parser.add_argument("--data-dir", default=None, help="folder with MNIST/CIFAR-10 files, for mnist-mlp and cifar10-cnn")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder with MNIST/CIFAR-10 files, for mnist-mlp and cifar10-cnn"
+    )
     parser.add_argument(
         "--optimizers",
         type=names,
@@ -227,8 +223,10 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help=f"comma-separated registry names (default {','.join(DEFAULT_OPTIMIZERS)})",
     )
     parser.add_argument(
-        "--grid", type=_grid_points, default=DEFAULT_GRID,
-        help=f"points per axis, 2 to {MAX_GRID_POINTS} (default {DEFAULT_GRID})"
+        "--grid",
+        type=_grid_points,
+        default=DEFAULT_GRID,
+        help=f"points per axis, 2 to {MAX_GRID_POINTS} (default {DEFAULT_GRID})",
     )
     parser.add_argument("--out", default="landscape.png", help="the PNG to write (default landscape.png)")
     parser.add_argument(

@@ -188,9 +188,7 @@ def _evaluate_decomposed(
     losses = torch.empty(coords.shape[0], dtype=center.dtype, device=center.device)
     with _evaluation_mode(model):
         at_center = functional_call(first, first_layout.unflatten(center[:cut]), (inputs,))
-        along = torch.stack(
-            [functional_call(first, first_layout.unflatten(d[:cut]), (inputs,)) for d in directions]
-        )
+        along = torch.stack([functional_call(first, first_layout.unflatten(d[:cut]), (inputs,)) for d in directions])
         flat_along = along.reshape(along.shape[0], -1)
         for start in range(0, coords.shape[0], chunk_size):
             chunk = coords[start : start + chunk_size]

@@ -14,7 +14,6 @@ import torch
 from torch import Tensor, nn
 
 
-
 @dataclass(frozen=True)
 class Workload:
     """A model, its loss and its data, with a short training budget for drawing paths."""

@@ -46,14 +46,17 @@ from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper  # 
 from optarena.spec import Spec  # noqa: E402
 
 OPTIMIZERS = tuple(
-    value for name, value in list(globals().items()) if isinstance(value, type) and getattr(value, "__module__", "").startswith("optarena.optim.") and not name.startswith("_") and value.__module__ not in ("optarena.optim.base",)
+    value
+    for name, value in list(globals().items())
+    if isinstance(value, type)
+    and getattr(value, "__module__", "").startswith("optarena.optim.")
+    and not name.startswith("_")
+    and value.__module__ not in ("optarena.optim.base",)
 )
 """The optimizer classes, in the order of the imports above."""
 
 SPECS: tuple[Spec, ...] = tuple(
-    spec
-    for module in dict.fromkeys(sys.modules[cls.__module__] for cls in OPTIMIZERS)
-    for spec in module.SPECS
+    spec for module in dict.fromkeys(sys.modules[cls.__module__] for cls in OPTIMIZERS) for spec in module.SPECS
 )
 """Every registered name's specification, in the order of the modules above."""
 

@@ -107,11 +107,26 @@ SPECS = (
                 ("decay-final-lr-gamma", {"weight_decay": 0.1, "final_lr": 0.05, "gamma": 0.01}),
                 ("amsbound-betas-eps-lr", {"amsbound": True, "betas": (0.8, 0.99), "eps": 1e-6, "lr": 0.01}),
             ),
-            errors(COMMON_ERRORS, BETA_ERRORS, [({'final_lr': -0.1}, 'final_lr value: -0.1'), ({'gamma': 0.0}, 'gamma value: 0.0; allowed range: 0 < gamma < 1')]),
+            errors(
+                COMMON_ERRORS,
+                BETA_ERRORS,
+                [
+                    ({"final_lr": -0.1}, "final_lr value: -0.1"),
+                    ({"gamma": 0.0}, "gamma value: 0.0; allowed range: 0 < gamma < 1"),
+                ],
+            ),
         ),
         peers=(
-            LibraryPeer("torch-optimizer", "AdaBound", lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "amsbound": False}),
-            LibraryPeer("pytorch-optimizer", "AdaBound", lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "ams_bound": False}),
+            LibraryPeer(
+                "torch-optimizer",
+                "AdaBound",
+                lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "amsbound": False},
+            ),
+            LibraryPeer(
+                "pytorch-optimizer",
+                "AdaBound",
+                lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "ams_bound": False},
+            ),
         ),
     ),
     Spec(
@@ -124,8 +139,16 @@ SPECS = (
         description="AMSBound: AdaBound on the running maximum of the second moment (AdaBound with amsbound=True).",
         preset={"amsbound": True},
         peers=(
-            LibraryPeer("torch-optimizer", "AdaBound", lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "amsbound": True}),
-            LibraryPeer("pytorch-optimizer", "AdaBound", lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "ams_bound": True}),
+            LibraryPeer(
+                "torch-optimizer",
+                "AdaBound",
+                lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "amsbound": True},
+            ),
+            LibraryPeer(
+                "pytorch-optimizer",
+                "AdaBound",
+                lambda hp: {**pick("lr", "betas", "final_lr", "gamma", "eps", "weight_decay")(hp), "ams_bound": True},
+            ),
         ),
     ),
 )

@@ -68,7 +68,7 @@ SPECS = (
         Adadelta,
         TestPlan(
             configs({}, ("rho-eps-decay", {"lr": 0.5, "rho": 0.8, "eps": 1e-4, "weight_decay": 0.1})),
-            errors(COMMON_ERRORS, [({'rho': 1.5}, 'rho value: 1.5; allowed range: 0 <= rho <= 1')]),
+            errors(COMMON_ERRORS, [({"rho": 1.5}, "rho value: 1.5; allowed range: 0 <= rho <= 1")]),
             descent_lr=1.0,
         ),
         peers=(

@@ -112,9 +112,27 @@ SPECS = (
                 {},
                 ("momentum-decay", {"beta1": 0.9, "weight_decay": 0.1}),
                 ("fixed-lr-unscaled", {"relative_step": False, "lr": 1e-2, "scale_parameter": False}),
-                ("warmup-clip-decay-rate-eps", {"warmup_init": True, "clip_threshold": 0.5, "decay_rate": -0.6, "eps": (1e-20, 1e-2)}),
+                (
+                    "warmup-clip-decay-rate-eps",
+                    {"warmup_init": True, "clip_threshold": 0.5, "decay_rate": -0.6, "eps": (1e-20, 1e-2)},
+                ),
             ),
-            errors([({'relative_step': False, 'lr': -1.0}, 'learning rate: -1.0; allowed range: 0 <= lr (or None)'), ({'lr': 0.01}, 'lr=0.01 cannot be combined with relative_step=True'), ({'relative_step': False}, 'relative_step=False needs an lr'), ({'relative_step': False, 'lr': 0.01, 'warmup_init': True}, 'warmup_init=True requires relative_step=True'), ({'beta1': 1.0}, 'beta1 value: 1.0'), ({'clip_threshold': 0.0}, 'clip_threshold value: 0.0; allowed range: 0 < clip_threshold'), ({'decay_rate': 0.5}, 'decay_rate value: 0.5; allowed range: decay_rate <= 0'), ({'eps': (1e-30,)}, 'eps: (1e-30,)'), ({'nonfinite': 'sometimes'}, "nonfinite: 'sometimes'")]),
+            errors(
+                [
+                    ({"relative_step": False, "lr": -1.0}, "learning rate: -1.0; allowed range: 0 <= lr (or None)"),
+                    ({"lr": 0.01}, "lr=0.01 cannot be combined with relative_step=True"),
+                    ({"relative_step": False}, "relative_step=False needs an lr"),
+                    (
+                        {"relative_step": False, "lr": 0.01, "warmup_init": True},
+                        "warmup_init=True requires relative_step=True",
+                    ),
+                    ({"beta1": 1.0}, "beta1 value: 1.0"),
+                    ({"clip_threshold": 0.0}, "clip_threshold value: 0.0; allowed range: 0 < clip_threshold"),
+                    ({"decay_rate": 0.5}, "decay_rate value: 0.5; allowed range: decay_rate <= 0"),
+                    ({"eps": (1e-30,)}, "eps: (1e-30,)"),
+                    ({"nonfinite": "sometimes"}, "nonfinite: 'sometimes'"),
+                ]
+            ),
             complex=False,
             constant_ops=False,
             scheduled=lambda config: config.get("beta1") is None,

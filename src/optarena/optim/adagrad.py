@@ -120,16 +120,29 @@ SPECS = (
         TestPlan(
             configs(
                 {},
-                ("decay-accumulator-eps", {"lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.3, "eps": 1e-6}),
+                (
+                    "decay-accumulator-eps",
+                    {"lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.3, "eps": 1e-6},
+                ),
             ),
-            errors(COMMON_ERRORS, [({'lr_decay': -1}, 'lr_decay value: -1'), ({'initial_accumulator_value': -1}, 'initial_accumulator_value value: -1')]),
+            errors(
+                COMMON_ERRORS,
+                [
+                    ({"lr_decay": -1}, "lr_decay value: -1"),
+                    ({"initial_accumulator_value": -1}, "initial_accumulator_value value: -1"),
+                ],
+            ),
             descent_lr=0.1,
             # torch starts the imaginary part's sum at 0, optarena at initial_accumulator_value
             complex_reference_config={"lr_decay": 0.05, "weight_decay": 0.1, "eps": 1e-6},
             sparse=True,
         ),
         peers=(
-            TorchPeer("Adagrad", pick("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"), ("foreach", "fused")),
+            TorchPeer(
+                "Adagrad",
+                pick("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"),
+                ("foreach", "fused"),
+            ),
         ),
     ),
 )

@@ -31,7 +31,9 @@ def check_tensor_hyperparameters(owner: str, group: dict[str, Any]) -> None:
         raise ValueError(f"{owner}: betas must be either both floats or both Tensors, got {betas!r}")
     for index, beta in enumerate(betas):
         if isinstance(beta, Tensor) and foreach_only:
-            raise ValueError(f"{owner}: betas[{index}] as a Tensor is not supported for capturable=False and foreach=True")
+            raise ValueError(
+                f"{owner}: betas[{index}] as a Tensor is not supported for capturable=False and foreach=True"
+            )
 
 
 class Adam(NamedOptimizer):
@@ -112,9 +114,15 @@ SPECS = (
                 ("decoupled-decay-betas", {"weight_decay": 0.1, "decoupled_weight_decay": True, "betas": (0.8, 0.99)}),
                 ("amsgrad-decay-eps", {"amsgrad": True, "weight_decay": 0.05, "eps": 1e-6}),
             ),
-            errors(COMMON_ERRORS, BETA_ERRORS, [({'betas': (0.9,)}, 'betas: (0.9,)')]),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({"betas": (0.9,)}, "betas: (0.9,)")]),
         ),
-        peers=(TorchPeer("Adam", pick("lr", "betas", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay"), ("foreach", "fused")),),
+        peers=(
+            TorchPeer(
+                "Adam",
+                pick("lr", "betas", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay"),
+                ("foreach", "fused"),
+            ),
+        ),
     ),
     Spec(
         "amsgrad",
@@ -124,8 +132,16 @@ SPECS = (
             errors(COMMON_ERRORS, BETA_ERRORS),
         ),
         description="AMSGrad: Adam whose denominator never decreases (Adam with amsgrad=True).",
-        paper=Paper("Reddi, Kale & Kumar", 2018, "On the Convergence of Adam and Beyond", "https://arxiv.org/abs/1904.09237"),
+        paper=Paper(
+            "Reddi, Kale & Kumar", 2018, "On the Convergence of Adam and Beyond", "https://arxiv.org/abs/1904.09237"
+        ),
         preset={"amsgrad": True},
-        peers=(TorchPeer("Adam", pick("lr", "betas", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay"), ("foreach", "fused")),),
+        peers=(
+            TorchPeer(
+                "Adam",
+                pick("lr", "betas", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay"),
+                ("foreach", "fused"),
+            ),
+        ),
     ),
 )

@@ -80,7 +80,7 @@ SPECS = (
         AdamW,
         TestPlan(
             configs({}, ("amsgrad-decay", {"amsgrad": True, "weight_decay": 0.1}), ("no-decay", {"weight_decay": 0.0})),
-            errors(COMMON_ERRORS, BETA_ERRORS, [({'weight_decay': -0.01}, 'weight_decay value: -0.01')]),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({"weight_decay": -0.01}, "weight_decay value: -0.01")]),
         ),
         peers=(TorchPeer("AdamW", pick("lr", "betas", "eps", "weight_decay", "amsgrad"), ("foreach", "fused")),),
     ),

@@ -100,7 +100,10 @@ SPECS = (
             LibraryPeer(
                 "pytorch-optimizer",
                 "AdEMAMix",
-                lambda hp: {**pick("lr", "betas", "alpha", "t_alpha_beta3", "weight_decay", "eps")(hp), "weight_decouple": True},
+                lambda hp: {
+                    **pick("lr", "betas", "alpha", "t_alpha_beta3", "weight_decay", "eps")(hp),
+                    "weight_decouple": True,
+                },
             ),
         ),
     ),

@@ -85,7 +85,10 @@ SPECS = (
             LibraryPeer(
                 "pytorch-optimizer",
                 "ADOPT",
-                lambda hp: {**pick("lr", "betas", "weight_decay", "eps")(hp), "weight_decouple": hp["decoupled_weight_decay"]},
+                lambda hp: {
+                    **pick("lr", "betas", "weight_decay", "eps")(hp),
+                    "weight_decouple": hp["decoupled_weight_decay"],
+                },
                 "clips at step^(1/4) counting the first step as 1 (the paper and optax: (step - 1)^(1/4))",
             ),
         ),

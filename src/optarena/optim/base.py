@@ -332,7 +332,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         """Refuse, before anything changes, a state dict this optimizer could not step from."""
         name = type(self).__name__
         if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
-            raise ValueError(f"{name}: a state dict is a dict with 'state' and 'param_groups', got {type(state_dict).__name__}")
+            raise ValueError(
+                f"{name}: a state dict is a dict with 'state' and 'param_groups', got {type(state_dict).__name__}"
+            )
         groups, state = state_dict["param_groups"], state_dict["state"]
         if not isinstance(groups, Sequence) or not isinstance(state, Mapping):
             raise ValueError(f"{name}: the state dict's 'param_groups' must be a list and its 'state' a dict")
@@ -341,7 +343,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         allowed = self.state_keys()
         for param_id, entry in state.items():
             if not isinstance(entry, Mapping):
-                raise ValueError(f"{name}: the state dict's state[{param_id!r}] must be a dict, got {type(entry).__name__}")
+                raise ValueError(
+                    f"{name}: the state dict's state[{param_id!r}] must be a dict, got {type(entry).__name__}"
+                )
             foreign = sorted(map(str, set(entry) - allowed))
             if foreign:
                 raise ValueError(
@@ -421,7 +425,9 @@ class ChainOptimizer(torch.optim.Optimizer):
             try:
                 self._check_combinations(complete)
             except (TypeError, ValueError, RuntimeError) as error:
-                raise type(error)(f"{error} (param_groups[{index}], changed after construction; nothing was updated)") from None
+                raise type(error)(
+                    f"{error} (param_groups[{index}], changed after construction; nothing was updated)"
+                ) from None
             self._checked.remember(group, changed)
         for group in self.param_groups:
             if group.get("capturable"):
@@ -567,7 +573,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         plans = []
         for bucket in self._buckets(group, params, per_tensor):
             plan = kernel_plan(bucket)
-            plans.append((bucket, plan if plan is not None else plan_bucket(bucket, compile_it, why, assume_grads=ahead)))
+            plans.append(
+                (bucket, plan if plan is not None else plan_bucket(bucket, compile_it, why, assume_grads=ahead))
+            )
         return plans
 
     def record_signals(self, every: int = 1) -> None:

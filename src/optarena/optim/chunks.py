@@ -114,7 +114,9 @@ class ChunkPlan:
     MAX_PLANS = 64
     """Plans kept per optimizer; beyond this (buckets changing every step) they are rebuilt."""
 
-    def __init__(self, bucket: list[Tensor], states: list[dict[str, Any]], state_keys: tuple[str, ...], flat: bool, rows: int):
+    def __init__(
+        self, bucket: list[Tensor], states: list[dict[str, Any]], state_keys: tuple[str, ...], flat: bool, rows: int
+    ):
         self.flat = flat
         chunk = self.chunk = chunk_size(flat)
         self.pointers = self._pointers(bucket, states, state_keys)
@@ -144,7 +146,7 @@ class ChunkPlan:
 
     def _chunked(self, tensors: list[Tensor], padding: list[Tensor]) -> list[list[Tensor]]:
         padded = tensors + padding
-        return [padded[start:start + self.chunk] for start in self.starts]
+        return [padded[start : start + self.chunk] for start in self.starts]
 
     def current(self, bucket: list[Tensor], states: list[dict[str, Any]], state_keys: tuple[str, ...]) -> bool:
         """Whether every parameter and state tensor is still where the plan saw it."""

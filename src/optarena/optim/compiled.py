@@ -69,8 +69,9 @@ def _compile_settings():
     import torch._dynamo.config as dynamo_config
     import torch.fx.experimental._config as fx_config
 
-    with fx_config.patch(use_duck_shape=False), dynamo_config.patch(
-        recompile_limit=512, accumulated_recompile_limit=4096, specialize_float=True
+    with (
+        fx_config.patch(use_duck_shape=False),
+        dynamo_config.patch(recompile_limit=512, accumulated_recompile_limit=4096, specialize_float=True),
     ):
         yield
 

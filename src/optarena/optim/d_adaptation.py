@@ -158,8 +158,20 @@ SPECS = (
         TestPlan(
             configs(
                 {},
-                ("decay-bias-correction-coef-betas", {"weight_decay": 0.1, "use_bias_correction": True, "d_coef": 0.5, "betas": (0.9, 0.99)}),
-                ("l2-safeguard-beta3-growth", {"weight_decay": 0.05, "decoupled_weight_decay": False, "safeguard_warmup": True, "beta3": 0.9, "growth_rate": 1.5}),
+                (
+                    "decay-bias-correction-coef-betas",
+                    {"weight_decay": 0.1, "use_bias_correction": True, "d_coef": 0.5, "betas": (0.9, 0.99)},
+                ),
+                (
+                    "l2-safeguard-beta3-growth",
+                    {
+                        "weight_decay": 0.05,
+                        "decoupled_weight_decay": False,
+                        "safeguard_warmup": True,
+                        "beta3": 0.9,
+                        "growth_rate": 1.5,
+                    },
+                ),
                 ("lr-d0-eps", {"lr": 0.5, "d0": 1e-4, "eps": 1e-6}),
             ),
             errors(
@@ -181,7 +193,9 @@ SPECS = (
                 "pytorch-optimizer",
                 "Prodigy",
                 lambda hp: {
-                    **pick("lr", "betas", "beta3", "d0", "d_coef", "growth_rate", "weight_decay", "safeguard_warmup", "eps")(hp),
+                    **pick(
+                        "lr", "betas", "beta3", "d0", "d_coef", "growth_rate", "weight_decay", "safeguard_warmup", "eps"
+                    )(hp),
                     "weight_decouple": hp["decoupled_weight_decay"],
                     "bias_correction": hp["use_bias_correction"],
                 },
@@ -195,10 +209,18 @@ SPECS = (
         TestPlan(
             configs(
                 {},
-                ("decay-bias-correction-betas", {"weight_decay": 0.1, "use_bias_correction": True, "betas": (0.9, 0.99)}),
-                ("decoupled-growth-d0", {"weight_decay": 0.05, "decoupled_weight_decay": True, "growth_rate": 1.1, "d0": 1e-4}),
+                (
+                    "decay-bias-correction-betas",
+                    {"weight_decay": 0.1, "use_bias_correction": True, "betas": (0.9, 0.99)},
+                ),
+                (
+                    "decoupled-growth-d0",
+                    {"weight_decay": 0.05, "decoupled_weight_decay": True, "growth_rate": 1.1, "d0": 1e-4},
+                ),
             ),
-            errors(COMMON_ERRORS, BETA_ERRORS[:2], [({"d0": -1.0}, "d0 value: -1.0"), ({"eps": 0.0}, "epsilon value: 0.0")]),
+            errors(
+                COMMON_ERRORS, BETA_ERRORS[:2], [({"d0": -1.0}, "d0 value: -1.0"), ({"eps": 0.0}, "epsilon value: 0.0")]
+            ),
             reference_state_loads=False,  # its groups hold keys of its own (layer_scale, log_every, fsdp_in_use)
             complex=False,
             constant_ops=False,

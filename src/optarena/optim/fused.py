@@ -79,7 +79,11 @@ def step_compiled(bucket: Bucket, chunk_plans: dict[Hashable, ChunkPlan]) -> Sig
     params, states, flat = bucket.params, bucket.states, bucket.flat
     step = prepare_step(bucket)
     prepared, body, fold, maximize, compute_dtype = (
-        step.prepared, step.body, step.fold, step.maximize, step.compute_dtype
+        step.prepared,
+        step.body,
+        step.fold,
+        step.maximize,
+        step.compute_dtype,
     )
     state_keys = tensor_state_keys(states)
 

@@ -66,7 +66,9 @@ class _Layer:
         """``[dW, db]`` as ``out x (fan_in + 1)`` (a Conv2d's filters flattened)."""
         grad = weight_grad.reshape(weight_grad.shape[0], -1)
         if self.bias is not None:
-            grad = torch.cat([grad, (bias_grad if bias_grad is not None else torch.zeros_like(grad[:, 0])).unsqueeze(1)], dim=1)
+            grad = torch.cat(
+                [grad, (bias_grad if bias_grad is not None else torch.zeros_like(grad[:, 0])).unsqueeze(1)], dim=1
+            )
         return grad
 
 
@@ -75,7 +77,12 @@ def supported(module: nn.Module) -> bool:
     if isinstance(module, nn.Linear):
         return module.weight.requires_grad
     if isinstance(module, nn.Conv2d):
-        return module.groups == 1 and module.padding_mode == "zeros" and isinstance(module.padding, tuple) and module.weight.requires_grad
+        return (
+            module.groups == 1
+            and module.padding_mode == "zeros"
+            and isinstance(module.padding, tuple)
+            and module.weight.requires_grad
+        )
     return False
 
 
@@ -257,7 +264,9 @@ class KFAC(NamedOptimizer):
             sign = -1.0 if s.get("maximize") else 1.0
             state = self.state[weight]
             count = int(state["step"]) + 1 if "step" in state else 1
-            if layer.batch is not None and ((count - 1) % s["factor_update_interval"] == 0 or "activation_factor" not in state):
+            if layer.batch is not None and (
+                (count - 1) % s["factor_update_interval"] == 0 or "activation_factor" not in state
+            ):
                 a, g = layer.batch
                 if "activation_factor" in state:
                     state["activation_factor"].lerp_(a, 1.0 - s["factor_decay"])

@@ -86,7 +86,14 @@ SPECS = (
                 ("betas-eps-decay", {"betas": (0.8, 0.99), "eps": 1e-4, "weight_decay": 0.1}),
                 ("no-layer-adaptation", {"weight_decay": 0.1, "layer_adaptation": False}),
             ),
-            errors(COMMON_ERRORS, BETA_ERRORS, [({'weight_decay': -0.1}, 'weight_decay value: -0.1'), ({'layer_adaptation': 1}, 'layer_adaptation: 1')]),
+            errors(
+                COMMON_ERRORS,
+                BETA_ERRORS,
+                [
+                    ({"weight_decay": -0.1}, "weight_decay value: -0.1"),
+                    ({"layer_adaptation": 1}, "layer_adaptation: 1"),
+                ],
+            ),
             complex=False,
             descent_lr=0.1,
         ),

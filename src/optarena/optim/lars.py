@@ -92,11 +92,23 @@ SPECS = (
             configs(
                 ("minimum", {"lr": 0.03}),
                 ("decay-trust", {"lr": 0.03, "weight_decay": 0.01, "trust_coefficient": 0.05}),
-                ("nesterov-trust-decay", {"lr": 2.0, "momentum": 0.8, "nesterov": True, "trust_coefficient": 0.01, "weight_decay": 0.05}),
+                (
+                    "nesterov-trust-decay",
+                    {"lr": 2.0, "momentum": 0.8, "nesterov": True, "trust_coefficient": 0.01, "weight_decay": 0.05},
+                ),
                 ("no-momentum-eps", {"lr": 0.5, "momentum": 0.0, "trust_coefficient": 0.02, "eps": 1e-3}),
                 ("no-layer-adaptation", {"lr": 0.1, "weight_decay": 0.01, "layer_adaptation": False}),
             ),
-            errors(COMMON_ERRORS, [({'momentum': -0.5}, 'momentum value: -0.5'), ({'weight_decay': -1}, 'weight_decay value: -1'), ({'trust_coefficient': 0.0}, 'trust_coefficient value: 0.0; allowed range: 0 < trust_coefficient'), ({'eps': -1.0}, 'epsilon value: -1.0'), ({'momentum': 0.0, 'nesterov': True}, 'nesterov=True requires momentum > 0')]),
+            errors(
+                COMMON_ERRORS,
+                [
+                    ({"momentum": -0.5}, "momentum value: -0.5"),
+                    ({"weight_decay": -1}, "weight_decay value: -1"),
+                    ({"trust_coefficient": 0.0}, "trust_coefficient value: 0.0; allowed range: 0 < trust_coefficient"),
+                    ({"eps": -1.0}, "epsilon value: -1.0"),
+                    ({"momentum": 0.0, "nesterov": True}, "nesterov=True requires momentum > 0"),
+                ],
+            ),
             complex=False,
         ),
         # a weight decay, so that every library's LARS adapts its rate
@@ -108,7 +120,9 @@ SPECS = (
                 pick("lr", "momentum", "weight_decay", "nesterov", "trust_coefficient", "eps"),
                 "adapts only where weight_decay != 0",
             ),
-            LibraryPeer("pytorch-optimizer", "LARS", pick("lr", "momentum", "weight_decay", "nesterov", "trust_coefficient")),
+            LibraryPeer(
+                "pytorch-optimizer", "LARS", pick("lr", "momentum", "weight_decay", "nesterov", "trust_coefficient")
+            ),
         ),
         second_pass=("param", "grad"),
     ),

@@ -9,7 +9,15 @@ from torch import Tensor
 
 from optarena.optim.adam import ADAM_PAPER
 from optarena.optim.base import NamedOptimizer
-from optarena.optim.sparse_rows import gradient_of, add_to_rows, coalesced_rows, ensure_step, math_dtype, refuse_complex, state_like
+from optarena.optim.sparse_rows import (
+    gradient_of,
+    add_to_rows,
+    coalesced_rows,
+    ensure_step,
+    math_dtype,
+    refuse_complex,
+    state_like,
+)
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import ScaleByAdam, ScaleByLearningRate
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
@@ -123,6 +131,10 @@ SPECS = (
             errors(COMMON_ERRORS, BETA_ERRORS),
             sparse=True,
         ),
-        peers=(TorchPeer("Adam", pick("lr", "betas", "eps"), ("foreach", "fused"), "with dense gradients LazyAdam is Adam"),),
+        peers=(
+            TorchPeer(
+                "Adam", pick("lr", "betas", "eps"), ("foreach", "fused"), "with dense gradients LazyAdam is Adam"
+            ),
+        ),
     ),
 )

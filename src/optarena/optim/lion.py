@@ -14,7 +14,10 @@ LION_PAPER = Paper(
     "Chen et al.", 2023, "Symbolic Discovery of Optimization Algorithms", "https://arxiv.org/abs/2302.06675"
 )
 CAUTIOUS_PAPER = Paper(
-    "Liang et al.", 2024, "Cautious Optimizers: Improving Training with One Line of Code", "https://arxiv.org/abs/2411.16085"
+    "Liang et al.",
+    2024,
+    "Cautious Optimizers: Improving Training with One Line of Code",
+    "https://arxiv.org/abs/2411.16085",
 )
 
 
@@ -94,7 +97,9 @@ SPECS = (
         ),
         peers=(
             LibraryPeer(
-                "pytorch-optimizer", "Lion", lambda hp: {**pick("lr", "betas", "weight_decay")(hp), "weight_decouple": True}
+                "pytorch-optimizer",
+                "Lion",
+                lambda hp: {**pick("lr", "betas", "weight_decay")(hp), "weight_decouple": True},
             ),
         ),
     ),

@@ -60,9 +60,7 @@ class Lookahead(torch.optim.Optimizer):
         "Lookahead Optimizer: k steps forward, 1 step back",
         "https://arxiv.org/abs/1907.08610",
     )
-    search_space: ClassVar[SearchSpace] = SearchSpace(
-        {"lr": LogUniform(1e-5, 1e-1), "alpha": Uniform(0.3, 0.9)}
-    )
+    search_space: ClassVar[SearchSpace] = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "alpha": Uniform(0.3, 0.9)})
     hyperparameters = {"k": K, "alpha": ALPHA}
 
     def __init__(self, optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5):
@@ -151,9 +149,7 @@ class Lookahead(torch.optim.Optimizer):
         before = {p: self._exact(p) if p.dtype in LOW_PRECISION else slow_copy(p) for p in first}
         skips = [group.get(SKIP_COUNTER, 0) for group in self.param_groups]
         loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
-        stepped = [
-            group for group, skipped in zip(self.param_groups, skips) if group.get(SKIP_COUNTER, 0) == skipped
-        ]
+        stepped = [group for group, skipped in zip(self.param_groups, skips) if group.get(SKIP_COUNTER, 0) == skipped]
         if not stepped:
             return loss
         for group in stepped:
@@ -279,7 +275,14 @@ SPECS = (
                 ("adamw-every-step", {"inner": "adamw", "weight_decay": 0.1, "k": 1, "alpha": 1.0}),
                 ("rmsprop-centered", {"inner": "rmsprop", "centered": True, "k": 2, "alpha": 0.3}),
             ),
-            errors([({'k': 0}, 'k: 0; allowed: k an integer >= 1'), ({'alpha': 1.5}, 'alpha value: 1.5; allowed range: 0 <= alpha <= 1'), ({'inner': 'adamm'}, "Did you mean 'adam'"), ({'lr': -1.0}, 'learning rate: -1.0; allowed range: 0 <= lr')]),
+            errors(
+                [
+                    ({"k": 0}, "k: 0; allowed: k an integer >= 1"),
+                    ({"alpha": 1.5}, "alpha value: 1.5; allowed range: 0 <= alpha <= 1"),
+                    ({"inner": "adamm"}, "Did you mean 'adam'"),
+                    ({"lr": -1.0}, "learning rate: -1.0; allowed range: 0 <= lr"),
+                ]
+            ),
             reference_state_loads=False,
             sync_period=5,
         ),

@@ -104,8 +104,19 @@ SPECS = (
             configs(
                 ("float64", {"ns_dtype": "float64"}),
                 {},
-                ("no-nesterov-decay", {"lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 0.01, "ns_dtype": "float64"}),
-                ("match-rms-steps-coefficients", {"adjust_lr_fn": "match_rms_adamw", "ns_steps": 6, "ns_coefficients": (3.4, -4.7, 2.0), "ns_dtype": "float64"}),
+                (
+                    "no-nesterov-decay",
+                    {"lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 0.01, "ns_dtype": "float64"},
+                ),
+                (
+                    "match-rms-steps-coefficients",
+                    {
+                        "adjust_lr_fn": "match_rms_adamw",
+                        "ns_steps": 6,
+                        "ns_coefficients": (3.4, -4.7, 2.0),
+                        "ns_dtype": "float64",
+                    },
+                ),
                 ("eps-original", {"lr": 0.01, "eps": 1e-5, "adjust_lr_fn": "original", "ns_dtype": "float64"}),
             ),
             errors(COMMON_ERRORS, MUON_ERRORS),
@@ -118,7 +129,9 @@ SPECS = (
         peers=(
             TorchPeer(
                 "Muon",
-                pick("lr", "weight_decay", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps", "adjust_lr_fn"),
+                pick(
+                    "lr", "weight_decay", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps", "adjust_lr_fn"
+                ),
                 modes=("default",),
                 note="every tensor through its matrix view (torch's Muon takes matrices only)",
                 matrix_views=True,

@@ -152,8 +152,16 @@ SPECS = (
                 {},
                 (
                     "original-no-nesterov-betas-eps-decay",
-                    {"lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 0.01, "ns_dtype": "float64",
-                     "adjust_lr_fn": "original", "betas": (0.8, 0.99), "adamw_eps": 1e-6},
+                    {
+                        "lr": 0.02,
+                        "momentum": 0.9,
+                        "nesterov": False,
+                        "weight_decay": 0.01,
+                        "ns_dtype": "float64",
+                        "adjust_lr_fn": "original",
+                        "betas": (0.8, 0.99),
+                        "adamw_eps": 1e-6,
+                    },
                 ),
             ),
             errors(

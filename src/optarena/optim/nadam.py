@@ -88,7 +88,7 @@ SPECS = (
                 ("momentum-decay-l2", {"momentum_decay": 0.01, "weight_decay": 0.1}),
                 ("decoupled-decay", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
             ),
-            errors(COMMON_ERRORS, BETA_ERRORS, [({'momentum_decay': -1}, 'momentum_decay value: -1')]),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({"momentum_decay": -1}, "momentum_decay value: -1")]),
         ),
         peers=(
             TorchPeer("NAdam", pick("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay")),
@@ -104,7 +104,11 @@ SPECS = (
         description="NAdam with weight decay decoupled from the gradient (AlgoPerf's NAdamW baseline).",
         preset={"decoupled_weight_decay": True, "weight_decay": 1e-2},
         space=SearchSpace(
-            {"lr": LogUniform(1e-5, 1e-1), "betas[0]": OneMinusLogUniform(0.5, 0.99), "weight_decay": LogUniform(1e-4, 0.5)}
+            {
+                "lr": LogUniform(1e-5, 1e-1),
+                "betas[0]": OneMinusLogUniform(0.5, 0.99),
+                "weight_decay": LogUniform(1e-4, 0.5),
+            }
         ),
         peers=(
             TorchPeer("NAdam", pick("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay")),

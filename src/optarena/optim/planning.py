@@ -56,6 +56,7 @@ class BreakEven:
             f"({self.lost_s:.1f} of {COMPILE_COST_S:g} s so far)"
         )
 
+
 MINOR_RANK_SHARE = 0.01
 """A chain that uses shapes compiles one graph per tensor rank. Within a bucket, a rank whose
 tensors hold less than this share of the bucket's elements steps eagerly instead of costing a

@@ -76,7 +76,11 @@ SPECS = (
                 ("adam-nus-eps", {"betas": (0.9, 0.99), "nus": (1.0, 1.0), "eps": 1e-6}),
                 ("nus-decay", {"nus": (0.5, 0.8), "weight_decay": 0.05}),
             ),
-            errors(COMMON_ERRORS, BETA_ERRORS, [({'nus': (1.5, 1.0)}, 'nus[0] value: 1.5; allowed range: 0 <= nus[0] <= 1')]),
+            errors(
+                COMMON_ERRORS,
+                BETA_ERRORS,
+                [({"nus": (1.5, 1.0)}, "nus[0] value: 1.5; allowed range: 0 <= nus[0] <= 1")],
+            ),
             reference_complex=False,
             reference_state_loads=False,
         ),

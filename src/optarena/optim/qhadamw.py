@@ -68,8 +68,12 @@ SPECS = (
         "qhadamw",
         QHAdamW,
         TestPlan(
-            configs({}, ("decay-nus-betas", {"weight_decay": 0.1, "nus": (0.8, 0.9), "betas": (0.9, 0.999)}), ("no-decay", {"weight_decay": 0.0})),
-            errors(COMMON_ERRORS, BETA_ERRORS, [({'nus': (0.7, -0.1)}, 'nus[1] value: -0.1')]),
+            configs(
+                {},
+                ("decay-nus-betas", {"weight_decay": 0.1, "nus": (0.8, 0.9), "betas": (0.9, 0.999)}),
+                ("no-decay", {"weight_decay": 0.0}),
+            ),
+            errors(COMMON_ERRORS, BETA_ERRORS, [({"nus": (0.7, -0.1)}, "nus[1] value: -0.1")]),
             reference_complex=False,
             reference_state_loads=False,
         ),

@@ -81,7 +81,14 @@ SPECS = (
                 ("nu-above-one", {"lr": 0.05, "momentum": 0.5, "nu": 1.3}),
                 ("plain-sgd-decay", {"lr": 0.1, "momentum": 0.9, "nu": 0.0, "weight_decay": 0.01}),
             ),
-            errors(COMMON_ERRORS, [({'momentum': 1.5}, 'momentum value: 1.5; allowed range: 0 <= momentum <= 1'), ({'nu': float('nan')}, 'nu value: nan'), ({'weight_decay': -1}, 'weight_decay value: -1')]),
+            errors(
+                COMMON_ERRORS,
+                [
+                    ({"momentum": 1.5}, "momentum value: 1.5; allowed range: 0 <= momentum <= 1"),
+                    ({"nu": float("nan")}, "nu value: nan"),
+                    ({"weight_decay": -1}, "weight_decay value: -1"),
+                ],
+            ),
             descent_lr=0.05,
         ),
         settings={"lr": 0.1, "momentum": 0.999, "nu": 0.7},  # the paper's advice

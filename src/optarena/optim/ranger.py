@@ -109,7 +109,17 @@ SPECS = (
                 ("no-gc-threshold-betas-eps", {"use_gc": False, "sma_threshold": 4, "betas": (0.9, 0.99), "eps": 1e-8}),
                 ("every-step-sync", {"lr": 0.01, "k": 1, "alpha": 1.0, "weight_decay": 0.05}),
             ),
-            errors(COMMON_ERRORS, BETA_ERRORS, [({'k': 0}, 'k: 0; allowed: k an integer >= 1'), ({'k': 2.5}, 'k: 2.5'), ({'alpha': 1.5}, 'alpha value: 1.5; allowed range: 0 <= alpha <= 1'), ({'sma_threshold': 3}, 'sma_threshold value: 3; allowed range: 4 <= sma_threshold'), ({'use_gc': 'yes'}, "use_gc: 'yes'")]),
+            errors(
+                COMMON_ERRORS,
+                BETA_ERRORS,
+                [
+                    ({"k": 0}, "k: 0; allowed: k an integer >= 1"),
+                    ({"k": 2.5}, "k: 2.5"),
+                    ({"alpha": 1.5}, "alpha value: 1.5; allowed range: 0 <= alpha <= 1"),
+                    ({"sma_threshold": 3}, "sma_threshold value: 3; allowed range: 4 <= sma_threshold"),
+                    ({"use_gc": "yes"}, "use_gc: 'yes'"),
+                ],
+            ),
             reference_state_loads=False,
             complex=False,
             sync_period=6,

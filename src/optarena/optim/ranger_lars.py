@@ -105,9 +105,20 @@ SPECS = (
             configs(
                 {},
                 ("decay-k-alpha-cap", {"weight_decay": 0.1, "k": 3, "alpha": 0.8, "max_trust_ratio": 2.0}),
-                ("lr-threshold-betas-eps-cap", {"lr": 0.05, "sma_threshold": 6, "betas": (0.95, 0.99), "eps": 1e-6, "max_trust_ratio": 0.5}),
+                (
+                    "lr-threshold-betas-eps-cap",
+                    {"lr": 0.05, "sma_threshold": 6, "betas": (0.95, 0.99), "eps": 1e-6, "max_trust_ratio": 0.5},
+                ),
             ),
-            errors(COMMON_ERRORS, BETA_ERRORS, [({'k': 0}, 'k: 0'), ({'max_trust_ratio': 0.0}, 'max_trust_ratio value: 0.0'), ({'alpha': -0.1}, 'alpha value: -0.1')]),
+            errors(
+                COMMON_ERRORS,
+                BETA_ERRORS,
+                [
+                    ({"k": 0}, "k: 0"),
+                    ({"max_trust_ratio": 0.0}, "max_trust_ratio value: 0.0"),
+                    ({"alpha": -0.1}, "alpha value: -0.1"),
+                ],
+            ),
             reference_state_loads=False,
             complex=False,
             descent_lr=0.5,
@@ -120,7 +131,7 @@ SPECS = (
         RangerLARS,
         TestPlan(
             configs({}, ("decay-cap", {"weight_decay": 0.1, "max_trust_ratio": 1.0})),
-            errors(COMMON_ERRORS, [({'max_trust_ratio': -1.0}, 'max_trust_ratio value: -1.0')]),
+            errors(COMMON_ERRORS, [({"max_trust_ratio": -1.0}, "max_trust_ratio value: -1.0")]),
             reference_state_loads=False,
             complex=False,
             descent_lr=0.5,

@@ -89,7 +89,7 @@ SPECS = (
                 ("momentum-decay", {"momentum": 0.8, "weight_decay": 0.1}),
                 ("centered-momentum-alpha", {"centered": True, "momentum": 0.5, "alpha": 0.9}),
             ),
-            errors(COMMON_ERRORS, [({'alpha': -0.1}, 'alpha value: -0.1'), ({'momentum': -1}, 'momentum value: -1')]),
+            errors(COMMON_ERRORS, [({"alpha": -0.1}, "alpha value: -0.1"), ({"momentum": -1}, "momentum value: -1")]),
         ),
         peers=(TorchPeer("RMSprop", pick("lr", "alpha", "eps", "weight_decay", "momentum", "centered")),),
     ),

@@ -69,7 +69,9 @@ class Partition:
 
     def describe(self) -> str:
         rule = self.rule if isinstance(self.rule, str) else getattr(self.rule, "__name__", "rule")
-        chains = "; ".join(f"{label}: {' -> '.join(t.describe() for t in chain)}" for label, chain in self.chains.items())
+        chains = "; ".join(
+            f"{label}: {' -> '.join(t.describe() for t in chain)}" for label, chain in self.chains.items()
+        )
         return f"partition({rule}) {{{chains}}}"
 
     def __getstate__(self) -> dict[str, Any]:
@@ -109,7 +111,9 @@ def partition(rule: Rule | str, chains: Mapping[str, Sequence[Transform]]) -> Pa
             raise TypeError(f"partition: labels must be non-empty strings, got {label!r}")
         chain = tuple(chain)
         if not chain or not all(isinstance(t, Transform) for t in chain):
-            raise TypeError(f"partition: chain {label!r} must be a non-empty list of optarena transforms, got {chain!r}")
+            raise TypeError(
+                f"partition: chain {label!r} must be a non-empty list of optarena transforms, got {chain!r}"
+            )
         checked[label] = chain
     return Partition(rule, checked)
 

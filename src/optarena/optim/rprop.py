@@ -88,7 +88,15 @@ SPECS = (
                 ("etas-step-sizes", {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2)}),
                 ("small-lr-etas", {"lr": 1e-3, "etas": (0.6, 1.1)}),
             ),
-            errors(COMMON_ERRORS, [({'etas': (1.0, 1.2)}, 'Invalid eta values: 1.0, 1.2; allowed: 0 < etas[0] < 1; 1 < etas[1]'), ({'etas': (0.5, 1.0)}, 'Invalid eta values: 0.5, 1.0'), ({'step_sizes': (-1.0, 50.0)}, 'step_sizes[0] value: -1.0'), ({'step_sizes': (1.0, 0.5)}, 'step_sizes[0] <= step_sizes[1]')]),
+            errors(
+                COMMON_ERRORS,
+                [
+                    ({"etas": (1.0, 1.2)}, "Invalid eta values: 1.0, 1.2; allowed: 0 < etas[0] < 1; 1 < etas[1]"),
+                    ({"etas": (0.5, 1.0)}, "Invalid eta values: 0.5, 1.0"),
+                    ({"step_sizes": (-1.0, 50.0)}, "step_sizes[0] value: -1.0"),
+                    ({"step_sizes": (1.0, 0.5)}, "step_sizes[0] <= step_sizes[1]"),
+                ],
+            ),
             scheduled=False,
             constant_ops=False,  # two selections (torch.where) per tensor, as torch's own foreach Rprop
         ),

@@ -8,7 +8,14 @@ from torch import Tensor
 
 from optarena.optim import torch_kernels
 from optarena.optim.base import NamedOptimizer, Paper
-from optarena.optim.sparse_rows import gradient_of, add_to_rows, coalesced_rows, dense_gradients, math_dtype, refuse_complex
+from optarena.optim.sparse_rows import (
+    gradient_of,
+    add_to_rows,
+    coalesced_rows,
+    dense_gradients,
+    math_dtype,
+    refuse_complex,
+)
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
@@ -113,7 +120,14 @@ SPECS = (
                 ("momentum-dampening-decay", {"lr": 0.01, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.05}),
                 ("nesterov", {"lr": 0.01, "momentum": 0.9, "nesterov": True}),
             ),
-            errors(COMMON_ERRORS, [({'momentum': -0.5}, 'momentum value: -0.5'), ({'weight_decay': -1}, 'weight_decay value: -1'), ({'nesterov': True}, 'nesterov=True requires momentum > 0')]),
+            errors(
+                COMMON_ERRORS,
+                [
+                    ({"momentum": -0.5}, "momentum value: -0.5"),
+                    ({"weight_decay": -1}, "weight_decay value: -1"),
+                    ({"nesterov": True}, "nesterov=True requires momentum > 0"),
+                ],
+            ),
             descent_lr=0.05,
             sparse=True,
         ),
@@ -143,7 +157,7 @@ SPECS = (
         SGD,
         TestPlan(
             configs(("minimum", {"lr": 0.01}), ("weight-decay", {"lr": 0.01, "weight_decay": 0.1})),
-            errors(COMMON_ERRORS, [({'dampening': 0.1}, 'dampening=0.1')]),
+            errors(COMMON_ERRORS, [({"dampening": 0.1}, "dampening=0.1")]),
             sparse=True,
         ),
         description="SGD with Nesterov momentum 0.9.",

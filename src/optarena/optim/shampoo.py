@@ -98,11 +98,21 @@ SPECS = (
             configs(
                 {},
                 ("every-step-no-grafting", {"precondition_frequency": 1, "grafting": None}),
-                ("blocks-adam-grafting-momentum-decay", {"max_preconditioner_dim": 3, "grafting": "adam", "momentum": 0.9, "weight_decay": 0.01}),
+                (
+                    "blocks-adam-grafting-momentum-decay",
+                    {"max_preconditioner_dim": 3, "grafting": "adam", "momentum": 0.9, "weight_decay": 0.01},
+                ),
                 (
                     "averaged-delayed-blocks",
-                    {"beta2": 0.9, "matrix_eps": 1e-6, "start_preconditioning_step": 3, "precondition_frequency": 4,
-                     "grafting": "adagrad", "grafting_eps": 1e-6, "max_preconditioner_dim": 4},
+                    {
+                        "beta2": 0.9,
+                        "matrix_eps": 1e-6,
+                        "start_preconditioning_step": 3,
+                        "precondition_frequency": 4,
+                        "grafting": "adagrad",
+                        "grafting_eps": 1e-6,
+                        "max_preconditioner_dim": 4,
+                    },
                 ),
             ),
             errors(

@@ -74,7 +74,9 @@ SPECS = (
         "sm3",
         SM3,
         TestPlan(
-            configs({}, ("momentum", {"momentum": 0.9}), ("lr-momentum-eps", {"lr": 0.05, "momentum": 0.5, "eps": 1e-8})),
+            configs(
+                {}, ("momentum", {"momentum": 0.9}), ("lr-momentum-eps", {"lr": 0.05, "momentum": 0.5, "eps": 1e-8})
+            ),
             errors(
                 COMMON_ERRORS,
                 [
@@ -89,7 +91,11 @@ SPECS = (
             fusable=False,  # per-dimension maxima of each tensor, eagerly
             reference_state_loads=False,
         ),
-        peers=(LibraryPeer("pytorch-optimizer", "SM3", pick("lr", "momentum", "beta", "eps"), "the torch-sm3 package's code"),),
+        peers=(
+            LibraryPeer(
+                "pytorch-optimizer", "SM3", pick("lr", "momentum", "beta", "eps"), "the torch-sm3 package's code"
+            ),
+        ),
         second_pass=("param", "grad"),
     ),
 )

@@ -94,11 +94,26 @@ SPECS = (
         TestPlan(
             configs(
                 ("float64", {"matrix_dtype": "float64"}),
-                ("every-step-1d-no-decay", {"precondition_frequency": 1, "precondition_1d": True, "matrix_dtype": "float64", "weight_decay": 0.0}),
+                (
+                    "every-step-1d-no-decay",
+                    {
+                        "precondition_frequency": 1,
+                        "precondition_1d": True,
+                        "matrix_dtype": "float64",
+                        "weight_decay": 0.0,
+                    },
+                ),
                 (
                     "betas-shampoo-beta-blocks-no-bias-correction",
-                    {"betas": (0.9, 0.99), "shampoo_beta": 0.8, "eps": 1e-6, "max_preconditioner_dim": 4,
-                     "precondition_frequency": 3, "correct_bias": False, "matrix_dtype": "float64"},
+                    {
+                        "betas": (0.9, 0.99),
+                        "shampoo_beta": 0.8,
+                        "eps": 1e-6,
+                        "max_preconditioner_dim": 4,
+                        "precondition_frequency": 3,
+                        "correct_bias": False,
+                        "matrix_dtype": "float64",
+                    },
                 ),
             ),
             errors(

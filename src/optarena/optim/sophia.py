@@ -40,7 +40,9 @@ class SophiaEstimate(Transform):
         return updates
 
 
-def gauss_newton_bartlett(loss: Tensor, params: list[Tensor], batch_size: int, everything: list[Tensor]) -> list[Tensor]:
+def gauss_newton_bartlett(
+    loss: Tensor, params: list[Tensor], batch_size: int, everything: list[Tensor]
+) -> list[Tensor]:
     """``B * g * g`` with ``g`` the gradient of ``loss`` (the mean loss over ``B`` labels sampled
     from the model's own predictions), the estimate of Liu et al.'s Algorithm 2.
 
@@ -187,7 +189,9 @@ class Sophia(NamedOptimizer):
                 self._refresh(due, samples)
         return loss
 
-    def _samples(self, due: dict[int, tuple[list[Tensor], list[int]]], hessian_closure: Callable[[], Tensor]) -> dict[int, list[Tensor]]:
+    def _samples(
+        self, due: dict[int, tuple[list[Tensor], list[int]]], hessian_closure: Callable[[], Tensor]
+    ) -> dict[int, list[Tensor]]:
         """This step's Hessian samples per group, at the parameters before the update."""
         with torch.enable_grad():
             loss = hessian_closure()

@@ -61,7 +61,9 @@ def ensure_step(state: dict[str, Any]) -> Tensor:
     return step
 
 
-def add_to_rows(param: Tensor, state: dict[str, Any], group: dict[str, Any], rows: tuple[Tensor, ...], change: Tensor) -> None:
+def add_to_rows(
+    param: Tensor, state: dict[str, Any], group: dict[str, Any], rows: tuple[Tensor, ...], change: Tensor
+) -> None:
     """``param[rows] += change``; for bf16/fp16 through the rounding remainder, as the dense path."""
     if state_dtype_for(group, param.dtype) is None:
         param.index_put_(rows, change.to(param.dtype), accumulate=True)

@@ -41,9 +41,7 @@ def _toolchain_problem(device_type: str) -> str | None:
     if not torch._dynamo.is_dynamo_supported():  # type: ignore[attr-defined]  # public in torch, not re-exported in its stubs  # pragma: no cover - depends on Python version
         return "torch.compile does not support this Python version"
     if device_type == "cpu":
-        compiler = os.environ.get("CXX") or next(
-            (c for c in ("g++", "c++", "clang++") if shutil.which(c)), None
-        )
+        compiler = os.environ.get("CXX") or next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
         if compiler is None or not shutil.which(compiler):
             return "no C++ compiler was found (install g++ or clang++, or set CXX)"
     elif device_type == "cuda":

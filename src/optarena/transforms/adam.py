@@ -243,7 +243,7 @@ class ScaleByRadam(Transform):
                 "eps": self.value(ctx, "eps"),
                 "adaptive": ctx.per_tensor(adaptive),
                 "plain": ctx.per_tensor(plain),
-            }
+            },
         )
 
     def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:

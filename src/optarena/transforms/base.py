@@ -53,7 +53,16 @@ class StepContext:
     """
 
     __slots__ = (
-        "group", "params", "states", "steps", "state_dtype", "originals", "view", "names", "created", "_step_values"
+        "group",
+        "params",
+        "states",
+        "steps",
+        "state_dtype",
+        "originals",
+        "view",
+        "names",
+        "created",
+        "_step_values",
     )
 
     def __init__(
@@ -288,7 +297,9 @@ class Transform:
             return self.hyperparameters[name]
         except KeyError:
             valid = ", ".join(self.hyperparameters) or "none"
-            raise TypeError(f"{type(self).__name__} has no hyperparameter {name!r}; its hyperparameters: {valid}") from None
+            raise TypeError(
+                f"{type(self).__name__} has no hyperparameter {name!r}; its hyperparameters: {valid}"
+            ) from None
 
     def _fix(self, values: Mapping[str, Any]) -> None:
         keys, fixed = self._bindings()
@@ -307,9 +318,13 @@ class Transform:
         for name, key in keys.items():
             self._declared(name)
             if not isinstance(key, str) or not key.isidentifier():
-                raise TypeError(f"{type(self).__name__}.bind: the group key for {name!r} must be an identifier, got {key!r}")
+                raise TypeError(
+                    f"{type(self).__name__}.bind: the group key for {name!r} must be an identifier, got {key!r}"
+                )
             if name in fixed:
-                raise TypeError(f"{type(self).__name__}.bind: {name!r} is fixed at construction, not read from the group")
+                raise TypeError(
+                    f"{type(self).__name__}.bind: {name!r} is fixed at construction, not read from the group"
+                )
             bound[name] = key
         return out
 

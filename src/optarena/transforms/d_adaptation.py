@@ -71,7 +71,9 @@ def group_sums(contexts: list[StepContext], sums: list[list[Tensor]]) -> list[li
     owners = [p for ctx in contexts for p in ctx.originals]
     sharded = [i for i, p in enumerate(owners) if sharding.is_sharded(p)]
     if sharded:  # plain tensors of the group (a layer norm beside tensor-parallel layers) are whole here
-        completed = sharding.all_reduce_sums([values[i] for i in sharded], [owners[i] for i in sharded], [None] * len(sharded))
+        completed = sharding.all_reduce_sums(
+            [values[i] for i in sharded], [owners[i] for i in sharded], [None] * len(sharded)
+        )
         for i, value in zip(sharded, completed):
             values[i] = value
     return torch.stack([v.to(torch.float64) for v in values]).tolist()
@@ -110,7 +112,9 @@ class _GroupEstimate(Transform):
     def prepare(self, ctx: StepContext) -> Prepared:
         n = self.numbers(ctx.group)
         return Prepared(
-            scalars={key: n[key] for key in ("m_decay", "m_weight", "v_decay", "v_weight", "eps", "step", "decay_step")},
+            scalars={
+                key: n[key] for key in ("m_decay", "m_weight", "v_decay", "v_weight", "eps", "step", "decay_step")
+            },
             static={"decoupled_decay": n["decoupled_decay"]},
         )
 

@@ -150,9 +150,7 @@ class ClipByBlockRms(Transform):
     elementwise = False
 
     def prepare(self, ctx: StepContext) -> Prepared:
-        return Prepared(
-            scalars={"root_size": _root_sizes(ctx), "clip_threshold": self.value(ctx, "clip_threshold")}
-        )
+        return Prepared(scalars={"root_size": _root_sizes(ctx), "clip_threshold": self.value(ctx, "clip_threshold")})
 
     def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         scales = getattr(updates, "rms", None)

@@ -172,7 +172,9 @@ def kernel(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
             return compiled_fn(*args)
         except Exception as error:  # compilation failed: run as it is
             _broken_kernels.add(key)
-            toolchain.warn_once(f"compiling {fn.__name__} failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})")
+            toolchain.warn_once(
+                f"compiling {fn.__name__} failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+            )
             return fn(*args)
 
     run.plain = fn  # type: ignore[attr-defined]
@@ -198,7 +200,9 @@ def _local_shape(tensor: Tensor, rank: int) -> list[int]:
 
 
 def _wrap_like(part: Tensor, like: Tensor) -> Tensor:
-    return DTensor.from_local(part, like.device_mesh, like.placements, run_check=False, shape=like.shape, stride=like.stride())
+    return DTensor.from_local(
+        part, like.device_mesh, like.placements, run_check=False, shape=like.shape, stride=like.stride()
+    )
 
 
 def distributed_matrix_step(tensors: list[Tensor], step: Callable[[int, Tensor], Tensor]) -> list[Tensor]:
@@ -231,8 +235,13 @@ def distributed_matrix_step(tensors: list[Tensor], step: Callable[[int, Tensor],
     dtype, device = local(tensors[0]).dtype, local(tensors[0]).device
 
     # gather: each rank sends its block of every matrix to the matrix's owner
-    send = [torch.cat([local(tensors[j]).reshape(-1) for j in split if owner[j] == dest] or [torch.zeros(0, dtype=dtype, device=device)])
-            for dest in range(size)]
+    send = [
+        torch.cat(
+            [local(tensors[j]).reshape(-1) for j in split if owner[j] == dest]
+            or [torch.zeros(0, dtype=dtype, device=device)]
+        )
+        for dest in range(size)
+    ]
     receive_sizes = [sum(math.prod(_local_shape(tensors[j], src)) for j in mine) for src in range(size)]
     received = _all_to_all(send, receive_sizes, group, dtype, device)
     wholes = {}
@@ -258,7 +267,9 @@ def distributed_matrix_step(tensors: list[Tensor], step: Callable[[int, Tensor],
             length, offset = Shard.local_shard_size_and_offset(tensors[j].shape[dim], size, dest)
             parts.append(results[j].narrow(dim, offset, length).reshape(-1))
         send.append(torch.cat(parts) if parts else torch.zeros(0, dtype=dtype, device=device))
-    receive_sizes = [sum(math.prod(_local_shape(tensors[j], me)) for j in split if owner[j] == src) for src in range(size)]
+    receive_sizes = [
+        sum(math.prod(_local_shape(tensors[j], me)) for j in split if owner[j] == src) for src in range(size)
+    ]
     received = _all_to_all(send, receive_sizes, group, dtype, device)
     for src in range(size):
         for j in split:
@@ -271,7 +282,9 @@ def distributed_matrix_step(tensors: list[Tensor], step: Callable[[int, Tensor],
     return out  # type: ignore[return-value]
 
 
-def _all_to_all(send: list[Tensor], receive_sizes: list[int], group: Any, dtype: torch.dtype, device: torch.device) -> list[Tensor]:
+def _all_to_all(
+    send: list[Tensor], receive_sizes: list[int], group: Any, dtype: torch.dtype, device: torch.device
+) -> list[Tensor]:
     """One ``all_to_all_single``: ``send[r]`` goes to rank ``r``; the blocks received, by source."""
     output = torch.empty(sum(receive_sizes), dtype=dtype, device=device)
     dist.all_to_all_single(output, torch.cat(send), receive_sizes, [s.numel() for s in send], group=group)

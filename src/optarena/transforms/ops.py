@@ -537,7 +537,9 @@ class LoopOps(ListOps):
         return Fresh([x / y for x, y in zip(xs, ys)])
 
     def mean(self, xs: list[Tensor], dim: int, keepdim: bool = False) -> Fresh:
-        return Fresh([_column_means(x) if _over_columns(x, dim, keepdim) else x.mean(dim=dim, keepdim=keepdim) for x in xs])
+        return Fresh(
+            [_column_means(x) if _over_columns(x, dim, keepdim) else x.mean(dim=dim, keepdim=keepdim) for x in xs]
+        )
 
     def materialize(self, xs: list[Tensor]) -> list[Tensor]:
         # a matrix product is an external kernel for Inductor, so its input is computed into

@@ -63,9 +63,7 @@ class AdjustLrChoice(Constraint):
 
     def check(self, name: str, value: Any) -> None:
         if value not in self.options:
-            raise ValueError(
-                f"Adjust learning rate function {value} is not supported; allowed: {self.describe(name)}"
-            )
+            raise ValueError(f"Adjust learning rate function {value} is not supported; allowed: {self.describe(name)}")
 
 
 def lr_ratio(adjust_lr_fn: str | None, rows: int, cols: int) -> float:

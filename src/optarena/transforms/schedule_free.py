@@ -136,9 +136,7 @@ class ScheduleFreeAverage(Transform):
         ctx.init_state("z", slow_copy)
         _, lr, ckp1 = counters(ctx.group)
         beta = momentum_of(ctx.group, self.momentum_key)
-        return Prepared(
-            scalars={"ckp1": ckp1, "y_step": lr * (beta * (1.0 - ckp1) - 1.0), "neg_lr": -lr}
-        )
+        return Prepared(scalars={"ckp1": ckp1, "y_step": lr * (beta * (1.0 - ckp1) - 1.0), "neg_lr": -lr})
 
     def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         z = k.state("z")

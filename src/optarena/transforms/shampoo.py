@@ -56,7 +56,9 @@ class ScaleByShampoo(MatrixTransform):
         "matrix_eps": Hyper(1e-6, Real(0.0, open_low=True), "added to the statistics' diagonal before the roots"),
         "start_preconditioning_step": Hyper(1, Integer(1), "first step that uses the preconditioner"),
         **STATISTICS_HYPERPARAMETERS,
-        "grafting": Hyper("adagrad", Optional(Choice(("adagrad", "adam"))), "the direction whose norm each block takes"),
+        "grafting": Hyper(
+            "adagrad", Optional(Choice(("adagrad", "adam"))), "the direction whose norm each block takes"
+        ),
         "grafting_eps": Hyper(1e-8, NONNEGATIVE, "added to the grafting direction's denominator"),
         "grafting_beta2": Hyper(0.999, UNIT, "second-moment decay of 'adam' grafting"),
     }
@@ -96,7 +98,9 @@ class ScaleByShampoo(MatrixTransform):
             self.refresh_roots(state, blocks_of, k)
         left_roots = state.get("left_roots", blocks)
         right_roots = state.get("right_roots", blocks)
-        out = precondition(blocks, left_roots, right_roots, blocks_of.left, blocks_of.right, compiled=k.static("compiled"))
+        out = precondition(
+            blocks, left_roots, right_roots, blocks_of.left, blocks_of.right, compiled=k.static("compiled")
+        )
         if grafted is not None:
             target = torch.linalg.matrix_norm(blocks_of.split(grafted))
             have = torch.linalg.matrix_norm(out)

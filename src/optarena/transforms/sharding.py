@@ -98,7 +98,9 @@ def unsupported_placement(tensor: Tensor, uses_shapes: bool) -> str | None:
         return None
     for placement in tensor.placements:
         if isinstance(placement, Partial):
-            return f"{describe(placement)} (a partial sum, not a value: redistribute the parameter to Shard or Replicate)"
+            return (
+                f"{describe(placement)} (a partial sum, not a value: redistribute the parameter to Shard or Replicate)"
+            )
         if isinstance(placement, _StridedShard) and uses_shapes:
             return (
                 f"{describe(placement)} (interleaved blocks: this chain reduces over rows or columns, which needs "
@@ -121,7 +123,9 @@ def _reduction_key(tensor: Tensor, dims: Sequence[int] | None) -> tuple[int, ...
     return tuple(out)
 
 
-def all_reduce_sums(values: list[Tensor], tensors: Sequence[Tensor], dims: Sequence[Sequence[int] | None]) -> list[Tensor]:
+def all_reduce_sums(
+    values: list[Tensor], tensors: Sequence[Tensor], dims: Sequence[Sequence[int] | None]
+) -> list[Tensor]:
     """Complete each tensor's local partial sums ``values[i]`` (any shape) across the mesh.
 
     ``values[i]`` is the local part of ``tensors[i]`` (a ``DTensor``) summed over ``dims[i]``
@@ -181,7 +185,9 @@ def _placements_after(tensor: Tensor, dims: set[int], keepdim: bool) -> list[Any
 def _wrap(value: Tensor, like: Tensor, placements: list[Any], shape: Sequence[int]) -> Tensor:
     """``value`` (this rank's part) as a ``DTensor`` of global ``shape`` on ``like``'s mesh."""
     stride = torch.empty(tuple(shape), device="meta").stride()
-    return DTensor.from_local(value, like.device_mesh, placements, run_check=False, shape=torch.Size(shape), stride=stride)
+    return DTensor.from_local(
+        value, like.device_mesh, placements, run_check=False, shape=torch.Size(shape), stride=stride
+    )
 
 
 def zeros_without_dim(param: Tensor, dim: int) -> Tensor:
@@ -191,11 +197,11 @@ def zeros_without_dim(param: Tensor, dim: int) -> Tensor:
     rows of a matrix split by rows stay split, its columns are whole on every rank.
     """
     dim %= param.dim()
-    shape = param.shape[:dim] + param.shape[dim + 1:]
+    shape = param.shape[:dim] + param.shape[dim + 1 :]
     if not is_sharded(param):
         return param.new_zeros(shape)
     part = local(param)
-    zeros = part.new_zeros(part.shape[:dim] + part.shape[dim + 1:])
+    zeros = part.new_zeros(part.shape[:dim] + part.shape[dim + 1 :])
     return _wrap(zeros, param, _placements_after(param, {dim}, keepdim=False), shape)
 
 
@@ -233,7 +239,7 @@ class ShardedNormOps(ForeachOps):
             self.collectives += 1
         roots = [s.sqrt().to(x.dtype) for s, x in zip(all_reduce_sums(sums, owners, [None] * len(flat)), flat)]
         n = len(self.params)
-        return [roots[i * n:(i + 1) * n] for i in range(len(lists))]
+        return [roots[i * n : (i + 1) * n] for i in range(len(lists))]
 
     def norm(self, xs: list[Tensor]) -> list[Tensor]:
         return self._norms([xs])[0] if xs else []
@@ -294,7 +300,7 @@ class ShardedOps(ForeachOps):
         if not xs:
             return [], []
         both = self.norm([*xs, *ys])
-        return both[: len(xs)], both[len(xs):]
+        return both[: len(xs)], both[len(xs) :]
 
     def _means(self, xs: list[Tensor], dims: list[tuple[int, ...]], keepdim: bool) -> list[Tensor]:
         """Each tensor's mean over ``dims[i]`` (non-negative), placed as the reduction leaves it."""

@@ -55,7 +55,9 @@ class ScaleBySm3(MatrixTransform):
     def prepare(self, ctx: StepContext) -> Prepared:
         for p in ctx.originals:
             if p.dim() > MAX_DIMS:
-                raise ValueError(f"SM3 keeps one accumulator per dimension, for up to {MAX_DIMS} dimensions; got shape {tuple(p.shape)}")
+                raise ValueError(
+                    f"SM3 keeps one accumulator per dimension, for up to {MAX_DIMS} dimensions; got shape {tuple(p.shape)}"
+                )
         return Prepared(static={key: float(self.value(ctx, key)) for key in self.hyperparameters})
 
     def step_tensor(self, update: Tensor, state: dict[str, Any], index: int, k: Kernel) -> Tensor:

@@ -47,9 +47,7 @@ class ScaleBySoap(MatrixTransform):
         "shampoo_beta": Hyper(None, Optional(UNIT), "decay of the statistics L and R (None: betas[1])"),
         "eps": Hyper(1e-8, NONNEGATIVE, "added to the denominator"),
         **STATISTICS_HYPERPARAMETERS,
-        "max_preconditioner_dim": Hyper(
-            10000, Integer(1), "sides longer than this are not rotated (Adam along them)"
-        ),
+        "max_preconditioner_dim": Hyper(10000, Integer(1), "sides longer than this are not rotated (Adam along them)"),
         "precondition_1d": Hyper(False, Flag(), "rotate vectors too (a full n x n statistic)"),
         "correct_bias": Hyper(True, Flag(), "Adam's bias corrections"),
     }

@@ -21,7 +21,9 @@ class ScaleBySophia(Transform):
 
     hyperparameters = {
         "betas": Hyper((0.965, 0.99), Tuple((UNIT, UNIT)), "decay rates of the momentum and of the Hessian estimate"),
-        "rho": Hyper(0.04, Real(0.0, open_low=True), "scale of the Hessian estimate in the denominator (gamma in optax)"),
+        "rho": Hyper(
+            0.04, Real(0.0, open_low=True), "scale of the Hessian estimate in the denominator (gamma in optax)"
+        ),
         "eps": Hyper(1e-15, Real(0.0, open_low=True), "floor of the denominator"),
         "bias_correction": Hyper(False, Flag(), "divide the momentum by 1 - beta1^t (optax.contrib.sophia)"),
     }

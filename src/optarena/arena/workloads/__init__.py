@@ -38,8 +38,20 @@ from optarena.hyperparameters import close_matches
 
 BUILTIN: dict[str, type[BuiltinWorkload]] = {
     cls.name: cls
-    for cls in (DigitsMLP, DigitsCNN, Mnist1DMLP, Mnist1DCNN, CharLM, TinyTransformer, SparseBOW, LargeBatch,
-                Rosenbrock, NQM, MnistMLP, Cifar10CNN)
+    for cls in (
+        DigitsMLP,
+        DigitsCNN,
+        Mnist1DMLP,
+        Mnist1DCNN,
+        CharLM,
+        TinyTransformer,
+        SparseBOW,
+        LargeBatch,
+        Rosenbrock,
+        NQM,
+        MnistMLP,
+        Cifar10CNN,
+    )
 }
 """Built-in workloads by name, in the order they are listed."""
 

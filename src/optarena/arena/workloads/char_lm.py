@@ -42,8 +42,9 @@ class CharTransformer(nn.Module):
         super().__init__()
         self.characters = nn.Embedding(vocab, width)
         self.positions = nn.Parameter(0.02 * torch.randn(context, width))
-        block = nn.TransformerEncoderLayer(width, heads, dim_feedforward=4 * width, dropout=0.0,
-                                           batch_first=True, norm_first=True)
+        block = nn.TransformerEncoderLayer(
+            width, heads, dim_feedforward=4 * width, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.readout = nn.Linear(width, vocab)
@@ -65,8 +66,9 @@ class CharRun:
         split = int(len(text) * TRAIN_FRACTION)
         self.train_text, held_out = text[:split], text[split:]
         span = workload.context + 1
-        starts = torch.randint(len(held_out) - span, (workload.eval_windows,),
-                               generator=generator(workload.data_seed, TEST_STREAM))
+        starts = torch.randint(
+            len(held_out) - span, (workload.eval_windows,), generator=generator(workload.data_seed, TEST_STREAM)
+        )
         self.held_out = held_out[starts[:, None] + torch.arange(span)]
 
     def _loss(self, windows: Tensor) -> Tensor:
@@ -76,8 +78,9 @@ class CharRun:
     def train_loss(self, step: int) -> Tensor:
         w = self.workload
         span = w.context + 1
-        starts = torch.randint(len(self.train_text) - span, (w.batch_size,),
-                               generator=generator(self.seed, BATCH_STREAM, step))
+        starts = torch.randint(
+            len(self.train_text) - span, (w.batch_size,), generator=generator(self.seed, BATCH_STREAM, step)
+        )
         return self._loss(self.train_text[starts[:, None] + torch.arange(span)])
 
     @torch.no_grad()
@@ -88,8 +91,10 @@ class CharRun:
         self.model.train(was_training)
         expected = self.held_out[:, 1:]
         loss = F.cross_entropy(logits.reshape(-1, self.vocab), expected.reshape(-1))
-        return {"validation_loss": float(loss),
-                "validation_accuracy": float((logits.argmax(-1) == expected).float().mean())}
+        return {
+            "validation_loss": float(loss),
+            "validation_accuracy": float((logits.argmax(-1) == expected).float().mean()),
+        }
 
 
 class CharLM(BuiltinWorkload):
@@ -101,9 +106,20 @@ class CharLM(BuiltinWorkload):
     budget = Budget(steps=400, eval_every=40, batch_size=32)
     quick_budget = Budget(steps=200, eval_every=40, batch_size=32)
 
-    def __init__(self, *, quick: bool = False, steps: int | None = None, eval_every: int | None = None,
-                 batch_size: int | None = None, context: int = 32, width: int = 32, heads: int = 2,
-                 layers: int = 2, eval_windows: int = 64, data_seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        quick: bool = False,
+        steps: int | None = None,
+        eval_every: int | None = None,
+        batch_size: int | None = None,
+        context: int = 32,
+        width: int = 32,
+        heads: int = 2,
+        layers: int = 2,
+        eval_windows: int = 64,
+        data_seed: int = 0,
+    ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
         whole_numbers(context=context, width=width, heads=heads, layers=layers, eval_windows=eval_windows)
         if width % heads:

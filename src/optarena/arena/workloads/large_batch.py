@@ -68,7 +68,11 @@ class LargeBatch(BuiltinWorkload):
     ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
         whole_numbers(
-            features=features, width=width, teacher_width=teacher_width, train_examples=train_examples, test_examples=test_examples
+            features=features,
+            width=width,
+            teacher_width=teacher_width,
+            train_examples=train_examples,
+            test_examples=test_examples,
         )
         whole_number("classes", classes, 2)
         whole_number("data_seed", data_seed, 0)

@@ -23,8 +23,15 @@ class _Mnist1D(BuiltinWorkload):
     quick_budget = Budget(steps=400, eval_every=50, batch_size=128)
     version = "1"
 
-    def __init__(self, *, quick: bool = False, steps: int | None = None, eval_every: int | None = None,
-                 batch_size: int | None = None, data_seed: int = DEFAULT_SEED) -> None:
+    def __init__(
+        self,
+        *,
+        quick: bool = False,
+        steps: int | None = None,
+        eval_every: int | None = None,
+        batch_size: int | None = None,
+        data_seed: int = DEFAULT_SEED,
+    ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size)
         self.data_seed = whole_number("data_seed", data_seed, 0)
 
@@ -37,9 +44,17 @@ class Mnist1DMLP(_Mnist1D):
     target = Target("test_accuracy", 0.6, "max")
     drawable = True
 
-    def __init__(self, *, quick: bool = False, steps: int | None = None, eval_every: int | None = None,
-                 batch_size: int | None = None, data_seed: int = DEFAULT_SEED, width: int = 100,
-                 depth: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        quick: bool = False,
+        steps: int | None = None,
+        eval_every: int | None = None,
+        batch_size: int | None = None,
+        data_seed: int = DEFAULT_SEED,
+        width: int = 100,
+        depth: int = 2,
+    ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size, data_seed=data_seed)
         whole_numbers(width=width, depth=depth)
         self.width, self.depth = width, depth
@@ -64,17 +79,28 @@ class Mnist1DCNN(_Mnist1D):
     target = Target("test_accuracy", 0.8, "max")
     drawable = True
 
-    def __init__(self, *, quick: bool = False, steps: int | None = None, eval_every: int | None = None,
-                 batch_size: int | None = None, data_seed: int = DEFAULT_SEED, channels: int = 25) -> None:
+    def __init__(
+        self,
+        *,
+        quick: bool = False,
+        steps: int | None = None,
+        eval_every: int | None = None,
+        batch_size: int | None = None,
+        data_seed: int = DEFAULT_SEED,
+        channels: int = 25,
+    ) -> None:
         super().__init__(quick=quick, steps=steps, eval_every=eval_every, batch_size=batch_size, data_seed=data_seed)
         self.channels = whole_number("channels", channels)
 
     def build(self) -> nn.Module:
         c = self.channels
         return nn.Sequential(
-            nn.Conv1d(1, c, 5, stride=2, padding=1), nn.ReLU(),   # 40 -> 19
-            nn.Conv1d(c, c, 3, stride=2, padding=1), nn.ReLU(),   # 19 -> 10
-            nn.Conv1d(c, c, 3, stride=2, padding=1), nn.ReLU(),   # 10 -> 5
+            nn.Conv1d(1, c, 5, stride=2, padding=1),
+            nn.ReLU(),  # 40 -> 19
+            nn.Conv1d(c, c, 3, stride=2, padding=1),
+            nn.ReLU(),  # 19 -> 10
+            nn.Conv1d(c, c, 3, stride=2, padding=1),
+            nn.ReLU(),  # 10 -> 5
             nn.Flatten(),
             nn.Linear(c * 5, NUM_CLASSES),
         )
