@@ -8,16 +8,17 @@ implementation here (:data:`REFERENCES`). No test keeps a list of optimizer name
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
+import references_adaptive as adaptive
 import torch
-
-import optarena
+from matrix_references import MuonAdamWReference, MuonLoop, PackageSM3, ShampooLoop, SoapLoop
 from reference_optimizers import LambReference, LarsReference, qhoptim
 from references import DefinitionRangerLARS, PackageRanger, PaperLookahead
-import references_adaptive as adaptive
-from matrix_references import MuonAdamWReference, MuonLoop, PackageSM3, ShampooLoop, SoapLoop
+
+import optarena
 
 
 @dataclass

@@ -30,11 +30,13 @@ import os
 import sys
 import tempfile
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from optimizer_table import CASES
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
     get_model_state_dict,
@@ -52,7 +54,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 import optarena
 from optarena.transforms.matrix import has_matrix_transform
-from optimizer_table import CASES
 
 STEPS = 7
 MODES = {False: "eager", None: "default", True: "fused"}

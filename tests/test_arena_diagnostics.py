@@ -146,8 +146,9 @@ def test_the_sharpness_is_the_hessians_top_eigenvalue_on_the_fixed_batch():
 
 
 def test_a_workload_may_not_evaluate_a_diagnostics_name(monkeypatch):
-    from optarena.arena import trial
     from toy_workloads import classifier
+
+    from optarena.arena import trial
 
     workload = classifier(steps=5)
     base = workload.setup

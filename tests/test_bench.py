@@ -18,8 +18,8 @@ from optarena.bench.params import PRESETS, get_preset, make_param_set
 from optarena.bench.peers import SAME_TOLERANCE, deviation, torch_peers
 from optarena.bench.report import (
     CSV_FIELDS,
-    method_text,
     TABLES,
+    method_text,
     read_result,
     render_page,
     table_rows,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from references import centralised
 
 import optarena
 from optarena.transforms import CentralizeGradients, ScaleByAdam, ScaleByLearningRate
 from optarena.transforms.ops import FOREACH, LOOP
-from references import centralised
 
 BACKENDS = pytest.mark.parametrize("ops", [FOREACH, LOOP], ids=["foreach", "loop"])
 SHAPES = [(4, 3), (4, 3), (2, 3, 2, 2), (5,), (), (0, 2), (3, 0), (4, 3), (2, 3, 2, 2), (6, 1)]

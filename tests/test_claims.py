@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
-
 import optarena.claims.studies as studies
 from optarena.claims import CLAIMS, VERDICTS
 from optarena.claims.runner import Run

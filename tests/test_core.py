@@ -6,11 +6,11 @@ import io
 
 import pytest
 import torch
+from optimizer_table import CASES
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import optarena
 from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate, Trace
-from optimizer_table import CASES
 
 
 def grads_for(params, step):

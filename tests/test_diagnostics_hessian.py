@@ -5,10 +5,10 @@ import math
 
 import pytest
 import torch
-from torch import nn
-
 from hessian_models import classification_batch, explicit_hessian, mlp, tiny_cnn
 from landscape_models import one_thread  # noqa: F401  (autouse)
+from torch import nn
+
 from optarena.diagnostics import (
     HessianOperator,
     broadened_density,

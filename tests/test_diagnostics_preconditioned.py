@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from hessian_models import classification_batch, explicit_hessian, mlp
+from landscape_models import one_thread  # noqa: F401  (autouse)
 from torch import nn
 
 import optarena
-from hessian_models import classification_batch, explicit_hessian, mlp
-from landscape_models import one_thread  # noqa: F401  (autouse)
 from optarena.diagnostics import hessian_eigenvalues, preconditioned_sharpness
 from optarena.diagnostics.preconditioned import diagonal_preconditioner, stability_threshold
 

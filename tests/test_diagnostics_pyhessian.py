@@ -15,8 +15,8 @@ import math
 import pyhessian  # the test extra installs it
 import pytest
 import torch
-
 from landscape_models import one_thread  # noqa: F401  (autouse)
+
 from optarena.diagnostics import hessian_eigenvalues, hessian_trace, spectral_density
 from optarena.landscape.workloads import get_workload
 

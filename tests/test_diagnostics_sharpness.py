@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from landscape_models import one_thread  # noqa: F401  (autouse)
+
 from optarena.cli import main
 from optarena.diagnostics.command import run_sharpness
 from optarena.diagnostics.sharpness import squared_error

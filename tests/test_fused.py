@@ -12,10 +12,10 @@ import warnings
 
 import pytest
 import torch
+from optimizer_table import CASES
 
 import optarena
 from optarena.optim import chunks, compiled, planning, toolchain
-from optimizer_table import CASES
 
 PRODUCTION_CHUNK = chunks.CHUNK
 FUSABLE = [c for c in CASES if c.fusable]

@@ -6,11 +6,11 @@ import io
 
 import pytest
 import torch
+from optimizer_table import CASES
 
 import optarena
-from optarena.optim import chunks, compiled, planning, toolchain
+from optarena.optim import chunks
 from optarena.optim.execution import REMAINDER
-from optimizer_table import CASES
 
 HALF_CASES = [c for c in CASES if c.fusable and c.complex]
 """Elementwise optimizers (the half-precision path is the same for the others)."""

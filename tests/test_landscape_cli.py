@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from landscape_models import one_thread  # noqa: F401  (autouse)
+
 from optarena.cli import main
 from optarena.landscape import loss_at, parameters_vector
 from optarena.landscape.command import run_landscape

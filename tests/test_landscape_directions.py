@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from landscape_models import conv_net, one_thread  # noqa: F401  (autouse)
+
 from optarena.landscape import ParameterLayout, normalize_direction, parameters_vector, random_direction
 
 

@@ -4,9 +4,9 @@ import math
 
 import pytest
 import torch
+from landscape_models import classification_batch, mlp_with_buffers, one_thread  # noqa: F401  (autouse)
 from torch import nn
 
-from landscape_models import classification_batch, mlp_with_buffers, one_thread  # noqa: F401  (autouse)
 from optarena.landscape import (
     evaluate_points,
     evaluate_points_loop,

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from landscape_models import classification_batch, one_thread  # noqa: F401  (autouse)
 from torch import nn
 
-from landscape_models import classification_batch, one_thread  # noqa: F401  (autouse)
 from optarena.landscape import loss_at, parameters_vector, train_paths
 
 LOSS = nn.functional.cross_entropy

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from landscape_models import one_thread  # noqa: F401  (autouse)
+
 from optarena.landscape import endpoints_plane, pca_directions, pca_plane, project
 
 DIM = 40

@@ -8,10 +8,10 @@ import pickle
 
 import pytest
 import torch
+from references import PaperLookahead
 
 import optarena
 from optarena.transforms import LookaheadSync, ScaleByAdam, ScaleByLearningRate
-from references import PaperLookahead
 
 
 def params(seed=0, shapes=((4, 3), (5,), (2, 2, 2))):

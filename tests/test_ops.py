@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
+from optimizer_table import case_config_ids
 
 from optarena.optim import execution
 from optarena.transforms.ops import FOREACH, LOOP
-from optimizer_table import case_config_ids
 
 
 def tensors(seed: int = 0):

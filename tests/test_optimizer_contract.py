@@ -7,7 +7,6 @@ import io
 
 import pytest
 import torch
-
 from optimizer_table import CASES, case_config_ids
 
 PAIRS = case_config_ids()

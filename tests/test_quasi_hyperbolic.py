@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_reference_torch import params_for, relative_error, run
 
 import optarena
-from test_reference_torch import params_for, relative_error, run
 
 
 @pytest.fixture(autouse=True)

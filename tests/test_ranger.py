@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from references import DefinitionRangerLARS, PackageRanger
 
 import optarena
-from references import DefinitionRangerLARS, PackageRanger
 
 SHAPES = [(6, 4), (3, 2, 2, 2), (5,), (2, 3, 2)]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matrix_references import PackageSM3
 from torch import nn
 
 import optarena
-from matrix_references import PackageSM3
 
 FIXTURES = Path(__file__).parent / "fixtures" / "optax_sm3.npz"
 

@@ -10,10 +10,10 @@ fixtures in tests/test_reference_optax_adaptive.py.
 from __future__ import annotations
 
 import pytest
+import references_adaptive as adaptive
 import torch
 
 import optarena
-import references_adaptive as adaptive
 from optarena.optim.sophia import hutchinson
 
 SHAPES = [(6, 4), (5,), (2, 3, 2), ()]

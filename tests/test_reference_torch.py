@@ -11,7 +11,6 @@ import io
 
 import pytest
 import torch
-
 from optimizer_table import CASES, case_config_ids
 
 PAIRS = [(p, i) for p, i in case_config_ids() if p[0].reference is not None]

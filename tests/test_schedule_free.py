@@ -7,10 +7,10 @@ import copy
 import io
 
 import pytest
+import references_adaptive as adaptive
 import torch
 
 import optarena
-import references_adaptive as adaptive
 
 NAMES = ["schedule_free_adamw", "schedule_free_sgd"]
 CONFIGS = {

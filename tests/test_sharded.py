@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from optimizer_table import CASES
 from torch import nn
 
 import optarena
 from optarena.transforms.matrix import has_matrix_transform
-from optimizer_table import CASES
 
 WORKER = Path(__file__).with_name("sharded_worker.py")
 NAMES = [entry.name for entry in optarena.available()]

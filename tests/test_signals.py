@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
+from optimizer_table import CASES
 
 import optarena
 from optarena.optim import chunks
-from optimizer_table import CASES
 
 SHAPES = [(6, 4), (5,), (3, 2)]
 

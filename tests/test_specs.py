@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from optimizer_table import CASES, REFERENCES
+
 import optarena
 from optarena import optim
 from optarena.spec import Spec
-from optimizer_table import CASES, REFERENCES
 
 
 def test_every_exported_optimizer_is_registered_and_every_spec_exported():

@@ -22,7 +22,7 @@ def _data(n: int, features: int, classes: int | None, seed: int = 1234):
 
 
 class ToyRun:
-    def __init__(self, workload: "ToyWorkload", seed: int):
+    def __init__(self, workload: ToyWorkload, seed: int):
         self.workload = workload
         g = torch.Generator().manual_seed(seed)
         out = workload.classes or 1

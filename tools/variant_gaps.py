@@ -21,9 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import optarena  # noqa: E402
 from references import DefinitionRangerLARS  # noqa: E402
 from test_reference_torch import params_for, relative_error, run  # noqa: E402
+
+import optarena  # noqa: E402
 
 
 class AdamLike:

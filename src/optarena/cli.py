@@ -15,8 +15,8 @@ from optarena.arena.workloads.command import add_command as add_workloads_comman
 from optarena.bench.command import add_command as add_bench_command
 from optarena.claims.command import add_command as add_claims_command
 from optarena.cli_types import names, positive_int, threads, wide_console
-from optarena.diagnostics.command import add_command as add_sharpness_command
 from optarena.demo import DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS, DEFAULT_SEEDS
+from optarena.diagnostics.command import add_command as add_sharpness_command
 from optarena.functions.command import add_command as add_function_commands
 from optarena.landscape.command import add_command as add_landscape_command
 

@@ -16,7 +16,6 @@ from optarena.hyperparameters import close_matches
 from optarena.optim.base import NamedOptimizer
 from optarena.spec import Spec, WrapperSpec
 
-
 Entry = Spec
 """The registry's name for a specification (:class:`optarena.spec.Spec`)."""
 WrapperEntry = WrapperSpec

@@ -157,7 +157,7 @@ class SearchSpace(Mapping[str, Dimension]):
         fixed = f", fixed {self.fixed}" if self.fixed else ""
         return f"SearchSpace({inner}{fixed})"
 
-    def restrict(self, keys: Sequence[str] | None) -> "SearchSpace":
+    def restrict(self, keys: Sequence[str] | None) -> SearchSpace:
         """Only ``keys`` (all when None); an unknown key is a ValueError listing the known ones."""
         if keys is None:
             return self

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from inspect import Parameter
 from typing import Any
 
@@ -151,7 +151,7 @@ class AlgoPerfStudy:
             "seeds": 0,
             "search_seed": self.seed,
             "optarena_version": self.version,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
     def _spec(self, hyperparameters: dict[str, Any]) -> TrialSpec:

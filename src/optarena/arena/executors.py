@@ -56,7 +56,7 @@ class Executor:
     def describe(self) -> str:
         return f"{self.workers} {self.name} worker{'s' if self.workers != 1 else ''} x {self.threads} thread{'s' if self.threads != 1 else ''}"
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, kind: Any, *exc: Any) -> None:

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from optarena import __version__
@@ -116,7 +116,7 @@ class PlannedWorkload:
 class Role:
     """A trial's place in a study: tuning trial ``number`` or the rerun on seed ``number``."""
 
-    study: "Study"
+    study: Study
     phase: str
     number: int
     spec: TrialSpec
@@ -172,7 +172,7 @@ class Study:
             "seeds": self.config.seeds,
             "search_seed": self.config.search_seed,
             "optarena_version": self.version,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
     def _spec(self, hyperparameters: dict[str, Any], seed: int) -> TrialSpec:

@@ -9,7 +9,7 @@ leaderboard cell also carries the exact value in a ``data-value`` attribute.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -237,7 +237,7 @@ def build_report(
         which = f" for workload {workload!r}" if workload else ""
         raise ValueError(f"{str(store.path)!r} holds no races{which}: run `optarena race --db {store.path}` first")
     trials = store.count("trials")
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     nav = " ".join(f"<a href='#workload-{i}'>{escape(w.label)}</a>" for i, w in enumerate(workloads))
     # One colour per optimizer across the whole report, in the order of the first leaderboards.
     names: list[str] = []

@@ -362,7 +362,7 @@ class Store:
         with _explained(self.path):
             self._db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: Any) -> None:

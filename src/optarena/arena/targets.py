@@ -28,7 +28,7 @@ import sqlite3
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from optarena.arena.executors import Executor
@@ -221,7 +221,7 @@ def set_targets(
                     canonical_json(values),
                     trials,
                     seeds,
-                    datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    datetime.now(UTC).isoformat(timespec="seconds"),
                 ),
             )
             targets.append(target)

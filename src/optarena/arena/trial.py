@@ -15,7 +15,7 @@ import math
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +298,6 @@ def _train(spec: TrialSpec) -> TrialResult:
         eval_seconds=eval_seconds,
         threads=torch.get_num_threads(),
         host=socket.gethostname(),
-        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         metrics=metrics,
     )

@@ -164,7 +164,7 @@ def _lookahead_builder(module: str) -> Builder:
     def build(params: list[Tensor], hp: dict[str, Any]) -> torch.optim.Optimizer:
         adam = ("lr", "betas", "eps", "weight_decay", "amsgrad")
         inner = torch.optim.Adam(params, **{key: hp[key] for key in adam}, foreach=True)
-        cls = getattr(importlib.import_module(module), "Lookahead")
+        cls = importlib.import_module(module).Lookahead
         return cls(inner, k=hp["k"], alpha=hp["alpha"])
 
     return build

@@ -186,7 +186,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     from optarena import __version__
 
     info = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "memory_gib": _memory_gib(),

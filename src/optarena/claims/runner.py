@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from optarena import __version__
-from optarena.arena.race import PlannedWorkload, Role, RaceOutcome, run_race
+from optarena.arena.race import PlannedWorkload, RaceOutcome, Role, run_race
 from optarena.arena.store import Store, canonical_json
 from optarena.arena.trial import TrialSpec, digest, resolve_workload, workload_config
 from optarena.registry import lookup
@@ -82,7 +82,7 @@ class GridStudy:
             "seeds": len(self.seeds),
             "search_seed": 0,
             "optarena_version": self.version,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
     def spec(self, number: int) -> TrialSpec:

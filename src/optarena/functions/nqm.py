@@ -63,7 +63,7 @@ class MomentRecursion:
         # einsum beats a batched matmul on many tiny matrices by several times on CPU.
         return torch.einsum("...ij,...j->...i", self.matrix, s) + self.offset
 
-    def then(self, other: "MomentRecursion") -> "MomentRecursion":
+    def then(self, other: MomentRecursion) -> MomentRecursion:
         """This recursion followed by ``other``."""
         return MomentRecursion(
             torch.einsum("...ij,...jk->...ik", other.matrix, self.matrix),
@@ -159,7 +159,7 @@ class NoisyQuadraticModel:
     def __repr__(self) -> str:
         return f"NoisyQuadraticModel(dim={self.dim}, batch_size={self.batch_size:g})"
 
-    def with_batch_size(self, batch_size: float) -> "NoisyQuadraticModel":
+    def with_batch_size(self, batch_size: float) -> NoisyQuadraticModel:
         """The same model with another batch size."""
         return NoisyQuadraticModel(self.dim, batch_size, self.curvatures, self.noise, self.initial)
 

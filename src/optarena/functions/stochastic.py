@@ -53,7 +53,7 @@ class NoisyGradient(TestFunction):
         """The name with the noise level, for titles and tables."""
         return f"{self.name} (gradient noise {self.noise:g})"
 
-    def reseed(self, seed: int) -> "NoisyGradient":
+    def reseed(self, seed: int) -> NoisyGradient:
         """Restart the noise stream from ``seed``; returns self."""
         self.generator.manual_seed(seed)
         return self

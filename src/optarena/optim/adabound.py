@@ -7,10 +7,9 @@ from typing import Any
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.optim.checkpoints import steps_as_tensors
 from optarena.search_space import LogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByAdabound
-from optarena.transforms.adabound import BASE_LR
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, ScaleByAdabound, Transform
+from optarena.transforms.adabound import BASE_LR
 
 ADABOUND_PAPER = Paper(
     "Luo, Xiong, Liu & Sun",

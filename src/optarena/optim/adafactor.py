@@ -8,9 +8,8 @@ import torch
 
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, SearchSpace
-from optarena.transforms import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep
 from optarena.spec import LibraryPeer, Spec, TestPlan, TorchPeer, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import ClipByBlockRms, ScaleByFactoredRms, ScaleByRelativeStep, Transform
 
 
 class Adafactor(NamedOptimizer):

@@ -9,18 +9,17 @@ from torch import Tensor
 from optarena.optim import torch_kernels
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.optim.sparse_rows import (
-    gradient_of,
     add_to_rows,
     coalesced_rows,
     ensure_step,
+    gradient_of,
     math_dtype,
     refuse_complex,
     state_like,
 )
 from optarena.search_space import LogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByAdagrad, ScaleByLearningRate
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, ScaleByAdagrad, ScaleByLearningRate, Transform
 
 
 class Adagrad(NamedOptimizer):

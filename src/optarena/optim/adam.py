@@ -9,9 +9,8 @@ from torch import Tensor
 from optarena.optim import torch_kernels
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate, Transform
 
 ADAM_PAPER = Paper("Kingma & Ba", 2014, "Adam: A Method for Stochastic Optimization", "https://arxiv.org/abs/1412.6980")
 

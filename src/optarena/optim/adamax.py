@@ -7,9 +7,8 @@ from typing import Any
 from optarena.optim.adam import ADAM_PAPER
 from optarena.optim.base import NamedOptimizer
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByAdamax, ScaleByLearningRate
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, TorchPeer, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, ScaleByAdamax, ScaleByLearningRate, Transform
 
 
 class Adamax(NamedOptimizer):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.optim.adam import check_tensor_hyperparameters
 from optarena.optim import torch_kernels
+from optarena.optim.adam import check_tensor_hyperparameters
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, ScaleByAdam, ScaleByLearningRate, Transform
 
 
 class AdamW(NamedOptimizer):

@@ -6,9 +6,8 @@ from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace, Uniform
-from optarena.transforms import AddDecayedWeights, ScaleByAdemamix, ScaleByLearningRate
 from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, ScaleByAdemamix, ScaleByLearningRate, Transform
 
 
 class AdEMAMix(NamedOptimizer):

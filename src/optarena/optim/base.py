@@ -26,15 +26,15 @@ from optarena.hyperparameters import (
     strict_keywords,
     unknown_keyword_error,
 )
-from optarena.optim.chunks import ChunkPlan
-from optarena.optim.fused import step_bucket
 from optarena.optim import compiled
+from optarena.optim.checkpoints import steps_as_tensors
+from optarena.optim.chunks import ChunkPlan
 from optarena.optim.compiled import structure
+from optarena.optim.execution import LOW_PRECISION, REMAINDER, state_dtype_for
+from optarena.optim.fused import step_bucket
+from optarena.optim.groups import ChangeTracker, check_group_keys
 from optarena.optim.planning import BreakEven, Bucket, BucketPlan, compile_group, kernel_plan, plan_bucket
 from optarena.optim.routing import Partition
-from optarena.optim.checkpoints import steps_as_tensors
-from optarena.optim.execution import LOW_PRECISION, REMAINDER, state_dtype_for
-from optarena.optim.groups import ChangeTracker, check_group_keys
 from optarena.optim.step_modes import check_capturable, check_differentiable
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import sharding

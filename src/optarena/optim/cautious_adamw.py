@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from optarena.optim.adamw import AdamW
 from optarena.optim.lion import CAUTIOUS_PAPER
-from optarena.transforms import AddDecayedWeights, CautiousMask, ScaleByAdam, ScaleByLearningRate
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, configs, errors
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, CautiousMask, ScaleByAdam, ScaleByLearningRate, Transform
 
 
 class CautiousAdamW(AdamW):

@@ -17,7 +17,7 @@ from optarena.transforms.base import Kernel, Prepared, Transform
 from optarena.transforms.ops import LOOP, ROW_BLOCK
 
 _lock = threading.Lock()
-_compiled: dict[Hashable, "CompiledChain"] = {}
+_compiled: dict[Hashable, CompiledChain] = {}
 _broken: dict[Hashable, str] = {}
 """Chain structures whose compilation failed, with the reason: they step eagerly."""
 

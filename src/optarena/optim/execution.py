@@ -14,19 +14,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from optarena.optim.planning import Bucket
+from optarena.transforms import sharding
 from optarena.transforms.base import (
     Kernel,
-    scalars,
-    local_view,
     Prepared,
     StepContext,
     Transform,
     scalar_dtype,
+    scalars,
 )
-from optarena.optim.planning import Bucket
-from optarena.transforms import sharding
-from optarena.transforms.sharding import local
 from optarena.transforms.ops import AUTOGRAD, FOREACH, ListOps
+from optarena.transforms.sharding import local
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}

@@ -12,10 +12,9 @@ from optarena.hyperparameters import UNIT, Hyper, Integer, Optional, Real
 from optarena.optim.base import SKIP_COUNTER, NamedOptimizer, Paper, first_nonfinite
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, configs, errors
-from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace, Transform
 from optarena.transforms.base import scalar_dtype
 from optarena.transforms.sharding import is_sharded
-from optarena.transforms import Transform
 
 KFAC_HYPERPARAMETERS = {
     "damping": Hyper(1e-3, Real(0.0, open_low=True), "Tikhonov damping lambda, split between the two factors"),

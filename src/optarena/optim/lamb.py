@@ -6,14 +6,14 @@ from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, SearchSpace
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
 from optarena.transforms import (
     AddDecayedWeights,
     ScaleByAdam,
     ScaleByLearningRate,
     ScaleByTrustRatio,
+    Transform,
 )
-from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
-from optarena.transforms import Transform
 
 
 class LAMB(NamedOptimizer):

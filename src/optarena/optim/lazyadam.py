@@ -10,18 +10,17 @@ from torch import Tensor
 from optarena.optim.adam import ADAM_PAPER
 from optarena.optim.base import NamedOptimizer
 from optarena.optim.sparse_rows import (
-    gradient_of,
     add_to_rows,
     coalesced_rows,
     ensure_step,
+    gradient_of,
     math_dtype,
     refuse_complex,
     state_like,
 )
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
-from optarena.transforms import ScaleByAdam, ScaleByLearningRate
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import ScaleByAdam, ScaleByLearningRate, Transform
 
 
 def sparse_adam_update(param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:

@@ -6,9 +6,8 @@ from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, CautiousMask, ScaleByLearningRate, ScaleByLion
 from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, CautiousMask, ScaleByLearningRate, ScaleByLion, Transform
 
 LION_PAPER = Paper(
     "Chen et al.", 2023, "Symbolic Discovery of Optimization Algorithms", "https://arxiv.org/abs/2302.06675"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -12,9 +13,9 @@ from optarena.hyperparameters import check_values
 from optarena.optim.base import SKIP_COUNTER, Paper
 from optarena.optim.execution import LOW_PRECISION, REMAINDER
 from optarena.search_space import LogUniform, SearchSpace, Uniform
+from optarena.spec import TestPlan, WrapperSpec, configs, errors
 from optarena.transforms.lookahead import ALPHA, K, slow_copy
 from optarena.transforms.sharding import local
-from optarena.spec import TestPlan, WrapperSpec, configs, errors
 
 _HOOK_DICTS = (
     "_optimizer_step_pre_hooks",

@@ -7,9 +7,8 @@ from typing import Any
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
-from optarena.transforms import AddDecayedWeights, ScaleByLearningRate
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Transform
 from optarena.transforms.orthogonalize import NS_COEFFICIENTS, Orthogonalize, TraceAverage
-from optarena.transforms import Transform
 
 
 class Muon(NamedOptimizer):

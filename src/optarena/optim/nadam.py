@@ -6,9 +6,8 @@ from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByNadam
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByNadam, Transform
 
 
 class NAdam(NamedOptimizer):

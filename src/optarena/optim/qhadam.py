@@ -7,9 +7,8 @@ from typing import Any
 from optarena.optim.base import NamedOptimizer
 from optarena.optim.qhm import QH_PAPER
 from optarena.search_space import LogUniform, SearchSpace, Uniform
-from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByQhadam
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleByQhadam, Transform
 
 
 class QHAdam(NamedOptimizer):

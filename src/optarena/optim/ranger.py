@@ -6,15 +6,15 @@ from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
 from optarena.transforms import (
     AddDecayedWeights,
     CentralizeGradients,
     LookaheadSync,
     ScaleByLearningRate,
     ScaleByRadam,
+    Transform,
 )
-from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
-from optarena.transforms import Transform
 
 
 class Ranger(NamedOptimizer):

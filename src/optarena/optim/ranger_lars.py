@@ -6,15 +6,15 @@ from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, configs, errors
 from optarena.transforms import (
     AddDecayedWeights,
     LookaheadSync,
     ScaleByLearningRate,
     ScaleByRadam,
     ScaleByTrustRatio,
+    Transform,
 )
-from optarena.spec import BETA_ERRORS, COMMON_ERRORS, Spec, TestPlan, configs, errors
-from optarena.transforms import Transform
 
 PARAM_NORM_RANGE = (0.0, 10.0)
 """``||theta||`` is clamped to this range before the trust ratio, as in the over9000 code."""

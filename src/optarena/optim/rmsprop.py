@@ -6,14 +6,14 @@ from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
+from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
 from optarena.transforms import (
     AddDecayedWeights,
     ScaleByLearningRate,
     ScaleByRms,
     Trace,
+    Transform,
 )
-from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
-from optarena.transforms import Transform
 
 
 class RMSprop(NamedOptimizer):

@@ -6,9 +6,8 @@ from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, SearchSpace, Uniform
-from optarena.transforms import ScaleByRprop
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import ScaleByRprop, Transform
 
 
 class Rprop(NamedOptimizer):

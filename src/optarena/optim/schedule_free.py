@@ -24,10 +24,9 @@ from torch import Tensor
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.optim.execution import REMAINDER
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByScheduleFreeRms, ScheduleFreeAverage
-from optarena.transforms.schedule_free import momentum_of
 from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, ScaleByScheduleFreeRms, ScheduleFreeAverage, Transform
+from optarena.transforms.schedule_free import momentum_of
 
 SCHEDULE_FREE_PAPER = Paper(
     "Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky",

@@ -9,17 +9,16 @@ from torch import Tensor
 from optarena.optim import torch_kernels
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.optim.sparse_rows import (
-    gradient_of,
     add_to_rows,
     coalesced_rows,
     dense_gradients,
+    gradient_of,
     math_dtype,
     refuse_complex,
 )
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, TorchPeer, configs, errors, pick
-from optarena.transforms import Transform
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace, Transform
 
 
 class SGD(NamedOptimizer):

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
-from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
 from optarena.search_space import LogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace
+from optarena.spec import COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Trace, Transform
 from optarena.transforms.shampoo import ScaleByShampoo
-from optarena.transforms import Transform
 
 
 class Shampoo(NamedOptimizer):

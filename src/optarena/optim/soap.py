@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.optim.base import NamedOptimizer, Paper
-from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
 from optarena.search_space import LogUniform, OneMinusLogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByLearningRate
+from optarena.spec import BETA_ERRORS, COMMON_ERRORS, LibraryPeer, Spec, TestPlan, configs, errors, pick
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, Transform
 from optarena.transforms.soap import ScaleBySoap
-from optarena.transforms import Transform
 
 
 class SOAP(NamedOptimizer):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -10,12 +11,10 @@ from torch import Tensor
 from optarena.hyperparameters import Choice, Hyper
 from optarena.optim.base import NamedOptimizer, Paper
 from optarena.search_space import LogUniform, SearchSpace
-from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleBySophia
-from optarena.transforms.base import Transform, scalars
-from optarena.transforms.lookahead import PositiveInteger
-from optarena.transforms import sharding
 from optarena.spec import COMMON_ERRORS, Spec, TestPlan, configs, errors
-from optarena.transforms.base import Kernel
+from optarena.transforms import AddDecayedWeights, ScaleByLearningRate, ScaleBySophia, sharding
+from optarena.transforms.base import Kernel, Transform, scalars
+from optarena.transforms.lookahead import PositiveInteger
 from optarena.transforms.ops import ListOps
 
 ESTIMATORS = ("gnb", "hutchinson")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
+from torch import Tensor
+
 from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Real
 from optarena.transforms.adam import BETAS, EPS, betas, init_moments, moment_scalars, update_moments
-from optarena.transforms.base import Prepared, StepContext, Transform, bias_corrections, zeros
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, bias_corrections, zeros
 from optarena.transforms.learning_rate import LR
-from torch import Tensor
-from optarena.transforms.base import Kernel
 from optarena.transforms.ops import ListOps
 
 BASE_LR = "base_lr"

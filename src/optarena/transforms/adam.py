@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Real, Tuple
 from optarena.transforms.base import (
+    Kernel,
     Prepared,
     StepContext,
     Transform,
@@ -16,8 +18,6 @@ from optarena.transforms.base import (
     scalars,
     zeros,
 )
-from torch import Tensor
-from optarena.transforms.base import Kernel
 from optarena.transforms.ops import ListOps
 
 BETAS = Hyper((0.9, 0.999), Tuple((UNIT, UNIT)), "decay rates of the first and second moments")

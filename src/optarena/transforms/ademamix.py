@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper, Optional, Real, Tuple
-from optarena.transforms.base import Prepared, StepContext, Transform, bias_corrections, zeros
 from torch import Tensor
-from optarena.transforms.base import Kernel
+
+from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper, Optional, Real, Tuple
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, bias_corrections, zeros
 from optarena.transforms.ops import ListOps
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import cast
 
-from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Tuple
-from optarena.transforms.base import Prepared, StepContext, Transform, zeros
 from torch import Tensor
-from optarena.transforms.base import Kernel
+
+from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Tuple
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, zeros
 from optarena.transforms.ops import ListOps, Scalar
 
 

@@ -23,8 +23,9 @@ step unchanged.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Hashable, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor

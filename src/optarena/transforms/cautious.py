@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from optarena.transforms.base import Prepared, StepContext, Transform
 from torch import Tensor
-from optarena.transforms.base import Kernel
+
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform
 from optarena.transforms.ops import ListOps
 
 

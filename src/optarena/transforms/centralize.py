@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from optarena.hyperparameters import Flag, Hyper
-from optarena.transforms.ops import owned
-from optarena.transforms.base import Prepared, StepContext, Transform
 from torch import Tensor
-from optarena.transforms.base import Kernel
-from optarena.transforms.ops import ListOps
+
+from optarena.hyperparameters import Flag, Hyper
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform
+from optarena.transforms.ops import ListOps, owned
 
 USE_GC = Hyper(True, Flag(), "centralise the gradients of tensors with more than one dimension")
 GC_CONV_ONLY = Hyper(False, Flag(), "centralise only tensors with more than three dimensions (convolution kernels)")

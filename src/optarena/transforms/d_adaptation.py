@@ -22,12 +22,10 @@ from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Optional, Real, Tuple
 from optarena.transforms import sharding
-from optarena.transforms.base import Prepared, StepContext, Transform, zeros
-from optarena.transforms.learning_rate import LR
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, zeros
 from optarena.transforms.lookahead import slow_copy
-from optarena.transforms.weight_decay import WEIGHT_DECAY, DECOUPLED
-from optarena.transforms.base import Kernel
 from optarena.transforms.ops import ListOps
+from optarena.transforms.weight_decay import DECOUPLED, WEIGHT_DECAY
 
 POSITIVE = Real(0.0, open_low=True)
 BETAS = Hyper((0.9, 0.999), Tuple((UNIT, UNIT)), "decay rates of the first and second moments")

@@ -12,18 +12,15 @@ both backends. Factored (>= 2-D) and unfactored tensors go into separate buckets
 
 from __future__ import annotations
 
-from typing import cast
-
 import math
+from typing import cast
 
 from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Optional, Real, Tuple
-from optarena.transforms.ops import Fresh, Scalar
-from optarena.transforms.base import Prepared, StepContext, Transform, zeros
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, zeros
+from optarena.transforms.ops import Fresh, ListOps, Scalar
 from optarena.transforms.sharding import zeros_without_dim
-from optarena.transforms.base import Kernel
-from optarena.transforms.ops import ListOps
 
 EPS_PAIR = Hyper(
     (1e-30, 1e-3),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from optarena.hyperparameters import NONNEGATIVE, Hyper
-from optarena.transforms.base import Prepared, StepContext, Transform
 from torch import Tensor
-from optarena.transforms.base import Kernel
+
+from optarena.hyperparameters import NONNEGATIVE, Hyper
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform
 from optarena.transforms.ops import ListOps
 
 LR = Hyper(1e-3, NONNEGATIVE, "learning rate")

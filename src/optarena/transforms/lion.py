@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from optarena.hyperparameters import UNIT, Hyper, Tuple
-from optarena.transforms.base import Prepared, StepContext, Transform, zeros
 from torch import Tensor
-from optarena.transforms.base import Kernel
+
+from optarena.hyperparameters import UNIT, Hyper, Tuple
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, zeros
 from optarena.transforms.ops import ListOps
 
 LION_BETAS = Hyper(

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from optarena.hyperparameters import Constraint, Hyper, Real
-from optarena.transforms.base import Prepared, StepContext, Transform
-from torch import Tensor
-from optarena.transforms.base import Kernel
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform
 from optarena.transforms.ops import ListOps
 
 

@@ -31,16 +31,15 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Hashable
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from optarena.transforms.base import Kernel, Prepared, StepContext, Transform
-from optarena.transforms.ops import Fresh, _item
+from optarena.transforms.ops import Fresh, ListOps, _item
 from optarena.transforms.sharding import is_sharded, local
-from optarena.transforms.ops import ListOps
 
 try:  # torch.distributed is missing from some builds
     import torch.distributed as dist

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
-from optarena.transforms.ops import owned
-from optarena.transforms.base import Prepared, StepContext, Transform, zeros
 from torch import Tensor
-from optarena.transforms.base import Kernel
-from optarena.transforms.ops import ListOps
+
+from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, zeros
+from optarena.transforms.ops import ListOps, owned
 
 
 class Trace(Transform):

@@ -13,9 +13,8 @@ import torch
 from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, Choice, Constraint, Flag, Hyper, Integer, Real, Tuple
-from optarena.transforms.base import Prepared, StepContext, Transform, zeros
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, zeros
 from optarena.transforms.matrix import MatrixTransform, ctx_compiled, kernel
-from optarena.transforms.base import Kernel
 from optarena.transforms.ops import ListOps
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)

@@ -6,13 +6,12 @@ https://arxiv.org/abs/1810.06801.
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper, Real, Tuple
 from optarena.transforms.adam import BETAS, betas, init_moments, moment_scalars, update_moments
-from optarena.transforms.ops import owned
-from optarena.transforms.base import Prepared, StepContext, Transform, bias_corrections, zeros
-from torch import Tensor
-from optarena.transforms.base import Kernel
-from optarena.transforms.ops import ListOps
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, bias_corrections, zeros
+from optarena.transforms.ops import ListOps, owned
 
 UNIT_CLOSED = Real(0.0, 1.0)
 

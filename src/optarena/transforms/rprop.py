@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from optarena.hyperparameters import NONNEGATIVE, Hyper, Real, Tuple
-from optarena.transforms.base import Prepared, StepContext, Transform, filled_like, zeros
 from torch import Tensor
-from optarena.transforms.base import Kernel
+
+from optarena.hyperparameters import NONNEGATIVE, Hyper, Real, Tuple
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, filled_like, zeros
 from optarena.transforms.ops import ListOps
 
 

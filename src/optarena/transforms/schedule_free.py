@@ -12,16 +12,15 @@ weights), ``scheduled_lr`` (this step's learning rate after warm-up) and ``train
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import math
+from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper, Real, Tuple
-from optarena.transforms.base import Prepared, StepContext, Transform, zeros
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, zeros
 from optarena.transforms.learning_rate import LR
 from optarena.transforms.lookahead import slow_copy
-from torch import Tensor
-from optarena.transforms.base import Kernel
 from optarena.transforms.ops import ListOps
 
 GROUP_KEYS = ("k", "lr_max", "weight_sum", "scheduled_lr", "train_mode")

@@ -13,8 +13,7 @@ import torch
 from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Choice, Hyper, Integer, Optional, Real
-from optarena.transforms.base import Prepared, StepContext
-from optarena.transforms.base import Kernel
+from optarena.transforms.base import Kernel, Prepared, StepContext
 from optarena.transforms.kronecker import Blocks, accumulate, inverse_root, precondition
 from optarena.transforms.matrix import MatrixTransform, ctx_compiled
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
 from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper
-from optarena.transforms.base import Prepared, StepContext
-from optarena.transforms.base import Kernel
+from optarena.transforms.base import Kernel, Prepared, StepContext
 from optarena.transforms.matrix import MatrixTransform
 
 MAX_DIMS = 16

@@ -6,17 +6,14 @@ Stabilizing Shampoo using Adam (https://arxiv.org/abs/2409.11321), Algorithms 3 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import math
-
 import torch
-
 from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Integer, Optional, Tuple
-from optarena.transforms.base import Prepared, StepContext
-from optarena.transforms.base import Kernel
+from optarena.transforms.base import Kernel, Prepared, StepContext
 from optarena.transforms.kronecker import eigenbasis, refreshed_basis, rotate, rotate_back
 from optarena.transforms.matrix import MatrixTransform, ctx_compiled
 from optarena.transforms.shampoo import MATRIX_DTYPES, STATISTICS_HYPERPARAMETERS

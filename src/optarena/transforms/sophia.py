@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Real, Tuple
-from optarena.transforms.base import Prepared, StepContext, Transform, bias_corrections, zeros
 from torch import Tensor
-from optarena.transforms.base import Kernel
+
+from optarena.hyperparameters import UNIT, Flag, Hyper, Real, Tuple
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, bias_corrections, zeros
 from optarena.transforms.ops import ListOps
 
 

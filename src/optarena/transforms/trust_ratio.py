@@ -20,13 +20,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Optional, Real
-from optarena.transforms.ops import owned
-from optarena.transforms.base import Prepared, StepContext, Transform
-from optarena.transforms.weight_decay import WEIGHT_DECAY
 from torch import Tensor
-from optarena.transforms.base import Kernel
-from optarena.transforms.ops import ListOps
+
+from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper, Optional, Real
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform
+from optarena.transforms.ops import ListOps, owned
+from optarena.transforms.weight_decay import WEIGHT_DECAY
 
 MAX_TRUST_RATIO = Hyper(
     None,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
-from optarena.transforms.ops import owned
-from optarena.transforms.base import Prepared, StepContext, Transform
 from torch import Tensor
-from optarena.transforms.base import Kernel
-from optarena.transforms.ops import ListOps
+
+from optarena.hyperparameters import NONNEGATIVE, Flag, Hyper
+from optarena.transforms.base import Kernel, Prepared, StepContext, Transform
+from optarena.transforms.ops import ListOps, owned
 
 WEIGHT_DECAY = Hyper(0.0, NONNEGATIVE, "weight decay coefficient")
 DECOUPLED = Hyper(False, Flag(), "decay the weights directly (AdamW) instead of adding an L2 gradient")

@@ -18,6 +18,7 @@ from typing import Any
 
 from optarena.arena.workload import Target, Workload
 from optarena.arena.workloads.base import Budget, BuiltinWorkload
+from optarena.arena.workloads.char_lm import CharLM
 from optarena.arena.workloads.custom import (
     WorkloadError,
     call_factory,
@@ -25,7 +26,6 @@ from optarena.arena.workloads.custom import (
     check_workload,
     import_factory,
 )
-from optarena.arena.workloads.char_lm import CharLM
 from optarena.arena.workloads.digits import DigitsCNN, DigitsMLP
 from optarena.arena.workloads.functions import NQM, Rosenbrock
 from optarena.arena.workloads.large_batch import LargeBatch

@@ -60,7 +60,7 @@ class CharTransformer(nn.Module):
 class CharRun:
     """One seed's model; training windows drawn per step, held-out windows fixed."""
 
-    def __init__(self, model: nn.Module, workload: "CharLM", seed: int) -> None:
+    def __init__(self, model: nn.Module, workload: CharLM, seed: int) -> None:
         self.model, self.workload, self.seed = model, workload, seed
         text, self.vocab = _corpus()
         split = int(len(text) * TRAIN_FRACTION)
