@@ -169,7 +169,9 @@ def main() -> None:
                 model, torch.nn.functional.cross_entropy, batch, center, directions, coords
             )
             methods: dict[str, Callable[[], object]] = {
-                "loop": lambda: evaluate_points_loop(model, loss_fn, batch, center, directions, coords)
+                "loop": lambda loss_fn=loss_fn, batch=batch: evaluate_points_loop(
+                    model, loss_fn, batch, center, directions, coords
+                )
             }
             worst = ((looped - reference).abs() / reference.abs()).max().item()
             for decompose in (True, False):
@@ -183,11 +185,15 @@ def main() -> None:
                     worst = max(worst, error)
                     size = f"chunk {chunk}" if chunk else f"auto ({auto_chunk_size(len(inputs), center.numel())})"
                     label = f"batched{'' if decompose else ', whole network'}, {size}"
-                    methods[label] = lambda chunk=chunk, decompose=decompose: evaluate_points(
-                        model, loss_fn, batch, center, directions, coords, chunk_size=chunk, decompose=decompose
+                    methods[label] = lambda chunk=chunk, decompose=decompose, loss_fn=loss_fn, batch=batch: (
+                        evaluate_points(
+                            model, loss_fn, batch, center, directions, coords, chunk_size=chunk, decompose=decompose
+                        )
                     )
             if peer is not None:
-                methods["loss-landscapes"] = lambda: peer(model, loss_fn, inputs, targets, args.grid)
+                methods["loss-landscapes"] = lambda loss_fn=loss_fn, inputs=inputs, targets=targets: peer(
+                    model, loss_fn, inputs, targets, args.grid
+                )
             seconds = time_interleaved(methods, args.repeats)
             median = {name: statistics.median(values) for name, values in seconds.items()}
             for name, values in seconds.items():

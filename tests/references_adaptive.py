@@ -39,7 +39,7 @@ class RealViews:
             after_build(self.inner)
 
     def load_grads(self, grads=None):
-        for p, view, g in zip(self.params, self.views, grads or [p.grad for p in self.params]):
+        for _, view, g in zip(self.params, self.views, grads or [p.grad for p in self.params]):
             if g is None:
                 view.grad = None
                 continue

@@ -163,7 +163,9 @@ def training(names: list[str], mesh) -> dict[str, Any]:
             want, _ = train(name, config, "single", mesh)
             for layout in ("fsdp2", "tp"):
                 key = f"training/{name}-{layout}-{MODES[fused]}"
-                out[key] = run_case(lambda: train(name, config, layout, mesh), start, want)
+                out[key] = run_case(
+                    lambda name=name, config=config, layout=layout: train(name, config, layout, mesh), start, want
+                )
     return out
 
 
@@ -204,7 +206,7 @@ def small_shards(names: list[str], mesh) -> dict[str, Any]:
                 for layer in (model[1], model[3]):
                     fully_shard(layer, mesh=mesh)
                 fully_shard(model, mesh=mesh)
-            optimizer = optarena.create(name, model.parameters(), **config)
+            optimizer = optarena.create(name, model.parameters(), **config)  # noqa: B023 - run is called within this iteration
             for x, y in data:
                 if sharded:
                     x, y = x.chunk(world)[rank], y.chunk(world)[rank]
@@ -340,7 +342,7 @@ def data_parallel(mesh) -> dict[str, Any]:
 
     want, _ = run("single")
     for kind in ("ddp", "zero"):
-        out[f"data_parallel/{kind}"] = run_case(lambda: run(kind), start, want)
+        out[f"data_parallel/{kind}"] = run_case(lambda kind=kind: run(kind), start, want)
     return out
 
 

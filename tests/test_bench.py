@@ -155,7 +155,10 @@ def test_interleaved_rounds_rotate_and_survive_a_failing_contender():
 def test_torch_peers_compute_the_same_algorithm(name):
     for peer in torch_peers(name):
         settings = hyperparameters(name)
-        value = deviation(lambda p: optarena.create(name, p, fused=False), lambda p: peer.build(p, settings))
+        value = deviation(
+            lambda p: optarena.create(name, p, fused=False),
+            lambda p, peer=peer, settings=settings: peer.build(p, settings),
+        )
         assert value < 1e-10, (peer.label, value)
 
 

@@ -168,7 +168,7 @@ def test_slow_weights_start_before_the_first_update_even_with_a_closure():
     ours, theirs = params(), params()
     opt = optarena.Lookahead(torch.optim.SGD(ours, lr=0.1), k=2, alpha=0.5)
     ref = PaperLookahead(theirs, inner="sgd", k=2, alpha=0.5, lr=0.1)
-    for step in range(4):
+    for _ in range(4):
 
         def closure():
             opt.zero_grad()

@@ -185,7 +185,8 @@ def test_lr_scheduler_controls_the_step(case, config):
             opt.step()
             scheduler.step()
     before = [p.detach().clone() for p in params]
-    for step in range(step + 1, step + 4):
+    last = step
+    for step in range(last + 1, last + 4):
         fake_grads(params, step)
         opt.step()
         scheduler.step()

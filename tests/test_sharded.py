@@ -234,7 +234,7 @@ def test_sophia_estimates_of_sharded_parameters_equal_the_plain_model(one_rank_m
                 torch.randn(8, 3, generator=g, dtype=torch.float64),
             )
             ((model(x) - y) ** 2).mean().backward()
-            optimizer.step(hessian_closure=lambda: ((model(x) - 0.5 * y) ** 2).mean())
+            optimizer.step(hessian_closure=lambda x=x, y=y: ((model(x) - 0.5 * y) ** 2).mean())
             optimizer.zero_grad()
         return [(p.full_tensor() if hasattr(p, "full_tensor") else p).detach() for p in model.parameters()]
 

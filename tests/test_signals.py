@@ -166,7 +166,6 @@ def test_lookahead_wrapper_reports_its_distance_and_the_inner_signals():
     opt.record_signals(2)
     for step in range(2):
         grads(ps, step)
-        slow = [p.detach().clone() for p in ps] if step == 0 else slow
         opt.step()
     distances = opt.signals["lookahead_distance"]
     assert set(distances) == {f"param_groups[0]['params'][{i}]" for i in range(3)}

@@ -32,8 +32,8 @@ def main(names: list[str]) -> None:
             continue
         for config in case.configs:
             ours, theirs = params_for(0), params_for(0)
-            run(lambda p: case.create(p, **config), ours, 100)
-            run(lambda p: case.reference(p, **config), theirs, 100)
+            run(lambda p, case=case, config=config: case.create(p, **config), ours, 100)
+            run(lambda p, case=case, config=config: case.reference(p, **config), theirs, 100)
             shown = ", ".join(f"{k}={v!r}" for k, v in config.items()) or "defaults"
             print(f"| {case.name} | {shown} | {case.reference_name} | {relative_error(ours, theirs):.1e} |")
 

@@ -8,41 +8,45 @@ and its reference test.
 
 import sys
 
-from optarena.optim.adabound import AdaBound
-from optarena.optim.adadelta import Adadelta
-from optarena.optim.adafactor import Adafactor
+# The order of these lines is the order of the registry, the docs and the tests: keep it.
+# isort: off
+from optarena.optim.sgd import SGD
 from optarena.optim.adagrad import Adagrad
+from optarena.optim.adadelta import Adadelta
+from optarena.optim.rmsprop import RMSprop
 from optarena.optim.adam import Adam
 from optarena.optim.adamax import Adamax
+from optarena.optim.nadam import NAdam
+from optarena.optim.radam import RAdam
 from optarena.optim.adamw import AdamW
-from optarena.optim.ademamix import AdEMAMix
-from optarena.optim.adopt import ADOPT
-from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper  # noqa: E402 - after the list
-from optarena.optim.cautious_adamw import CautiousAdamW
-from optarena.optim.d_adaptation import DAdaptAdam, Prodigy
-from optarena.optim.kfac import KFAC
+from optarena.optim.rprop import Rprop
+from optarena.optim.lazyadam import LazyAdam
+from optarena.optim.adabound import AdaBound
+from optarena.optim.adafactor import Adafactor
 from optarena.optim.lamb import LAMB
 from optarena.optim.lars import LARS
-from optarena.optim.lazyadam import LazyAdam
-from optarena.optim.lion import CautiousLion, Lion
-from optarena.optim.lookahead import Lookahead
-from optarena.optim.muon import Muon
-from optarena.optim.muon_adamw import MuonWithAdamW
-from optarena.optim.nadam import NAdam
+from optarena.optim.qhm import QHM
 from optarena.optim.qhadam import QHAdam
 from optarena.optim.qhadamw import QHAdamW
-from optarena.optim.qhm import QHM
-from optarena.optim.radam import RAdam
+from optarena.optim.lookahead import Lookahead
 from optarena.optim.ranger import Ranger
 from optarena.optim.ranger_lars import RangerLARS
-from optarena.optim.rmsprop import RMSprop
-from optarena.optim.rprop import Rprop
 from optarena.optim.schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
-from optarena.optim.sgd import SGD
-from optarena.optim.shampoo import Shampoo
-from optarena.optim.sm3 import SM3
-from optarena.optim.soap import SOAP
+from optarena.optim.lion import CautiousLion, Lion
+from optarena.optim.cautious_adamw import CautiousAdamW
+from optarena.optim.d_adaptation import DAdaptAdam, Prodigy
+from optarena.optim.adopt import ADOPT
+from optarena.optim.ademamix import AdEMAMix
 from optarena.optim.sophia import Sophia
+from optarena.optim.muon import Muon
+from optarena.optim.muon_adamw import MuonWithAdamW
+from optarena.optim.shampoo import Shampoo
+from optarena.optim.soap import SOAP
+from optarena.optim.sm3 import SM3
+from optarena.optim.kfac import KFAC
+
+# isort: on
+from optarena.optim.base import Chain, ChainOptimizer, NamedOptimizer, Paper  # noqa: E402 - after the list
 from optarena.spec import Spec  # noqa: E402
 
 OPTIMIZERS = tuple(

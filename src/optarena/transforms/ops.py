@@ -16,12 +16,12 @@ tensor of the list (per-tensor values such as bias corrections or trust ratios).
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard, Union
+from typing import Any, TypeGuard
 
 import torch
 from torch import Tensor
 
-Scalar = Union[float, Tensor, list[float], list[Tensor]]
+Scalar = float | Tensor | list[float] | list[Tensor]
 
 
 class Fresh(list):  # type: ignore[type-arg]
