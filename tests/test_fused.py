@@ -371,7 +371,7 @@ def test_a_new_process_loads_the_compiled_chain_from_disk(tmp_path):
 
     env = {**os.environ, "OPTARENA_CACHE_DIR": str(tmp_path / "cache")}
     runs = [
-        subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+        subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900)
         for _ in range(2)
     ]
     for run in runs:
