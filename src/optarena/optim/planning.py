@@ -167,19 +167,11 @@ def kernel_plan(bucket: Bucket) -> BucketPlan | None:
     kernel, group = bucket.kernel, bucket.group
     if kernel is None or group.get("fused") is False or group.get("foreach") is True:
         return None
-    if kernel.unsuitable(bucket.params, group) is not None or not _dense(bucket):
+    if kernel.unsuitable(bucket.params, group, bucket.states) is not None:
         return None
     mode = sharding.step_mode(bucket.transforms, bucket.params)
     reason = f"torch's fused kernel ({kernel.name}): the chain is exactly its algorithm, so nothing is compiled"
     return BucketPlan(mode, reason=reason, kernel=kernel)
-
-
-def _dense(bucket: Bucket) -> bool:
-    """Whether every parameter, gradient and state tensor of the bucket is contiguous: torch's
-    fused kernels read memory in order, whatever the strides."""
-    tensors = [*bucket.params, *(p.grad for p in bucket.params if p.grad is not None)]
-    tensors += [v for state in bucket.states for v in state.values() if isinstance(v, Tensor)]
-    return all(local_view(t).is_contiguous() for t in tensors)
 
 
 def plan_bucket(bucket: Bucket, compile_it: bool, why: str, assume_grads: bool = False) -> BucketPlan:

@@ -45,8 +45,12 @@ class TorchKernel:
     run: Callable[[Any], None]
     """Steps a prepared bucket (an ``execution.PreparedStep``) with the kernel."""
 
-    def unsuitable(self, params: Sequence[Tensor], group: dict[str, Any]) -> str | None:
-        """Why the kernel cannot step ``params`` (None when it can)."""
+    def unsuitable(
+        self, params: Sequence[Tensor], group: dict[str, Any], states: Sequence[dict[str, Any]] = ()
+    ) -> str | None:
+        """Why the kernel cannot step ``params`` with their ``states`` (None when it can). The
+        kernels read memory in order whatever the strides, so every parameter, gradient and
+        state tensor must be contiguous."""
         if group.get("differentiable"):
             return "differentiable=True"
         devices = kernel_devices()
@@ -59,6 +63,10 @@ class TorchKernel:
                 return f"{p.dtype} parameters (optarena keeps float32 state and a rounding remainder for them)"
             if p.device.type not in devices:
                 return f"no fused kernel on {p.device.type}"
+        tensors = [*params, *(p.grad for p in params if p.grad is not None)]
+        tensors += [v for state in states for v in state.values() if isinstance(v, Tensor)]
+        if not all(local_view(t).is_contiguous() for t in tensors):
+            return "a parameter, gradient or state tensor that is not contiguous"
         return None
 
 
