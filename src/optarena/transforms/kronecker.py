@@ -17,8 +17,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from optarena.transforms.matrix import kernel
-
 
 @dataclass(frozen=True)
 class Blocks:
@@ -116,21 +114,18 @@ def eigenbasis(statistics: Tensor, dtype: torch.dtype) -> Tensor:
     return vectors.flip(-1).to(statistics.dtype)
 
 
-@kernel
 def precondition(blocks: Tensor, left: Tensor, right: Tensor, use_left: bool, use_right: bool) -> Tensor:
     """``L_root @ B @ R_root`` for each block (a side without a statistic is left alone)."""
     out = left @ blocks if use_left else blocks
     return out @ right if use_right else out
 
 
-@kernel
 def rotate(blocks: Tensor, left: Tensor, right: Tensor, use_left: bool, use_right: bool) -> Tensor:
     """``Q_L^T @ B @ Q_R`` for each block: into the eigenbases (SOAP)."""
     out = left.mT @ blocks if use_left else blocks
     return out @ right if use_right else out
 
 
-@kernel
 def rotate_back(blocks: Tensor, left: Tensor, right: Tensor, use_left: bool, use_right: bool) -> Tensor:
     """``Q_L @ B @ Q_R^T`` for each block: out of the eigenbases (SOAP)."""
     out = left @ blocks if use_left else blocks

@@ -15,7 +15,7 @@ from torch import Tensor
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Choice, Hyper, Integer, Optional, Real
 from optarena.transforms.base import Kernel, Prepared, StepContext
 from optarena.transforms.kronecker import Blocks, accumulate, inverse_root, precondition
-from optarena.transforms.matrix import MatrixTransform, ctx_compiled
+from optarena.transforms.matrix import MatrixTransform
 
 MATRIX_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -73,7 +73,6 @@ class ScaleByShampoo(MatrixTransform):
 
     def prepare(self, ctx: StepContext) -> Prepared:
         static = {key: self.value(ctx, key) for key in self.hyperparameters}
-        static["compiled"] = ctx_compiled(ctx)
         return Prepared(scalars={"step": ctx.per_tensor(ctx.step_values)}, static=static)
 
     def update_matrix(self, matrix: Tensor, state: dict[str, Any], values: dict[str, Any], k: Kernel) -> Tensor:
@@ -97,9 +96,7 @@ class ScaleByShampoo(MatrixTransform):
             self.refresh_roots(state, blocks_of, k)
         left_roots = state.get("left_roots", blocks)
         right_roots = state.get("right_roots", blocks)
-        out = precondition(
-            blocks, left_roots, right_roots, blocks_of.left, blocks_of.right, compiled=k.static("compiled")
-        )
+        out = precondition(blocks, left_roots, right_roots, blocks_of.left, blocks_of.right)
         if grafted is not None:
             target = torch.linalg.matrix_norm(blocks_of.split(grafted))
             have = torch.linalg.matrix_norm(out)

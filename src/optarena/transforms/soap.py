@@ -15,7 +15,7 @@ from torch import Tensor
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Integer, Optional, Tuple
 from optarena.transforms.base import Kernel, Prepared, StepContext
 from optarena.transforms.kronecker import eigenbasis, refreshed_basis, rotate, rotate_back
-from optarena.transforms.matrix import MatrixTransform, ctx_compiled
+from optarena.transforms.matrix import MatrixTransform
 from optarena.transforms.shampoo import MATRIX_DTYPES, STATISTICS_HYPERPARAMETERS
 
 
@@ -60,7 +60,6 @@ class ScaleBySoap(MatrixTransform):
 
     def prepare(self, ctx: StepContext) -> Prepared:
         static = {key: self.value(ctx, key) for key in self.hyperparameters}
-        static["compiled"] = ctx_compiled(ctx)
         return Prepared(scalars={"step": ctx.per_tensor(ctx.step_values)}, static=static)
 
     def sides(self, rows: int, cols: int, k: Kernel) -> tuple[bool, bool]:
@@ -76,7 +75,6 @@ class ScaleBySoap(MatrixTransform):
         beta1, beta2 = (float(b) for b in k.static("betas"))
         shampoo_beta = beta2 if k.static("shampoo_beta") is None else float(k.static("shampoo_beta"))
         dtype = MATRIX_DTYPES[k.static("matrix_dtype")]
-        compiled = k.static("compiled")
         g = matrix
         if "exp_avg" not in state:  # step 1: statistics and their eigenbases only
             for side, present, product in (("left", left, g @ g.mT), ("right", right, g.mT @ g)):
@@ -90,12 +88,12 @@ class ScaleBySoap(MatrixTransform):
         q_left = state.get("eigenbasis_left", g)
         q_right = state.get("eigenbasis_right", g)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        rotated = rotate(g, q_left, q_right, left, right, compiled=compiled)
+        rotated = rotate(g, q_left, q_right, left, right)
         exp_avg.lerp_(matrix, 1.0 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(rotated, rotated, value=1.0 - beta2)
-        moment = rotate(exp_avg, q_left, q_right, left, right, compiled=compiled)
+        moment = rotate(exp_avg, q_left, q_right, left, right)
         adam = moment / (exp_avg_sq.sqrt() + float(k.static("eps")))
-        out = rotate_back(adam, q_left, q_right, left, right, compiled=compiled)
+        out = rotate_back(adam, q_left, q_right, left, right)
         if k.static("correct_bias"):
             out = out * (math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step))
         for side, present, product in (("left", left, g @ g.mT), ("right", right, g.mT @ g)):
