@@ -365,3 +365,62 @@ def test_rounds_and_bandwidth_reject_counts_below_one():
         interleaved_rounds([], steps=1, warmup=0)
     with pytest.raises(ValueError, match="repeats must be a whole number"):
         measure_bandwidth("cpu", elements=8, repeats=0)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"dtype": "float16"}, "dtype must be one of float32, bfloat16"),
+        ({"state_dtype": "bfloat16"}, "state_dtype applies to bfloat16 parameters only"),
+        ({"dtype": "bfloat16", "state_dtype": "int8"}, "state_dtype must be one of float32, bfloat16"),
+        ({"peer_step_limit_s": 0.0}, "peer_step_limit_s must be a positive number"),
+    ],
+    ids=["dtype", "state-without-bf16", "state-unknown", "peer-limit"],
+)
+def test_config_rejects_dtypes_and_limits_it_cannot_use(changes, message):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=message):
+        replace(BenchConfig(params="small"), **changes).check()
+    replace(BenchConfig(params="small"), dtype="bfloat16", state_dtype="bfloat16", peer_step_limit_s=None).check()
+
+
+def test_bfloat16_run_keeps_the_asked_state_dtype_and_counts_its_bytes():
+    config = BenchConfig(
+        optimizers=["adam"],
+        params="small",
+        steps=2,
+        warmup=1,
+        threads=1,
+        backends=("eager",),
+        peers=False,
+        compile_timing=False,
+        memory=False,
+        bandwidth_elements=1 << 16,
+        dtype="bfloat16",
+        state_dtype="bfloat16",
+    )
+    (row,) = run_benchmark(config).rows
+    # two bf16 moments and the parameter's bf16 rounding remainder (a small share is step counters)
+    assert row["state_bytes_per_param"] == pytest.approx(6.0, abs=0.01)
+    # parameter read and written, gradient read, each state tensor read and written
+    assert row["floor_bytes_per_param"] == pytest.approx(2 * 2 + 2 + 2 * 6, abs=0.01)
+    assert row["settings"]["state_dtype"] == "bfloat16"
+
+
+def test_a_contender_whose_warm_up_step_runs_past_the_limit_is_reported_not_timed():
+    import time
+
+    from optarena.bench.timing import warm_up
+
+    class Slow:
+        def step(self):
+            time.sleep(5)
+
+    slow = Contender("slow peer", Slow)
+    started = time.perf_counter()
+    assert not warm_up(slow, 2, torch.device("cpu"), step_limit_s=0.2)
+    assert time.perf_counter() - started < 4
+    assert slow.optimizer is None and "StepLimitExceeded" in slow.error and "0.2 s" in slow.error
+    quick = Contender("quick peer", lambda: torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1))
+    assert warm_up(quick, 2, torch.device("cpu"), step_limit_s=5.0) and quick.error is None

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 from optarena.bench.bandwidth import DEFAULT_ELEMENTS
 from optarena.bench.params import PRESETS
-from optarena.cli_types import names, positive_int
+from optarena.bench.timing import DEFAULT_PEER_STEP_LIMIT_S
+from optarena.cli_types import names, positive_int, real
 
 DEFAULT_OUT = "step_speed"
 DESCRIPTION = (
@@ -61,6 +62,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=positive_int, default=None, help="torch threads (default: torch's own choice)"
     )
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda[:N]' (default cpu)")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="parameter and gradient dtype (default float32)",
+    )
+    parser.add_argument(
+        "--state-dtype",
+        choices=("float32", "bfloat16"),
+        default=None,
+        help="state dtype of bfloat16 parameters, for every optimizer that takes state_dtype "
+        "(default: each optimizer's own, float32)",
+    )
+    parser.add_argument(
+        "--peer-step-limit",
+        type=real(0.0),
+        default=DEFAULT_PEER_STEP_LIMIT_S,
+        metavar="SECONDS",
+        help="a peer whose warm-up step takes longer is reported and not timed "
+        f"(default {DEFAULT_PEER_STEP_LIMIT_S:g}; checked between operations, so one long native call "
+        "still runs to its end)",
+    )
     parser.add_argument(
         "--backends",
         type=_backends,
@@ -137,6 +160,9 @@ def run(args: argparse.Namespace, prog: str = "optarena bench") -> int:
             peers=not args.no_peers,
             compile_timing=not args.no_compile_timing,
             bandwidth_elements=args.bandwidth_elements,
+            dtype=args.dtype,
+            state_dtype=args.state_dtype,
+            peer_step_limit_s=args.peer_step_limit,
         )
         started = time.perf_counter()
 

@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="transformer")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--settings", default="{}", help="JSON object of hyperparameters")
     parser.add_argument("--trivial", action="store_true")
     args = parser.parse_args(argv)
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from optarena.bench.params import make_param_set
 
     start = time.perf_counter()
-    param_set = make_param_set(args.params, device=device)
+    param_set = make_param_set(args.params, device=device, dtype=getattr(torch, args.dtype))
     params = param_set.fresh()
     optimizer = optarena.create(args.optimizer, params, fused=True, **json.loads(args.settings))
     setup = time.perf_counter() - start

@@ -87,10 +87,13 @@ def run_probe(cache: Path, arguments: list[str], timeout: float = DEFAULT_TIMEOU
 class CompileTimer:
     """Runs the three probes per optimizer; owns the temporary cache directories."""
 
-    def __init__(self, params: str, threads: int, device: str, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self, params: str, threads: int, device: str, timeout: float = DEFAULT_TIMEOUT, dtype: str = "float32"
+    ):
         self.params = params
         self.threads = threads
         self.device = device
+        self.dtype = dtype
         self.timeout = timeout
         self._root = Path(tempfile.mkdtemp(prefix="optarena-bench-compile-"))
         self._toolchain: Path | None = None
@@ -98,7 +101,7 @@ class CompileTimer:
         """Seconds the trivial compilation took in an empty cache (the one-time setup, roughly)."""
 
     def _common(self) -> list[str]:
-        return ["--params", self.params, "--threads", str(self.threads), "--device", self.device]
+        return ["--params", self.params, "--threads", str(self.threads), "--device", self.device, "--dtype", self.dtype]
 
     def _toolchain_template(self) -> Path:
         if self._toolchain is None:

@@ -234,8 +234,9 @@ def setup_lines(result: BenchResult) -> list[str]:
         f"device: {m['device']}: {device}",
         f"software: torch {m['torch']}, Python {m['python']}, optarena {m['optarena']}; {m['platform']}",
         f"torch threads: {m['threads']}",
-        f"parameters: {c['params']} preset, {c['parameters']:,} float32 parameters in {c['tensors']} tensors "
-        f"({c['params_description']}); fixed random gradients",
+        f"parameters: {c['params']} preset, {c['parameters']:,} {c.get('dtype', 'float32')} parameters in "
+        f"{c['tensors']} tensors ({c['params_description']}); fixed random gradients"
+        + (f"; state dtype {c['state_dtype']} where an optimizer takes state_dtype" if c.get("state_dtype") else ""),
         f"timing: median of {c['steps']} interleaved rounds after {c['warmup']} warm-up steps; "
         f"baseline {c['baseline']}" + (f" (failed: {c['baseline_error']})" if c.get("baseline_error") else ""),
     ]
@@ -392,7 +393,10 @@ def render_page(results: Sequence[BenchResult], note: str | None = None) -> str:
         lines += ["GPU: not measured (no GPU was available for these runs).", ""]
     for result in results:
         where = result.machine["gpu"] or result.machine["cpu"]
-        lines += [f"## {result.machine['device']}: {where}", ""]
+        dtype = result.config.get("dtype", "float32")
+        state = result.config.get("state_dtype")
+        precision = dtype + (f", {state} state" if state else "")
+        lines += [f"## {result.machine['device']}: {where} ({precision})", ""]
         lines += [f"- {line}" for line in setup_lines(result)] + [""]
         for title, columns in TABLES:
             lines += [f"### {title}", ""] + _markdown_table(result.rows, columns) + [""]

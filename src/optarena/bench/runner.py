@@ -34,7 +34,7 @@ from optarena.bench.compile_time import CompileTimer
 from optarena.bench.memory import peak_extra_bytes
 from optarena.bench.params import ParamSet, get_preset, make_param_set
 from optarena.bench.peers import LIBRARIES, SAME_TOLERANCE, Peer, deviation, library_status, peers_for
-from optarena.bench.timing import Contender, interleaved_rounds, warm_up
+from optarena.bench.timing import DEFAULT_PEER_STEP_LIMIT_S, Contender, interleaved_rounds, warm_up
 from optarena.bench.traffic import measure_traffic
 from optarena.checks import whole_number, whole_numbers
 from optarena.cli_types import torch_threads
@@ -51,6 +51,10 @@ BASELINE_LABEL = "torch.optim.Adam(fused)"
 STREAM_LABEL = "in-place update (bandwidth)"
 
 _FALLBACK_REQUIRED = {"lr": 1e-3, "momentum": 0.9, "nu": 0.7}
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+"""Parameter dtypes the benchmark steps (``--dtype``)."""
+STATE_DTYPES = ("float32", "bfloat16")
 
 
 @dataclass
@@ -71,10 +75,30 @@ class BenchConfig:
     memory: bool = True
     bandwidth_elements: int = DEFAULT_ELEMENTS
     seed: int = 0
+    dtype: str = "float32"
+    """Parameter (and gradient) dtype: a key of :data:`DTYPES`."""
+    state_dtype: str | None = None
+    """State dtype of bf16 parameters (``state_dtype=`` of every optimizer that takes it);
+    None: each optimizer's default (float32)."""
+    peer_step_limit_s: float | None = DEFAULT_PEER_STEP_LIMIT_S
+    """A peer whose warm-up step takes longer is reported and not timed; None: no limit."""
 
     def check(self) -> None:
         """ValueError naming the first invalid field and what is allowed."""
         get_preset(self.params)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
+        if self.state_dtype is not None:
+            if self.state_dtype not in STATE_DTYPES:
+                raise ValueError(
+                    f"state_dtype must be one of {', '.join(STATE_DTYPES)} or None; got {self.state_dtype!r}"
+                )
+            if self.dtype == "float32":
+                raise ValueError("state_dtype applies to bfloat16 parameters only; pass dtype='bfloat16' with it")
+        if self.peer_step_limit_s is not None and not self.peer_step_limit_s > 0:
+            raise ValueError(
+                f"peer_step_limit_s must be a positive number of seconds or None; got {self.peer_step_limit_s!r}"
+            )
         whole_numbers(steps=self.steps, warmup=self.warmup)
         whole_number("threads", self.threads, none_means="torch's default")
         unknown = [b for b in self.backends if b not in BACKENDS]
@@ -122,23 +146,27 @@ def resolve_names(names: list[str] | None) -> list[str]:
     return registry_names(names)
 
 
-def bench_settings(name: str) -> dict[str, Any]:
+def bench_settings(name: str, state_dtype: str | None = None) -> dict[str, Any]:
     """The keyword arguments the benchmark passes to ``optarena.create(name, ...)``: the spec's
-    settings (arguments without defaults), and a fallback for any other required argument."""
+    settings (arguments without defaults), a fallback for any other required argument, and
+    ``state_dtype`` where given and the optimizer takes it."""
     from optarena.registry import lookup
 
     settings = dict(lookup(name).settings)
-    for key, default in lookup(name).defaults().items():
+    defaults = lookup(name).defaults()
+    for key, default in defaults.items():
         if default is inspect.Parameter.empty and key not in settings:
             settings[key] = _FALLBACK_REQUIRED.get(key, 1e-3)
+    if state_dtype is not None and "state_dtype" in defaults:
+        settings["state_dtype"] = state_dtype
     return settings
 
 
-def hyperparameters(name: str) -> dict[str, Any]:
+def hyperparameters(name: str, state_dtype: str | None = None) -> dict[str, Any]:
     """Every setting of the benchmarked optimizer: defaults with the benchmark's settings."""
     from optarena.registry import lookup
 
-    return {**lookup(name).defaults(), **bench_settings(name)}
+    return {**lookup(name).defaults(), **bench_settings(name, state_dtype)}
 
 
 def chain_of(optimizer: Any) -> tuple | None:
@@ -262,8 +290,8 @@ def measure_optimizer(
     tensors, whose time gives the bandwidth of the moment) are shared by every optimizer
     and timed again in each one's rounds."""
     device = torch.device(config.device)
-    settings = bench_settings(name)
-    hp = hyperparameters(name)
+    settings = bench_settings(name, config.state_dtype)
+    hp = hyperparameters(name, config.state_dtype)
     notes: list[str] = []
     ours = {backend: _ours(name, backend, param_set, settings) for backend in config.backends}
     peers: list[tuple[Peer, Contender, float | None, str | None]] = []
@@ -274,6 +302,8 @@ def measure_optimizer(
             value, problem = _check_peer(name, peer, settings, hp)
             peers.append((peer, _peer_contender(peer, param_set, hp), value, problem))
 
+    for _, contender, _, _ in peers:  # a peer too slow to time is reported, not timed
+        warm_up(contender, config.warmup, device, config.peer_step_limit_s)
     shared = [c for c in (baseline, stream) if c is not None and c.error is None]
     starts = {c.label: len(c.samples) for c in shared}
     contenders = [*ours.values(), *[c for _, c, _, _ in peers], *shared]
@@ -457,7 +487,7 @@ def _run(config: BenchConfig, names: list[str], say: Callable[[str], None]) -> B
         f"bandwidth: update {bandwidth.update_gbs:.1f} GB/s, triad {bandwidth.triad_gbs:.1f} GB/s, "
         f"copy {bandwidth.copy_gbs:.1f} GB/s"
     )
-    param_set = make_param_set(config.params, device=device, seed=config.seed)
+    param_set = make_param_set(config.params, device=device, dtype=DTYPES[config.dtype], seed=config.seed)
     libraries = {name: library_status(name) for name in LIBRARIES} if config.peers else {}
     baseline = Contender(BASELINE_LABEL, lambda: torch.optim.Adam(param_set.fresh(), fused=True))
     warm_up(baseline, config.warmup, device)
@@ -465,7 +495,7 @@ def _run(config: BenchConfig, names: list[str], say: Callable[[str], None]) -> B
     warm_up(stream, config.warmup, device)
     timer = None
     if config.compile_timing and "fused" in config.backends:
-        timer = CompileTimer(config.params, torch.get_num_threads(), config.device)
+        timer = CompileTimer(config.params, torch.get_num_threads(), config.device, dtype=config.dtype)
     result = BenchResult(
         machine=machine_info(device),
         config={

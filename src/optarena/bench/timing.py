@@ -10,10 +10,13 @@ rounds; on CUDA each step is bracketed by ``torch.cuda.synchronize``.
 
 from __future__ import annotations
 
+import signal
 import statistics
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +26,9 @@ from optarena.bench.bandwidth import synchronize
 from optarena.checks import whole_numbers
 
 _TORCH_DIR = str(Path(torch.__file__).parent)
+
+DEFAULT_PEER_STEP_LIMIT_S = 30.0
+"""Seconds a peer's warm-up step may take before the peer is reported and left untimed."""
 
 
 @dataclass(eq=False)
@@ -75,14 +81,41 @@ def _guarded(contender: Contender, action: Callable[[], None]) -> bool:
     return True
 
 
-def warm_up(contender: Contender, warmup: int, device: torch.device) -> bool:
-    """Build the contender and take its untimed steps; False (with the error kept) on failure."""
+class StepLimitExceeded(Exception):
+    """A warm-up step ran past its time limit."""
+
+
+@contextmanager
+def step_time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`StepLimitExceeded` in the block once ``seconds`` have passed (checked
+    between Python operations: one long native call, an SVD say, still runs to its end).
+    No limit for ``None``, off the main thread, or where ``SIGALRM`` does not exist."""
+    if seconds is None or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise StepLimitExceeded(f"a step ran past the limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def warm_up(contender: Contender, warmup: int, device: torch.device, step_limit_s: float | None = None) -> bool:
+    """Build the contender and take its untimed steps; False (with the error kept) on failure,
+    or when one step takes longer than ``step_limit_s`` (a contender too slow to time)."""
 
     def build_and_step() -> None:
         contender.optimizer = contender.build()
         for _ in range(warmup):
-            contender.step()
-        synchronize(device)
+            with step_time_limit(step_limit_s):
+                contender.step()
+                synchronize(device)
 
     return _guarded(contender, build_and_step)
 
