@@ -417,10 +417,42 @@ def test_a_contender_whose_warm_up_step_runs_past_the_limit_is_reported_not_time
         def step(self):
             time.sleep(5)
 
-    slow = Contender("slow peer", Slow)
+    class SlowAfterTheFirst:  # the first step compiles; the later ones are what is limited
+        steps = 0
+
+        def step(self):
+            self.steps += 1
+            time.sleep(0.3 if self.steps == 1 else 5)
+
+    slow = Contender("slow peer", SlowAfterTheFirst)
     started = time.perf_counter()
-    assert not warm_up(slow, 2, torch.device("cpu"), step_limit_s=0.2)
-    assert time.perf_counter() - started < 4
-    assert slow.optimizer is None and "StepLimitExceeded" in slow.error and "0.2 s" in slow.error
+    assert not warm_up(slow, 3, torch.device("cpu"), step_limit_s=0.1)
+    assert time.perf_counter() - started < 3
+    assert slow.optimizer is None and "StepLimitExceeded" in slow.error and "0.1 s" in slow.error
     quick = Contender("quick peer", lambda: torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1))
     assert warm_up(quick, 2, torch.device("cpu"), step_limit_s=5.0) and quick.error is None
+
+
+def test_each_measured_optimizer_is_handed_on_before_the_next_starts(tmp_path):
+    config = BenchConfig(
+        optimizers=["sgd", "adam"],
+        params="small",
+        steps=1,
+        warmup=1,
+        threads=1,
+        backends=("eager",),
+        peers=False,
+        compile_timing=False,
+        memory=False,
+        bandwidth_elements=1 << 16,
+    )
+    seen = []
+
+    def save(partial):
+        seen.append([row["optimizer"] for row in partial.rows])
+        write_outputs(partial, tmp_path / "partial")
+
+    result = run_benchmark(config, on_row=save)
+    assert seen == [["sgd"], ["sgd", "adam"]]
+    assert [row["optimizer"] for row in read_result(tmp_path / "partial.json").rows] == ["sgd", "adam"]
+    assert len(result.rows) == 2

@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=real(0.0),
         default=DEFAULT_PEER_STEP_LIMIT_S,
         metavar="SECONDS",
-        help="a peer whose warm-up step takes longer is reported and not timed "
+        help="a peer whose warm-up step takes longer (its first, which may compile: 10 times this) is reported and not timed "
         f"(default {DEFAULT_PEER_STEP_LIMIT_S:g}; checked between operations, so one long native call "
         "still runs to its end)",
     )
@@ -128,7 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, prog: str = "optarena bench") -> int:
     """Run the benchmark (or load results) as ``args`` say; 2 on a usage error."""
     from optarena.bench.report import output_paths, print_result, read_result, write_outputs, write_page
-    from optarena.bench.runner import BenchConfig, run_benchmark
+    from optarena.bench.runner import BenchConfig, BenchResult, run_benchmark
     from optarena.files import OutputError, check_output
 
     try:
@@ -177,7 +177,11 @@ def run(args: argparse.Namespace, prog: str = "optarena bench") -> int:
         except (ValueError, RuntimeError) as error:
             print(f"{prog}: {error}", file=sys.stderr)
             return 2
-        result = run_benchmark(config, progress)
+
+        def save(partial: BenchResult) -> None:  # after each optimizer: a stopped run keeps its rows
+            write_outputs(partial, args.out)
+
+        result = run_benchmark(config, progress, save)
         results = [result]
         print_result(result)
         csv_path, json_path = write_outputs(result, args.out)

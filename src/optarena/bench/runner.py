@@ -471,15 +471,23 @@ def _s(value: float | None) -> float | None:
 # -- the run ----------------------------------------------------------------------------------------
 
 
-def run_benchmark(config: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchResult:
-    """Measure every optimizer of ``config``; ``progress`` receives one line per stage."""
+def run_benchmark(
+    config: BenchConfig,
+    progress: Callable[[str], None] | None = None,
+    on_row: Callable[[BenchResult], None] | None = None,
+) -> BenchResult:
+    """Measure every optimizer of ``config``; ``progress`` receives one line per stage and
+    ``on_row`` the result so far after each optimizer (to save it: a long run stopped midway
+    keeps what it measured)."""
     config.check()
     names = resolve_names(config.optimizers)
     with torch_threads(config.threads):
-        return _run(config, names, progress or (lambda message: None))
+        return _run(config, names, progress or (lambda message: None), on_row or (lambda result: None))
 
 
-def _run(config: BenchConfig, names: list[str], say: Callable[[str], None]) -> BenchResult:
+def _run(
+    config: BenchConfig, names: list[str], say: Callable[[str], None], saved: Callable[[BenchResult], None]
+) -> BenchResult:
     device = torch.device(config.device)
     say(f"bandwidth: arrays of {config.bandwidth_elements} float32 elements")
     bandwidth = measure_bandwidth(device, config.bandwidth_elements)
@@ -516,6 +524,7 @@ def _run(config: BenchConfig, names: list[str], say: Callable[[str], None]) -> B
         for index, name in enumerate(names, 1):
             say(f"[{index}/{len(names)}] {name}")
             result.rows.append(measure_optimizer(name, param_set, baseline, stream, config, libraries, timer))
+            saved(result)
         if timer is not None:
             result.toolchain_s = timer.toolchain_s
     finally:

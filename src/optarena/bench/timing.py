@@ -29,6 +29,8 @@ _TORCH_DIR = str(Path(torch.__file__).parent)
 
 DEFAULT_PEER_STEP_LIMIT_S = 30.0
 """Seconds a peer's warm-up step may take before the peer is reported and left untimed."""
+FIRST_STEP_ALLOWANCE = 10.0
+"""The first warm-up step may take this many times the limit: it compiles, where the peer does."""
 
 
 @dataclass(eq=False)
@@ -108,12 +110,14 @@ def step_time_limit(seconds: float | None) -> Iterator[None]:
 
 def warm_up(contender: Contender, warmup: int, device: torch.device, step_limit_s: float | None = None) -> bool:
     """Build the contender and take its untimed steps; False (with the error kept) on failure,
-    or when one step takes longer than ``step_limit_s`` (a contender too slow to time)."""
+    or when a step takes longer than ``step_limit_s`` (the first one, which may compile:
+    :data:`FIRST_STEP_ALLOWANCE` times that), a contender too slow to time."""
 
     def build_and_step() -> None:
         contender.optimizer = contender.build()
-        for _ in range(warmup):
-            with step_time_limit(step_limit_s):
+        for index in range(warmup):
+            limit = None if step_limit_s is None else step_limit_s * (FIRST_STEP_ALLOWANCE if index == 0 else 1.0)
+            with step_time_limit(limit):
                 contender.step()
                 synchronize(device)
 
