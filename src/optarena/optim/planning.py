@@ -30,6 +30,12 @@ COMPILE_COST_S = 8.0
 """What ``fused=None`` expects a compilation to cost: the first step of a new process with an
 empty cache took 5.5 to 12.5 s per optimizer in the benchmark (docs/performance.md)."""
 
+AUTO_COMPILE_DEVICES = ("cpu",)
+"""Devices on which ``fused=None`` may compile. On CUDA the compiled step was slower than the
+eager multi-tensor one for every optimizer timed on an H200 (its many small compiled calls are
+bound by launch overhead; docs/performance.md), so there ``fused=None`` stays eager, torch's
+fused kernels aside, and ``fused=True`` still compiles."""
+
 COMPILED_SPEEDUP = 2.0
 """What ``fused=None`` expects the compiled step to save: the eager step took about twice as
 long as the compiled one across the benchmark's optimizers (docs/performance.md)."""
@@ -147,6 +153,9 @@ def compile_group(group: dict[str, Any], params: Sequence[Tensor]) -> tuple[bool
     if choice is None:
         if group.get("foreach") is False:
             return False, "foreach=False: one tensor at a time"
+        device = params[0].device.type
+        if device not in AUTO_COMPILE_DEVICES:
+            return False, f"fused=None on {device}: the compiled step did not pay there (fused=True compiles)"
         elements = sum(p.numel() for p in params)
         if elements < AUTO_MIN_ELEMENTS:
             return False, f"fused=None and {elements:,} elements, fewer than {AUTO_MIN_ELEMENTS:,}"

@@ -75,6 +75,16 @@ def _lists(step: Any, *keys: str) -> list[list[Tensor]]:
     return [[local_view(s[key]) for s in states] for key in keys]
 
 
+def _steps(step: Any) -> list[Tensor]:
+    """The step counts on the parameters' device, where the kernels read them (optarena keeps
+    them on the CPU: one copy of all of them per bucket and step)."""
+    steps = step.ctx.steps
+    device = step.ctx.params[0].device
+    if not steps or steps[0].device == device:
+        return list(steps)
+    return list(torch.stack([s.reshape(()) for s in steps]).to(device).unbind())
+
+
 def _adam(step: Any, decoupled: bool) -> None:
     group, params, grads = step.ctx.group, step.ctx.params, step.grads
     amsgrad = bool(group["amsgrad"])
@@ -88,7 +98,7 @@ def _adam(step: Any, decoupled: bool) -> None:
         exp_avgs,
         exp_avg_sqs,
         maxima,
-        step.ctx.steps,
+        _steps(step),
         amsgrad=amsgrad,
         lr=float(group["lr"]),
         beta1=beta1,
@@ -119,7 +129,7 @@ def adagrad(step: Any) -> None:
         step.ctx.params,
         step.grads,
         sums,
-        step.ctx.steps,
+        _steps(step),
         lr=float(group["lr"]),
         lr_decay=float(group["lr_decay"]),
         weight_decay=float(group["weight_decay"]),
