@@ -170,3 +170,24 @@ def test_lookahead_wrapper_reports_its_distance_and_the_inner_signals():
     distances = opt.signals["lookahead_distance"]
     assert set(distances) == {f"param_groups[0]['params'][{i}]" for i in range(3)}
     assert all(d > 0 for d in distances.values())
+
+
+def test_unnamed_parameters_are_labelled_by_their_position_in_their_group():
+    """Labels follow each tensor's place in its group, whatever the buckets' order (Adafactor
+    steps matrices and vectors apart) and with tensors that have no gradient left out."""
+    g = torch.Generator().manual_seed(1)
+    shapes = [[(5,), (6, 4), (3,), (3, 2)], [(4,), (2, 3), (7,)]]
+    groups = [[torch.nn.Parameter(torch.randn(s, generator=g, dtype=torch.float64)) for s in group] for group in shapes]
+    stepped = {(0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2)}  # groups[1][0] gets no gradient
+    before = {(i, j): groups[i][j].detach().clone() for i, j in stepped}
+    for i, j in stepped:
+        groups[i][j].grad = torch.randn(groups[i][j].shape, generator=g, dtype=torch.float64)
+    opt = optarena.Adafactor([{"params": groups[0]}, {"params": groups[1]}], fused=False)
+    opt.record_signals(1)
+    opt.step()
+    # at the first step alpha = rho max(eps2, RMS(theta)) with rho = 1e-2: distinct per tensor
+    expected = {
+        f"param_groups[{i}]['params'][{j}]": 1e-2 * max(1e-3, float(before[i, j].pow(2).mean().sqrt()))
+        for i, j in stepped
+    }
+    assert opt.signals["step_size"] == pytest.approx(expected, rel=1e-12)

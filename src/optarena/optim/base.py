@@ -622,13 +622,19 @@ class ChainOptimizer(torch.optim.Optimizer):
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
         plans = self._plans(group, params)
         self._prepare_group(group, [bucket for bucket, _ in plans])
+        positions: dict[int, int] = {}  # of the group's parameters, for unnamed ones' labels
         for bucket, plan in plans:
             bucket.recording = recording
             signals = step_bucket(bucket, plan, self._fused_plans)
-            for name, values in signals.items():
-                found = self.signals.setdefault(name, {})
-                for p, label, value in zip(bucket.params, bucket.names, values):
-                    found[label or self._position(index, group, p)] = value
+            if signals:
+                if not positions and not all(bucket.names):
+                    positions = {id(p): i for i, p in enumerate(group["params"])}
+                labels = [
+                    label or f"param_groups[{index}]['params'][{positions[id(p)]}]"
+                    for p, label in zip(bucket.params, bucket.names)
+                ]
+                for name, values in signals.items():
+                    self.signals.setdefault(name, {}).update(zip(labels, values))
             if not bucket.states[0]:  # a chain that kept nothing (SGD without momentum) leaves no entry, as torch
                 for p, state in zip(bucket.params, bucket.states):
                     if not state:
