@@ -239,6 +239,9 @@ def run_race_command(args: argparse.Namespace) -> int:
             executor = make_executor(args.executor, args.workers, args.threads, args.address)
         except (ValueError, ImportError) as error:
             return _error("race", str(error), 2)
+        if not getattr(args, "budget", False):
+            # The workers start, import and load the data while the budget is measured here.
+            executor.prepare([study.warm_up_spec() for study in plan.studies])
         _print_budget(console, plan, executor, config.data_dir)
         if getattr(args, "budget", False):
             executor.shutdown()
