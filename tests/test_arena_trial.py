@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from optarena.arena.trial import TrialFailed, TrialSpec, run_trial, trial_key
+from optarena.arena import trial
+from optarena.arena.trial import TrialFailed, TrialSpec, prepare_worker, run_trial, trial_key
 
 
 def _spec(workload="toy_workloads:classifier", optimizer="adam", seed=0, threads=1, **hyperparameters):
@@ -56,6 +57,17 @@ def test_torch_threads_are_set_for_the_trial_and_restored():
     result = run_trial(_spec(threads=1))
     assert result.threads == 1
     assert torch.get_num_threads() == before
+
+
+def test_preparing_a_worker_changes_no_result_and_leaves_errors_to_the_trial(monkeypatch):
+    monkeypatch.setattr(trial, "_WORKLOADS", {})
+    fresh = run_trial(_spec(optimizer="lamb"))
+    monkeypatch.setattr(trial, "_WORKLOADS", {})
+    generator = torch.get_rng_state()
+    prepare_worker([_spec(optimizer="lamb"), _spec(optimizer="no-such-optimizer"), _spec("toy_workloads:missing")])
+    assert list(trial._WORKLOADS) == [("toy_workloads:classifier", "{}", None)]  # the data stays loaded
+    assert torch.equal(torch.get_rng_state(), generator)
+    assert run_trial(_spec(optimizer="lamb")).metrics == fresh.metrics
 
 
 def test_the_key_depends_on_exactly_what_determines_a_result():

@@ -239,10 +239,17 @@ def run_race_command(args: argparse.Namespace) -> int:
             executor = make_executor(args.executor, args.workers, args.threads, args.address)
         except (ValueError, ImportError) as error:
             return _error("race", str(error), 2)
-        _print_budget(console, plan, executor, config.data_dir)
         if getattr(args, "budget", False):
+            _print_budget(console, plan, executor, config.data_dir)
             executor.shutdown()
             return 0
+        try:
+            # The workers start, import and load the data while the budget is measured here.
+            executor.prepare([study.warm_up_spec() for study in plan.studies])
+            _print_budget(console, plan, executor, config.data_dir)
+        except BaseException:  # Ctrl-C while measuring: the workers just started are not waited for
+            executor.shutdown(now=True)
+            raise
         names = ", ".join(s.entry.name for s in plan.studies if s.planned is plan.workloads[0])
         labels = ", ".join(p.workload.name for p in plan.workloads)
         console.print(

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from optarena.arena.trial import TrialSpec, run_trial
+from optarena.arena.trial import TrialSpec, prepare_worker, run_trial
 from optarena.checks import whole_numbers
 
 EXECUTORS = ("local", "inline", "ray")
@@ -49,6 +49,11 @@ class Executor:
 
     def submit(self, spec: TrialSpec) -> Future:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def prepare(self, specs: list[TrialSpec]) -> None:
+        """Start the workers now and have each do, ahead of the trials, what the first trial of each
+        spec does before it trains (:func:`~optarena.arena.trial.prepare_worker`); the race goes on
+        planning meanwhile. Nothing by default: executors whose workers are not started here."""
 
     def shutdown(self, now: bool = False) -> None:
         """Stop the workers; ``now`` abandons trials still running instead of waiting for them."""
@@ -112,13 +117,25 @@ class LocalExecutor(Executor):
             initializer=_start_worker,
             initargs=(os.getpid(),),
         )
+        self._trials: set[Future] = set()
 
     def submit(self, spec: TrialSpec) -> Future:
-        return self._pool.submit(run_trial, replace(spec, threads=self.threads))
+        future = self._pool.submit(run_trial, replace(spec, threads=self.threads))
+        self._trials.add(future)
+        future.add_done_callback(self._trials.discard)  # a finished trial's result is not kept here
+        return future
+
+    def prepare(self, specs: list[TrialSpec]) -> None:
+        # One task per worker: the pool starts a process for each task it cannot give to an idle one.
+        specs = [replace(spec, threads=self.threads) for spec in specs]
+        for _ in range(self.workers):
+            self._pool.submit(prepare_worker, specs)
 
     def shutdown(self, now: bool = False) -> None:
-        if now:
-            # concurrent.futures has no public way to stop running tasks before Python 3.14.
+        if now or all(future.done() for future in list(self._trials)):
+            # Workers with no trial to run hold nothing, so they are stopped rather than left to
+            # tear their interpreters down (seconds, with torch loaded); workers running trials are
+            # stopped only when asked: concurrent.futures has no public way to do it before 3.14.
             processes = getattr(self._pool, "_processes", None) or {}
             for process in list(processes.values()):
                 process.terminate()

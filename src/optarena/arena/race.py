@@ -189,6 +189,10 @@ class Study:
             sharpness=self.config.sharpness,
         )
 
+    def warm_up_spec(self) -> TrialSpec:
+        """A spec with the optimizer's default hyperparameters, for an executor to prepare its workers."""
+        return self._spec(self.entry.defaults(), TUNING_SEED)
+
     @property
     def tuning_done(self) -> bool:
         return len(self.results) == self.config.trials

@@ -186,6 +186,29 @@ def load_workload(spec: str, options: dict[str, Any], data_dir: str | None) -> A
     return _WORKLOADS[cache_key]
 
 
+def prepare_worker(specs: list[TrialSpec]) -> None:
+    """Do once, ahead of the trials, what the first trial of each of ``specs`` does before it trains.
+
+    Loads each workload (its data stays cached in this process), sets up its model and builds
+    each optimizer on it, so that the imports and the data a worker needs are paid while the
+    race is still being planned rather than by its first trials. Trains nothing and changes no
+    result: every trial seeds its own random streams, and torch's global generator is restored.
+    A spec that fails here is left to its trial, which reports the error.
+    """
+    from optarena.registry import lookup
+
+    for spec in specs:
+        try:
+            with torch_threads(spec.threads), torch.random.fork_rng(devices=[]):
+                workload = load_workload(spec.workload, spec.options, spec.data_dir)
+                entry = lookup(spec.optimizer)
+                trainable = workload.setup(spec.seed, sparse=bool(getattr(entry.cls, "supports_sparse", False)))
+                hyperparameters, _ = split_schedule(spec.hyperparameters)
+                entry.build(trainable.model.parameters(), **hyperparameters)
+        except Exception:  # the trial itself raises it, with its description
+            continue
+
+
 def run_trial(spec: TrialSpec) -> TrialResult:
     """Run ``spec`` and return its result; exceptions other than divergence propagate as :class:`TrialFailed`."""
     with torch_threads(spec.threads):
