@@ -464,3 +464,14 @@ def test_isa_probes_start_together_in_the_background_once_and_only_without_a_mar
     thread.join(timeout=20)
     assert answered == [True, True, True]
     assert compile_cache.start_isa_probes() is None  # once per process
+
+
+def test_a_torch_kernel_is_used_only_where_torch_registers_it_for_the_device():
+    from optarena.optim.torch_kernels import ADAGRAD, ADAM, has_kernel
+
+    cpu = [torch.nn.Parameter(torch.randn(3))]
+    cpu[0].grad = torch.randn(3)
+    assert has_kernel("_fused_adam_", "cpu") and ADAM.unsuitable(cpu, {}) is None
+    assert ADAGRAD.unsuitable(cpu, {}) is None
+    meta = [torch.nn.Parameter(torch.empty(3, device="meta"))]
+    assert ADAGRAD.unsuitable(meta, {}) == "torch has no torch._fused_adagrad_ for meta"

@@ -36,6 +36,16 @@ def kernel_devices() -> list[str]:
         return ["cuda", "cpu"]
 
 
+def has_kernel(op: str, device_type: str) -> bool:
+    """Whether this torch build registers ``aten::<op>`` for ``device_type`` (torch ships
+    Adagrad's fused kernel for the CPU only, say); where torch cannot say, the device types
+    of :func:`kernel_devices`."""
+    try:
+        return bool(torch._C._dispatch_has_kernel_for_dispatch_key(f"aten::{op}", device_type.upper()))
+    except (AttributeError, RuntimeError):  # pragma: no cover - depends on the torch build
+        return device_type in kernel_devices()
+
+
 @dataclass(frozen=True)
 class TorchKernel:
     """One of torch's fused kernels, and how an optimizer's bucket calls it."""
@@ -53,7 +63,7 @@ class TorchKernel:
         state tensor must be contiguous."""
         if group.get("differentiable"):
             return "differentiable=True"
-        devices = kernel_devices()
+        op = self.name.removeprefix("torch.")
         for p in params:
             if p.grad is not None and p.grad.is_sparse:
                 return "a sparse gradient"
@@ -61,8 +71,8 @@ class TorchKernel:
                 return "complex parameters"
             if p.dtype not in KERNEL_DTYPES:
                 return f"{p.dtype} parameters (optarena keeps float32 state and a rounding remainder for them)"
-            if p.device.type not in devices:
-                return f"no fused kernel on {p.device.type}"
+            if not has_kernel(op, p.device.type):
+                return f"torch has no {self.name} for {p.device.type}"
         tensors = [*params, *(p.grad for p in params if p.grad is not None)]
         tensors += [v for state in states for v in state.values() if isinstance(v, Tensor)]
         if not all(local_view(t).is_contiguous() for t in tensors):
