@@ -14,6 +14,7 @@ remainder, which torch's kernels do not, so they take the compiled path.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor
 
 from optarena.transforms.base import local_view
+from optarena.transforms.sharding import is_sharded, local
 
 KERNEL_DTYPES = (torch.float32, torch.float64)
 
@@ -36,6 +38,7 @@ def kernel_devices() -> list[str]:
         return ["cuda", "cpu"]
 
 
+@functools.cache
 def has_kernel(op: str, device_type: str) -> bool:
     """Whether this torch build registers ``aten::<op>`` for ``device_type`` (torch ships
     Adagrad's fused kernel for the CPU only, say); where torch cannot say, the device types
@@ -63,21 +66,33 @@ class TorchKernel:
         state tensor must be contiguous."""
         if group.get("differentiable"):
             return "differentiable=True"
+        # every step asks: one pass over the tensors, the per-kind checks once per kind
         op = self.name.removeprefix("torch.")
+        part = local if any(is_sharded(p) for p in params) else _itself
+        kinds = set()
         for p in params:
-            if p.grad is not None and p.grad.is_sparse:
-                return "a sparse gradient"
-            if p.is_complex():
+            grad = p.grad
+            if grad is not None and (grad.is_sparse or not part(grad).is_contiguous()):
+                return "a sparse gradient" if grad.is_sparse else "a gradient that is not contiguous"
+            if not part(p).is_contiguous():
+                return "a parameter that is not contiguous"
+            kinds.add((p.dtype, p.device.type))
+        for dtype, device_type in kinds:
+            if dtype.is_complex:
                 return "complex parameters"
-            if p.dtype not in KERNEL_DTYPES:
-                return f"{p.dtype} parameters (optarena keeps float32 state and a rounding remainder for them)"
-            if not has_kernel(op, p.device.type):
-                return f"torch has no {self.name} for {p.device.type}"
-        tensors = [*params, *(p.grad for p in params if p.grad is not None)]
-        tensors += [v for state in states for v in state.values() if isinstance(v, Tensor)]
-        if not all(local_view(t).is_contiguous() for t in tensors):
-            return "a parameter, gradient or state tensor that is not contiguous"
+            if dtype not in KERNEL_DTYPES:
+                return f"{dtype} parameters (optarena keeps float32 state and a rounding remainder for them)"
+            if not has_kernel(op, device_type):
+                return f"torch has no {self.name} for {device_type}"
+        for state in states:
+            for value in state.values():
+                if isinstance(value, Tensor) and not part(value).is_contiguous():
+                    return "a state tensor that is not contiguous"
         return None
+
+
+def _itself(tensor: Tensor) -> Tensor:
+    return tensor
 
 
 def _lists(step: Any, *keys: str) -> list[list[Tensor]]:
