@@ -92,14 +92,15 @@ checked, and the checks cost time on every call (docs/design.md has the figures)
 
 RECOMPUTE_OPTIONS = {"realize_reads_threshold": 64, "realize_opcount_threshold": 1000}
 """Options for a chain with a transform that reduces its incoming update before using it
-(:attr:`optarena.transforms.base.Transform.reduces_update`: LAMB's trust ratio, the cautious
-mask). The update is then needed in two passes, the reduction's and the parameter update's,
-and by default Inductor stores it in a temporary tensor because its expression reads more than
-four tensors (``realize_reads_threshold``) or is long (``realize_opcount_threshold``). With
-these options it is recomputed in the second pass from the gradient, state and parameters that
-pass reads anyway, so no temporary as large as a parameter is written and read back. The
-values are the same: the same operations run on the same inputs (docs/floors.md has the
-figures)."""
+(:attr:`optarena.transforms.base.Transform.reduces_update`: the cautious mask). The update is
+then needed in two passes, the reduction's and the parameter update's, and by default Inductor
+stores it in a temporary tensor because its expression reads more than four tensors
+(``realize_reads_threshold``) or is long (``realize_opcount_threshold``). With these options
+it is recomputed in the second pass from the gradient, state and parameters that pass reads
+anyway, so no temporary as large as a parameter is written and read back. The values are the
+same: the same operations run on the same inputs. Not for LAMB's trust ratio, whose first pass
+would then have to read the moments and gradient twice (44 bytes per parameter against 40);
+docs/floors.md has the figures."""
 
 
 def compile_options(transforms: Sequence[Transform]) -> dict[str, Any]:

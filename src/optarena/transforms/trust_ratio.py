@@ -54,7 +54,6 @@ class ScaleByTrustRatio(Transform):
     hyperparameters = {"layer_adaptation": LAYER_ADAPTATION, "max_trust_ratio": MAX_TRUST_RATIO}
     elementwise = False
     needs_shape = False  # whole-tensor norms: flattened tensors give the same numbers
-    reduces_update = True  # ||u|| first, then u scaled: u is recomputed in the second pass
 
     def __init__(self, param_norm_range: tuple[float, float] | None = None, **fixed: Any):
         if param_norm_range is not None:
