@@ -276,6 +276,37 @@ def test_switched_off_by_environment_warns_once_and_runs_eagerly(monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(params, twins))
 
 
+def test_chains_that_reduce_their_update_recompute_it_with_the_same_numbers(monkeypatch):
+    """The cautious mask counts the update's entries before using it: its chain compiles with
+    the options that recompute the update in the second pass (others, LAMB's included, with
+    the plain ones), and the parameters come out bit for bit as with the update stored in a
+    temporary."""
+    assert compiled.compile_options(optarena.CautiousAdamW.chain()) == {
+        **compiled.INDUCTOR_OPTIONS,
+        **compiled.RECOMPUTE_OPTIONS,
+    }
+    assert compiled.compile_options(optarena.LAMB.chain()) == compiled.INDUCTOR_OPTIONS
+    assert compiled.compile_options(optarena.AdamW.chain()) == compiled.INDUCTOR_OPTIONS
+    monkeypatch.setenv("OPTARENA_CACHE_DIR", "")
+    chain_options = compiled.compile_options
+
+    def cautious_after_steps(options):
+        monkeypatch.setattr(compiled, "compile_options", options)
+        monkeypatch.setattr(compiled, "_compiled", {})
+        params = make_params(torch.float32)
+        opt = optarena.CautiousAdamW(params, weight_decay=0.1, fused=True)
+        for step in range(3):
+            set_grads(params, step)
+            opt.step()
+        (chain,) = compiled._compiled.values()
+        return params, chain.options
+
+    stored, plain = cautious_after_steps(lambda transforms: dict(compiled.INDUCTOR_OPTIONS))
+    recomputed, options = cautious_after_steps(chain_options)
+    assert "realize_reads_threshold" not in plain and options["realize_reads_threshold"] == 64
+    assert all(torch.equal(a, b) for a, b in zip(stored, recomputed))
+
+
 def test_compile_failure_falls_back_with_the_same_numbers(monkeypatch):
     def broken(key, make, modules=()):
         def fail(*args):

@@ -90,6 +90,27 @@ argument is a dense contiguous alias or view that :mod:`optarena.optim.chunks` b
 checked, and the checks cost time on every call (docs/design.md has the figures)."""
 
 
+RECOMPUTE_OPTIONS = {"realize_reads_threshold": 64, "realize_opcount_threshold": 1000}
+"""Options for a chain with a transform that reduces its incoming update before using it
+(:attr:`optarena.transforms.base.Transform.reduces_update`: the cautious mask). The update is
+then needed in two passes, the reduction's and the parameter update's, and by default Inductor
+stores it in a temporary tensor because its expression reads more than four tensors
+(``realize_reads_threshold``) or is long (``realize_opcount_threshold``). With these options
+it is recomputed in the second pass from the gradient, state and parameters that pass reads
+anyway, so no temporary as large as a parameter is written and read back. The values are the
+same: the same operations run on the same inputs. Not for LAMB's trust ratio, whose first pass
+would then have to read the moments and gradient twice (44 bytes per parameter against 40);
+docs/floors.md has the figures."""
+
+
+def compile_options(transforms: Sequence[Transform]) -> dict[str, Any]:
+    """Inductor's options for a chain: :data:`INDUCTOR_OPTIONS`, with :data:`RECOMPUTE_OPTIONS`
+    where a transform reduces its incoming update before using it."""
+    if any(t.reduces_update for t in transforms):
+        return {**INDUCTOR_OPTIONS, **RECOMPUTE_OPTIONS}
+    return dict(INDUCTOR_OPTIONS)
+
+
 STAND_IN_FIRST = 2 * ROW_BLOCK + 19
 """The smallest size of a stand-in tensor's dimension (:func:`stand_ins`): two whole blocks of
 rows and a remainder of 19."""
@@ -135,6 +156,8 @@ class CompiledChain:
         self.key = key
         self.make = make
         self.modules = tuple(module for t in transforms for module in t.source_modules())
+        self.options = compile_options(transforms)
+        """Inductor's options for this chain (part of what the structure in ``key`` fixes)."""
         """The modules whose code the trace reads besides the runtime's (the cache entry hashes them)."""
         self.entry = compile_cache.entry_name(key, self.modules)
         self.fn: Callable[..., None] | None = None
@@ -150,7 +173,7 @@ class CompiledChain:
         on_cpu = args[0][0].device.type == "cpu"
         if on_cpu:  # CPU kernels: Inductor will probe the vector ISAs
             compile_cache.start_isa_probes()
-        compiler = torch.compile(self.make(), dynamic=True, fullgraph=True, options=INDUCTOR_OPTIONS)
+        compiler = torch.compile(self.make(), dynamic=True, fullgraph=True, options=self.options)
         compiled = None
         example = stand_ins(args)
         for _ in range(3):

@@ -272,6 +272,12 @@ class Transform:
     elementwise: ClassVar[bool] = True
     needs_shape: ClassVar[bool | None] = None
     """None: as ``not elementwise``."""
+    reduces_update: ClassVar[bool] = False
+    """Takes a whole-tensor reduction of the incoming update (a norm, a count) before it uses the
+    update itself, so the update is needed in a second pass over memory, after the reduction,
+    and recomputing it there moves no more bytes than storing it. The fused path then computes
+    it again in that pass from the tensors it came from, rather than storing it in a temporary
+    tensor as large as the parameter (:data:`optarena.optim.compiled.RECOMPUTE_OPTIONS`)."""
 
     scales_by_learning_rate: ClassVar[bool] = False
     """Multiplies the update by ``-lr`` (its scalar ``neg_lr``): at the end of a chain the

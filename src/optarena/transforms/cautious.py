@@ -26,6 +26,7 @@ class CautiousMask(Transform):
 
     elementwise = False
     needs_shape = False  # a count over the whole tensor: flattened tensors give the same numbers
+    reduces_update = True  # the mask's count first, then the masked update: recomputed in the second pass
 
     def prepare(self, ctx: StepContext) -> Prepared:
         sizes = [float(math.prod(p.shape)) for p in ctx.originals]
