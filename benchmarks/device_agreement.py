@@ -16,10 +16,8 @@ import time
 
 import torch
 
-from optarena.bench.agreement import NEEDS_A_MODEL, deviation
+from optarena.bench.agreement import NEEDS_A_MODEL, case_for, deviation
 from optarena.registry import available
-
-MATRIX_CASE = {"shapes": ((6, 6), (5,), (4, 2, 2)), "steps": 12}
 
 
 def main() -> None:
@@ -34,7 +32,7 @@ def main() -> None:
     for name in names:
         if name in NEEDS_A_MODEL:
             continue
-        case = MATRIX_CASE if name in ("shampoo", "soap") else {}
+        case = case_for(name)
         started = time.perf_counter()
         row = {"optimizer": name}
         for key, dtype, fused, reference in (

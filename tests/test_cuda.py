@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import optarena
-from optarena.bench.agreement import NEEDS_A_MODEL, deviation
+from optarena.bench.agreement import NEEDS_A_MODEL, case_for, deviation
 from optarena.optim.torch_kernels import has_kernel
 from optarena.registry import available
 
@@ -37,19 +37,11 @@ BF16_TOLERANCE = 3e-2
 """bf16 parameters (float32 state) on the GPU against bf16 on the CPU: a few last-place
 differences of the stored weights (0 on the CPU, where both paths round alike)."""
 
-MATRIX_CASE = {"shapes": ((6, 6), (5,), (4, 2, 2)), "steps": 12}
-"""Shampoo and SOAP on square matrices: a rank-deficient statistic has no unique eigenbasis
-(or an inverse root dominated by eps), and two correct runs may then differ by O(1)."""
-
-
-def _case(name: str) -> dict:
-    return dict(MATRIX_CASE) if name in ("shampoo", "soap") else {}
-
 
 @pytest.mark.parametrize("fused", [False, True], ids=["eager", "fused"])
 @pytest.mark.parametrize("name", NAMES)
 def test_float32_on_the_gpu_matches_float64_on_the_cpu(name, fused):
-    value = deviation(name, "cuda", torch.float32, fused, **_case(name))
+    value = deviation(name, "cuda", torch.float32, fused, **case_for(name))
     tolerance = max(LOOSER.get(name, FLOAT32_TOLERANCE), BF16_NEWTON_SCHULZ.get(name, 0.0))
     assert value <= tolerance, f"{name} fused={fused}: {value:.3g} from the CPU's float64 (allowed {tolerance:g})"
 

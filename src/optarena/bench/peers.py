@@ -232,9 +232,12 @@ def deviation(
             optimizer.step()
         return torch.cat([(p.detach() - s).flatten() for p, s in zip(params, start)])
 
-    ours = run(build_ours)
-    theirs = run(build_peer)
-    scale = ours.norm()
+    return relative_distance(run(build_ours), run(build_peer))
+
+
+def relative_distance(reference: Tensor, other: Tensor) -> float:
+    """``||other - reference|| / ||reference||`` (the plain distance where ``reference`` is zero)."""
+    scale = reference.norm()
     if scale == 0:
-        return float((theirs - ours).norm())
-    return float((theirs - ours).norm() / scale)
+        return float((other - reference).norm())
+    return float((other - reference).norm() / scale)

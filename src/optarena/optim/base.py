@@ -119,6 +119,11 @@ def _bucket(params: list[Tensor], per_tensor: bool, kind: Any = None) -> list[li
     return list(buckets.values())
 
 
+def position_label(group_index: int, position: int) -> str:
+    """How a parameter without a name is called in messages and signals: its place in the groups."""
+    return f"param_groups[{group_index}]['params'][{position}]"
+
+
 def first_nonfinite(tensors: Sequence[Tensor]) -> int | None:
     """Index of the first tensor holding a NaN or an infinity, or None (multi-tensor check).
 
@@ -439,8 +444,7 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     @staticmethod
     def _position(group_index: int, group: dict[str, Any], param: Tensor) -> str:
-        index = next(i for i, p in enumerate(group["params"]) if p is param)
-        return f"param_groups[{group_index}]['params'][{index}]"
+        return position_label(group_index, next(i for i, p in enumerate(group["params"]) if p is param))
 
     def _label(self, group_index: int, group: dict[str, Any], param: Tensor) -> str:
         index = next(i for i, p in enumerate(group["params"]) if p is param)
@@ -630,8 +634,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                 if not positions and not all(bucket.names):
                     positions = {id(p): i for i, p in enumerate(group["params"])}
                 labels = [
-                    label or f"param_groups[{index}]['params'][{positions[id(p)]}]"
-                    for p, label in zip(bucket.params, bucket.names)
+                    label or position_label(index, positions[id(p)]) for p, label in zip(bucket.params, bucket.names)
                 ]
                 for name, values in signals.items():
                     self.signals.setdefault(name, {}).update(zip(labels, values))

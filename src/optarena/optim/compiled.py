@@ -156,9 +156,9 @@ class CompiledChain:
         self.key = key
         self.make = make
         self.modules = tuple(module for t in transforms for module in t.source_modules())
+        """The modules whose code the trace reads besides the runtime's (the cache entry hashes them)."""
         self.options = compile_options(transforms)
         """Inductor's options for this chain (part of what the structure in ``key`` fixes)."""
-        """The modules whose code the trace reads besides the runtime's (the cache entry hashes them)."""
         self.entry = compile_cache.entry_name(key, self.modules)
         self.fn: Callable[..., None] | None = None
         self.source = ""

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from optarena.hyperparameters import check_values
-from optarena.optim.base import SKIP_COUNTER, Paper
+from optarena.optim.base import SKIP_COUNTER, Paper, position_label
 from optarena.optim.execution import LOW_PRECISION, REMAINDER
 from optarena.search_space import LogUniform, SearchSpace, Uniform
 from optarena.spec import TestPlan, WrapperSpec, configs, errors
@@ -178,7 +178,7 @@ class Lookahead(torch.optim.Optimizer):
                 slow = self.state.get(p, {}).get("slow_param")
                 if slow is None:
                     continue
-                label = names[position] if names else f"param_groups[{index}]['params'][{position}]"
+                label = names[position] if names else position_label(index, position)
                 fast = p.detach().float() if p.dtype in LOW_PRECISION else p.detach()
                 out[label] = float(torch.linalg.vector_norm(fast - slow))
         return out
