@@ -195,18 +195,25 @@ def prepare_worker(specs: list[TrialSpec]) -> None:
     result: every trial seeds its own random streams, and torch's global generator is restored.
     A spec that fails here is left to its trial, which reports the error.
     """
-    from optarena.registry import lookup
-
     for spec in specs:
         try:
             with torch_threads(spec.threads), torch.random.fork_rng(devices=[]):
-                workload = load_workload(spec.workload, spec.options, spec.data_dir)
-                entry = lookup(spec.optimizer)
-                trainable = workload.setup(spec.seed, sparse=bool(getattr(entry.cls, "supports_sparse", False)))
-                hyperparameters, _ = split_schedule(spec.hyperparameters)
-                entry.build(trainable.model.parameters(), **hyperparameters)
+                _set_up(spec)
         except Exception:  # the trial itself raises it, with its description
             continue
+
+
+def _set_up(spec: TrialSpec) -> tuple[Any, Any, Any, Any]:
+    """A trial's workload, seeded model, optimizer and schedule settings."""
+    from optarena.registry import lookup
+
+    workload = load_workload(spec.workload, spec.options, spec.data_dir)
+    entry = lookup(spec.optimizer)
+    torch.manual_seed(spec.seed)  # for workloads that draw from torch's global generator
+    trainable = workload.setup(spec.seed, sparse=bool(getattr(entry.cls, "supports_sparse", False)))
+    hyperparameters, schedule = split_schedule(spec.hyperparameters)
+    optimizer = entry.build(trainable.model.parameters(), **hyperparameters)
+    return workload, trainable, optimizer, schedule
 
 
 def run_trial(spec: TrialSpec) -> TrialResult:
@@ -222,17 +229,10 @@ def run_trial(spec: TrialSpec) -> TrialResult:
 
 def _train(spec: TrialSpec) -> TrialResult:
     from optarena.optim.schedule_free import at_evaluation_point
-    from optarena.registry import lookup
 
-    workload = load_workload(spec.workload, spec.options, spec.data_dir)
+    workload, trainable, optimizer, schedule = _set_up(spec)
     target = workload.target
     steps, eval_every = int(workload.steps), int(workload.eval_every)
-    entry = lookup(spec.optimizer)
-
-    torch.manual_seed(spec.seed)  # for workloads that draw from torch's global generator
-    trainable = workload.setup(spec.seed, sparse=bool(getattr(entry.cls, "supports_sparse", False)))
-    hyperparameters, schedule = split_schedule(spec.hyperparameters)
-    optimizer = entry.build(trainable.model.parameters(), **hyperparameters)
     scheduler = make_scheduler(optimizer, schedule, steps)
     names = SignalNames(trainable.model, optimizer) if spec.signals and records_signals(optimizer) else None
     probe = None
