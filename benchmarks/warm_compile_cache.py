@@ -22,12 +22,12 @@ def _warm(job: tuple[str, str, str, str, str | None]) -> str:
     import torch
 
     import optarena
-    from optarena.bench.params import make_param_set
+    from optarena.bench.params import DTYPES, make_param_set
     from optarena.bench.runner import bench_settings
 
     try:
         started = time.perf_counter()
-        param_set = make_param_set(params, device=device, dtype=getattr(torch, dtype))
+        param_set = make_param_set(params, device=device, dtype=DTYPES[dtype])
         optimizer = optarena.create(name, param_set.fresh(), fused=True, **bench_settings(name, state_dtype))
         seconds = []
         for _ in range(2):
@@ -43,14 +43,15 @@ def _warm(job: tuple[str, str, str, str, str | None]) -> str:
 
 
 def main() -> None:
+    from optarena.bench.params import DTYPES
     from optarena.bench.runner import resolve_names
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--optimizers", default=None, help="comma-separated names (default: all)")
     parser.add_argument("--params", default="transformer")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    parser.add_argument("--state-dtype", default=None, choices=("float32", "bfloat16"))
+    parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
+    parser.add_argument("--state-dtype", default=None, choices=tuple(DTYPES))
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     names = resolve_names(args.optimizers.split(",") if args.optimizers else None)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 
 from optarena.bench.bandwidth import DEFAULT_ELEMENTS
-from optarena.bench.params import PRESETS
+from optarena.bench.params import DTYPES, PRESETS
 from optarena.bench.timing import DEFAULT_PEER_STEP_LIMIT_S
 from optarena.cli_types import names, positive_int, real
 
@@ -64,13 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda[:N]' (default cpu)")
     parser.add_argument(
         "--dtype",
-        choices=("float32", "bfloat16"),
+        choices=tuple(DTYPES),
         default="float32",
         help="parameter and gradient dtype (default float32)",
     )
     parser.add_argument(
         "--state-dtype",
-        choices=("float32", "bfloat16"),
+        choices=tuple(DTYPES),
         default=None,
         help="state dtype of bfloat16 parameters, for every optimizer that takes state_dtype "
         "(default: each optimizer's own, float32)",

@@ -19,6 +19,7 @@ import torch
 
 import optarena
 from optarena.bench.bandwidth import synchronize
+from optarena.bench.params import DTYPES, make_param_set
 
 
 def _step_seconds(optimizer: torch.optim.Optimizer, device: torch.device) -> float:
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="transformer")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
     parser.add_argument("--settings", default="{}", help="JSON object of hyperparameters")
     parser.add_argument("--trivial", action="store_true")
     args = parser.parse_args(argv)
@@ -50,10 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"trivial_s": time.perf_counter() - start}))
         return 0
 
-    from optarena.bench.params import make_param_set
-
     start = time.perf_counter()
-    param_set = make_param_set(args.params, device=device, dtype=getattr(torch, args.dtype))
+    param_set = make_param_set(args.params, device=device, dtype=DTYPES[args.dtype])
     params = param_set.fresh()
     optimizer = optarena.create(args.optimizer, params, fused=True, **json.loads(args.settings))
     setup = time.perf_counter() - start

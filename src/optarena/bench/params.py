@@ -20,6 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+"""Parameter dtypes the benchmark steps (``--dtype``), and the state dtypes it may ask for."""
+
 
 @dataclass(frozen=True)
 class ParamPreset:

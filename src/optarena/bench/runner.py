@@ -32,7 +32,7 @@ import torch
 from optarena.bench.bandwidth import DEFAULT_ELEMENTS, InPlaceUpdate, measure_bandwidth
 from optarena.bench.compile_time import CompileTimer
 from optarena.bench.memory import peak_extra_bytes
-from optarena.bench.params import ParamSet, get_preset, make_param_set
+from optarena.bench.params import DTYPES, ParamSet, get_preset, make_param_set
 from optarena.bench.peers import LIBRARIES, SAME_TOLERANCE, Peer, deviation, library_status, peers_for
 from optarena.bench.timing import DEFAULT_PEER_STEP_LIMIT_S, Contender, interleaved_rounds, warm_up
 from optarena.bench.traffic import measure_traffic
@@ -51,10 +51,6 @@ BASELINE_LABEL = "torch.optim.Adam(fused)"
 STREAM_LABEL = "in-place update (bandwidth)"
 
 _FALLBACK_REQUIRED = {"lr": 1e-3, "momentum": 0.9, "nu": 0.7}
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-"""Parameter dtypes the benchmark steps (``--dtype``)."""
-STATE_DTYPES = ("float32", "bfloat16")
 
 
 @dataclass
@@ -89,10 +85,8 @@ class BenchConfig:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
         if self.state_dtype is not None:
-            if self.state_dtype not in STATE_DTYPES:
-                raise ValueError(
-                    f"state_dtype must be one of {', '.join(STATE_DTYPES)} or None; got {self.state_dtype!r}"
-                )
+            if self.state_dtype not in DTYPES:
+                raise ValueError(f"state_dtype must be one of {', '.join(DTYPES)} or None; got {self.state_dtype!r}")
             if self.dtype == "float32":
                 raise ValueError("state_dtype applies to bfloat16 parameters only; pass dtype='bfloat16' with it")
         if self.peer_step_limit_s is not None and not self.peer_step_limit_s > 0:
