@@ -236,6 +236,22 @@ def test_sm3_keeps_m_plus_n_numbers_for_a_matrix():
     assert sum(v.numel() for v in opt.state[p[0]].values() if torch.is_tensor(v)) == 30 + 20
 
 
+@pytest.mark.parametrize("config", [{"momentum": 0.5}, {"beta": 0.9}])
+def test_sm3_compiled_kernel_follows_the_eager_step(config):
+    """fused=True runs each tensor's SM3 step as one compiled kernel: the same path, to rounding,
+    on tensors of 0 to 3 dimensions (the accumulators included)."""
+    shapes = ((6, 5), (5,), (3, 4, 2), ())
+    eager, compiled = matrices(shapes=shapes), matrices(shapes=shapes)
+    opt_eager = optarena.SM3(eager, fused=False, **config)
+    opt_compiled = optarena.SM3(compiled, fused=True, **config)
+    run(opt_eager, eager, 6)
+    run(opt_compiled, compiled, 6)
+    assert relative(compiled, eager) <= 1e-12
+    for a, b in zip(eager, compiled):
+        for key, value in opt_eager.state[a].items():
+            torch.testing.assert_close(opt_compiled.state[b][key], value, rtol=1e-12, atol=0)
+
+
 # -- Shampoo's blocking and grafting, by their definitions ---------------------------------------------
 
 

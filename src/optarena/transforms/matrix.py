@@ -32,7 +32,7 @@ import functools
 import math
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
@@ -136,13 +136,15 @@ def has_matrix_transform(transforms: Sequence[Transform]) -> bool:
 
 # -- kernels: the heavy part of a matrix transform, compiled when the step is fused ----------------
 
+Result = TypeVar("Result")
 _lock = threading.Lock()
 _compiled_kernels: dict[Hashable, Callable[..., Any]] = {}
 _broken_kernels: set[Hashable] = set()
 
 
-def kernel(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """Make ``fn`` (tensors and fixed settings in, a tensor out) a matrix kernel.
+def kernel(fn: Callable[..., Result]) -> Callable[..., Result]:
+    """Make ``fn`` (tensors and fixed settings in, a tensor or a tuple of tensors out; no input
+    changed in place, since a failed compilation runs it again) a matrix kernel.
 
     ``kernel_fn(*args, compiled=False)`` runs it as it is; with ``compiled=True`` it runs
     through ``torch.compile`` (dynamic shapes, one graph per kernel and set of settings), or as
@@ -150,7 +152,7 @@ def kernel(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
     """
 
     @functools.wraps(fn)
-    def run(*args: Any, compiled: bool = False) -> Tensor:
+    def run(*args: Any, compiled: bool = False) -> Result:
         if not compiled:
             return fn(*args)
         from optarena.optim import toolchain

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Hyper
 from optarena.transforms.base import Kernel, Prepared, StepContext
-from optarena.transforms.matrix import MatrixTransform
+from optarena.transforms.matrix import MatrixTransform, ctx_compiled, kernel
 
 MAX_DIMS = 16
 """Tensors of up to this many dimensions (one accumulator each)."""
@@ -40,7 +40,9 @@ class ScaleBySm3(MatrixTransform):
 
     A scalar keeps one accumulator (AdaGrad). State: ``accumulator_0 ... accumulator_{k-1}``
     (shaped to broadcast against the tensor, as the ``torch-sm3`` package keeps them) and
-    ``momentum_buffer``. Per-tensor work (maxima over dimensions): the chain runs eagerly.
+    ``momentum_buffer``. Per-tensor work (maxima over dimensions): the chain runs tensor by
+    tensor; with ``fused=True`` each tensor's direction is one compiled kernel
+    (:func:`sm3_direction`).
     """
 
     hyperparameters = {
@@ -56,31 +58,53 @@ class ScaleBySm3(MatrixTransform):
                 raise ValueError(
                     f"SM3 keeps one accumulator per dimension, for up to {MAX_DIMS} dimensions; got shape {tuple(p.shape)}"
                 )
-        return Prepared(static={key: float(self.value(ctx, key)) for key in self.hyperparameters})
+        static: dict[str, Any] = {key: float(self.value(ctx, key)) for key in self.hyperparameters}
+        return Prepared(static={**static, "compiled": ctx_compiled(ctx)})
 
     def step_tensor(self, update: Tensor, state: dict[str, Any], index: int, k: Kernel) -> Tensor:
         if update.numel() == 0:
             return torch.zeros_like(update)
         shape = update.shape
-        dims = max(update.dim(), 1)
         accumulators = []
-        for d in range(dims):
+        for d in range(max(update.dim(), 1)):
             key = f"accumulator_{d}"
             if key not in state:
                 state[key] = update.new_zeros(accumulator_shape(shape, d) if update.dim() else ())
             accumulators.append(state[key])
-        beta, eps, momentum = k.static("beta"), k.static("eps"), k.static("momentum")
-        nu = accumulators[0]
-        for other in accumulators[1:]:
-            nu = torch.minimum(nu, other)
-        squares = update * update
-        nu = nu + squares if beta == 0 else beta * nu + (1.0 - beta) * squares
-        for d, accumulator in enumerate(accumulators):
-            others = [i for i in range(update.dim()) if i != d]
-            accumulator.copy_(nu.amax(dim=others, keepdim=True) if others else nu)
-        out = update * torch.where(nu > 0, (nu + eps).rsqrt(), 0.0)
+        out, *maxima = sm3_direction(
+            update, k.static("beta"), k.static("eps"), *accumulators, compiled=k.static("compiled")
+        )
+        for accumulator, maximum in zip(accumulators, maxima):
+            accumulator.copy_(maximum)
+        momentum = k.static("momentum")
         if momentum == 0:
             return out
         buffer: Tensor = state.setdefault("momentum_buffer", torch.zeros_like(update))
         buffer.mul_(momentum).add_(out, alpha=1.0 - momentum)
         return buffer.clone()
+
+
+@kernel
+def sm3_direction(update: Tensor, beta: float, eps: float, *accumulators: Tensor) -> tuple[Tensor, ...]:
+    """SM3-II for one tensor: its direction ``g / sqrt(nu + eps)`` (0 where ``nu`` is 0),
+    followed by each accumulator's next value, the maxima of ``nu`` over the dimensions other
+    than its own. Pure (the caller stores the accumulators), so that a compilation that fails
+    half-way can be run again as it is.
+
+    Written to make as few parameter-sized temporaries as the eager step allows (``nu`` and the
+    mask of its positive entries); compiled (``fused=True``), it is two passes over the gradient.
+    """
+    covered = accumulators[0]
+    for other in accumulators[1:]:
+        covered = torch.minimum(covered, other)
+    if beta == 0:
+        nu = torch.addcmul(covered, update, update)
+    else:
+        nu = torch.addcmul(covered * beta, update, update, value=1.0 - beta)
+    maxima = []
+    for d in range(len(accumulators)):
+        others = [i for i in range(update.dim()) if i != d]
+        maxima.append(nu.amax(dim=others, keepdim=True) if others else nu.clone())
+    positive = nu > 0
+    direction = nu.add_(eps).rsqrt_().masked_fill_(positive.logical_not_(), 0.0).mul_(update)
+    return (direction, *maxima)
