@@ -41,12 +41,6 @@ from optarena.transforms.base import Kernel, Prepared, StepContext, Transform
 from optarena.transforms.ops import Fresh, ListOps, _item
 from optarena.transforms.sharding import is_sharded, local
 
-try:  # torch.distributed is missing from some builds
-    import torch.distributed as dist
-    from torch.distributed.tensor import DTensor, Replicate, Shard
-except ImportError:  # pragma: no cover - depends on the build
-    DTensor = None  # type: ignore[assignment,misc]
-
 
 def flattened_matrix(shape: Sequence[int]) -> tuple[int, int]:
     """The matrix a tensor of ``shape`` is seen as: ``(shape[0], prod(shape[1:]))`` for two or
@@ -187,12 +181,16 @@ def kernel(fn: Callable[..., Result]) -> Callable[..., Result]:
 
 def _sharded_dim(tensor: Tensor) -> int | None:
     """The dimension a 1-D mesh's ``Shard`` placement splits; None when replicated."""
+    from torch.distributed.tensor import Shard
+
     (placement,) = tensor.placements
     return placement.dim if isinstance(placement, Shard) else None
 
 
 def _local_shape(tensor: Tensor, rank: int) -> list[int]:
     """The shape of rank ``rank``'s part of a ``DTensor`` on a 1-D mesh."""
+    from torch.distributed.tensor import Shard
+
     shape = list(tensor.shape)
     dim = _sharded_dim(tensor)
     if dim is not None:
@@ -201,6 +199,8 @@ def _local_shape(tensor: Tensor, rank: int) -> list[int]:
 
 
 def _wrap_like(part: Tensor, like: Tensor) -> Tensor:
+    from torch.distributed.tensor import DTensor
+
     return DTensor.from_local(
         part, like.device_mesh, like.placements, run_check=False, shape=like.shape, stride=like.stride()
     )
@@ -215,6 +215,8 @@ def distributed_matrix_step(tensors: list[Tensor], step: Callable[[int, Tensor],
     more dimensions every rank gathers and steps every tensor. The results are ``DTensor``
     objects placed as the inputs.
     """
+    from torch.distributed.tensor import DTensor, Replicate, Shard
+
     mesh = tensors[0].device_mesh
     if mesh.ndim != 1:
         out = []
@@ -287,6 +289,8 @@ def _all_to_all(
     send: list[Tensor], receive_sizes: list[int], group: Any, dtype: torch.dtype, device: torch.device
 ) -> list[Tensor]:
     """One ``all_to_all_single``: ``send[r]`` goes to rank ``r``; the blocks received, by source."""
+    import torch.distributed as dist
+
     output = torch.empty(sum(receive_sizes), dtype=dtype, device=device)
     dist.all_to_all_single(output, torch.cat(send), receive_sizes, [s.numel() for s in send], group=group)
     return list(output.split(receive_sizes))

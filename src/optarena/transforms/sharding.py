@@ -23,6 +23,7 @@ for state that drops a dimension), so ``torch.distributed.checkpoint`` saves and
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,15 +32,27 @@ from torch import Tensor
 
 from optarena.transforms.ops import ForeachOps, Fresh, Scalar
 
-try:  # torch.distributed is missing from some builds
+if TYPE_CHECKING:
     import torch.distributed as dist
     from torch.distributed.tensor import DTensor, Replicate, Shard
     from torch.distributed.tensor.placement_types import Partial, _StridedShard
-except ImportError:  # pragma: no cover - depends on the build
-    DTensor = None  # type: ignore[assignment,misc]
-
-if TYPE_CHECKING:
     from typing_extensions import TypeIs
+
+DISTRIBUTED_TENSOR = "torch.distributed.tensor"
+"""The module that defines ``DTensor``: imported here only once the program has imported it
+(a ``DTensor`` cannot exist before), which keeps about a third of ``import optarena`` away
+from programs that never shard."""
+
+
+def _bind_distributed() -> None:
+    """Put torch.distributed's tensor types in this module's namespace, for the functions below."""
+    import torch.distributed as dist
+    from torch.distributed.tensor import DTensor, Replicate, Shard
+    from torch.distributed.tensor.placement_types import Partial, _StridedShard
+
+    globals().update(
+        dist=dist, DTensor=DTensor, Replicate=Replicate, Shard=Shard, Partial=Partial, _StridedShard=_StridedShard
+    )
 
 
 LOCAL = "local"
@@ -56,7 +69,11 @@ def step_mode(transforms: Sequence[Any], bucket: Sequence[Tensor]) -> str:
 
 def is_sharded(tensor: Any) -> TypeIs[DTensor]:
     """Whether ``tensor`` is a ``DTensor`` (a parameter of FSDP2 or tensor parallelism)."""
-    return DTensor is not None and isinstance(tensor, DTensor)
+    if DISTRIBUTED_TENSOR not in sys.modules:
+        return False
+    if "DTensor" not in globals():
+        _bind_distributed()
+    return isinstance(tensor, DTensor)
 
 
 def local(tensor: Tensor) -> Tensor:
