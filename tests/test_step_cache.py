@@ -192,6 +192,19 @@ def test_gradients_that_turn_non_contiguous(name, settings):
 
 
 @BY_OPTIMIZER
+def test_gradients_non_contiguous_at_every_step(name, settings):
+    kept, kept_params, fresh, fresh_params = twins(name, settings)
+
+    def transpose(optimizer, params, step):
+        params[0].grad = params[0].grad.t().contiguous().t()  # as channels_last layers give them
+
+    run(kept, kept_params, fresh, fresh_params, 2, transpose)
+    plan = plan_of(kept)
+    run(kept, kept_params, fresh, fresh_params, 3, transpose)
+    assert plan_of(kept) is plan
+
+
+@BY_OPTIMIZER
 def test_settings_changed_between_steps(name, settings):
     kept, kept_params, fresh, fresh_params = twins(name, settings)
 

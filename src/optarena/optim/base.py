@@ -593,8 +593,8 @@ class ChainOptimizer(torch.optim.Optimizer):
             return plans
         if kernel_refused_for_state(plans):
             return plans  # the kernel may take the group again once its state is contiguous
-        facts = Facts.observe(group, params, self._routing_key) if params else None
-        if facts is not None:
+        if params:
+            facts = Facts.observe(group, params, self._routing_key)
             self._kept_plans[id(group)] = GroupPlan(group, facts, plans, self._steps_called)
         return plans
 

@@ -6,8 +6,7 @@ which parameters have a gradient, the dtypes, devices and contiguity of paramete
 gradients, the group's ``fused``, ``foreach`` and ``differentiable`` (and its routing key),
 and the process's compile switch and planning settings. A :class:`GroupPlan` keeps the plan
 with those facts; a step whose facts are equal reuses it, for the price of a few passes over
-the parameter list (identities, dtypes, devices, contiguity). A sparse or non-contiguous
-gradient is always planned afresh.
+the parameter list (identities, dtypes, devices, contiguity).
 
 Nothing else is kept. Hyperparameters (``lr``, ``betas``, ...) are read from the group at
 every step, so a scheduler's writes, tensors included, cost nothing here. State is gathered
@@ -37,6 +36,7 @@ PLAN_KEYS = ("fused", "foreach", "differentiable")
 _grad = attrgetter("grad")
 _dtype = attrgetter("dtype")
 _device = attrgetter("device")
+_layout = attrgetter("layout")
 
 
 def switches() -> tuple[Hashable, ...]:
@@ -59,14 +59,14 @@ class Facts:
     dtypes: list[Any]
     grad_dtypes: list[Any]
     devices: list[Any]
+    layouts: Any
+    """True when every parameter and gradient is dense and contiguous (the usual case, checked in
+    one pass each); otherwise each parameter's contiguity and its gradient's layout and contiguity."""
 
     @staticmethod
-    def observe(group: Mapping[str, Any], params: list[Tensor], routing_key: str | None) -> Facts | None:
-        """The facts of this step; None when a parameter or gradient is not dense and contiguous
-        (such steps are planned afresh, as every step used to be)."""
+    def observe(group: Mapping[str, Any], params: list[Tensor], routing_key: str | None) -> Facts:
+        """The facts of this step."""
         grads = list(map(_grad, params))
-        if not all(map(Tensor.is_contiguous, grads)) or not all(map(Tensor.is_contiguous, params)):
-            return None
         return Facts(
             tuple(params),
             settings(group, routing_key),
@@ -74,6 +74,7 @@ class Facts:
             list(map(_dtype, params)),
             list(map(_dtype, grads)),
             list(map(_device, params)),
+            layouts(params, grads),
         )
 
     def same_params(self, params: list[Tensor]) -> bool:
@@ -88,7 +89,19 @@ class Facts:
             and self.dtypes == other.dtypes
             and self.grad_dtypes == other.grad_dtypes
             and self.devices == other.devices
+            and self.layouts == other.layouts
         )
+
+
+def layouts(params: list[Tensor], grads: list[Tensor]) -> Any:
+    """:attr:`Facts.layouts` (``is_contiguous`` is False for a sparse gradient)."""
+    if all(map(Tensor.is_contiguous, grads)) and all(map(Tensor.is_contiguous, params)):
+        return True
+    return (
+        tuple(map(Tensor.is_contiguous, params)),
+        tuple(map(_layout, grads)),
+        tuple(map(Tensor.is_contiguous, grads)),
+    )
 
 
 def settings(group: Mapping[str, Any], routing_key: str | None) -> tuple[Any, ...]:
@@ -165,7 +178,7 @@ class GroupPlan:
         if self.checked_at == step:
             return True
         facts = Facts.observe(group, params, routing_key)
-        if facts is None or not facts.matches(self.facts):
+        if not facts.matches(self.facts):
             return False
         self.checked_at = step
         return True
