@@ -82,6 +82,7 @@ class Facts:
         return len(params) == len(self.params) and all(map(is_, params, self.params))
 
     def matches(self, other: Facts) -> bool:
+        """Whether ``other`` (a later step's facts) allows the plan made for these."""
         return (
             self.same_params(list(other.params))
             and self.settings == other.settings
@@ -121,6 +122,7 @@ class Template:
     params: list[Tensor]
     names: list[str | None]
     route: str | None
+    kernel: Any
     plan: BucketPlan
     plain: bool
     seen: list[Tensor] = field(default_factory=list)
@@ -165,6 +167,7 @@ class GroupPlan:
                 bucket.params,
                 bucket.names,
                 bucket.route,
+                bucket.kernel,
                 plan,
                 not any(is_sharded(p) or p.is_complex() for p in bucket.params),
             )
@@ -185,12 +188,12 @@ class GroupPlan:
 
     def buckets(self, state: Mapping[Tensor, dict[str, Any]]) -> list[tuple[Bucket, BucketPlan]] | None:
         """This step's buckets with their state; None when the plan no longer holds (a kernel
-        bucket's state tensor is not contiguous). Nothing is changed."""
+        bucket's state tensor is not contiguous). No parameter or state value is changed."""
         out = []
         for t in self.templates:
             states = [state[p] for p in t.params]
             bucket = Bucket(
-                t.transforms, self.group, t.params, states, t.names, t.route, kernel=t.plan.kernel, plain=t.plain
+                t.transforms, self.group, t.params, states, t.names, t.route, kernel=t.kernel, plain=t.plain
             )
             if t.plan.kernel is not None:
                 gathered = t.kernel_args(self.group, states, bucket.uses_step)
