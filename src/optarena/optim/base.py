@@ -2,7 +2,9 @@
 
 One code path serves every optimizer: gather the parameters that have a gradient, check
 the non-finite policy, bucket by device and dtype, advance the step counts, run the
-transforms over each bucket's list of tensors and add the result to the parameters.
+transforms over each bucket's list of tensors and add the result to the parameters. Each
+group's plan (its buckets and how each runs) is kept between steps while the facts it rests on
+hold (:mod:`optarena.optim.step_cache`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from optarena.optim.fused import step_bucket
 from optarena.optim.groups import ChangeTracker, check_group_keys
 from optarena.optim.planning import BreakEven, Bucket, BucketPlan, compile_group, kernel_plan, plan_bucket
 from optarena.optim.routing import Partition
+from optarena.optim.step_cache import Facts, GroupPlan, kernel_refused_for_state
 from optarena.optim.step_modes import check_capturable, check_differentiable
 from optarena.search_space import LogUniform, SearchSpace
 from optarena.transforms import sharding
@@ -202,6 +205,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         self._steps_called = 0
         self._fused_plans: dict[Any, ChunkPlan] = {}
         """Fused path: each bucket's chunked arguments, reused from step to step."""
+        self._kept_plans: dict[int, GroupPlan] = {}
+        """Each group's plan (by the group's id), reused while its facts hold (:mod:`optarena.optim.step_cache`)."""
         self._checked = ChangeTracker(self.hyperparameters)
         """The hyperparameter values each group was last validated with."""
         self._signal_every = 0
@@ -314,14 +319,16 @@ class ChainOptimizer(torch.optim.Optimizer):
         self._checked.remember(self.param_groups[-1])
 
     def __getstate__(self) -> dict[str, Any]:
-        """Everything but the fused path's chunk plans (torch.optim keeps only defaults, state and
-        groups, which would lose the chain: a copy or an unpickled optimizer must still step)."""
-        skip = ("_fused_plans", "_checked", "_break_even")
+        """Everything but what is kept between steps (chunk plans, step plans, checked values)
+        (torch.optim keeps only defaults, state and groups, which would lose the chain: a copy
+        or an unpickled optimizer must still step)."""
+        skip = ("_fused_plans", "_kept_plans", "_checked", "_break_even")
         return {key: value for key, value in self.__dict__.items() if key not in skip}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._fused_plans = {}
+        self._kept_plans = {}
         self._break_even = {}  # keyed by the groups' identities, which a copy does not keep
         self._checked = ChangeTracker(self.hyperparameters)
         if "_group_defaults" not in self.__dict__:  # pickled before groups were checked
@@ -383,6 +390,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
         self._fused_plans.clear()
+        self._kept_plans.clear()
         scalar_keys = {key for t in self.transforms for key in t.scalar_state_keys}
         saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
         params = [p for g in self.param_groups for p in g["params"]]
@@ -489,10 +497,19 @@ class ChainOptimizer(torch.optim.Optimizer):
         if self._recording():
             self.signals = {}
         plan: list[tuple[dict[str, Any], list[Tensor] | None]] = []
+        kept = self._kept_plans
+        if len(kept) > len(self.param_groups):  # groups taken out of param_groups keep no plan
+            present = {id(group) for group in self.param_groups}
+            for key in [key for key in kept if key not in present]:
+                del kept[key]
         for index, group in enumerate(self.param_groups):
             params = [p for p in group["params"] if p.grad is not None]
-            self.check_gradients(index, group, params)
-            self._check_placements(index, group, params)
+            known = kept.get(id(group))
+            if known is None or not known.current(group, params, self._routing_key, self._steps_called):
+                self.check_gradients(index, group, params)
+                self._check_placements(index, group, params)
+            elif type(self).check_gradients is not ChainOptimizer.check_gradients:
+                self.check_gradients(index, group, params)  # a subclass's own checks may read values
             policy = group.get("nonfinite", "ignore")
             if policy != "ignore" and params:
                 bad = first_nonfinite([p.grad for p in params])
@@ -556,6 +573,30 @@ class ChainOptimizer(torch.optim.Optimizer):
                 )
             )
         return out
+
+    @property
+    def _routing_key(self) -> str | None:
+        return self.routing.group_key if self.routing is not None else None
+
+    def _step_plans(self, group: dict[str, Any], params: list[Tensor]) -> list[tuple[Bucket, BucketPlan]]:
+        """This step's buckets and plans: the group's kept plan while its facts hold, else a new
+        plan (kept for the next steps unless ``fused=None`` is still counting towards compiling)."""
+        kept = self._kept_plans.get(id(group))
+        if kept is not None and kept.current(group, params, self._routing_key, self._steps_called):
+            plans = kept.buckets(self.state)
+            if plans is not None:
+                return plans
+        self._kept_plans.pop(id(group), None)
+        plans = self._plans(group, params)
+        waiting = self._break_even.get(id(group))
+        if waiting is not None and not waiting.decided and group.get("fused") is None:
+            return plans
+        if kernel_refused_for_state(plans):
+            return plans  # the kernel may take the group again once its state is contiguous
+        if params:
+            facts = Facts.observe(group, params, self._routing_key)
+            self._kept_plans[id(group)] = GroupPlan(group, facts, plans, self._steps_called)
+        return plans
 
     def _plans(
         self, group: dict[str, Any], params: list[Tensor], ahead: bool = False
@@ -624,7 +665,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         still waiting to compile (this step ran eagerly for it)."""
         recording = self._recording()
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
-        plans = self._plans(group, params)
+        plans = self._step_plans(group, params)
         self._prepare_group(group, [bucket for bucket, _ in plans])
         positions: dict[int, int] = {}  # of the group's parameters, for unnamed ones' labels
         for bucket, plan in plans:

@@ -139,7 +139,11 @@ class ChunkPlan:
         self.scalar_chunks = [alias(self.scalars[c], flat=False) for c in range(len(self.starts))]
 
     @staticmethod
-    def _pointers(bucket: list[Tensor], states: list[dict[str, Any]], state_keys: tuple[str, ...]) -> tuple[int, ...]:
+    def _pointers(
+        bucket: list[Tensor], states: list[dict[str, Any]], state_keys: tuple[str, ...], plain: bool = False
+    ) -> tuple[int, ...]:
+        if plain:
+            return tuple(map(Tensor.data_ptr, bucket)) + tuple(s[key].data_ptr() for key in state_keys for s in states)
         return tuple(local_view(p).data_ptr() for p in bucket) + tuple(
             local_view(s[key]).data_ptr() for key in state_keys for s in states
         )
@@ -148,9 +152,12 @@ class ChunkPlan:
         padded = tensors + padding
         return [padded[start : start + self.chunk] for start in self.starts]
 
-    def current(self, bucket: list[Tensor], states: list[dict[str, Any]], state_keys: tuple[str, ...]) -> bool:
-        """Whether every parameter and state tensor is still where the plan saw it."""
-        return self._pointers(bucket, states, state_keys) == self.pointers
+    def current(
+        self, bucket: list[Tensor], states: list[dict[str, Any]], state_keys: tuple[str, ...], plain: bool = False
+    ) -> bool:
+        """Whether every parameter and state tensor is still where the plan saw it (``plain``:
+        every tensor is real and of this process, so no view is needed to find its memory)."""
+        return self._pointers(bucket, states, state_keys, plain) == self.pointers
 
     def grads(self, grads: list[Tensor]) -> list[list[Tensor]]:
         """This step's gradients, chunked: flattened views for a flat chain (the graph never
@@ -182,12 +189,13 @@ def plan_for(
     state_keys: tuple[str, ...],
     flat: bool,
     rows: int,
+    plain: bool = False,
 ) -> ChunkPlan | None:
     """The bucket's plan, built anew when a tensor moved; None when some state tensor is not
     contiguous (the compiled graph takes dense contiguous memory only)."""
     key = (tuple(id(p) for p in bucket), state_keys, flat, rows, chunk_size(flat))
     plan = plans.get(key)
-    if plan is None or not plan.current(bucket, states, state_keys):
+    if plan is None or not plan.current(bucket, states, state_keys, plain):
         if not all(local_view(s[k]).is_contiguous() for k in state_keys for s in states):
             return None
         if len(plans) >= ChunkPlan.MAX_PLANS:

@@ -211,10 +211,10 @@ def prepare_step(bucket: Bucket, mode: str = sharding.LOCAL) -> PreparedStep:
     steps = advance_steps(states, bucket.uses_step)
     whole = mode == sharding.WHOLE
     state_dtype = state_dtype_for(group, params[0].dtype)
-    ctx = StepContext(group, params, states, steps, state_dtype, whole=whole, names=bucket.names)
+    ctx = StepContext(group, params, states, steps, state_dtype, whole=whole, names=bucket.names, plain=bucket.plain)
     prepare_precision(ctx)
     prepared = prepare_chain(bucket.transforms, ctx)
-    grads = [ctx.view(p.grad) for p in params]
+    grads = [p.grad for p in params] if bucket.plain else [ctx.view(p.grad) for p in params]
     ops: ListOps = FOREACH
     if mode == sharding.WHOLE:
         ops = sharding.ShardedOps()

@@ -52,7 +52,10 @@ def step_bucket(bucket: Bucket, plan: BucketPlan, chunk_plans: dict[Hashable, Ch
     when the bucket records them, one value per tensor of the bucket.
     """
     if plan.kernel is not None:
-        plan.kernel.run(prepare_step(bucket, plan.mode))
+        if bucket.gathered is not None:
+            plan.kernel.step(bucket.gathered)
+        else:
+            plan.kernel.run(prepare_step(bucket, plan.mode))
         return {}
     parts: list[tuple[Sequence[int], Signals]] = []
     if plan.eager:
@@ -117,7 +120,7 @@ def step_compiled(bucket: Bucket, chunk_plans: dict[Hashable, ChunkPlan]) -> Sig
         bucket.transforms,
     )
     rows = sum(len(p.scalars) for p in prepared)
-    plan = plan_for(chunk_plans, params, states, state_keys, flat, rows)
+    plan = plan_for(chunk_plans, params, states, state_keys, flat, rows, bucket.plain)
     if plan is None:
         return step.run_eagerly()
     plan.write_scalars(prepared)

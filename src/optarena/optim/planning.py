@@ -18,7 +18,7 @@ from torch import Tensor
 
 from optarena.optim import toolchain
 from optarena.optim.chunks import fusable
-from optarena.optim.torch_kernels import TorchKernel
+from optarena.optim.torch_kernels import KernelArgs, TorchKernel
 from optarena.transforms import sharding
 from optarena.transforms.base import Transform, local_view
 from optarena.transforms.matrix import compiles_kernels, has_matrix_transform
@@ -85,6 +85,12 @@ class Bucket:
     """Whether this step records signals."""
     kernel: TorchKernel | None = None
     """torch's fused kernel for this chain's algorithm, if it has one (:mod:`optarena.optim.torch_kernels`)."""
+    plain: bool = False
+    """Every parameter is a real tensor of this process (not complex, not sharded): the math sees
+    the tensors themselves, no view is needed (set by a plan kept between steps)."""
+    gathered: KernelArgs | None = None
+    """This step's arguments to torch's kernel, gathered from existing state by a plan kept
+    between steps (:mod:`optarena.optim.step_cache`); None: the chain's preparation makes them."""
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -109,6 +115,7 @@ class Bucket:
             self.route,
             self.recording,
             self.kernel,
+            self.plain,
         )
 
 

@@ -15,7 +15,7 @@ remainder, which torch's kernels do not, so they take the compiled path.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,14 +49,46 @@ def has_kernel(op: str, device_type: str) -> bool:
         return device_type in kernel_devices()
 
 
+@dataclass
+class KernelArgs:
+    """What a kernel call takes for one bucket: the tensors as the kernel reads them."""
+
+    group: dict[str, Any]
+    params: list[Tensor]
+    grads: list[Tensor]
+    states: dict[str, list[Tensor]]
+    """The state tensors the kernel reads (:attr:`TorchKernel.state_keys`), by key."""
+    steps: list[Tensor]
+    """The step counts (empty for a chain without them): already advanced by the chain's
+    preparation for :meth:`TorchKernel.run`, advanced by :meth:`TorchKernel.step` itself."""
+    fresh: list[bool] | None = None
+    """Whether each tensor's state was made at this step (SGD's first momentum step); None: none was."""
+
+
 @dataclass(frozen=True)
 class TorchKernel:
     """One of torch's fused kernels, and how an optimizer's bucket calls it."""
 
     name: str
     """The kernel, as shown in plans (``torch._fused_adam_``)."""
-    run: Callable[[Any], None]
-    """Steps a prepared bucket (an ``execution.PreparedStep``) with the kernel."""
+    call: Callable[[KernelArgs], None]
+    """Steps a bucket with the kernel."""
+    state_keys: Callable[[dict[str, Any]], tuple[str, ...]]
+    """The state tensors the kernel reads, given the group's settings (``amsgrad``, ``momentum``)."""
+
+    def run(self, step: Any) -> None:
+        """Step a prepared bucket (an ``execution.PreparedStep``: steps advanced, state made)."""
+        ctx = step.ctx
+        keys = self.state_keys(ctx.group)
+        states = {key: [local_view(s[key]) for s in ctx.states] for key in keys}
+        fresh = step.new_state(keys[0]) if keys and keys[0] in ctx.created else None
+        self.call(KernelArgs(ctx.group, ctx.params, step.grads, states, list(ctx.steps), fresh))
+
+    def step(self, args: KernelArgs) -> None:
+        """Advance the step counts of ``args`` (state gathered before the step), then call the kernel."""
+        if args.steps:
+            torch._foreach_add_(args.steps, 1)
+        self.call(args)
 
     def unsuitable(
         self, params: Sequence[Tensor], group: dict[str, Any], states: Sequence[dict[str, Any]] = ()
@@ -66,7 +98,7 @@ class TorchKernel:
         state tensor must be contiguous."""
         if group.get("differentiable"):
             return "differentiable=True"
-        # every step asks: one pass over the tensors, the per-kind checks once per kind
+        # one pass over the tensors, the per-kind checks once per kind
         op = self.name.removeprefix("torch.")
         part = local if any(is_sharded(p) for p in params) else _itself
         kinds = set()
@@ -85,45 +117,42 @@ class TorchKernel:
             if not has_kernel(op, device_type):
                 return f"torch has no {self.name} for {device_type}"
         for state in states:
-            for value in state.values():
-                if isinstance(value, Tensor) and not part(value).is_contiguous():
-                    return "a state tensor that is not contiguous"
+            if not all_contiguous(v for v in state.values() if isinstance(v, Tensor)):
+                return "a state tensor that is not contiguous"
         return None
+
+
+def all_contiguous(tensors: Iterable[Tensor]) -> bool:
+    """Whether every tensor (each rank's part of a sharded one) is contiguous."""
+    return all(local(t).is_contiguous() for t in tensors)
 
 
 def _itself(tensor: Tensor) -> Tensor:
     return tensor
 
 
-def _lists(step: Any, *keys: str) -> list[list[Tensor]]:
-    states = step.ctx.states
-    return [[local_view(s[key]) for s in states] for key in keys]
-
-
-def _steps(step: Any) -> list[Tensor]:
+def _steps(args: KernelArgs) -> list[Tensor]:
     """The step counts on the parameters' device, where the kernels read them (optarena keeps
     them on the CPU: one copy of all of them per bucket and step)."""
-    steps = step.ctx.steps
-    device = step.ctx.params[0].device
+    steps = args.steps
+    device = args.params[0].device
     if not steps or steps[0].device == device:
-        return list(steps)
+        return steps
     return list(torch.stack([s.reshape(()) for s in steps]).to(device).unbind())
 
 
-def _adam(step: Any, decoupled: bool) -> None:
-    group, params, grads = step.ctx.group, step.ctx.params, step.grads
+def _adam(args: KernelArgs, decoupled: bool) -> None:
+    group = args.group
     amsgrad = bool(group["amsgrad"])
-    exp_avgs, exp_avg_sqs = _lists(step, "exp_avg", "exp_avg_sq")
-    maxima = _lists(step, "max_exp_avg_sq")[0] if amsgrad else []
     beta1, beta2 = (float(b) for b in group["betas"])
     kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
     kernel(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        maxima,
-        _steps(step),
+        args.params,
+        args.grads,
+        args.states["exp_avg"],
+        args.states["exp_avg_sq"],
+        args.states["max_exp_avg_sq"] if amsgrad else [],
+        _steps(args),
         amsgrad=amsgrad,
         lr=float(group["lr"]),
         beta1=beta1,
@@ -136,25 +165,28 @@ def _adam(step: Any, decoupled: bool) -> None:
     )
 
 
-def adam(step: Any) -> None:
+def _adam_state(group: dict[str, Any]) -> tuple[str, ...]:
+    return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
+
+
+def adam(args: KernelArgs) -> None:
     """``torch._fused_adam_``, or ``_fused_adamw_`` with ``decoupled_weight_decay``."""
-    _adam(step, bool(step.ctx.group.get("decoupled_weight_decay", False)))
+    _adam(args, bool(args.group.get("decoupled_weight_decay", False)))
 
 
-def adamw(step: Any) -> None:
+def adamw(args: KernelArgs) -> None:
     """``torch._fused_adamw_``."""
-    _adam(step, True)
+    _adam(args, True)
 
 
-def adagrad(step: Any) -> None:
+def adagrad(args: KernelArgs) -> None:
     """``torch._fused_adagrad_``."""
-    group = step.ctx.group
-    (sums,) = _lists(step, "sum")
+    group = args.group
     torch._fused_adagrad_(
-        step.ctx.params,
-        step.grads,
-        sums,
-        _steps(step),
+        args.params,
+        args.grads,
+        args.states["sum"],
+        _steps(args),
         lr=float(group["lr"]),
         lr_decay=float(group["lr_decay"]),
         weight_decay=float(group["weight_decay"]),
@@ -165,10 +197,10 @@ def adagrad(step: Any) -> None:
     )
 
 
-def sgd(step: Any) -> None:
+def sgd(args: KernelArgs) -> None:
     """``torch._fused_sgd_``; a momentum buffer made at this step takes the gradient itself, as
     torch.optim's first step does."""
-    group = step.ctx.group
+    group = args.group
     momentum = float(group["momentum"])
     settings = dict(
         weight_decay=float(group["weight_decay"]),
@@ -180,14 +212,16 @@ def sgd(step: Any) -> None:
         grad_scale=None,
         found_inf=None,
     )
-    params, grads = step.ctx.params, step.grads
+    params, grads = args.params, args.grads
     if momentum == 0:
         torch._fused_sgd_(params, grads, [], is_first_step=False, **settings)
         return
-    (buffers,) = _lists(step, "momentum_buffer")
-    fresh = step.new_state("momentum_buffer")
+    buffers = args.states["momentum_buffer"]
+    if args.fresh is None or not any(args.fresh):
+        torch._fused_sgd_(params, grads, buffers, is_first_step=False, **settings)
+        return
     for first in (True, False):
-        chosen = [i for i in range(len(params)) if fresh[i] == first]
+        chosen = [i for i in range(len(params)) if args.fresh[i] == first]
         if chosen:
             torch._fused_sgd_(
                 [params[i] for i in chosen],
@@ -198,7 +232,11 @@ def sgd(step: Any) -> None:
             )
 
 
-ADAM = TorchKernel("torch._fused_adam_", adam)
-ADAMW = TorchKernel("torch._fused_adamw_", adamw)
-ADAGRAD = TorchKernel("torch._fused_adagrad_", adagrad)
-SGD = TorchKernel("torch._fused_sgd_", sgd)
+def _sgd_state(group: dict[str, Any]) -> tuple[str, ...]:
+    return ("momentum_buffer",) if float(group["momentum"]) != 0 else ()
+
+
+ADAM = TorchKernel("torch._fused_adam_", adam, _adam_state)
+ADAMW = TorchKernel("torch._fused_adamw_", adamw, _adam_state)
+ADAGRAD = TorchKernel("torch._fused_adagrad_", adagrad, lambda group: ("sum",))
+SGD = TorchKernel("torch._fused_sgd_", sgd, _sgd_state)

@@ -40,6 +40,10 @@ def real_view(tensor: Tensor) -> Tensor:
     return torch.view_as_real(tensor) if tensor.is_complex() else tensor
 
 
+def _itself(tensor: Tensor) -> Tensor:
+    return tensor
+
+
 def local_view(tensor: Tensor) -> Tensor:
     """This rank's part of ``tensor`` (the tensor itself unless it is a ``DTensor``), as a real view."""
     return real_view(local(tensor))
@@ -63,6 +67,7 @@ class StepContext:
         "view",
         "names",
         "created",
+        "plain",
         "_step_values",
     )
 
@@ -75,6 +80,7 @@ class StepContext:
         state_dtype: torch.dtype | None = None,
         whole: bool = False,
         names: list[str | None] | None = None,
+        plain: bool = False,
     ):
         self.group = group
         self.names = list(names) if names else [None] * len(params)
@@ -86,9 +92,12 @@ class StepContext:
         self.originals = params
         """The parameters as given (complex ones complex, sharded ones ``DTensor``); ``params`` holds
         what the math sees."""
-        self.view = real_view if whole else local_view
+        self.plain = plain
+        """Every tensor is real and of this process (:attr:`optarena.optim.planning.Bucket.plain`):
+        the math sees the tensors themselves."""
+        self.view = _itself if plain else real_view if whole else local_view
         """How a parameter, gradient or state tensor appears to the math."""
-        self.params = [self.view(p) for p in params]
+        self.params = list(params) if plain else [self.view(p) for p in params]
         self.states = states
         self.steps = steps
         self._step_values: list[float] | None = None
@@ -101,8 +110,9 @@ class StepContext:
             [self.states[i] for i in indices],
             [],
             self.state_dtype,
-            whole=self.view is not local_view,
+            whole=self.view is real_view,
             names=[self.names[i] for i in indices],
+            plain=self.plain,
         )
 
     @property
