@@ -104,11 +104,10 @@ def _radam(group: Group, state: State, parameter: Tensor) -> Tensor:
 
 def _adafactor(group: Group, state: State, parameter: Tensor) -> Tensor:
     if "exp_avg_sq" in state:
-        second = state["exp_avg_sq"]
-    else:
+        diagonal = state["exp_avg_sq"].sqrt()
+    else:  # the row and column factors' roots multiplied, as the step does: their product can underflow
         rows, cols = state["exp_avg_sq_row"], state["exp_avg_sq_col"]
-        second = (rows / rows.mean(dim=-1, keepdim=True)).unsqueeze(-1) * cols.unsqueeze(-2)
-    diagonal = second.sqrt()
+        diagonal = (rows / rows.mean(dim=-1, keepdim=True)).sqrt().unsqueeze(-1) * cols.sqrt().unsqueeze(-2)
     if group["scale_parameter"]:
         rms = parameter.detach().norm() / math.sqrt(max(parameter.numel(), 1))
         diagonal = diagonal / max(float(group["eps"][1]), float(rms))
