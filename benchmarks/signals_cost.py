@@ -10,8 +10,10 @@ interleaved so that other load on the machine falls on both sides alike. The fir
 
 With ``--trial WORKLOAD`` it measures instead what the arena's recording costs a trial: the same
 trial (the optimizer's defaults, seed 1) run with diagnostics off, with signals (recorded at each
-evaluation, as races do by default) and with signals and sharpness (``--sharpness``), in
-interleaved rounds; it prints the median training and evaluation seconds of each. Examples::
+evaluation, as races do by default), with signals and sharpness (``--sharpness``; adaptive
+optimizers with a diagonal preconditioner add their preconditioned sharpness) and with signals and
+spectrum snapshots (``--spectrum``: two per trial), in interleaved rounds; it prints the median
+training and evaluation seconds of each. Examples::
 
     python benchmarks/signals_cost.py --params transformer --threads 2 --optimizers adamw,lamb,adafactor,ranger
     python benchmarks/signals_cost.py --trial digits-mlp --optimizers sgd,lamb,ranger --threads 1 --rounds 3
@@ -38,10 +40,16 @@ def timed(optimizer: torch.optim.Optimizer, steps: int) -> float:
 
 
 def trial_costs(workload: str, optimizers: list[str], rounds: int, threads: int | None) -> None:
-    """Median train and eval seconds of one trial per optimizer: diagnostics off, signals, signals and sharpness."""
+    """Median train and eval seconds of one trial per optimizer: diagnostics off, signals, signals and
+    sharpness, signals and spectrum snapshots."""
     from optarena.arena.trial import TrialSpec, run_trial
 
-    modes = {"off": {}, "signals": {"signals": True}, "+sharpness": {"signals": True, "sharpness": True}}
+    modes = {
+        "off": {},
+        "signals": {"signals": True},
+        "+sharpness": {"signals": True, "sharpness": True},
+        "+spectrum": {"signals": True, "spectrum": True},
+    }
     print(f"{workload}, one trial per optimizer and mode, median of {rounds} rounds, seconds")
     print(f"{'optimizer':<12}" + "".join(f"{mode + ' train':>18}{'eval':>8}" for mode in modes))
     for name in optimizers:
@@ -61,6 +69,7 @@ def trial_costs(workload: str, optimizers: list[str], rounds: int, threads: int 
             for mode, settings in modes.items()
         }
         run_trial(specs["+sharpness"])  # warm-up: data, imports
+        run_trial(specs["+spectrum"])
         seconds: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
         for _ in range(rounds):
             for mode, spec in specs.items():

@@ -15,7 +15,14 @@ from optarena.arena.report import build_report
 from optarena.arena.results import load_diagnostics, load_results
 from optarena.arena.store import SCHEMA_VERSION, Store
 from optarena.arena.trial import TrialFailed, TrialSpec, run_trial
-from optarena.arena.trial_diagnostics import SHARPNESS_SAMPLES, SharpnessProbe, SignalNames, kept_positions
+from optarena.arena.trial_diagnostics import (
+    SHARPNESS_SAMPLES,
+    SPECTRUM_PROBES,
+    SPECTRUM_STEPS,
+    SharpnessProbe,
+    SignalNames,
+    kept_positions,
+)
 from optarena.cli import main
 
 TOY = "toy_workloads:classifier"  # 30 steps, evaluated every 5
@@ -145,6 +152,113 @@ def test_the_sharpness_is_the_hessians_top_eigenvalue_on_the_fixed_batch():
     assert rows["diagnostic:threshold"] == pytest.approx(3.8 / 0.1)  # heavy-ball momentum 0.9
 
 
+def _toy_run(samples=SHARPNESS_SAMPLES + 50):
+    torch.manual_seed(0)
+
+    class Run:
+        model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+        loss_fn = staticmethod(nn.functional.cross_entropy)
+        train_data = (torch.randn(samples, 3, dtype=torch.float64), torch.randint(0, 2, (samples,)))
+
+    return Run()
+
+
+def test_an_adaptive_optimizer_gets_its_preconditioned_sharpness_and_threshold_beside_the_sharpness():
+    from hessian_models import explicit_hessian
+
+    from optarena.diagnostics.preconditioned import diagonal_preconditioner
+
+    run = _toy_run()
+    optimizer = torch.optim.Adam(run.model.parameters(), lr=0.01, betas=(0.8, 0.999))
+    probe = SharpnessProbe(run, optimizer)
+    for _ in range(3):
+        optimizer.zero_grad()
+        run.loss_fn(run.model(probe.batch[0]), probe.batch[1]).backward()
+        optimizer.step()
+    rows = {name: value for name, _, value in probe.rows(3)}
+    scale = diagonal_preconditioner(optimizer, run.model).rsqrt()
+    H = explicit_hessian(run.model, run.loss_fn, probe.batch)
+    exact = torch.linalg.eigvalsh(scale[:, None] * H * scale[None, :])[-1]
+    assert rows["diagnostic:preconditioned_sharpness"] == pytest.approx(float(exact), rel=1e-5)
+    assert rows["diagnostic:preconditioned_threshold"] == pytest.approx(3.6 / (0.2 * 0.01))
+    assert rows["diagnostic:sharpness"] == pytest.approx(float(torch.linalg.eigvalsh(H)[-1]), rel=1e-5)
+    assert "diagnostic:threshold" not in rows  # Adam's threshold bounds P^-1 H, not H
+
+
+def test_optimizers_without_a_diagonal_preconditioner_record_the_sharpness_alone():
+    for name in ("sgd", "lamb"):  # P = 1; no rule
+        names = {metric for metric, _, _ in run_trial(_spec(name, sharpness=True)).metrics}
+        assert "diagnostic:sharpness" in names and not any("preconditioned" in n for n in names)
+
+
+def test_the_spectrum_is_stored_at_the_first_and_last_evaluation_as_quadrature():
+    plain = run_trial(_spec("adam"))
+    measured = run_trial(_spec("adam", spectrum=True))
+    assert [m for m in measured.metrics if not m[0].startswith("diagnostic:")] == plain.metrics
+    rows = [m for m in measured.metrics if m[0].startswith("diagnostic:spectrum_")]
+    assert {step for _, step, _ in rows} == {EVAL_STEPS[0], EVAL_STEPS[-1]}
+    nodes_per_snapshot = SPECTRUM_PROBES * SPECTRUM_STEPS
+    for step in (EVAL_STEPS[0], EVAL_STEPS[-1]):
+        nodes = [v for name, s, v in rows if s == step and name.startswith("diagnostic:spectrum_node:")]
+        weights = [v for name, s, v in rows if s == step and name.startswith("diagnostic:spectrum_weight:")]
+        assert len(nodes) == len(weights) == nodes_per_snapshot
+        assert sum(weights) == pytest.approx(1.0, rel=1e-6) and min(weights) >= 0
+    # the largest node is the top eigenvalue, which the sharpness measures on the same batch
+    both = run_trial(_spec("adam", spectrum=True, sharpness=True))
+    top = max(v for name, s, v in both.metrics if s == 30 and name.startswith("diagnostic:spectrum_node:"))
+    assert top == pytest.approx(dict((n, v) for n, s, v in both.metrics if s == 30)["diagnostic:sharpness"], rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def digits_race(tmp_path_factory):
+    """A short digits-mlp race (40 steps, evaluated at 20 and 40) with the sharpness and the spectrum."""
+    db = tmp_path_factory.mktemp("digits") / "runs.sqlite"
+    options = {"steps": 40, "eval_every": 20}
+    race(db, ("digits-mlp",), ("sgd", "adam"), trials=1, seeds=1, options=options, sharpness=True, spectrum=True)
+    return db
+
+
+def test_a_digits_race_stores_the_spectra_and_the_preconditioned_sharpness(digits_race):
+    with Store(digits_race, readonly=True) as store:
+        (workload,) = load_results(store)
+        records = {s.optimizer: s.reruns[0] for s in workload.studies}
+        reruns = {name: record.key for name, record in records.items()}
+        stored = load_diagnostics(store, list(reruns.values()))
+    adam, sgd = stored[reruns["adam"]], stored[reruns["sgd"]]
+    for diagnostics in (adam, sgd):
+        assert sorted(diagnostics.spectra) == [20, 40]
+        for nodes, weights in diagnostics.spectra.values():
+            assert len(nodes) == len(weights) == SPECTRUM_PROBES * SPECTRUM_STEPS
+            assert weights.sum() == pytest.approx(1.0, rel=1e-6)
+        assert not any(name.startswith("spectrum") for name in diagnostics.series)
+    steps, values = adam.series["preconditioned_sharpness"]
+    assert steps.tolist() == [20, 40] and (values > 0).all()
+    tuned = records["adam"].hyperparameters
+    beta1, lr = tuned["betas"][0], tuned["lr"]
+    expected = (2 + 2 * beta1) / ((1 - beta1) * lr)  # Adam's, for its tuned beta1
+    assert adam.series["preconditioned_threshold"][1].tolist() == pytest.approx([expected] * 2, rel=1e-9)
+    assert "preconditioned_sharpness" not in sgd.series
+
+
+def test_the_report_draws_the_preconditioned_sharpness_and_the_spectra(digits_race, signal_race):
+    with Store(digits_race, readonly=True) as store:
+        section = build_report(store).split("<h3>Diagnostics</h3>")[1]
+    assert "<figure class='preconditioned'><svg" in section and "<figure class='spectra'><svg" in section
+    table = section.split("<table class='preconditioned'>")[1].split("</table>")[0]
+    assert "<tr data-optimizer='adam'>" in table and "sgd" not in table  # SGD's P is 1: the sharpness itself
+    assert (
+        section.index("Sharpness and the edge")
+        < section.index("Preconditioned sharpness")
+        < section.index("Hessian spectrum")
+    )
+    # without the switches: no sharpness, no spectrum, no figure
+    with sqlite3.connect(signal_race) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM metrics WHERE name LIKE 'diagnostic:%'").fetchone()[0] == 0
+    with Store(signal_race, readonly=True) as store:
+        html = build_report(store)
+    assert "class='spectra'" not in html and "class='preconditioned'" not in html
+
+
 def test_a_workload_may_not_evaluate_a_diagnostics_name(monkeypatch):
     from toy_workloads import classifier
 
@@ -242,7 +356,9 @@ def test_the_race_command_takes_the_switches_and_refuses_them_for_algoperf(tmp_p
         assert connection.execute("SELECT COUNT(*) FROM metrics WHERE name = 'diagnostic:sharpness'").fetchone()[0]
     capsys.readouterr()
     assert main([*argv, "--protocol", "algoperf", "--sharpness"]) == 2
-    assert "--sharpness and --no-signals are for --protocol tune-rerun" in capsys.readouterr().err
+    assert "--sharpness, --spectrum and --no-signals are for --protocol tune-rerun" in capsys.readouterr().err
+    assert main([*argv, "--protocol", "algoperf", "--spectrum"]) == 2
+    assert "--spectrum" in capsys.readouterr().err
     assert (
         main(
             [

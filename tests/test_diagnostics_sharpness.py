@@ -127,7 +127,8 @@ def test_the_command_accepts_the_workload_loss_and_one_rate_for_all(tmp_path, ca
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--optimizers", "nadam"], "no diagonal preconditioner is defined for NAdam"),
+        (["--optimizers", "lamb"], "no diagonal preconditioner is defined for LAMB (its trust ratio"),
+        (["--optimizers", "nadam"], "NAdam's stability threshold changes from step to step"),
         (["--optimizers", "sgd,adma"], "adma"),
         (["--lr", "adam=1e-3"], "--lr names adam, which is not among the optimizers (sgd)"),
         (["--lr", "-0.1"], "the learning rate of sgd must be a finite number > 0"),

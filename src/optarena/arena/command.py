@@ -114,6 +114,12 @@ def add_command(commands: Any) -> None:
         help="also measure the sharpness (the Hessian's top eigenvalue on a fixed batch of 256 "
         "training examples) at each evaluation: a few Hessian-vector products each, off by default",
     )
+    race.add_argument(
+        "--spectrum",
+        action="store_true",
+        help="also store the Hessian's eigenvalue density (stochastic Lanczos quadrature on the same batch) "
+        "at each trial's first and last evaluation, for the report to draw; off by default",
+    )
     from optarena.arena.algoperf_command import add_race_arguments
 
     add_race_arguments(race)
@@ -192,10 +198,10 @@ def run_race_command(args: argparse.Namespace) -> int:
     if getattr(args, "protocol", "tune-rerun") == "algoperf":
         from optarena.arena.algoperf_command import run_algoperf_command
 
-        if getattr(args, "sharpness", False) or not getattr(args, "signals", True):
+        if getattr(args, "sharpness", False) or getattr(args, "spectrum", False) or not getattr(args, "signals", True):
             return _error(
                 "race",
-                "--sharpness and --no-signals are for --protocol tune-rerun: AlgoPerf trials "
+                "--sharpness, --spectrum and --no-signals are for --protocol tune-rerun: AlgoPerf trials "
                 "record no diagnostics, their training time is the score",
                 2,
             )
@@ -219,6 +225,7 @@ def run_race_command(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         signals=args.signals,
         sharpness=args.sharpness,
+        spectrum=args.spectrum,
     )
     if args.address is not None and args.executor != "ray":
         return _error("race", "--address is for the ray executor: add --executor ray", 2)

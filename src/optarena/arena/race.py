@@ -67,6 +67,8 @@ class RaceConfig:
     """Record each optimizer's signals at every evaluation (docs/diagnostics.md)."""
     sharpness: bool = False
     """Measure the sharpness at every evaluation (workloads whose runs expose ``loss_fn`` and ``train_data``)."""
+    spectrum: bool = False
+    """Store the Hessian's eigenvalue density at each trial's first and last evaluation (the same workloads)."""
 
     def check(self) -> None:
         """A ValueError naming the first bad setting."""
@@ -79,7 +81,7 @@ class RaceConfig:
             raise ValueError(f"unknown search {self.search!r}; allowed: {', '.join(STRATEGIES)}")
         if self.tune not in TUNE_CHOICES:
             raise ValueError(f"unknown tune setting {self.tune!r}; allowed: {', '.join(TUNE_CHOICES)}")
-        for switch in ("signals", "sharpness"):
+        for switch in ("signals", "sharpness", "spectrum"):
             if not isinstance(getattr(self, switch), bool):
                 raise ValueError(f"{switch} must be True or False, got {getattr(self, switch)!r}")
         for kind, names in (("workload", self.workloads), ("optimizer", self.optimizers)):
@@ -187,6 +189,7 @@ class Study:
             version=self.version,
             signals=self.config.signals,
             sharpness=self.config.sharpness,
+            spectrum=self.config.spectrum,
         )
 
     def warm_up_spec(self) -> TrialSpec:
@@ -257,13 +260,14 @@ def make_plan(config: RaceConfig, version: str = __version__) -> Plan:
     planned: list[PlannedWorkload] = []
     for spec in config.workloads:
         workload = resolve_workload(spec, config.options, config.data_dir)
-        if config.sharpness and getattr(workload, "drawable", None) is False:
+        curvature = [name for name in ("sharpness", "spectrum") if getattr(config, name)]
+        if curvature and getattr(workload, "drawable", None) is False:
             from optarena.arena.workloads import available_workloads
 
             able = ", ".join(info.name for info in available_workloads() if info.drawable)
             raise ValueError(
-                f"workload {spec!r} cannot measure sharpness (built-in workloads that can: {able}); race it "
-                "without --sharpness"
+                f"workload {spec!r} cannot measure {' or '.join(curvature)} (built-in workloads that can: {able}); "
+                f"race it without {' and '.join('--' + name for name in curvature)}"
             )
         workload_cfg = workload_config(workload, config.options, spec, config.data_dir)
         key = digest(workload_cfg)

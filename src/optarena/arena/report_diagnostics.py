@@ -1,6 +1,7 @@
-"""The report's diagnostics part of a workload: sharpness against its threshold, per-layer trust ratios
-as heat maps, and every other recorded signal, from the reruns' stored diagnostics
-(:mod:`optarena.arena.trial_diagnostics`). Empty when the reruns recorded none."""
+"""The report's diagnostics part of a workload: sharpness against its threshold, adaptive optimizers'
+preconditioned sharpness against their own thresholds, the Hessian's eigenvalue density at the start
+and the end, per-layer trust ratios as heat maps, and every other recorded signal, from the reruns'
+stored diagnostics (:mod:`optarena.arena.trial_diagnostics`). Empty when the reruns recorded none."""
 
 from __future__ import annotations
 
@@ -26,6 +27,62 @@ def _thresholds(runs: list[TrialDiagnostics]) -> tuple[list, str] | None:
         with np.errstate(divide="ignore"):
             return [(steps, 2.0 / values) for steps, values in rates], "2/lr"
     return None
+
+
+def _preconditioned(by_optimizer: dict[str, list[TrialDiagnostics]], colours: dict[str, str]) -> list[str]:
+    """The preconditioned sharpness figure and a table of its last value over the threshold, or nothing."""
+    curves = {}
+    for name, runs in by_optimizer.items():
+        sharpness = [d.series["preconditioned_sharpness"] for d in runs if "preconditioned_sharpness" in d.series]
+        if sharpness:
+            thresholds = [d.series["preconditioned_threshold"] for d in runs if "preconditioned_threshold" in d.series]
+            curves[name] = (sharpness, thresholds)
+    if not curves:
+        return []
+    rows = []
+    for name, (sharpness, thresholds) in curves.items():
+        ratios = [v[-1] / t[-1] for (_, v), (_, t) in zip(sharpness, thresholds) if len(v) and len(t)]
+        ratio = float(np.median(ratios)) if ratios else float("nan")
+        rows.append(
+            f"<tr data-optimizer='{escape(name)}'><td class='name'>{escape(name)}</td>"
+            f"<td class='num' data-value='{ratio!r}'>{ratio:.3g}</td></tr>"
+        )
+    return [
+        "<h4>Preconditioned sharpness against each optimizer's own threshold</h4>",
+        f"<figure class='preconditioned'>{diagnostic_plots.preconditioned_figure(curves, colours)}</figure>",
+        "<p class='note'>For adaptive optimizers with a diagonal preconditioner P (Adam, AdamW, AMSGrad, NAdam, "
+        "RAdam, RMSprop, Adagrad, Adafactor): the top eigenvalue of P<sup>-1</sup>H on the same batch, P read from "
+        "the optimizer's state after the step that ends at the evaluation (mean over seeds, band from the lowest "
+        "to the highest), and dashed the threshold above which that step diverges on a quadratic with P frozen, "
+        "e.g. Adam's (2+2&beta;<sub>1</sub>)/((1-&beta;<sub>1</sub>) lr) (Cohen et al. 2022). NAdam's and "
+        "Adafactor's relative-step thresholds follow their schedules.</p>",
+        "<table class='preconditioned'><tr><th>optimizer</th><th class='num'>last evaluation: "
+        f"P<sup>-1</sup>H sharpness / threshold<br>median over seeds</th></tr>{''.join(rows)}</table>",
+    ]
+
+
+def _spectra(by_optimizer: dict[str, list[TrialDiagnostics]], colours: dict[str, str]) -> list[str]:
+    """Each optimizer's eigenvalue density at its reruns' first and last snapshot, or nothing."""
+    spectra: dict[str, dict[str, tuple[float, list]]] = {}
+    for name, runs in by_optimizer.items():
+        stored = [d.spectra for d in runs if d.spectra]
+        if not stored:
+            continue
+        moments = {"start": (float(np.median([min(s) for s in stored])), [s[min(s)] for s in stored])}
+        ended = [s for s in stored if len(s) > 1]
+        if ended:
+            moments["end"] = (float(np.median([max(s) for s in ended])), [s[max(s)] for s in ended])
+        spectra[name] = moments
+    if not spectra:
+        return []
+    return [
+        "<h4>Hessian spectrum at the start and the end</h4>",
+        f"<figure class='spectra'>{diagnostic_plots.spectra_figure(spectra, colours)}</figure>",
+        "<p class='note'>The eigenvalue density of the training loss's Hessian on the same fixed batch, at each "
+        "rerun's first evaluation (dotted) and last (solid), by stochastic Lanczos quadrature (a few probes of a "
+        "few Lanczos steps: the outermost eigenvalues are resolved, the bulk only in outline), averaged over "
+        "seeds and broadened by Gaussians of 2.5% of the panel's range; logarithmic density axis.</p>",
+    ]
 
 
 def _heat_map(name: str, signal: str, runs: list[TrialDiagnostics]) -> str:
@@ -109,8 +166,10 @@ def diagnostics_section(store: Store, workload: WorkloadResult, optimizers: list
             "threshold above which a step of the optimizer diverges on a quadratic: its stability threshold where "
             "one is defined on the Hessian (gradient descent, heavy-ball momentum), otherwise 2/lr. An adaptive "
             "optimizer's threshold bounds its preconditioned Hessian instead, so for it 2/lr is only a "
-            "reference.</p>",
+            "reference (where P is diagonal, the next figure draws it against its own threshold).</p>",
         ]
+    parts += _preconditioned(by_optimizer, colours)
+    parts += _spectra(by_optimizer, colours)
 
     for signal in HEAT_MAP_SIGNALS:
         having = [n for n, runs in by_optimizer.items() if any(d.signals.get(signal) for d in runs)]

@@ -259,10 +259,13 @@ class TrialDiagnostics:
     signals: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
     """``{signal: {parameter: (steps, values)}}``, parameters in :func:`natural_order` of their names."""
     series: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    """``sharpness``, ``lr``, ``threshold`` (the names without their ``diagnostic:`` prefix)."""
+    """``sharpness``, ``lr``, ``threshold``, ``preconditioned_sharpness``, ``preconditioned_threshold``
+    (the names without their ``diagnostic:`` prefix)."""
+    spectra: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """``{step: (nodes, weights)}``: the Hessian's eigenvalue density at that step, as quadrature."""
 
     def __bool__(self) -> bool:
-        return bool(self.signals or self.series)
+        return bool(self.signals or self.series or self.spectra)
 
 
 def natural_order(name: str) -> list[tuple[int, Any]]:
@@ -271,8 +274,8 @@ def natural_order(name: str) -> list[tuple[int, Any]]:
 
 
 def load_diagnostics(store: Store, keys: list[str]) -> dict[str, TrialDiagnostics]:
-    """Per trial key, its stored signals and sharpness (empty for trials recorded without them)."""
-    from optarena.arena.trial_diagnostics import DIAGNOSTIC_PREFIX, parse_signal_metric
+    """Per trial key, its stored signals, sharpness and spectra (empty for trials recorded without them)."""
+    from optarena.arena.trial_diagnostics import DIAGNOSTIC_PREFIX, SPECTRUM_NODE, SPECTRUM_WEIGHT, parse_signal_metric
 
     out = {}
     for key in keys:
@@ -288,13 +291,28 @@ def load_diagnostics(store: Store, keys: list[str]) -> dict[str, TrialDiagnostic
             value = row["value"]
             values.append(np.nan if value is None else _real(store, "metrics", key, "value", value))
         diagnostics = TrialDiagnostics()
+        quadrature: dict[int, dict[str, list[float]]] = {}
         for name in sorted(collected, key=natural_order):
             steps, values = collected[name]
             curve = (np.asarray(steps, dtype=float), np.asarray(values, dtype=float))
             parsed = parse_signal_metric(name)
+            short = name[len(DIAGNOSTIC_PREFIX) :]
             if parsed is not None:
                 diagnostics.signals.setdefault(parsed[0], {})[parsed[1]] = curve
+            elif short.startswith((SPECTRUM_NODE, SPECTRUM_WEIGHT)):  # node i's value at each snapshot step
+                part = SPECTRUM_NODE if short.startswith(SPECTRUM_NODE) else SPECTRUM_WEIGHT
+                for step, value in zip(steps, values):
+                    quadrature.setdefault(step, {SPECTRUM_NODE: [], SPECTRUM_WEIGHT: []})[part].append(value)
             elif name.startswith(DIAGNOSTIC_PREFIX):
-                diagnostics.series[name[len(DIAGNOSTIC_PREFIX) :]] = curve
+                diagnostics.series[short] = curve
+        for step, parts in sorted(quadrature.items()):
+            nodes, weights = np.asarray(parts[SPECTRUM_NODE]), np.asarray(parts[SPECTRUM_WEIGHT])
+            if (
+                len(nodes) == len(weights)
+                and len(nodes)
+                and np.all(np.isfinite(nodes))
+                and np.all(np.isfinite(weights))
+            ):
+                diagnostics.spectra[step] = (nodes, weights)
         out[key] = diagnostics
     return out

@@ -24,7 +24,14 @@ import torch
 from optarena.arena.fingerprint import workload_fingerprint
 from optarena.arena.schedule_options import make_scheduler, split_schedule
 from optarena.arena.store import canonical_json
-from optarena.arena.trial_diagnostics import SharpnessProbe, SignalNames, measures_sharpness, records_signals, reserved
+from optarena.arena.trial_diagnostics import (
+    SharpnessProbe,
+    SignalNames,
+    measures_sharpness,
+    records_signals,
+    reserved,
+    spectrum_rows,
+)
 from optarena.cli_types import torch_threads
 
 
@@ -92,6 +99,8 @@ class TrialSpec:
     """Record the optimizer's signals at each evaluation (:mod:`optarena.arena.trial_diagnostics`)."""
     sharpness: bool = False
     """Measure the sharpness at each evaluation (a few Hessian-vector products each)."""
+    spectrum: bool = False
+    """Store the Hessian's eigenvalue density at the first and the last evaluation."""
 
     @property
     def key(self) -> str:
@@ -236,13 +245,15 @@ def _train(spec: TrialSpec) -> TrialResult:
     scheduler = make_scheduler(optimizer, schedule, steps)
     names = SignalNames(trainable.model, optimizer) if spec.signals and records_signals(optimizer) else None
     probe = None
+    if (spec.sharpness or spec.spectrum) and not measures_sharpness(trainable):
+        wanted = " and ".join(name for name, on in (("sharpness", spec.sharpness), ("spectrum", spec.spectrum)) if on)
+        raise TrialFailed(
+            f"workload {workload.name!r}: {wanted} needs runs that expose loss_fn(outputs, targets) and "
+            f"train_data (inputs, targets), as the built-in classifiers do; race it without {wanted}"
+        )
     if spec.sharpness:
-        if not measures_sharpness(trainable):
-            raise TrialFailed(
-                f"workload {workload.name!r}: sharpness needs runs that expose loss_fn(outputs, targets) and "
-                "train_data (inputs, targets), as the built-in classifiers do; race it without sharpness"
-            )
         probe = SharpnessProbe(trainable, optimizer)
+    snapshots = 0
 
     metrics: list[tuple[str, int, float]] = []
     status, diverged_step = "finished", None
@@ -300,6 +311,11 @@ def _train(spec: TrialSpec) -> TrialResult:
         if probe is not None:  # counted as evaluation time, never as training time
             started = time.perf_counter()
             metrics.extend(probe.rows(done))
+            eval_seconds += time.perf_counter() - started
+        if spec.spectrum and (snapshots == 0 or done == steps):  # the first and the last evaluation
+            started = time.perf_counter()
+            metrics.extend(spectrum_rows(trainable, done))
+            snapshots += 1
             eval_seconds += time.perf_counter() - started
         if best is None or target.better(final, best):
             best, best_step = final, done

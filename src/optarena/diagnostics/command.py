@@ -49,9 +49,9 @@ class SharpnessStudy:
 def resolve_learning_rates(optimizers: list[str], learning_rates: float | dict[str, float] | None) -> dict[str, float]:
     """Per canonical optimizer name: the learning rate given (one for all, or by name), else
     :data:`LEARNING_RATES`, else the registry default. Raises ValueError for an unknown name, a
-    rate given for an optimizer not in the list, or an invalid rate; TypeError for an optimizer
-    whose preconditioner is not defined."""
-    from optarena.diagnostics.preconditioned import rule_for
+    rate given for an optimizer not in the list, an invalid rate, or an optimizer whose threshold
+    changes from step to step; TypeError for an optimizer whose preconditioner is not defined."""
+    from optarena.diagnostics.preconditioned import rule_for, threshold_varies
     from optarena.registry import create, lookup, registry_names
 
     canonical = registry_names(optimizers)
@@ -70,7 +70,12 @@ def resolve_learning_rates(optimizers: list[str], learning_rates: float | dict[s
     for name in canonical:
         lr = given.get(name, LEARNING_RATES.get(name, lookup(name).defaults().get("lr")))
         lr = finite_number(f"the learning rate of {name}", lr, strict=True)
-        rule_for(create(name, [torch.zeros(1, requires_grad=True)], lr=lr))
+        optimizer = create(name, [torch.zeros(1, requires_grad=True)], lr=lr)
+        if threshold_varies(optimizer):
+            raise ValueError(
+                f"{rule_for(optimizer).family}'s stability threshold changes from step to step; this command "
+                "compares with one (optarena race --sharpness records it at each evaluation)"
+            )
         rates[name] = lr
     return rates
 

@@ -24,7 +24,12 @@ from torch import Tensor, nn
 
 from optarena.checks import finite_number, whole_number
 from optarena.diagnostics.operator import Batch, LossFn, split_batch
-from optarena.diagnostics.preconditioned import preconditioned_eigenpairs, rule_for, stability_threshold
+from optarena.diagnostics.preconditioned import (
+    preconditioned_eigenpairs,
+    rule_for,
+    stability_threshold,
+    threshold_varies,
+)
 
 MEASURE_TOL = 1e-4
 """Lanczos tolerance for the measurements: the eigenvalue's error is about its square, relative."""
@@ -100,12 +105,19 @@ def track_sharpness(
     exists from their first step on) is measured after ``t`` steps for every ``t`` that is a
     multiple of ``every``, and after the last step. ``progress(run)`` is called after each
     measurement. A non-finite loss stops the run (``diverged_at``). Raises TypeError for an
-    optimizer without a supported preconditioner, before any step.
+    optimizer without a supported preconditioner, and ValueError for one whose threshold
+    changes from step to step (NAdam, Adafactor's relative step), before any step.
     """
     whole_number("steps", steps)
     whole_number("every", every)
     finite_number("tol", tol, strict=True)
     rule = rule_for(optimizer)
+    if threshold_varies(optimizer):
+        raise ValueError(
+            f"{rule.family}'s stability threshold changes from step to step (docs/diagnostics.md), and a sharpness "
+            "run compares with one; measure it in a race (optarena race --sharpness), which records it at each "
+            "evaluation"
+        )
     lr = float(optimizer.param_groups[0]["lr"])
     run = SharpnessRun(name or type(optimizer).__name__, lr, stability_threshold(optimizer), rule.diagonal is not None)
     inputs, targets = split_batch(batch)
