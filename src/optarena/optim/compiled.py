@@ -136,7 +136,7 @@ reads at most ``realize_reads_threshold`` tensors and scalars into each user: th
 in the reduction loop, and the write in a second loop at the end of the graph, which reads the
 state and gradient again. Realised instead (the updated state reads the state, the gradient
 and two scalars at least: four), the reduction loop writes it into the state itself: one loop
-per tensor. The direction (the gradient, negated or with coupled decay: three reads at most)
+per tensor, where no other reduction reads the old state (Prodigy's). The direction (the gradient, negated or with coupled decay: three reads at most)
 stays inlined, so nothing as large as a parameter is stored (docs/floors.md)."""
 
 

@@ -3,10 +3,11 @@
 Prodigy and D-Adaptation estimate ``d`` from sums over a whole param group, which
 :meth:`~optarena.transforms.base.Transform.prepare_group` takes before any bucket steps. Eagerly
 that pass is a string of multi-tensor operations with temporaries as large as the parameters;
-here the transform's :class:`~optarena.transforms.base.GroupPass` runs as one compiled loop per
-tensor that updates the state in place and reduces the sums alongside, over the tensors the
-bucket's plan compiles, in the same chunks as the step (:mod:`optarena.optim.chunks`). The
-transform still adds the sums up per tensor, in order, in Python.
+here the transform's :class:`~optarena.transforms.base.GroupPass` is compiled
+(:func:`optarena.optim.compiled.make_group_pass_body`) into loops over each tensor that update
+the state in place and reduce the sums alongside, and runs over the tensors the bucket's plan
+compiles, in the same chunks as the step (:mod:`optarena.optim.chunks`). The transform still
+adds the sums up per tensor, in order, in Python.
 """
 
 from __future__ import annotations

@@ -9,9 +9,11 @@ contribution, completes the sums of sharded tensors across ranks in one collecti
 the estimate kept in the param group. Each bucket's math then uses the new estimate.
 
 On the fused path the per-tensor part is compiled (:func:`prodigy_sums`, :func:`dadapt_sums`,
-run by :mod:`optarena.optim.group_pass`): one loop per tensor that updates ``s`` in place and
-reduces the sums alongside, with no temporary as large as a parameter. Eagerly it is made of
-multi-tensor operations, each tensor's sums reduced as the authors' packages reduce them.
+run by :mod:`optarena.optim.group_pass`): loops over each tensor that update ``s`` in place
+and reduce the sums alongside, with no temporary as large as a parameter (one loop for
+Prodigy, two for D-Adaptation, whose inner product reads the old ``s``; docs/floors.md).
+Eagerly it is made of multi-tensor operations, each tensor's sums reduced as the authors'
+packages reduce them.
 
 Where the sum of ``|s|`` is zero (every gradient zero so far, or a learning rate of 0) the
 step moves no parameter and keeps the estimate, as in the authors' packages.
@@ -125,8 +127,8 @@ def dadapt_sums(
     param: Tensor, grad: Tensor, states: list[Tensor], k: Mapping[str, Any], static: Mapping[str, Hashable]
 ) -> list[Tensor]:
     """D-Adaptation Adam's pass over one tensor (:class:`GroupPass`): ``<u, s / (sqrt(v) + eps)>``
-    with the old ``s`` and ``v``, and ``sum |s|`` of the updated ``s``, reading ``g, s, v`` once
-    and writing ``s``."""
+    with the old ``s`` and ``v``, and ``sum |s|`` of the updated ``s``; it reads ``g, s, v`` and
+    writes ``s`` (compiled in two loops: the inner product, then ``s`` and its norm)."""
     s, second = states
     u, _ = direction(param, grad, k, static)
     product = (u * (s / (second.sqrt() + k["eps"]))).sum()
