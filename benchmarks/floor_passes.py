@@ -10,9 +10,9 @@ bandwidth of the same rounds. Printed per optimizer: the median step and the med
 - ``plain``: the same step compiled with Inductor's plain options rather than the chain's own
   (:func:`optarena.optim.compiled.compile_options`), for the chains whose options differ: what
   recomputing a reduced update, instead of storing it, changes;
-- ``group pass``: the time of the eager group-wide preparation alone
+- ``group pass``: the time of the group-wide preparation alone
   (:meth:`optarena.transforms.base.Transform.prepare_group`: Prodigy's and D-Adaptation's
-  estimate of ``d``), inside the same steps.
+  estimate of ``d``, whose per-tensor pass the fused path compiles), inside the same steps.
 
 The median is robust to a few slow rounds; on a machine shared with other work, every figure
 is slower alike, the ratios less so. Example::

@@ -34,6 +34,7 @@ from optarena.optim.chunks import ChunkPlan
 from optarena.optim.compiled import structure
 from optarena.optim.execution import LOW_PRECISION, REMAINDER, state_dtype_for
 from optarena.optim.fused import step_bucket
+from optarena.optim.group_pass import CompiledSums
 from optarena.optim.groups import ChangeTracker, check_group_keys
 from optarena.optim.planning import BreakEven, Bucket, BucketPlan, compile_group, kernel_plan, plan_bucket
 from optarena.optim.routing import Partition
@@ -666,7 +667,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         recording = self._recording()
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
         plans = self._step_plans(group, params)
-        self._prepare_group(group, [bucket for bucket, _ in plans])
+        self._prepare_group(group, plans)
         positions: dict[int, int] = {}  # of the group's parameters, for unnamed ones' labels
         for bucket, plan in plans:
             bucket.recording = recording
@@ -710,13 +711,17 @@ class ChainOptimizer(torch.optim.Optimizer):
                 )
         return rows
 
-    def _prepare_group(self, group: dict[str, Any], buckets: list[Bucket]) -> None:
+    def _prepare_group(self, group: dict[str, Any], plans: list[tuple[Bucket, BucketPlan]]) -> None:
         """Run the transforms' group-wide preparation (:meth:`Transform.prepare_group`), if any,
-        each over the buckets its chain steps."""
+        each over the buckets its chain steps; a bucket the plan compiles offers the compiled
+        per-tensor pass (:mod:`optarena.optim.group_pass`)."""
         hooks = [t for t in self.transforms if type(t).prepare_group is not Transform.prepare_group]
         for transform in hooks:
-            contexts = [
-                StepContext(
+            contexts = []
+            for bucket, plan in plans:
+                if not any(t is transform for t in bucket.transforms):
+                    continue
+                ctx = StepContext(
                     group,
                     bucket.params,
                     bucket.states,
@@ -724,9 +729,9 @@ class ChainOptimizer(torch.optim.Optimizer):
                     state_dtype_for(group, bucket.params[0].dtype),
                     names=bucket.names,
                 )
-                for bucket in buckets
-                if any(t is transform for t in bucket.transforms)
-            ]
+                if plan.compiled and plan.kernel is None:
+                    ctx.compiled_sums = CompiledSums(bucket, plan, self._fused_plans)
+                contexts.append(ctx)
             transform.prepare_group(group, contexts)
 
 

@@ -56,6 +56,24 @@ def make_body(
     return fused_chain
 
 
+def make_group_pass_body(
+    math: Callable[..., list[Tensor]], names: tuple[str, ...], static: tuple[tuple[str, Hashable], ...]
+) -> Callable[..., Tensor]:
+    """The function ``torch.compile`` traces for a group-wide preparation's per-tensor pass
+    (:class:`~optarena.transforms.base.GroupPass`): ``math`` over each tensor, its scalars read
+    from row ``names.index(name)`` of the scalar tensor; one row of sums per tensor."""
+    facts = dict(static)
+
+    def group_pass(params: list[Tensor], grads: list[Tensor], states: list[list[Tensor]], sc: Tensor) -> Tensor:
+        rows = []
+        for i in range(len(params)):
+            scalars = {name: sc[row, i] for row, name in enumerate(names)}
+            rows.append(torch.stack(math(params[i], grads[i], [chunk[i] for chunk in states], scalars, facts)))
+        return torch.stack(rows)
+
+    return group_pass
+
+
 @contextlib.contextmanager
 def _compile_settings():
     """Per-tensor size symbols (no duck sizing), Python floats as constants, and room for one
@@ -111,6 +129,17 @@ def compile_options(transforms: Sequence[Transform]) -> dict[str, Any]:
     return dict(INDUCTOR_OPTIONS)
 
 
+GROUP_PASS_OPTIONS = {**INDUCTOR_OPTIONS, "realize_reads_threshold": 3}
+"""Options for a group pass (:func:`make_group_pass_body`), whose updated state (Prodigy's and
+D-Adaptation's ``s``) is both written back and summed. Inductor inlines an expression that
+reads at most ``realize_reads_threshold`` tensors and scalars into each user: the state's sum
+in the reduction loop, and the write in a second loop at the end of the graph, which reads the
+state and gradient again. Realised instead (the updated state reads the state, the gradient
+and two scalars at least: four), the reduction loop writes it into the state itself: one loop
+per tensor, where no other reduction reads the old state (Prodigy's). The direction (the gradient, negated or with coupled decay: three reads at most)
+stays inlined, so nothing as large as a parameter is stored (docs/floors.md)."""
+
+
 STAND_IN_FIRST = 2 * ROW_BLOCK + 19
 """The smallest size of a stand-in tensor's dimension (:func:`stand_ins`): two whole blocks of
 rows and a remainder of 19."""
@@ -152,12 +181,18 @@ class CompiledChain:
     possible, ``torch.compile`` compiles it just in time, as usual.
     """
 
-    def __init__(self, key: Hashable, make: Callable[[], Callable[..., None]], transforms: Sequence[Transform]):
+    def __init__(
+        self,
+        key: Hashable,
+        make: Callable[[], Callable[..., Any]],
+        transforms: Sequence[Transform],
+        options: dict[str, Any] | None = None,
+    ):
         self.key = key
         self.make = make
         self.modules = tuple(module for t in transforms for module in t.source_modules())
         """The modules whose code the trace reads besides the runtime's (the cache entry hashes them)."""
-        self.options = compile_options(transforms)
+        self.options = compile_options(transforms) if options is None else options
         """Inductor's options for this chain (part of what the structure in ``key`` fixes)."""
         self.entry = compile_cache.entry_name(key, self.modules)
         self.fn: Callable[..., None] | None = None
@@ -207,12 +242,17 @@ class CompiledChain:
 
 
 def compiled_for(
-    key: Hashable, make: Callable[[], Callable[..., None]], transforms: Sequence[Transform] = ()
-) -> Callable[..., None]:
+    key: Hashable,
+    make: Callable[[], Callable[..., Any]],
+    transforms: Sequence[Transform] = (),
+    options: dict[str, Any] | None = None,
+) -> Callable[..., Any]:
+    """The compiled function of ``key``, made by ``make`` at its first call (Inductor's
+    ``options``: by default the chain's, :func:`compile_options`)."""
     with _lock:
         fn = _compiled.get(key)
         if fn is None:
-            fn = CompiledChain(key, make, transforms)
+            fn = CompiledChain(key, make, transforms, options)
             _compiled[key] = fn
     return fn
 

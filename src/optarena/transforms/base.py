@@ -68,6 +68,7 @@ class StepContext:
         "names",
         "created",
         "plain",
+        "compiled_sums",
         "_step_values",
     )
 
@@ -100,6 +101,9 @@ class StepContext:
         self.params = list(params) if plain else [self.view(p) for p in params]
         self.states = states
         self.steps = steps
+        self.compiled_sums: CompiledSums | None = None
+        """Runs a :class:`GroupPass` compiled over the tensors the fused path takes (set by the
+        optimizer before :meth:`Transform.prepare_group` when the bucket compiles); None: none."""
         self._step_values: list[float] | None = None
 
     def subset(self, indices: list[int]) -> StepContext:
@@ -152,6 +156,30 @@ class StepContext:
     def per_tensor(self, values: list[float]) -> float | list[float]:
         """One float per tensor, or a single float when they are all equal (faster eagerly)."""
         return values[0] if values and all(v == values[0] for v in values) else values
+
+
+@dataclass(frozen=True)
+class GroupPass:
+    """The per-tensor part of a group-wide preparation (:meth:`Transform.prepare_group`) in the
+    form the fused path compiles: one pass over each tensor that updates its state in place and
+    returns its partial sums.
+
+    ``math(param, grad, states, scalars, static)`` sees one tensor: its parameter and gradient
+    as stored, its state tensors under ``state_keys`` (in that order; it writes them in place),
+    this step's numbers by name (0-d tensors) and the static facts; it returns the tensor's sums
+    as 0-d tensors of one dtype. It is traced, so it must use plain tensor operations.
+    """
+
+    math: Callable[[Tensor, Tensor, list[Tensor], Mapping[str, Any], Mapping[str, Hashable]], list[Tensor]]
+    state_keys: tuple[str, ...]
+    scalars: dict[str, float]
+    static: dict[str, Hashable] = field(default_factory=dict)
+
+
+CompiledSums = Callable[["Transform", GroupPass], dict[int, Tensor]]
+"""Runs a transform's :class:`GroupPass` compiled over the tensors of a context that the fused
+path takes: their positions, each with a 1-d tensor of its sums. Positions left out (tensors
+that step eagerly, or a compilation that failed) are for the transform's eager code."""
 
 
 @dataclass
@@ -374,7 +402,9 @@ class Transform:
         D-Adaptation, a sum over every parameter of the group. ``contexts`` holds one
         :class:`StepContext` per bucket (every parameter of the group that has a gradient),
         without step counts; results go into the group (``group_keys``) or the state, where
-        ``prepare`` reads them. Skipped steps (``nonfinite="skip"``) do not call it.
+        ``prepare`` reads them. Skipped steps (``nonfinite="skip"``) do not call it. A context
+        whose bucket compiles offers :attr:`StepContext.compiled_sums`, which runs a
+        :class:`GroupPass` compiled over the tensors the fused path takes.
         """
 
     def bucket_key(self, param: Tensor, name: str | None = None) -> Hashable:

@@ -3,10 +3,17 @@
 Both estimate the distance to the solution, ``d``, from sums over every parameter of a
 group (a weighted inner product of gradients with a displacement, and the L1 norm of an
 accumulated gradient ``s``), so the estimate needs one pass over the group before any
-parameter moves. :meth:`prepare_group` makes that pass eagerly: it updates ``s``, adds up
-each tensor's contribution, completes the sums of sharded tensors across ranks in one
-collective (:func:`optarena.transforms.sharding.all_reduce_sums`), and updates the estimate
-kept in the param group. Each bucket's math then uses the new estimate.
+parameter moves. :meth:`prepare_group` makes that pass: it updates ``s``, takes each tensor's
+contribution, completes the sums of sharded tensors across ranks in one collective
+(:func:`optarena.transforms.sharding.all_reduce_sums`), adds them up in Python and updates
+the estimate kept in the param group. Each bucket's math then uses the new estimate.
+
+On the fused path the per-tensor part is compiled (:func:`prodigy_sums`, :func:`dadapt_sums`,
+run by :mod:`optarena.optim.group_pass`): loops over each tensor that update ``s`` in place
+and reduce the sums alongside, with no temporary as large as a parameter (one loop for
+Prodigy, two for D-Adaptation, whose inner product reads the old ``s``; docs/floors.md).
+Eagerly it is made of multi-tensor operations, each tensor's sums reduced as the authors'
+packages reduce them.
 
 Where the sum of ``|s|`` is zero (every gradient zero so far, or a learning rate of 0) the
 step moves no parameter and keeps the estimate, as in the authors' packages.
@@ -15,6 +22,7 @@ step moves no parameter and keeps the estimate, as in the authors' packages.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, ClassVar, cast
 
 import torch
@@ -22,7 +30,7 @@ from torch import Tensor
 
 from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Optional, Real, Tuple
 from optarena.transforms import sharding
-from optarena.transforms.base import Kernel, Prepared, StepContext, Transform, zeros
+from optarena.transforms.base import GroupPass, Kernel, Prepared, StepContext, Transform, zeros
 from optarena.transforms.lookahead import slow_copy
 from optarena.transforms.ops import ListOps
 from optarena.transforms.weight_decay import DECOUPLED, WEIGHT_DECAY
@@ -85,6 +93,65 @@ def l1_norms(xs: list[Tensor]) -> list[Tensor]:
 
 def dot(a: Tensor, b: Tensor) -> Tensor:
     return torch.dot(a.reshape(-1), b.reshape(-1))
+
+
+def direction(
+    param: Tensor, grad: Tensor, k: Mapping[str, Any], static: Mapping[str, Hashable]
+) -> tuple[Tensor, Tensor]:
+    """One tensor's direction and parameter as the math sees them, in the compiled pass: as
+    :func:`gradients` and :func:`math_params` (``k["decay"]``: coupled weight decay)."""
+    dtype = static["compute_dtype"]
+    if dtype is not None:
+        param, grad = param.to(cast(torch.dtype, dtype)), grad.to(cast(torch.dtype, dtype))
+    if static["maximize"]:
+        grad = -grad
+    if static["coupled"]:
+        grad = grad + k["decay"] * param
+    return grad, param
+
+
+def prodigy_sums(
+    param: Tensor, grad: Tensor, states: list[Tensor], k: Mapping[str, Any], static: Mapping[str, Hashable]
+) -> list[Tensor]:
+    """Prodigy's pass over one tensor (:class:`GroupPass`): ``<u, p0 - theta>`` and ``sum |s|``
+    of the updated ``s``, reading ``g, p0, theta, s`` once and writing ``s``."""
+    s, p0 = states
+    u, theta = direction(param, grad, k, static)
+    product = (u * (p0 - theta)).sum()
+    updated = s * k["beta3"] + u * k["s_weight"]
+    s.copy_(updated)
+    return [product, updated.abs().sum()]
+
+
+def dadapt_sums(
+    param: Tensor, grad: Tensor, states: list[Tensor], k: Mapping[str, Any], static: Mapping[str, Hashable]
+) -> list[Tensor]:
+    """D-Adaptation Adam's pass over one tensor (:class:`GroupPass`): ``<u, s / (sqrt(v) + eps)>``
+    with the old ``s`` and ``v``, and ``sum |s|`` of the updated ``s``; it reads ``g, s, v`` and
+    writes ``s`` (compiled in two loops: the inner product, then ``s`` and its norm)."""
+    s, second = states
+    u, _ = direction(param, grad, k, static)
+    product = (u * (s / (second.sqrt() + k["eps"]))).sum()
+    updated = s * k["root"] + u * k["s_weight"]
+    s.copy_(updated)
+    return [product, updated.abs().sum()]
+
+
+def tensor_sums(
+    transform: Transform,
+    ctx: StepContext,
+    spec: GroupPass,
+    eager: Callable[[StepContext], list[Tensor]],
+) -> list[Tensor]:
+    """Each tensor's partial sums (a 1-d tensor each, in order): by the compiled pass ``spec``
+    where the fused path takes the tensor (:attr:`StepContext.compiled_sums`), by ``eager`` over
+    a context of the other tensors."""
+    done = ctx.compiled_sums(transform, spec) if ctx.compiled_sums is not None else {}
+    if not done:
+        return eager(ctx)
+    rest = [i for i in range(len(ctx.params)) if i not in done]
+    computed = dict(zip(rest, eager(ctx.subset(rest)))) if rest else {}
+    return [done[i] if i in done else computed[i] for i in range(len(ctx.params))]
 
 
 class _GroupEstimate(Transform):
@@ -184,19 +251,30 @@ class ScaleByProdigy(_GroupEstimate):
         decay = float(group["weight_decay"])
         coupled = 0.0 if group["decoupled_weight_decay"] else decay
         s_weight = (d / d0) * (d if group["safeguard_warmup"] else dlr)
+        maximize = bool(group.get("maximize", False))
+
+        def eager(ctx: StepContext) -> list[Tensor]:
+            grads = gradients(ctx, maximize, coupled)
+            s, p0 = ctx.state("s"), ctx.state("p0")
+            displacement = torch._foreach_sub(p0, math_params(ctx))
+            products = [dot(g, x) for g, x in zip(grads, displacement)]
+            torch._foreach_mul_(s, beta3)
+            torch._foreach_add_(s, grads, alpha=s_weight)
+            return [torch.stack([p, n]) for p, n in zip(products, l1_norms(s))]
+
         sums = []
         for ctx in contexts:
             self.init_moments(ctx)
             ctx.init_state("p0", slow_copy)
             if lr <= 0:
                 continue
-            grads = gradients(ctx, bool(group.get("maximize", False)), coupled)
-            s, p0 = ctx.state("s"), ctx.state("p0")
-            displacement = torch._foreach_sub(p0, math_params(ctx))
-            products = [dot(g, x) for g, x in zip(grads, displacement)]
-            torch._foreach_mul_(s, beta3)
-            torch._foreach_add_(s, grads, alpha=s_weight)
-            sums.append([torch.stack([p, n]) for p, n in zip(products, l1_norms(s))])
+            spec = GroupPass(
+                prodigy_sums,
+                ("s", "p0"),
+                {"beta3": beta3, "s_weight": s_weight, "decay": coupled},
+                {"maximize": maximize, "coupled": coupled != 0, "compute_dtype": ctx.state_dtype},
+            )
+            sums.append(tensor_sums(self, ctx, spec, eager))
         delta, denominator = 0.0, 0.0
         for product, l1 in group_sums(contexts, sums) if lr > 0 else []:
             delta += (d / d0) * dlr * product
@@ -262,20 +340,32 @@ class ScaleByDAdaptAdam(_GroupEstimate):
         eps = float(group["eps"])
         decay = float(group["weight_decay"])
         coupled = 0.0 if group["decoupled_weight_decay"] else decay
-        sums = []
-        for ctx in contexts:
-            self.init_moments(ctx)
-            if lr <= 0:
-                continue
-            grads = gradients(ctx, bool(group.get("maximize", False)), coupled)
+        maximize = bool(group.get("maximize", False))
+        s_weight = dlr * (1.0 - root)
+
+        def eager(ctx: StepContext) -> list[Tensor]:
+            grads = gradients(ctx, maximize, coupled)
             s, second = ctx.state("s"), ctx.state("exp_avg_sq")
             denominators: tuple[Tensor, ...] | list[Tensor] = torch._foreach_sqrt(second) if second else []
             torch._foreach_add_(denominators, eps)
             scaled = torch._foreach_div(s, denominators) if s else []
             products = [dot(g, x) for g, x in zip(grads, scaled)]
             torch._foreach_mul_(s, root)
-            torch._foreach_add_(s, grads, alpha=dlr * (1.0 - root))
-            sums.append([torch.stack([p, n]) for p, n in zip(products, l1_norms(s))])
+            torch._foreach_add_(s, grads, alpha=s_weight)
+            return [torch.stack([p, n]) for p, n in zip(products, l1_norms(s))]
+
+        sums = []
+        for ctx in contexts:
+            self.init_moments(ctx)
+            if lr <= 0:
+                continue
+            spec = GroupPass(
+                dadapt_sums,
+                ("s", "exp_avg_sq"),
+                {"root": root, "s_weight": s_weight, "eps": eps, "decay": coupled},
+                {"maximize": maximize, "coupled": coupled != 0, "compute_dtype": ctx.state_dtype},
+            )
+            sums.append(tensor_sums(self, ctx, spec, eager))
         accumulated, l1_total = 0.0, 0.0
         for product, l1 in group_sums(contexts, sums) if lr > 0 else []:
             accumulated += dlr * product

@@ -1,0 +1,87 @@
+"""Group-wide preparations on the fused path: a transform's per-tensor pass, compiled.
+
+Prodigy and D-Adaptation estimate ``d`` from sums over a whole param group, which
+:meth:`~optarena.transforms.base.Transform.prepare_group` takes before any bucket steps. Eagerly
+that pass is a string of multi-tensor operations with temporaries as large as the parameters;
+here the transform's :class:`~optarena.transforms.base.GroupPass` is compiled
+(:func:`optarena.optim.compiled.make_group_pass_body`) into loops over each tensor that update
+the state in place and reduce the sums alongside, and runs over the tensors the bucket's plan
+compiles, in the same chunks as the step (:mod:`optarena.optim.chunks`). The transform still
+adds the sums up per tensor, in order, in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import torch
+from torch import Tensor
+
+from optarena.optim import compiled, toolchain
+from optarena.optim.chunks import ChunkPlan, chunk_size, plan_for
+from optarena.optim.planning import Bucket, BucketPlan
+from optarena.transforms.base import GroupPass, Prepared, Transform, local_view
+
+
+class CompiledSums:
+    """A bucket's compiled group pass (:data:`~optarena.transforms.base.CompiledSums`): each
+    compiled part of its plan, chunked, with the chunk plans of the optimizer."""
+
+    def __init__(self, bucket: Bucket, plan: BucketPlan, chunk_plans: dict[Hashable, ChunkPlan]):
+        self.bucket = bucket
+        self.parts = plan.compiled
+        self.chunk_plans = chunk_plans
+
+    def __call__(self, transform: Transform, spec: GroupPass) -> dict[int, Tensor]:
+        out: dict[int, Tensor] = {}
+        for indices in self.parts:
+            out.update(zip(indices, self._part(transform, spec, indices)))
+        return out
+
+    def _part(self, transform: Transform, spec: GroupPass, indices: Sequence[int]) -> list[Tensor]:
+        """The sums of the tensors at ``indices``, in order; fewer (the first ones) when
+        compiling failed part of the way: the rest are left to the eager code."""
+        params = [self.bucket.params[i] for i in indices]
+        states = [self.bucket.states[i] for i in indices]
+        first = local_view(params[0])
+        names = tuple(spec.scalars)
+        static = tuple(sorted(spec.static.items()))
+        key = (
+            "group pass",
+            compiled.structure([transform]),
+            spec.math.__qualname__,
+            spec.state_keys,
+            names,
+            static,
+            first.dtype,
+            first.device.type,
+            chunk_size(True),
+        )
+        if key in compiled._broken:
+            return []
+        plan = plan_for(self.chunk_plans, params, states, spec.state_keys, True, len(names))
+        if plan is None:
+            return []
+        fn = compiled.compiled_for(
+            key,
+            lambda: compiled.make_group_pass_body(spec.math, names, static),
+            [transform],
+            compiled.GROUP_PASS_OPTIONS,
+        )
+        plan.write_scalars([Prepared(dict(spec.scalars))])
+        grads = plan.grads([local_view(p.grad) for p in params])  # type: ignore[arg-type]  # plans take params with gradients
+        rows = []
+        for index in range(len(plan.starts)):
+            try:
+                rows.append(
+                    fn(plan.params[index], grads[index], [c[index] for c in plan.states], plan.scalar_chunks[index])
+                )
+            except Exception as error:  # compilation failed: nothing of this chunk has run
+                compiled._broken[key] = f"{type(error).__name__}: {error}"
+                toolchain.warn_once(
+                    f"compiling a group pass failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+                )
+                break
+        if not rows:
+            return []
+        return list(torch.cat(rows)[: len(params)].unbind())
