@@ -16,6 +16,8 @@ from matrix_references import PackageSM3
 from torch import nn
 
 import optarena
+from optarena.transforms import matrix as matrix_module
+from optarena.transforms import sm3 as sm3_module
 
 FIXTURES = Path(__file__).parent / "fixtures" / "optax_sm3.npz"
 
@@ -237,9 +239,10 @@ def test_sm3_keeps_m_plus_n_numbers_for_a_matrix():
 
 
 @pytest.mark.parametrize("config", [{"momentum": 0.5}, {"beta": 0.9}])
-def test_sm3_compiled_kernel_follows_the_eager_step(config):
+def test_sm3_compiled_kernel_follows_the_eager_step(config, monkeypatch):
     """fused=True runs each tensor's SM3 step as one compiled kernel: the same path, to rounding,
     on tensors of 0 to 3 dimensions (the accumulators included)."""
+    monkeypatch.setattr(sm3_module, "COMPILE_MIN_ELEMENTS", 0)  # compile these small ones
     shapes = ((6, 5), (5,), (3, 4, 2), ())
     eager, compiled = matrices(shapes=shapes), matrices(shapes=shapes)
     opt_eager = optarena.SM3(eager, fused=False, **config)
@@ -247,6 +250,9 @@ def test_sm3_compiled_kernel_follows_the_eager_step(config):
     run(opt_eager, eager, 6)
     run(opt_compiled, compiled, 6)
     assert relative(compiled, eager) <= 1e-12
+    settings = (("float", float(config.get("beta", 0.0))), ("float", 1e-30))
+    ran = [key for key in matrix_module._compiled_kernels if key[1] == "sm3_direction" and key[2] == settings]
+    assert ran and not set(ran) & matrix_module._broken_kernels  # this configuration's kernel compiled
     for a, b in zip(eager, compiled):
         for key, value in opt_eager.state[a].items():
             torch.testing.assert_close(opt_compiled.state[b][key], value, rtol=1e-12, atol=0)

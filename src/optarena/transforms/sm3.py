@@ -18,6 +18,9 @@ from optarena.transforms.matrix import MatrixTransform, ctx_compiled, kernel
 
 MAX_DIMS = 16
 """Tensors of up to this many dimensions (one accumulator each)."""
+COMPILE_MIN_ELEMENTS = 1 << 16
+"""Smaller tensors (biases, norms' weights) step eagerly even with ``fused=True``: a compiled
+call costs more than the few operations they need."""
 
 
 def accumulator_shape(shape: torch.Size, dim: int) -> list[int]:
@@ -41,8 +44,8 @@ class ScaleBySm3(MatrixTransform):
     A scalar keeps one accumulator (AdaGrad). State: ``accumulator_0 ... accumulator_{k-1}``
     (shaped to broadcast against the tensor, as the ``torch-sm3`` package keeps them) and
     ``momentum_buffer``. Per-tensor work (maxima over dimensions): the chain runs tensor by
-    tensor; with ``fused=True`` each tensor's direction is one compiled kernel
-    (:func:`sm3_direction`).
+    tensor; with ``fused=True`` each tensor of :data:`COMPILE_MIN_ELEMENTS` or more takes its
+    direction from one compiled kernel (:func:`sm3_direction`).
     """
 
     hyperparameters = {
@@ -71,9 +74,8 @@ class ScaleBySm3(MatrixTransform):
             if key not in state:
                 state[key] = update.new_zeros(accumulator_shape(shape, d) if update.dim() else ())
             accumulators.append(state[key])
-        out, *maxima = sm3_direction(
-            update, k.static("beta"), k.static("eps"), *accumulators, compiled=k.static("compiled")
-        )
+        compiled = k.static("compiled") and update.numel() >= COMPILE_MIN_ELEMENTS
+        out, *maxima = sm3_direction(update, k.static("beta"), k.static("eps"), *accumulators, compiled=compiled)
         for accumulator, maximum in zip(accumulators, maxima):
             accumulator.copy_(maximum)
         momentum = k.static("momentum")
