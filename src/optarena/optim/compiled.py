@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optarena.optim import compile_cache
+from optarena.optim import compile_cache, toolchain
 from optarena.optim.execution import run_chain
 from optarena.transforms.base import Kernel, Prepared, Transform
 from optarena.transforms.ops import LOOP, ROW_BLOCK
@@ -20,6 +20,12 @@ _lock = threading.Lock()
 _compiled: dict[Hashable, CompiledChain] = {}
 _broken: dict[Hashable, str] = {}
 """Chain structures whose compilation failed, with the reason: they step eagerly."""
+
+
+def give_up(key: Hashable, what: str, error: BaseException) -> None:
+    """Remember that compiling ``key`` failed (it runs eagerly from now on) and warn once."""
+    _broken[key] = f"{type(error).__name__}: {error}"
+    toolchain.warn_compile_failure(what, error)
 
 
 def make_body(

@@ -37,7 +37,7 @@ from collections.abc import Hashable, Sequence
 import torch
 from torch import Tensor
 
-from optarena.optim import compiled, toolchain
+from optarena.optim import compiled
 from optarena.optim.chunks import ChunkPlan, chunk_size, plan_for, tensor_state_keys
 from optarena.optim.execution import Signals, eager_update, prepare_step
 from optarena.optim.planning import Bucket, BucketPlan
@@ -131,10 +131,7 @@ def step_compiled(bucket: Bucket, chunk_plans: dict[Hashable, ChunkPlan]) -> Sig
         try:
             outputs.append(fn(plan.params[index], grad_chunks[index], states_chunk, plan.scalar_chunks[index]))
         except Exception as error:  # compilation failed: nothing of this chunk has run
-            compiled._broken[key] = f"{type(error).__name__}: {error}"
-            toolchain.warn_once(
-                f"compiling this chain failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
-            )
+            compiled.give_up(key, "this chain", error)
             done = _collect(outputs, start)
             rest = step.run_eagerly(range(start, len(params)))
             prepared = step.prepared_signals()

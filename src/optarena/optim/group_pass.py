@@ -17,7 +17,7 @@ from collections.abc import Hashable, Sequence
 import torch
 from torch import Tensor
 
-from optarena.optim import compiled, toolchain
+from optarena.optim import compiled
 from optarena.optim.chunks import ChunkPlan, chunk_size, plan_for
 from optarena.optim.planning import Bucket, BucketPlan
 from optarena.transforms.base import GroupPass, Prepared, Transform, local_view
@@ -77,10 +77,7 @@ class CompiledSums:
                     fn(plan.params[index], grads[index], [c[index] for c in plan.states], plan.scalar_chunks[index])
                 )
             except Exception as error:  # compilation failed: nothing of this chunk has run
-                compiled._broken[key] = f"{type(error).__name__}: {error}"
-                toolchain.warn_once(
-                    f"compiling a group pass failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
-                )
+                compiled.give_up(key, "a group pass", error)
                 break
         if not rows:
             return []

@@ -54,6 +54,11 @@ def _toolchain_problem(device_type: str) -> str | None:
     return None
 
 
+def warn_compile_failure(what: str, error: BaseException) -> None:
+    """:func:`warn_once` that compiling ``what`` failed, with the error's type and first line."""
+    warn_once(f"compiling {what} failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})")
+
+
 def warn_once(reason: str) -> None:
     """One warning per distinct reason, per process."""
     with _lock:

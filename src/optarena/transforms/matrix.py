@@ -167,9 +167,7 @@ def kernel(fn: Callable[..., Result]) -> Callable[..., Result]:
             return compiled_fn(*args)
         except Exception as error:  # compilation failed: run as it is
             _broken_kernels.add(key)
-            toolchain.warn_once(
-                f"compiling {fn.__name__} failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
-            )
+            toolchain.warn_compile_failure(fn.__name__, error)
             return fn(*args)
 
     run.plain = fn  # type: ignore[attr-defined]
