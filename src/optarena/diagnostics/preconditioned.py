@@ -147,9 +147,11 @@ def _adam_threshold(group: Group, state: State | None) -> float:
 def nadam_weights(group: Group, state: State) -> tuple[float, float]:
     """NAdam's weights ``(c_g, c_m)`` of the gradient and the moving average in its last step,
     ``lr P^-1 (c_g g + c_m m)``: ``c_g = (1 - mu_t) / (1 - prod mu)``, ``c_m = mu_{t+1} / (1 - prod mu * mu_{t+1})``."""
+    from optarena.transforms.adam import nadam_momentum
+
     beta1, decay = float(group["betas"][0]), float(group["momentum_decay"])
     t, product = _step(state), float(state["mu_product"])
-    mu, mu_next = (beta1 * (1 - 0.5 * 0.96 ** (s * decay)) for s in (t, t + 1))
+    mu, mu_next = (nadam_momentum(beta1, decay, s) for s in (t, t + 1))
     return (1 - mu) / (1 - product), mu_next / (1 - product * mu_next)
 
 
@@ -171,8 +173,9 @@ def adafactor_step_size(group: Group, state: State | None) -> float:
         return _rate(lr)
     if state is None:
         raise ValueError("Adafactor's relative step depends on its step count: it exists only after its first step")
-    t = _step(state)
-    return min(1e-6 * t if group["warmup_init"] else 1e-2, 1 / math.sqrt(t))
+    from optarena.transforms.factored import relative_step
+
+    return relative_step(_step(state), bool(group["warmup_init"]))
 
 
 def _adafactor_threshold(group: Group, state: State | None) -> float:

@@ -143,6 +143,11 @@ class ScaleByAdamax(Transform):
         return out
 
 
+def nadam_momentum(beta1: float, momentum_decay: float, t: float) -> float:
+    """NAdam's momentum schedule at step ``t``: ``mu_t = beta1 (1 - 0.5 * 0.96^(t psi))``."""
+    return float(beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay)))
+
+
 class ScaleByNadam(Transform):
     """NAdam's direction (Dozat 2016, https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ).
 
@@ -167,8 +172,8 @@ class ScaleByNadam(Transform):
         init_moments(ctx)
         mu_products = [s["mu_product"] for s in ctx.states]
         steps = ctx.step_values
-        mus = [beta1 * (1.0 - 0.5 * 0.96 ** (t * psi)) for t in steps]
-        mu_nexts = [beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1.0) * psi)) for t in steps]
+        mus = [nadam_momentum(beta1, psi, t) for t in steps]
+        mu_nexts = [nadam_momentum(beta1, psi, t + 1.0) for t in steps]
         torch._foreach_mul_(mu_products, mus)
         products = scalars(mu_products)
         return Prepared(

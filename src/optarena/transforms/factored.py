@@ -165,6 +165,12 @@ class ClipByBlockRms(Transform):
         return ops.mul_(updates, ops.materialize(ops.reciprocal_(scales)))
 
 
+def relative_step(t: float, warmup_init: bool) -> float:
+    """Adafactor's relative step size at step ``t``: ``min(1e-2, 1/sqrt(t))``, or
+    ``min(1e-6 t, 1/sqrt(t))`` with ``warmup_init``."""
+    return min(1e-6 * t if warmup_init else 1e-2, 1.0 / math.sqrt(t))
+
+
 class ScaleByRelativeStep(Transform):
     """Adafactor's step: ``-(m + weight_decay * alpha_t * theta)`` with ``m`` built on ``alpha_t * u``.
 
@@ -197,7 +203,7 @@ class ScaleByRelativeStep(Transform):
         if not self.value(ctx, "relative_step") or lr == 0:
             return [float(lr)] * len(ctx.params)
         warmup = bool(self.value(ctx, "warmup_init"))
-        return [min(1e-6 * t if warmup else 1e-2, 1.0 / math.sqrt(t)) for t in ctx.step_values]
+        return [relative_step(t, warmup) for t in ctx.step_values]
 
     def prepare(self, ctx: StepContext) -> Prepared:
         beta1 = self.value(ctx, "beta1")
