@@ -23,3 +23,20 @@ def private_compile_cache(tmp_path_factory):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture
+def broken_compiler(monkeypatch):
+    """Every compiled chain or group pass fails at its first call ("no compiler today"), with no
+    failure remembered and no warning given before the test."""
+    from optarena.optim import compiled, toolchain
+
+    def broken(*args, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no compiler today")
+
+        return fail
+
+    monkeypatch.setattr(compiled, "compiled_for", broken)
+    monkeypatch.setattr(compiled, "_broken", {})
+    monkeypatch.setattr(toolchain, "_warned", set())

@@ -307,16 +307,7 @@ def test_chains_that_reduce_their_update_recompute_it_with_the_same_numbers(monk
     assert all(torch.equal(a, b) for a, b in zip(stored, recomputed))
 
 
-def test_compile_failure_falls_back_with_the_same_numbers(monkeypatch):
-    def broken(key, make, modules=()):
-        def fail(*args):
-            raise RuntimeError("no compiler today")
-
-        return fail
-
-    monkeypatch.setattr(compiled, "compiled_for", broken)
-    monkeypatch.setattr(compiled, "_broken", {})
-    monkeypatch.setattr(toolchain, "_warned", set())
+def test_compile_failure_falls_back_with_the_same_numbers(broken_compiler):
     params, twins = make_params(torch.float64), make_params(torch.float64)
     opt = optarena.NAdam(params, weight_decay=0.1, fused=True)
     eager = optarena.NAdam(twins, weight_decay=0.1, fused=False)

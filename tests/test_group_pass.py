@@ -10,7 +10,7 @@ import torch
 
 import optarena
 from optarena.bench.memory import peak_extra_bytes
-from optarena.optim import chunks, compiled, toolchain
+from optarena.optim import chunks
 
 NAMES = ["prodigy", "dadapt_adam"]
 PASS_STATE = {"prodigy": ("s", "p0"), "dadapt_adam": ("s", "exp_avg_sq")}
@@ -84,16 +84,7 @@ def test_fused_step_holds_no_parameter_sized_temporary(name):
     assert peak(True) < size
 
 
-def test_a_failed_group_pass_compilation_falls_back_to_the_eager_sums(monkeypatch):
-    def broken(key, make, transforms=(), options=None):
-        def fail(*args):
-            raise RuntimeError("no compiler today")
-
-        return fail
-
-    monkeypatch.setattr(compiled, "compiled_for", broken)
-    monkeypatch.setattr(compiled, "_broken", {})
-    monkeypatch.setattr(toolchain, "_warned", set())
+def test_a_failed_group_pass_compilation_falls_back_to_the_eager_sums(broken_compiler):
     fused_params, fused_groups = two_groups(torch.float64)
     eager_params, eager_groups = two_groups(torch.float64)
     fused = optarena.Prodigy(fused_groups, fused=True)
