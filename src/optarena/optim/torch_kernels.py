@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optarena.transforms.base import local_view
+from optarena.transforms.base import itself, local_view
 from optarena.transforms.sharding import is_sharded, local
 
 KERNEL_DTYPES = (torch.float32, torch.float64)
@@ -100,7 +100,7 @@ class TorchKernel:
             return "differentiable=True"
         # one pass over the tensors, the per-kind checks once per kind
         op = self.name.removeprefix("torch.")
-        part = local if any(is_sharded(p) for p in params) else _itself
+        part = local if any(is_sharded(p) for p in params) else itself
         kinds = set()
         for p in params:
             grad = p.grad
@@ -125,10 +125,6 @@ class TorchKernel:
 def all_contiguous(tensors: Iterable[Tensor]) -> bool:
     """Whether every tensor (each rank's part of a sharded one) is contiguous."""
     return all(local(t).is_contiguous() for t in tensors)
-
-
-def _itself(tensor: Tensor) -> Tensor:
-    return tensor
 
 
 def _steps(args: KernelArgs) -> list[Tensor]:

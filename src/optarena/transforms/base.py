@@ -40,7 +40,8 @@ def real_view(tensor: Tensor) -> Tensor:
     return torch.view_as_real(tensor) if tensor.is_complex() else tensor
 
 
-def _itself(tensor: Tensor) -> Tensor:
+def itself(tensor: Tensor) -> Tensor:
+    """The tensor as it is (the view of a tensor that is real and of this process)."""
     return tensor
 
 
@@ -96,7 +97,7 @@ class StepContext:
         self.plain = plain
         """Every tensor is real and of this process (:attr:`optarena.optim.planning.Bucket.plain`):
         the math sees the tensors themselves."""
-        self.view = _itself if plain else real_view if whole else local_view
+        self.view = itself if plain else real_view if whole else local_view
         """How a parameter, gradient or state tensor appears to the math."""
         self.params = list(params) if plain else [self.view(p) for p in params]
         self.states = states

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 
 DISTRIBUTED_TENSOR = "torch.distributed.tensor"
 """The module that defines ``DTensor``: imported here only once the program has imported it
-(a ``DTensor`` cannot exist before), which keeps about a third of ``import optarena`` away
-from programs that never shard."""
+(a ``DTensor`` cannot exist before), so that programs that never shard do not pay for its
+import."""
 
 
 def _bind_distributed() -> None:
