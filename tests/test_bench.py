@@ -197,6 +197,16 @@ def test_floor_adds_what_later_passes_read_again(name, passes, again):
     assert floor == pytest.approx(traffic.step_bytes_per_param + again, abs=0.5)  # state read again: its size
 
 
+def test_floor_counts_read_only_state_once():
+    """Prodigy reads its starting point p0 and never writes it: 4 B, not the model's 8."""
+    optimizer, params = _stepped("prodigy")
+    traffic = measure_traffic(optimizer, params)
+    floor = floor_bytes_per_param("prodigy", traffic, make_param_set(get_preset("small")))
+    # p, g, m, v, s, p0 in the model (8 + 4 + 4 * 8 = 44), less p0's write, plus the second pass's p and g
+    assert traffic.step_bytes_per_param == pytest.approx(44, abs=0.5)
+    assert floor == pytest.approx(44 - 4 + 4 + 4, abs=0.5)
+
+
 def test_rows_hold_measured_figures(result):
     assert [row["optimizer"] for row in result.rows] == ["adam", "sgd", "lamb"]
     adam, sgd, lamb = result.rows

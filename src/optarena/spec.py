@@ -153,6 +153,11 @@ class Spec:
     factored statistics need the whole gradient, and the update clipping the RMS of an update
     built from them, before any parameter is written)."""
 
+    read_only_state: tuple[str, ...] = ()
+    """State tensors of a parameter's size that a step reads and never writes (Prodigy's
+    starting point ``p0``): the memory-traffic floor counts their read only, where the traffic
+    model (:mod:`optarena.bench.traffic`) counts every state tensor read and written."""
+
     @property
     def passes(self) -> int:
         """Passes over memory the algorithm needs at least: 1, 2 or 3."""

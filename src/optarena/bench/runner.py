@@ -445,13 +445,15 @@ def lookup_spec(name: str) -> Any:
 
 def floor_bytes_per_param(name: str, traffic: Any, param_set: ParamSet) -> float:
     """The bytes per parameter the algorithm must move: one pass (``traffic``'s model: the
-    parameter read and written, the gradient read, each state tensor read and written), plus
-    what its later passes read again, if it has any (:attr:`optarena.spec.Spec.second_pass`,
+    parameter read and written, the gradient read, each state tensor read and written, less the
+    writes of :attr:`~optarena.spec.Spec.read_only_state`), plus what its later passes read
+    again, if it has any (:attr:`optarena.spec.Spec.second_pass`,
     :attr:`~optarena.spec.Spec.third_pass`)."""
     item = param_set.values[0].element_size()
     again = {"param": item, "grad": item, "state": traffic.state_bytes_per_param}
     spec = lookup_spec(name)
-    return traffic.step_bytes_per_param + sum(again[key] for key in spec.second_pass + spec.third_pass)
+    unwritten = item * len(spec.read_only_state)
+    return traffic.step_bytes_per_param - unwritten + sum(again[key] for key in spec.second_pass + spec.third_pass)
 
 
 def _mb(value: int | None) -> float | None:

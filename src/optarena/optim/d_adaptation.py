@@ -201,6 +201,7 @@ SPECS = (
             ),
         ),
         second_pass=("param", "grad"),  # d must be updated before the moments take the gradient
+        read_only_state=("p0",),
     ),
     Spec(
         "dadapt_adam",
