@@ -50,6 +50,7 @@ CASES: dict[str, Factory] = {
     "torch-adagrad-fused": lambda p: torch.optim.Adagrad(p, lr=1e-2, fused=True),
     "lion-compiled": lambda p: optarena.create("lion", p, lr=1e-4, fused=True),
     "lamb-compiled": lambda p: optarena.create("lamb", p, lr=1e-3, fused=True),
+    "adafactor-compiled": lambda p: optarena.create("adafactor", p, fused=True),
     "nadam-eager": lambda p: optarena.create("nadam", p, lr=1e-3, fused=False),
     "torch-nadam-foreach": lambda p: torch.optim.NAdam(p, lr=1e-3, foreach=True),
 }
@@ -62,6 +63,7 @@ REFERENCES = {
     "adagrad": "torch-adagrad-fused",
     "lion-compiled": "torch-adam-fused",
     "lamb-compiled": "torch-adam-fused",
+    "adafactor-compiled": "torch-adam-fused",
     "nadam-eager": "torch-nadam-foreach",
 }
 """What each optarena case is compared with: torch's kernel for the same algorithm, torch's

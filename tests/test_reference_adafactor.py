@@ -186,3 +186,25 @@ def test_the_factored_update_carries_its_own_rms_on_both_backends():
         out = ScaleByFactoredRms().apply(ops, grads, kernel)
         expected = [x.square().mean().sqrt() for x in out]
         torch.testing.assert_close(out.rms, expected, rtol=1e-12, atol=0)
+
+
+def test_a_bucket_without_matrices_steps_flattened_in_the_compiled_path():
+    """Only the factored moments use shapes: the bucket of vectors compiles flattened (larger
+    chunks, fewer calls) and steps as the eager path does; the bucket of matrices keeps shapes."""
+    shapes = [(5,), (7,), (3,), (9,), (4,), (6, 4), (3, 5)]
+    g = torch.Generator().manual_seed(0)
+    start = [torch.randn(s, generator=g) for s in shapes]
+    fused = [torch.nn.Parameter(x.clone()) for x in start]
+    eager = [torch.nn.Parameter(x.clone()) for x in start]
+    opt_fused = optarena.Adafactor(fused, fused=True)
+    opt_eager = optarena.Adafactor(eager, fused=False)
+    buckets = opt_fused._plans(opt_fused.param_groups[0], fused, ahead=True)
+    assert sorted((len(b.params), b.flat) for b, _ in buckets) == [(2, False), (5, True)]
+    for step in range(4):
+        for a, b in zip(fused, eager):
+            a.grad = torch.sin(1.3 * a.detach() + 0.7 * step) + 0.1 * a.detach()
+            b.grad = torch.sin(1.3 * b.detach() + 0.7 * step) + 0.1 * b.detach()
+        opt_fused.step()
+        opt_eager.step()
+    for a, b in zip(fused, eager):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

@@ -103,7 +103,7 @@ class Bucket:
     @property
     def flat(self) -> bool:
         """No transform uses shapes: the compiled graph takes every tensor flattened."""
-        return not any(t.uses_shapes() for t in self.transforms)
+        return not any(t.uses_shapes_on(self.params) for t in self.transforms)
 
     def subset(self, indices: Sequence[int]) -> Bucket:
         return Bucket(

@@ -23,7 +23,7 @@ step unchanged.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -331,6 +331,12 @@ class Transform:
     @classmethod
     def uses_shapes(cls) -> bool:
         return (not cls.elementwise) if cls.needs_shape is None else cls.needs_shape
+
+    def uses_shapes_on(self, params: Sequence[Tensor]) -> bool:
+        """Whether the math uses the shapes of these tensors (one bucket): :meth:`uses_shapes`,
+        unless a transform's shaped work applies to some tensors only (Adafactor's factored
+        moments, to matrices): a bucket of the others then steps flattened, in larger chunks."""
+        return self.uses_shapes()
 
     # -- binding hyperparameters ------------------------------------------------------------
 

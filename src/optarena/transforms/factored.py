@@ -13,6 +13,7 @@ both backends. Factored (>= 2-D) and unfactored tensors go into separate buckets
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import cast
 
 from torch import Tensor
@@ -88,6 +89,9 @@ class ScaleByFactoredRms(Transform):
     def bucket_key(self, param: Tensor, name: str | None = None) -> bool:
         return is_factored(param)
 
+    def uses_shapes_on(self, params: Sequence[Tensor]) -> bool:
+        return any(is_factored(p) for p in params)
+
     def prepare(self, ctx: StepContext) -> Prepared:
         factored = _factored_bucket(self, ctx)
         if factored:
@@ -145,6 +149,7 @@ class ClipByBlockRms(Transform):
         "clip_threshold": Hyper(1.0, Real(0.0, open_low=True), "the largest RMS of an update before scaling"),
     }
     elementwise = False
+    needs_shape = False  # whole-tensor RMS: flattened tensors give the same numbers
 
     def prepare(self, ctx: StepContext) -> Prepared:
         return Prepared(scalars={"root_size": _root_sizes(ctx), "clip_threshold": self.value(ctx, "clip_threshold")})
@@ -196,6 +201,7 @@ class ScaleByRelativeStep(Transform):
     state_keys = ("exp_avg",)
     uses_step = True
     elementwise = False
+    needs_shape = False  # whole-tensor RMS of the parameter: flattened tensors give the same numbers
 
     def relative_steps(self, ctx: StepContext) -> list[float]:
         """``rho_t`` for each tensor (0 while ``lr`` is 0, in either mode)."""
