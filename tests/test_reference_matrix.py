@@ -244,10 +244,10 @@ def test_sm3_keeps_m_plus_n_numbers_for_a_matrix():
 def test_sm3_compiled_step_follows_the_eager_step(config, monkeypatch):
     """fused=True runs each tensor's whole SM3 step (accumulators, momentum, learning rate and the
     parameter's update) as one compiled graph: the same path, to rounding, on tensors of 0 to 3
-    dimensions (the accumulators and the buffer included), under a learning rate that changes at
-    every step."""
+    dimensions (the accumulators and the buffer included; 16 rows take the maxima over the first
+    dimension in blocks of rows), under a learning rate that changes at every step."""
     monkeypatch.setattr(sm3_module, "COMPILE_MIN_ELEMENTS", 0)  # compile these small ones
-    shapes = ((6, 5), (5,), (3, 4, 2), ())
+    shapes = ((6, 5), (16, 3), (5,), (3, 4, 2), (16, 2, 3), ())
     eager, compiled = matrices(shapes=shapes), matrices(shapes=shapes)
     opt_eager = optarena.SM3(eager, fused=False, **config)
     opt_compiled = optarena.SM3(compiled, fused=True, **config)
