@@ -44,8 +44,10 @@ class ScaleBySm3(MatrixTransform):
     A scalar keeps one accumulator (AdaGrad). State: ``accumulator_0 ... accumulator_{k-1}``
     (shaped to broadcast against the tensor, as the ``torch-sm3`` package keeps them) and
     ``momentum_buffer``. Per-tensor work (maxima over dimensions): the chain runs tensor by
-    tensor; with ``fused=True`` each tensor of :data:`COMPILE_MIN_ELEMENTS` or more takes its
-    direction from one compiled kernel (:func:`sm3_direction`).
+    tensor, and when only the learning rate follows, each parameter is updated before the next
+    tensor steps (:meth:`step_tensor_into`); with ``fused=True`` each tensor of
+    :data:`COMPILE_MIN_ELEMENTS` or more then takes its whole step from one compiled graph
+    (:func:`sm3_step`), or its direction from one (:func:`sm3_direction`) in other chains.
     """
 
     hyperparameters = {
