@@ -16,8 +16,10 @@ from matrix_references import PackageSM3
 from torch import nn
 
 import optarena
+from optarena.transforms import ScaleByLearningRate
 from optarena.transforms import matrix as matrix_module
 from optarena.transforms import sm3 as sm3_module
+from optarena.transforms.matrix import MatrixTransform
 
 FIXTURES = Path(__file__).parent / "fixtures" / "optax_sm3.npz"
 
@@ -238,24 +240,86 @@ def test_sm3_keeps_m_plus_n_numbers_for_a_matrix():
     assert sum(v.numel() for v in opt.state[p[0]].values() if torch.is_tensor(v)) == 30 + 20
 
 
-@pytest.mark.parametrize("config", [{"momentum": 0.5}, {"beta": 0.9}])
-def test_sm3_compiled_kernel_follows_the_eager_step(config, monkeypatch):
-    """fused=True runs each tensor's SM3 step as one compiled kernel: the same path, to rounding,
-    on tensors of 0 to 3 dimensions (the accumulators included)."""
+@pytest.mark.parametrize("config", [{}, {"momentum": 0.5}, {"beta": 0.9}])
+def test_sm3_compiled_step_follows_the_eager_step(config, monkeypatch):
+    """fused=True runs each tensor's whole SM3 step (accumulators, momentum, learning rate and the
+    parameter's update) as one compiled graph: the same path, to rounding, on tensors of 0 to 3
+    dimensions (the accumulators and the buffer included; 16 rows take the maxima over the first
+    dimension in blocks of rows), under a learning rate that changes at every step."""
     monkeypatch.setattr(sm3_module, "COMPILE_MIN_ELEMENTS", 0)  # compile these small ones
-    shapes = ((6, 5), (5,), (3, 4, 2), ())
+    shapes = ((6, 5), (16, 3), (5,), (3, 4, 2), (16, 2, 3), ())
     eager, compiled = matrices(shapes=shapes), matrices(shapes=shapes)
     opt_eager = optarena.SM3(eager, fused=False, **config)
     opt_compiled = optarena.SM3(compiled, fused=True, **config)
-    run(opt_eager, eager, 6)
-    run(opt_compiled, compiled, 6)
+    for t in range(6):
+        for opt, params in ((opt_eager, eager), (opt_compiled, compiled)):
+            opt.param_groups[0]["lr"] = 0.1 / (1 + t)
+            run(opt, params, 1, start=t)
     assert relative(compiled, eager) <= 1e-12
-    settings = (("float", float(config.get("beta", 0.0))), ("float", 1e-30))
-    ran = [key for key in matrix_module._compiled_kernels if key[1] == "sm3_direction" and key[2] == settings]
-    assert ran and not set(ran) & matrix_module._broken_kernels  # this configuration's kernel compiled
+    beta, momentum = float(config.get("beta", 0.0)), float(config.get("momentum", 0.0))
+    settings = ((("NoneType", None),) if momentum == 0 else ()) + (
+        ("float", beta),
+        ("float", 1e-30),
+        ("float", momentum),
+    )
+    ran = [key for key in matrix_module._compiled_kernels if key[1] == "sm3_step" and key[2] == settings]
+    assert ran and not set(ran) & matrix_module._broken_kernels  # this configuration's step compiled
     for a, b in zip(eager, compiled):
+        assert opt_compiled.state[b].keys() == opt_eager.state[a].keys()
         for key, value in opt_eager.state[a].items():
             torch.testing.assert_close(opt_compiled.state[b][key], value, rtol=1e-12, atol=0)
+
+
+def test_a_failed_sm3_step_compilation_runs_the_step_as_it_is(monkeypatch):
+    """The compiled step writes its inputs in place; a compilation that fails has written nothing,
+    and the step runs eagerly from the same inputs, with one warning."""
+    from optarena.optim import toolchain
+
+    def broken(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no compiler today")
+
+        return fail
+
+    monkeypatch.setattr(sm3_module, "COMPILE_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(matrix_module.torch, "compile", broken)
+    monkeypatch.setattr(matrix_module, "_compiled_kernels", {})
+    monkeypatch.setattr(matrix_module, "_broken_kernels", set())
+    monkeypatch.setattr(toolchain, "_warned", set())
+    shapes = ((6, 5), (5,))
+    eager, compiled = matrices(shapes=shapes), matrices(shapes=shapes)
+    run(optarena.SM3(eager, fused=False, momentum=0.5), eager, 3)
+    with pytest.warns(RuntimeWarning, match="sm3_step"):
+        run(optarena.SM3(compiled, fused=True, momentum=0.5), compiled, 3)
+    assert relative(compiled, eager) <= 1e-12
+    assert matrix_module._broken_kernels
+
+
+class Doubled(MatrixTransform):
+    """``2 u``, per matrix, noting the parameters as each tensor's step begins."""
+
+    def __init__(self):
+        self.seen = []
+
+    def update_matrix(self, matrix, state, values, k):
+        self.seen.append([p.detach().clone() for p in k.params])
+        return 2 * matrix
+
+
+def test_a_matrix_step_ending_the_chain_updates_each_parameter_before_the_next_tensor():
+    """A matrix transform followed only by the learning rate: each parameter takes its update as soon
+    as it is made, so no update is held while the other tensors step (SM3's eager and fused paths)."""
+    params = matrices(shapes=((3, 4), (2, 5), (4,)))
+    start = [p.detach().clone() for p in params]
+    doubled = Doubled()
+    opt = optarena.Chain(params, [doubled, ScaleByLearningRate()], lr=0.1)
+    run(opt, params, 1)
+    grads = [p.grad for p in params]
+    for i in range(len(params)):
+        for j, seen in enumerate(doubled.seen[i]):
+            torch.testing.assert_close(seen, start[j] - 0.2 * grads[j] if j < i else start[j], rtol=1e-15, atol=0)
+    for p, s, g in zip(params, start, grads):
+        torch.testing.assert_close(p.detach(), s - 0.2 * g, rtol=1e-15, atol=0)
 
 
 # -- Shampoo's blocking and grafting, by their definitions ---------------------------------------------

@@ -116,6 +116,17 @@ def run_chain(
     kernel.grads = updates = grads
     if maximize:
         updates = ops.neg(updates)
+    if folds_per_tensor(ops, transforms, fold, kernel, compute_dtype):
+        assert fold is not None
+        kernel.current = len(transforms)
+        neg_lrs = fold.folded_rates(kernel, len(updates))  # type: ignore[attr-defined]
+        *before, last = transforms
+        for index, transform in enumerate(before):
+            kernel.current = index
+            updates = transform.apply(ops, updates, kernel)
+        kernel.current = len(before)
+        last.apply_folded(updates, kernel, neg_lrs)  # type: ignore[attr-defined]
+        return
     for index, transform in enumerate(transforms):
         kernel.current = index
         updates = transform.apply(ops, updates, kernel)
@@ -133,6 +144,26 @@ def run_chain(
         ops.mul_(lost, -1.0)
         ops.add_(lost, exact)
         ops.copy_(remainders, lost)
+
+
+def folds_per_tensor(
+    ops: ListOps,
+    transforms: Sequence[Transform],
+    fold: Transform | None,
+    kernel: Kernel,
+    compute_dtype: torch.dtype | None,
+) -> bool:
+    """Whether the chain ends with a matrix transform that steps tensor by tensor and then the
+    learning rate (SM3), so that each parameter can take its update as soon as it is made
+    (:meth:`optarena.transforms.matrix.MatrixTransform.apply_folded`) rather than every
+    update being held until the last one is made: the local eager backend on parameters of
+    their own precision (no rounding remainders), nothing sharded, no step for autograd."""
+    if ops is not FOREACH or compute_dtype is not None or fold is None or not transforms:
+        return False
+    last = transforms[-1]
+    if not getattr(last, "matrix", False) or not last.folds_per_tensor():  # type: ignore[attr-defined]
+        return False
+    return hasattr(fold, "folded_rates") and not any(sharding.is_sharded(p) for p in kernel.params)
 
 
 @dataclass

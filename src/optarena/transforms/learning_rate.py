@@ -31,3 +31,9 @@ class ScaleByLearningRate(Transform):
     def fold_into(self, ops: ListOps, params: list[Tensor], updates: list[Tensor], k: Kernel) -> None:
         """``theta <- theta - lr * u`` in one operation (the chain's last step, folded)."""
         ops.add_(params, updates, k.scalar("neg_lr"))
+
+    def folded_rates(self, k: Kernel, count: int) -> list[float]:
+        """``-lr`` for each of ``count`` tensors (eager path), for a step that folds it tensor
+        by tensor (:meth:`optarena.transforms.matrix.MatrixTransform.apply_folded`)."""
+        rate = k.scalar("neg_lr")
+        return [float(rate[i]) for i in range(count)] if isinstance(rate, (list, tuple)) else [float(rate)] * count

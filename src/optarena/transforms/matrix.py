@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+import types
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -95,6 +96,25 @@ class MatrixTransform(Transform):
         out = self.update_matrix(update.reshape(rows, cols), state, self.tensor_values(k, index), k)
         return out.reshape(update.shape)
 
+    def folds_per_tensor(self) -> bool:
+        """Whether :meth:`apply_folded` may stand for :meth:`apply` followed by the chain's
+        learning rate: the transform steps tensor by tensor (its ``apply`` is this class's)."""
+        return type(self).apply is MatrixTransform.apply
+
+    def apply_folded(self, updates: list[Tensor], k: Kernel, neg_lrs: Sequence[float]) -> None:
+        """:meth:`apply`, then ``theta <- theta + neg_lr * u`` (the chain's learning rate,
+        folded), tensor by tensor: each parameter takes its update as soon as it is made, so
+        no update outlives its own tensor's step. Local, non-sharded tensors only."""
+        for i, (param, update) in enumerate(zip(k.params, updates)):
+            self.step_tensor_into(param, update, k.entries[i], i, k, neg_lrs[i])
+
+    def step_tensor_into(
+        self, param: Tensor, update: Tensor, state: dict[str, Any], index: int, k: Kernel, neg_lr: float
+    ) -> None:
+        """One tensor's step with the learning rate folded in: ``param += neg_lr *
+        step_tensor(...)``. A transform may do it in one compiled graph instead (SM3)."""
+        param.add_(self.step_tensor(update, state, index, k), alpha=neg_lr)
+
     def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
         entries = k.entries
         out = list(updates)
@@ -137,8 +157,10 @@ _broken_kernels: set[Hashable] = set()
 
 
 def kernel(fn: Callable[..., Result]) -> Callable[..., Result]:
-    """Make ``fn`` (tensors and fixed settings in, a tensor or a tuple of tensors out; no input
-    changed in place, since a failed compilation runs it again) a matrix kernel.
+    """Make ``fn`` (tensors and fixed settings in, a tensor, a tuple of tensors or nothing out)
+    a matrix kernel. A failed compilation runs ``fn`` again on the same inputs, which is safe
+    because compilation traces the whole function (``fullgraph``) before any of it runs: a
+    kernel may write its inputs in place (SM3's whole step does).
 
     ``kernel_fn(*args, compiled=False)`` runs it as it is; with ``compiled=True`` it runs
     through ``torch.compile`` (dynamic shapes, one graph per kernel and set of settings), or as
@@ -162,7 +184,7 @@ def kernel(fn: Callable[..., Result]) -> Callable[..., Result]:
         with _lock:
             compiled_fn = _compiled_kernels.get(key)
             if compiled_fn is None:
-                compiled_fn = _compiled_kernels[key] = torch.compile(fn, dynamic=True, fullgraph=True)
+                compiled_fn = _compiled_kernels[key] = torch.compile(own_code(fn), dynamic=True, fullgraph=True)
         try:
             return compiled_fn(*args)
         except Exception as error:  # compilation failed: run as it is
@@ -172,6 +194,15 @@ def kernel(fn: Callable[..., Result]) -> Callable[..., Result]:
 
     run.plain = fn  # type: ignore[attr-defined]
     return run
+
+
+def own_code(fn: Callable[..., Result]) -> Callable[..., Result]:
+    """``fn`` with a copy of its code object: torch.compile keeps its graphs, and its limit on
+    recompilations, per code object, so each set of settings of a kernel gets its own (else a
+    few settings, each with one graph per number of dimensions, exhaust the limit of one)."""
+    return types.FunctionType(  # type: ignore[return-value]
+        fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+    )
 
 
 # -- sharded parameters: whole matrices on one rank each ------------------------------------------

@@ -44,8 +44,10 @@ class ScaleBySm3(MatrixTransform):
     A scalar keeps one accumulator (AdaGrad). State: ``accumulator_0 ... accumulator_{k-1}``
     (shaped to broadcast against the tensor, as the ``torch-sm3`` package keeps them) and
     ``momentum_buffer``. Per-tensor work (maxima over dimensions): the chain runs tensor by
-    tensor; with ``fused=True`` each tensor of :data:`COMPILE_MIN_ELEMENTS` or more takes its
-    direction from one compiled kernel (:func:`sm3_direction`).
+    tensor, and when only the learning rate follows, each parameter is updated before the next
+    tensor steps (:meth:`step_tensor_into`); with ``fused=True`` each tensor of
+    :data:`COMPILE_MIN_ELEMENTS` or more then takes its whole step from one compiled graph
+    (:func:`sm3_step`), or its direction from one (:func:`sm3_direction`) in other chains.
     """
 
     hyperparameters = {
@@ -64,18 +66,23 @@ class ScaleBySm3(MatrixTransform):
         static: dict[str, Any] = {key: float(self.value(ctx, key)) for key in self.hyperparameters}
         return Prepared(static={**static, "compiled": ctx_compiled(ctx)})
 
-    def step_tensor(self, update: Tensor, state: dict[str, Any], index: int, k: Kernel) -> Tensor:
-        if update.numel() == 0:
-            return torch.zeros_like(update)
-        shape = update.shape
-        accumulators = []
+    def accumulators(self, update: Tensor, state: dict[str, Any]) -> list[Tensor]:
+        """The tensor's accumulators (zeros at its first step)."""
+        out = []
         for d in range(max(update.dim(), 1)):
             key = f"accumulator_{d}"
             if key not in state:
-                state[key] = update.new_zeros(accumulator_shape(shape, d) if update.dim() else ())
-            accumulators.append(state[key])
-        compiled = k.static("compiled") and update.numel() >= COMPILE_MIN_ELEMENTS
-        out, *maxima = sm3_direction(update, k.static("beta"), k.static("eps"), *accumulators, compiled=compiled)
+                state[key] = update.new_zeros(accumulator_shape(update.shape, d) if update.dim() else ())
+            out.append(state[key])
+        return out
+
+    def step_tensor(self, update: Tensor, state: dict[str, Any], index: int, k: Kernel) -> Tensor:
+        if update.numel() == 0:
+            return torch.zeros_like(update)
+        accumulators = self.accumulators(update, state)
+        out, *maxima = sm3_direction(
+            update, k.static("beta"), k.static("eps"), *accumulators, compiled=self.compiles(update, k)
+        )
         for accumulator, maximum in zip(accumulators, maxima):
             accumulator.copy_(maximum)
         momentum = k.static("momentum")
@@ -84,6 +91,57 @@ class ScaleBySm3(MatrixTransform):
         buffer: Tensor = state.setdefault("momentum_buffer", torch.zeros_like(update))
         buffer.mul_(momentum).add_(out, alpha=1.0 - momentum)
         return buffer.clone()
+
+    def step_tensor_into(
+        self, param: Tensor, update: Tensor, state: dict[str, Any], index: int, k: Kernel, neg_lr: float
+    ) -> None:
+        """The whole step of one tensor: with ``fused=True`` (tensors of
+        :data:`COMPILE_MIN_ELEMENTS` or more) one compiled graph (:func:`sm3_step`) that reads
+        the gradient, the parameter and the momentum buffer and writes them back, with no
+        temporary as large as the tensor; else the eager operations, without a copy of the
+        momentum buffer."""
+        if update.numel() == 0:
+            return
+        accumulators = self.accumulators(update, state)
+        beta, eps, momentum = k.static("beta"), k.static("eps"), k.static("momentum")
+        buffer = state.setdefault("momentum_buffer", torch.zeros_like(update)) if momentum != 0 else None
+        if self.compiles(update, k) and update.dim() > 0:
+            # 0-d tensors stay eager: in torch 2.13 a compiled graph lost its in-place writes
+            # to 0-d inputs (the parameter and the accumulator kept their values)
+            rate = torch.tensor(neg_lr, dtype=param.dtype, device=param.device)
+            # detached: torch.compile keeps a Parameter's shape static (one graph per shape)
+            sm3_step(param.detach(), update, rate, buffer, beta, eps, momentum, *accumulators, compiled=True)
+            return
+        out, *maxima = sm3_direction(update, beta, eps, *accumulators)
+        for accumulator, maximum in zip(accumulators, maxima):
+            accumulator.copy_(maximum)
+        if buffer is not None:
+            out = buffer.mul_(momentum).add_(out, alpha=1.0 - momentum)
+        param.add_(out, alpha=neg_lr)
+
+    @staticmethod
+    def compiles(update: Tensor, k: Kernel) -> bool:
+        """Whether this tensor's step is compiled: ``fused=True`` and large enough to pay."""
+        return bool(k.static("compiled")) and update.numel() >= COMPILE_MIN_ELEMENTS
+
+
+ROW_BLOCK = 8
+"""Rows taken together in a compiled maximum over the first dimension (:func:`maximum_over`)."""
+
+
+def maximum_over(nu: Tensor, dims: list[int]) -> Tensor:
+    """``nu.amax(dim=dims, keepdim=True)``; compiled, in blocks of :data:`ROW_BLOCK` rows when
+    ``dims`` holds the first dimension. A compiled maximum over the first dimension walks down
+    each column (one row's stride between reads, which the hardware does not prefetch); the
+    maxima of blocks of rows read a few rows side by side, each in order. Eagerly torch's own
+    maximum reads the rows in order already. The same numbers either way (a maximum does not
+    depend on the order)."""
+    rows = nu.shape[0]
+    if not torch.compiler.is_compiling() or 0 not in dims or nu.dim() < 2 or rows % ROW_BLOCK or rows == ROW_BLOCK:
+        return nu.amax(dim=dims, keepdim=True)
+    blocks = nu.reshape(rows // ROW_BLOCK, ROW_BLOCK, *nu.shape[1:])
+    inner = [1] + [d + 1 for d in dims if d != 0]
+    return blocks.amax(dim=inner, keepdim=True).amax(dim=0)
 
 
 @kernel
@@ -106,7 +164,35 @@ def sm3_direction(update: Tensor, beta: float, eps: float, *accumulators: Tensor
     maxima = []
     for d in range(len(accumulators)):
         others = [i for i in range(update.dim()) if i != d]
-        maxima.append(nu.amax(dim=others, keepdim=True) if others else nu.clone())
+        maxima.append(maximum_over(nu, others) if others else nu.clone())
     positive = nu > 0
     direction = nu.add_(eps).rsqrt_().masked_fill_(positive.logical_not_(), 0.0).mul_(update)
     return (direction, *maxima)
+
+
+@kernel
+def sm3_step(
+    param: Tensor,
+    update: Tensor,
+    neg_lr: Tensor,
+    buffer: Tensor | None,
+    beta: float,
+    eps: float,
+    momentum: float,
+    *accumulators: Tensor,
+) -> None:
+    """One tensor's whole SM3 step, in place: the accumulators take their next values, the
+    momentum buffer (when ``momentum > 0``) its average, and ``param += neg_lr * direction``.
+
+    Meant to be compiled (one graph: the accumulators' maxima and one pass that reads the
+    gradient, the parameter and the buffer and writes the last two); ``neg_lr`` is a 0-d tensor
+    so that a learning-rate schedule does not make a new graph at each step. It writes its
+    arguments only as the graph runs: a compilation that fails does so while tracing, before
+    anything is written, and the step then runs as it is.
+    """
+    direction, *maxima = sm3_direction.plain(update, beta, eps, *accumulators)  # type: ignore[attr-defined]
+    for accumulator, maximum in zip(accumulators, maxima):
+        accumulator.copy_(maximum)
+    if buffer is not None:
+        direction = buffer.mul_(momentum).add_(direction, alpha=1.0 - momentum)
+    param.add_(direction * neg_lr)
