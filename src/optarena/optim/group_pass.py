@@ -13,6 +13,7 @@ adds the sums up per tensor, in order, in Python.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -31,12 +32,25 @@ class CompiledSums:
         self.bucket = bucket
         self.parts = plan.compiled
         self.chunk_plans = chunk_plans
+        self.stepped: set[int] = set()
+        """Positions a pass that is the whole step (:attr:`GroupPass.covers`) has stepped."""
 
     def __call__(self, transform: Transform, spec: GroupPass) -> dict[int, Tensor]:
+        if spec.covers is not None and not spec.covers(self.bucket.transforms):
+            return {}
         out: dict[int, Tensor] = {}
         for indices in self.parts:
             out.update(zip(indices, self._part(transform, spec, indices)))
+        if spec.covers is not None:
+            self.stepped.update(out)
         return out
+
+    def remaining(self, plan: BucketPlan) -> BucketPlan:
+        """``plan`` without the tensors already stepped by the group pass."""
+        if not self.stepped:
+            return plan
+        rest = tuple(kept for part in plan.compiled if (kept := tuple(i for i in part if i not in self.stepped)))
+        return replace(plan, compiled=rest)
 
     def _part(self, transform: Transform, spec: GroupPass, indices: Sequence[int]) -> list[Tensor]:
         """The sums of the tensors at ``indices``, in order; fewer (the first ones) when

@@ -23,7 +23,7 @@ step unchanged.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -169,12 +169,17 @@ class GroupPass:
     as stored, its state tensors under ``state_keys`` (in that order; it writes them in place),
     this step's numbers by name (0-d tensors) and the static facts; it returns the tensor's sums
     as 0-d tensors of one dtype. It is traced, so it must use plain tensor operations.
+
+    With ``covers``, ``math`` is the whole step of the tensors it takes (it writes the parameter
+    too): the fused path runs it only over buckets whose chain ``covers(chain)`` accepts, and
+    those tensors' own step is then skipped for this step.
     """
 
     math: Callable[[Tensor, Tensor, list[Tensor], Mapping[str, Any], Mapping[str, Hashable]], list[Tensor]]
     state_keys: tuple[str, ...]
     scalars: dict[str, float]
     static: dict[str, Hashable] = field(default_factory=dict)
+    covers: Callable[[Sequence[Transform]], bool] | None = None
 
 
 CompiledSums = Callable[["Transform", GroupPass], dict[int, Tensor]]
