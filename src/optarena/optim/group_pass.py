@@ -80,7 +80,7 @@ class CompiledSums:
             key,
             lambda: compiled.make_group_pass_body(spec.math, names, static),
             [transform],
-            compiled.GROUP_PASS_OPTIONS,
+            compiled.GROUP_PASS_OPTIONS if spec.covers is None else compiled.STEP_PASS_OPTIONS,
         )
         plan.write_scalars([Prepared(dict(spec.scalars))])
         grads = plan.grads([local_view(p.grad) for p in params])  # type: ignore[arg-type]  # plans take params with gradients
@@ -95,4 +95,9 @@ class CompiledSums:
                 break
         if not rows:
             return []
-        return list(torch.cat(rows)[: len(params)].unbind())
+        sums = torch.cat(rows)[: min(len(params), len(rows) * len(plan.params[0]))]
+        if spec.norms:  # taken after the compiled loops, by one multi-tensor norm each
+            done = states[: len(sums)]
+            columns = [torch.stack(torch._foreach_norm([local_view(s[key]) for s in done], 1)) for key in spec.norms]
+            sums = torch.cat([sums, torch.stack(columns, dim=1).to(sums.dtype)], dim=1)
+        return list(sums.unbind())

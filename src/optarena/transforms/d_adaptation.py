@@ -162,11 +162,11 @@ STEP_NUMBERS = ("m_decay", "m_weight", "v_decay", "v_weight", "eps", "step", "de
 def dadapt_step(
     param: Tensor, grad: Tensor, states: list[Tensor], k: Mapping[str, Any], static: Mapping[str, Hashable]
 ) -> list[Tensor]:
-    """D-Adaptation Adam's whole step over one tensor (:class:`GroupPass` with ``covers``): the
-    sums of :func:`dadapt_sums` with ``s`` updated, and the moments and the parameter updated as
-    the chain's step does (:func:`moment_step`, the old ``d``). It reads ``g, m, v, s, theta`` and
-    writes ``m, v, s, theta``: compiled in two loops (docs/floors.md), the sums reading ``g, s, v``
-    and the update the rest."""
+    """D-Adaptation Adam's whole step over one tensor (:class:`GroupPass` with ``covers``):
+    ``<u, s / (sqrt(v) + eps)>`` with the old ``s`` and ``v``, ``s`` updated, and the moments and
+    the parameter updated as the chain's step does (:func:`moment_step`, with the old ``d``). It
+    reads ``g, m, v, s, theta`` and writes ``m, v, s, theta`` in one compiled loop; ``sum |s|``
+    of the new ``s`` comes after it (the pass's ``norms``; docs/floors.md)."""
     s, second, first = states
     u, _ = direction(param, grad, k, static)
     product = (u * (s / (second.sqrt() + k["eps"]))).sum()
@@ -175,7 +175,7 @@ def dadapt_step(
     numbers = Prepared({name: [k[name]] for name in STEP_NUMBERS}, {"decoupled_decay": static["decoupled_decay"]})
     kernel = Kernel([param], {"exp_avg": [first], "exp_avg_sq": [second]}, [numbers])
     LOOP.add_([param], moment_step(LOOP, [u], kernel))
-    return [product, updated.abs().sum()]
+    return [product]
 
 
 def dadapt_chain(transforms: Sequence[Transform]) -> bool:
@@ -452,6 +452,7 @@ class ScaleByDAdaptAdam(_GroupEstimate):
                     {**sums_scalars, **{name: step_numbers[name] for name in STEP_NUMBERS}},
                     {**static, "decoupled_decay": step_numbers["decoupled_decay"]},
                     covers=dadapt_chain,
+                    norms=("s",),
                 )
             else:
                 spec = GroupPass(dadapt_sums, ("s", "exp_avg_sq"), sums_scalars, static)
