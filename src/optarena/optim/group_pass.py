@@ -7,7 +7,9 @@ here the transform's :class:`~optarena.transforms.base.GroupPass` is compiled
 (:func:`optarena.optim.compiled.make_group_pass_body`) into loops over each tensor that update
 the state in place and reduce the sums alongside, and runs over the tensors the bucket's plan
 compiles, in the same chunks as the step (:mod:`optarena.optim.chunks`). The transform still
-adds the sums up per tensor, in order, in Python.
+adds the sums up per tensor, in order, in Python. A pass that is the whole step of its tensors
+(:attr:`~optarena.transforms.base.GroupPass.covers`: D-Adaptation Adam's) records them, and the
+optimizer leaves them out of the bucket's step (:meth:`CompiledSums.remaining`).
 """
 
 from __future__ import annotations
