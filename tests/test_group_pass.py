@@ -99,3 +99,68 @@ def test_a_failed_group_pass_compilation_falls_back_to_the_eager_sums(broken_com
     assert any("compiling a group pass failed" in str(w.message) for w in caught)
     assert all(torch.equal(a, b) for a, b in zip(fused_params, eager_params))
     assert [g["d"] for g in fused.param_groups] == [g["d"] for g in eager.param_groups]
+
+
+def dadapt_model(mixed, seed=0):
+    """Float64 tensors of several shapes and one more tensor, float32 when ``mixed`` (two
+    buckets in one group, whose sums the estimate adds up)."""
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.randn(shape, generator=g, dtype=torch.float64).requires_grad_() for shape in SHAPES]
+    last = torch.randn(4, 5, generator=g, dtype=torch.float64)
+    return [*params, (last.float() if mixed else last).requires_grad_()]
+
+
+def dadapt_state(optimizer, params):
+    return [optimizer.state[p][key].clone() for p in params for key in ("s", "exp_avg", "exp_avg_sq")]
+
+
+@pytest.mark.parametrize(
+    "decay, decoupled, mixed", [(0.05, True, True), (0.05, False, True), (0.0, False, True), (0.05, True, False)]
+)
+def test_dadapt_one_pass_step_agrees_with_eager(decay, decoupled, mixed):
+    """After the first moving step the fused path steps each tensor in the group pass itself
+    (updating m, v, s and the parameter) and updates d afterwards. Step 0 has zero gradients:
+    without coupled decay the package moves nothing and keeps d (coupled decay is a gradient of
+    its own); step 4 has lr 0: nothing changes. With a float32 bucket the estimate takes its
+    rounding (1e-8 of d), which every state of the float64 tensors then carries."""
+    config = {"weight_decay": decay, "decoupled_weight_decay": decoupled}
+    frozen = decay == 0 or decoupled  # the zero gradients of step 0 leave sum |s| = 0
+    fused_params, eager_params = dadapt_model(mixed), dadapt_model(mixed)
+    fused = optarena.create("dadapt_adam", fused_params, fused=True, **config)
+    eager = optarena.create("dadapt_adam", eager_params, fused=False, **config)
+    for step in range(9):
+        lr = 0.0 if step == 4 else 1.0
+        for optimizer, params in ((fused, fused_params), (eager, eager_params)):
+            optimizer.param_groups[0]["lr"] = lr
+            set_grads(params, step)
+            if step == 0:
+                for p in params:
+                    p.grad.zero_()
+            before = [p.detach().clone() for p in params]
+            state = dadapt_state(optimizer, params) if step else []
+            optimizer.step()
+            if step == 4 or (step == 0 and frozen):
+                assert all(torch.equal(a, p) for a, p in zip(before, params))
+            if step == 4:
+                assert all(torch.equal(a, b) for a, b in zip(state, dadapt_state(optimizer, params)))
+        assert fused.param_groups[0].get("k", 0) == eager.param_groups[0].get("k", 0)
+    assert any(key[1] == ("s", "exp_avg_sq", "exp_avg") for key in fused._fused_plans)  # the one-pass step ran
+    for ours, theirs in zip(fused_params, eager_params):
+        tolerance = 1e-5 if mixed else 1e-12
+        assert relative(ours, theirs) <= tolerance
+        for key in ("s", "exp_avg", "exp_avg_sq"):
+            assert relative(fused.state[ours][key], eager.state[theirs][key]) <= tolerance
+    ours, theirs = fused.param_groups[0], eager.param_groups[0]
+    assert ours["k"] == (7 if frozen else 8)
+    assert ours["d"] == pytest.approx(theirs["d"], rel=1e-6 if mixed else 1e-12)
+    assert ours["d"] > ours["d0"]
+
+
+def test_dadapt_one_pass_only_for_its_own_chain():
+    from optarena.transforms import AddDecayedWeights, ScaleByDAdaptAdam, ScaleByLearningRate
+    from optarena.transforms.d_adaptation import dadapt_chain
+
+    assert dadapt_chain(optarena.DAdaptAdam.chain())
+    assert not dadapt_chain([ScaleByDAdaptAdam()])
+    assert not dadapt_chain([AddDecayedWeights(), ScaleByDAdaptAdam()])
+    assert not dadapt_chain([*optarena.DAdaptAdam.chain(), ScaleByLearningRate()])

@@ -667,10 +667,12 @@ class ChainOptimizer(torch.optim.Optimizer):
         recording = self._recording()
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
         plans = self._step_plans(group, params)
-        self._prepare_group(group, plans)
+        passes = self._prepare_group(group, plans)
         positions: dict[int, int] = {}  # of the group's parameters, for unnamed ones' labels
         for bucket, plan in plans:
             bucket.recording = recording
+            if id(bucket) in passes:  # tensors a group pass stepped whole are done
+                plan = passes[id(bucket)].remaining(plan)
             signals = step_bucket(bucket, plan, self._fused_plans)
             if signals:
                 if not positions and not all(bucket.names):
@@ -711,11 +713,13 @@ class ChainOptimizer(torch.optim.Optimizer):
                 )
         return rows
 
-    def _prepare_group(self, group: dict[str, Any], plans: list[tuple[Bucket, BucketPlan]]) -> None:
+    def _prepare_group(self, group: dict[str, Any], plans: list[tuple[Bucket, BucketPlan]]) -> dict[int, CompiledSums]:
         """Run the transforms' group-wide preparation (:meth:`Transform.prepare_group`), if any,
         each over the buckets its chain steps; a bucket the plan compiles offers the compiled
-        per-tensor pass (:mod:`optarena.optim.group_pass`)."""
+        per-tensor pass (:mod:`optarena.optim.group_pass`). Returns those passes by bucket
+        (``id``): a pass that is the whole step of some tensors says which."""
         hooks = [t for t in self.transforms if type(t).prepare_group is not Transform.prepare_group]
+        passes: dict[int, CompiledSums] = {}
         for transform in hooks:
             contexts = []
             for bucket, plan in plans:
@@ -730,9 +734,10 @@ class ChainOptimizer(torch.optim.Optimizer):
                     names=bucket.names,
                 )
                 if plan.compiled and plan.kernel is None:
-                    ctx.compiled_sums = CompiledSums(bucket, plan, self._fused_plans)
+                    ctx.compiled_sums = passes.setdefault(id(bucket), CompiledSums(bucket, plan, self._fused_plans))
                 contexts.append(ctx)
             transform.prepare_group(group, contexts)
+        return passes
 
 
 class Chain(ChainOptimizer):

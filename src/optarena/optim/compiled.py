@@ -146,6 +146,16 @@ per tensor, where no other reduction reads the old state (Prodigy's). The direct
 stays inlined, so nothing as large as a parameter is stored (docs/floors.md)."""
 
 
+STEP_PASS_OPTIONS = {**GROUP_PASS_OPTIONS, "realize_acc_reads_threshold": 2}
+"""Options for a group pass that is the whole step (:attr:`~optarena.transforms.base.GroupPass.covers`:
+D-Adaptation Adam's), whose inner product reads the old state the same loop overwrites. By
+default Inductor inlines the product's terms into the reduction, which then reads the state
+itself and may not share a loop with the write that follows it (on CPU a loop that reduces is
+never fused with a later one): two loops. With each term's expression realised once it reads
+more than two buffers, the reduction reads the terms, computed in the loop that updates the
+state, and the whole step is one loop per tensor, the terms kept in registers (docs/floors.md)."""
+
+
 STAND_IN_FIRST = 2 * ROW_BLOCK + 19
 """The smallest size of a stand-in tensor's dimension (:func:`stand_ins`): two whole blocks of
 rows and a remainder of 19."""

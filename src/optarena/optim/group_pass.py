@@ -7,12 +7,15 @@ here the transform's :class:`~optarena.transforms.base.GroupPass` is compiled
 (:func:`optarena.optim.compiled.make_group_pass_body`) into loops over each tensor that update
 the state in place and reduce the sums alongside, and runs over the tensors the bucket's plan
 compiles, in the same chunks as the step (:mod:`optarena.optim.chunks`). The transform still
-adds the sums up per tensor, in order, in Python.
+adds the sums up per tensor, in order, in Python. A pass that is the whole step of its tensors
+(:attr:`~optarena.transforms.base.GroupPass.covers`: D-Adaptation Adam's) records them, and the
+optimizer leaves them out of the bucket's step (:meth:`CompiledSums.remaining`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -31,12 +34,25 @@ class CompiledSums:
         self.bucket = bucket
         self.parts = plan.compiled
         self.chunk_plans = chunk_plans
+        self.stepped: set[int] = set()
+        """Positions a pass that is the whole step (:attr:`GroupPass.covers`) has stepped."""
 
     def __call__(self, transform: Transform, spec: GroupPass) -> dict[int, Tensor]:
+        if spec.covers is not None and not spec.covers(self.bucket.transforms):
+            return {}
         out: dict[int, Tensor] = {}
         for indices in self.parts:
             out.update(zip(indices, self._part(transform, spec, indices)))
+        if spec.covers is not None:
+            self.stepped.update(out)
         return out
+
+    def remaining(self, plan: BucketPlan) -> BucketPlan:
+        """``plan`` without the tensors already stepped by the group pass."""
+        if not self.stepped:
+            return plan
+        rest = tuple(kept for part in plan.compiled if (kept := tuple(i for i in part if i not in self.stepped)))
+        return replace(plan, compiled=rest)
 
     def _part(self, transform: Transform, spec: GroupPass, indices: Sequence[int]) -> list[Tensor]:
         """The sums of the tensors at ``indices``, in order; fewer (the first ones) when
@@ -66,7 +82,7 @@ class CompiledSums:
             key,
             lambda: compiled.make_group_pass_body(spec.math, names, static),
             [transform],
-            compiled.GROUP_PASS_OPTIONS,
+            compiled.GROUP_PASS_OPTIONS if spec.covers is None else compiled.STEP_PASS_OPTIONS,
         )
         plan.write_scalars([Prepared(dict(spec.scalars))])
         grads = plan.grads([local_view(p.grad) for p in params])  # type: ignore[arg-type]  # plans take params with gradients
@@ -81,4 +97,9 @@ class CompiledSums:
                 break
         if not rows:
             return []
-        return list(torch.cat(rows)[: len(params)].unbind())
+        sums = torch.cat(rows)[: min(len(params), len(rows) * len(plan.params[0]))]
+        if spec.norms:  # taken after the compiled loops, by one multi-tensor norm each
+            done = states[: len(sums)]
+            columns = [torch.stack(torch._foreach_norm([local_view(s[key]) for s in done], 1)) for key in spec.norms]
+            sums = torch.cat([sums, torch.stack(columns, dim=1).to(sums.dtype)], dim=1)
+        return list(sums.unbind())

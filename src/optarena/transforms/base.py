@@ -169,12 +169,20 @@ class GroupPass:
     as stored, its state tensors under ``state_keys`` (in that order; it writes them in place),
     this step's numbers by name (0-d tensors) and the static facts; it returns the tensor's sums
     as 0-d tensors of one dtype. It is traced, so it must use plain tensor operations.
+
+    With ``covers``, ``math`` is the whole step of the tensors it takes (it writes the parameter
+    too): the fused path runs it only over buckets whose chain ``covers(chain)`` accepts, and
+    those tensors' own step is then skipped for this step. ``norms`` names states whose L1 norm
+    after the pass completes each tensor's sums (after those ``math`` returns): a sum over a
+    state the loop writes, which the compiled loop cannot reduce without a second pass of its own.
     """
 
     math: Callable[[Tensor, Tensor, list[Tensor], Mapping[str, Any], Mapping[str, Hashable]], list[Tensor]]
     state_keys: tuple[str, ...]
     scalars: dict[str, float]
     static: dict[str, Hashable] = field(default_factory=dict)
+    covers: Callable[[Sequence[Transform]], bool] | None = None
+    norms: tuple[str, ...] = ()
 
 
 CompiledSums = Callable[["Transform", GroupPass], dict[int, Tensor]]

@@ -12,6 +12,8 @@ On the fused path the per-tensor part is compiled (:func:`prodigy_sums`, :func:`
 run by :mod:`optarena.optim.group_pass`): loops over each tensor that update ``s`` in place
 and reduce the sums alongside, with no temporary as large as a parameter (one loop for
 Prodigy, two for D-Adaptation, whose inner product reads the old ``s``; docs/floors.md).
+D-Adaptation Adam's step needs only the old estimate, so after its first moving step the
+compiled pass is the whole step (:func:`dadapt_step`, see :class:`ScaleByDAdaptAdam`).
 Eagerly it is made of multi-tensor operations, each tensor's sums reduced as the authors'
 packages reduce them.
 
@@ -22,7 +24,7 @@ step moves no parameter and keeps the estimate, as in the authors' packages.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 import torch
@@ -32,8 +34,8 @@ from optarena.hyperparameters import NONNEGATIVE, UNIT, Flag, Hyper, Optional, R
 from optarena.transforms import sharding
 from optarena.transforms.base import GroupPass, Kernel, Prepared, StepContext, Transform, zeros
 from optarena.transforms.lookahead import slow_copy
-from optarena.transforms.ops import ListOps
-from optarena.transforms.weight_decay import DECOUPLED, WEIGHT_DECAY
+from optarena.transforms.ops import LOOP, ListOps
+from optarena.transforms.weight_decay import DECOUPLED, WEIGHT_DECAY, AddDecayedWeights
 
 POSITIVE = Real(0.0, open_low=True)
 BETAS = Hyper((0.9, 0.999), Tuple((UNIT, UNIT)), "decay rates of the first and second moments")
@@ -137,6 +139,59 @@ def dadapt_sums(
     return [product, updated.abs().sum()]
 
 
+def moment_step(ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
+    """The moments' update and the parameter's step from them (both estimates' Adam part)."""
+    exp_avgs, exp_avg_sqs = k.state("exp_avg"), k.state("exp_avg_sq")
+    ops.mul_(exp_avgs, k.scalar("m_decay"))
+    ops.add_(exp_avgs, updates, k.scalar("m_weight"))
+    ops.mul_(exp_avg_sqs, k.scalar("v_decay"))
+    ops.addcmul_(exp_avg_sqs, updates, updates, k.scalar("v_weight"))
+    denominators = ops.sqrt(exp_avg_sqs)
+    ops.add_scalar_(denominators, k.scalar("eps"))
+    out = ops.div(exp_avgs, denominators)
+    ops.mul_(out, k.scalar("step"))
+    if k.static("decoupled_decay"):
+        ops.add_(out, k.params, k.scalar("decay_step"))
+    return out
+
+
+STEP_NUMBERS = ("m_decay", "m_weight", "v_decay", "v_weight", "eps", "step", "decay_step")
+"""This step's numbers of :func:`moment_step`, as :meth:`_GroupEstimate.prepare` hands them on."""
+
+
+def dadapt_step(
+    param: Tensor, grad: Tensor, states: list[Tensor], k: Mapping[str, Any], static: Mapping[str, Hashable]
+) -> list[Tensor]:
+    """D-Adaptation Adam's whole step over one tensor (:class:`GroupPass` with ``covers``):
+    ``<u, s / (sqrt(v) + eps)>`` with the old ``s`` and ``v``, ``s`` updated, and the moments and
+    the parameter updated as the chain's step does (:func:`moment_step`, with the old ``d``). It
+    reads ``g, m, v, s, theta`` and writes ``m, v, s, theta`` in one compiled loop; ``sum |s|``
+    of the new ``s`` comes after it (the pass's ``norms``; docs/floors.md)."""
+    s, second, first = states
+    u, _ = direction(param, grad, k, static)
+    product = (u * (s / (second.sqrt() + k["eps"]))).sum()
+    updated = s * k["root"] + u * k["s_weight"]
+    s.copy_(updated)
+    numbers = Prepared({name: [k[name]] for name in STEP_NUMBERS}, {"decoupled_decay": static["decoupled_decay"]})
+    kernel = Kernel([param], {"exp_avg": [first], "exp_avg_sq": [second]}, [numbers])
+    LOOP.add_([param], moment_step(LOOP, [u], kernel))
+    return [product]
+
+
+def dadapt_chain(transforms: Sequence[Transform]) -> bool:
+    """Whether a bucket's chain is D-Adaptation Adam alone, after coupled weight decay at most:
+    the chain :func:`dadapt_step` is the whole step of."""
+    if len(transforms) != 2:
+        return False
+    decay, last = transforms
+    return (
+        type(last) is ScaleByDAdaptAdam
+        and not last.settings()
+        and type(decay) is AddDecayedWeights
+        and decay.settings() == ["coupled"]
+    )
+
+
 def tensor_sums(
     transform: Transform,
     ctx: StepContext,
@@ -184,18 +239,7 @@ class _GroupEstimate(Transform):
         )
 
     def apply(self, ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
-        exp_avgs, exp_avg_sqs = k.state("exp_avg"), k.state("exp_avg_sq")
-        ops.mul_(exp_avgs, k.scalar("m_decay"))
-        ops.add_(exp_avgs, updates, k.scalar("m_weight"))
-        ops.mul_(exp_avg_sqs, k.scalar("v_decay"))
-        ops.addcmul_(exp_avg_sqs, updates, updates, k.scalar("v_weight"))
-        denominators = ops.sqrt(exp_avg_sqs)
-        ops.add_scalar_(denominators, k.scalar("eps"))
-        out = ops.div(exp_avgs, denominators)
-        ops.mul_(out, k.scalar("step"))
-        if k.static("decoupled_decay"):
-            ops.add_(out, k.params, k.scalar("decay_step"))
-        return out
+        return moment_step(ops, updates, k)
 
 
 def _bias_correction(group: dict[str, Any], beta1: float, beta2: float, k: int) -> float:
@@ -316,6 +360,17 @@ class ScaleByDAdaptAdam(_GroupEstimate):
 
     The learning rate lives in ``m``, so the step itself is not scaled by it. The group keeps
     ``d``, ``numerator_weighted`` (r) and ``k`` (the dadaptation package's names).
+
+    The step uses only the old ``d``; the new one scales the next step. So on the fused path,
+    once a step has found ``sum |s|`` nonzero (``s`` is then not all zero), the following steps
+    with ``lr > 0`` take one compiled pass per tensor that updates ``m, v, s`` and the parameter
+    and returns both sums (:func:`dadapt_step`), and ``d`` is updated from them after the group
+    stepped. The first step, a step after one whose ``sum |s|`` was 0, a step with ``lr = 0``
+    and half-precision parameters take the sums first and then the step, as the authors'
+    package, which moves no parameter where ``sum |s|`` comes out 0. One case differs: with
+    ``s`` not all zero, ``sum |s|`` can come out 0 only where the gradient cancels ``s``
+    exactly, ``u = -b s / (dlr (1 - b))`` at every element; the one-pass step has then already
+    moved the parameters, where the package leaves them (``d`` is kept in both).
     """
 
     group_keys = ("d", "numerator_weighted", "k")
@@ -330,6 +385,12 @@ class ScaleByDAdaptAdam(_GroupEstimate):
         "growth_rate": GROWTH_RATE,
     }
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._moving_at: dict[int, int] = {}
+        """Per group (``id``): its ``k`` after its last step with ``lr > 0``, where that step's
+        ``sum |s|`` was not 0 (``s`` is then not all zero; the one-pass route may be taken)."""
+
     def prepare_group(self, group: dict[str, Any], contexts: list[StepContext]) -> None:
         beta1, beta2 = (float(b) for b in group["betas"])
         root = beta2**0.5
@@ -342,6 +403,11 @@ class ScaleByDAdaptAdam(_GroupEstimate):
         coupled = 0.0 if group["decoupled_weight_decay"] else decay
         maximize = bool(group.get("maximize", False))
         s_weight = dlr * (1.0 - root)
+        one_pass = (
+            lr > 0
+            and self._moving_at.get(id(group)) == k
+            and any(ctx.compiled_sums is not None and ctx.state_dtype is None for ctx in contexts)
+        )
 
         def eager(ctx: StepContext) -> list[Tensor]:
             grads = gradients(ctx, maximize, coupled)
@@ -354,17 +420,42 @@ class ScaleByDAdaptAdam(_GroupEstimate):
             torch._foreach_add_(s, grads, alpha=s_weight)
             return [torch.stack([p, n]) for p, n in zip(products, l1_norms(s))]
 
+        def numbers(moving: bool) -> dict[str, Any]:
+            updating = lr > 0
+            return {
+                "m_decay": beta1 if updating else 1.0,
+                "m_weight": dlr * (1.0 - beta1) if updating else 0.0,
+                "v_decay": beta2 if updating else 1.0,
+                "v_weight": 1.0 - beta2 if updating else 0.0,
+                "eps": eps,
+                "step": -1.0 if moving else 0.0,
+                "decay_step": -decay * dlr if moving and coupled == 0.0 else 0.0,
+                "decoupled_decay": coupled == 0.0 and decay != 0,
+            }
+
+        sums_scalars = {"root": root, "s_weight": s_weight, "eps": eps, "decay": coupled}
+        step_numbers = numbers(True)  # the one-pass route: the step is taken before the sums are known
         sums = []
         for ctx in contexts:
             self.init_moments(ctx)
             if lr <= 0:
                 continue
-            spec = GroupPass(
-                dadapt_sums,
-                ("s", "exp_avg_sq"),
-                {"root": root, "s_weight": s_weight, "eps": eps, "decay": coupled},
-                {"maximize": maximize, "coupled": coupled != 0, "compute_dtype": ctx.state_dtype},
-            )
+            static: dict[str, Hashable] = {
+                "maximize": maximize,
+                "coupled": coupled != 0,
+                "compute_dtype": ctx.state_dtype,
+            }
+            if one_pass and ctx.state_dtype is None:
+                spec = GroupPass(
+                    dadapt_step,
+                    ("s", "exp_avg_sq", "exp_avg"),
+                    {**sums_scalars, **{name: step_numbers[name] for name in STEP_NUMBERS}},
+                    {**static, "decoupled_decay": step_numbers["decoupled_decay"]},
+                    covers=dadapt_chain,
+                    norms=("s",),
+                )
+            else:
+                spec = GroupPass(dadapt_sums, ("s", "exp_avg_sq"), sums_scalars, static)
             sums.append(tensor_sums(self, ctx, spec, eager))
         accumulated, l1_total = 0.0, 0.0
         for product, l1 in group_sums(contexts, sums) if lr > 0 else []:
@@ -376,14 +467,7 @@ class ScaleByDAdaptAdam(_GroupEstimate):
             d_hat = numerator / ((1.0 - root) * l1_total)
             d_new = max(d, min(d_hat, d * float(group["growth_rate"])))
             group.update(d=d_new, numerator_weighted=numerator, k=k + 1)
-        updating = lr > 0
-        self._numbers[id(group)] = {
-            "m_decay": beta1 if updating else 1.0,
-            "m_weight": dlr * (1.0 - beta1) if updating else 0.0,
-            "v_decay": beta2 if updating else 1.0,
-            "v_weight": 1.0 - beta2 if updating else 0.0,
-            "eps": eps,
-            "step": -1.0 if moving else 0.0,
-            "decay_step": -decay * dlr if moving and coupled == 0.0 else 0.0,
-            "decoupled_decay": coupled == 0.0 and decay != 0,
-        }
+            self._moving_at[id(group)] = k + 1
+        elif lr > 0:
+            self._moving_at.pop(id(group), None)
+        self._numbers[id(group)] = step_numbers if one_pass else numbers(moving)
