@@ -3,9 +3,12 @@
 Adafactor's factored statistics need both: the row means of ``g^2`` (an inner reduction,
 along contiguous memory) and the column means (an outer one, across rows). This script
 times each over the matrices of the benchmark's parameter set (``optarena.bench.params``;
-``transformer``: 49 matrices, 41.3M float32 elements), compiled by Inductor as the fused step
+``transformer``: 49 matrices, 41.8M float32 elements), compiled by Inductor as the fused step
 compiles them (dynamic shapes) and eagerly with ATen, next to the in-place update that
 ``optarena bench`` uses as its bandwidth probe, and prints each as GB/s of the matrices read.
+Then whole-tensor reductions over every tensor of the set, reading one tensor or two: a pass
+that only reads (a norm, an inner product) is what Adafactor's statistics, D-Adaptation's
+``sum |s|`` and LAMB's norms are.
 
 Example::
 
@@ -48,6 +51,17 @@ def rate(fn: Callable[[torch.Tensor], object], matrices: list[torch.Tensor], rou
     return sum(g.numel() * g.element_size() for g in matrices) / statistics.median(times)
 
 
+def rate_of(fn: Callable[[], object], nbytes: int, rounds: int) -> float:
+    """``nbytes`` over the median time of ``fn``, after one call."""
+    fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return nbytes / statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="transformer")
@@ -77,6 +91,16 @@ def main() -> None:
     }
     for label, fn in cases.items():
         print(f"  {label:43s} {rate(fn, matrices, args.rounds) / 1e9:6.1f} GB/s")
+    # whole-tensor reductions over every tensor: how the rate depends on the streams read
+    tensors, others = param_set.grads, [v.clone() for v in param_set.values]
+    pairs = list(zip(tensors, others))
+    streams = {
+        "sum of g^2, one tensor read (ATen)": (lambda: torch._foreach_norm(tensors, 2), 4),
+        "sum |g|, one tensor read (ATen)": (lambda: torch._foreach_norm(tensors, 1), 4),
+        "dot(g, p), two tensors read (ATen)": (lambda: [torch.dot(g.view(-1), p.view(-1)) for g, p in pairs], 8),
+    }
+    for label, (fn, width) in streams.items():
+        print(f"  {label:43s} {rate_of(fn, width * sum(t.numel() for t in tensors), args.rounds) / 1e9:6.1f} GB/s")
 
 
 if __name__ == "__main__":
