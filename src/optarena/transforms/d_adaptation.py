@@ -364,8 +364,8 @@ class ScaleByDAdaptAdam(_GroupEstimate):
     The step uses only the old ``d``; the new one scales the next step. So on the fused path,
     once a step has found ``sum |s|`` nonzero (``s`` is then not all zero), the following steps
     with ``lr > 0`` take one compiled pass per tensor that updates ``m, v, s`` and the parameter
-    and returns both sums (:func:`dadapt_step`), and ``d`` is updated from them after the group
-    stepped. The first step, a step after one whose ``sum |s|`` was 0, a step with ``lr = 0``
+    and takes the inner product (:func:`dadapt_step`; ``sum |s|`` follows it), and ``d`` is
+    updated from the sums after the group stepped. The first step, a step after one whose ``sum |s|`` was 0, a step with ``lr = 0``
     and half-precision parameters take the sums first and then the step, as the authors'
     package, which moves no parameter where ``sum |s|`` comes out 0. One case differs: with
     ``s`` not all zero, ``sum |s|`` can come out 0 only where the gradient cancels ``s``
