@@ -132,11 +132,20 @@ def dadapt_sums(
     with the old ``s`` and ``v``, and ``sum |s|`` of the updated ``s``; it reads ``g, s, v`` and
     writes ``s`` (compiled in two loops: the inner product, then ``s`` and its norm)."""
     s, second = states
+    _, product, updated = dadapt_estimate(param, grad, s, second, k, static)
+    return [product, updated.abs().sum()]
+
+
+def dadapt_estimate(
+    param: Tensor, grad: Tensor, s: Tensor, second: Tensor, k: Mapping[str, Any], static: Mapping[str, Hashable]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """D-Adaptation Adam's estimate over one tensor, in the compiled pass: the direction ``u``,
+    ``<u, s / (sqrt(v) + eps)>`` with the old ``s`` and ``v``, and the new ``s``, written in place."""
     u, _ = direction(param, grad, k, static)
     product = (u * (s / (second.sqrt() + k["eps"]))).sum()
     updated = s * k["root"] + u * k["s_weight"]
     s.copy_(updated)
-    return [product, updated.abs().sum()]
+    return u, product, updated
 
 
 def moment_step(ops: ListOps, updates: list[Tensor], k: Kernel) -> list[Tensor]:
@@ -168,10 +177,7 @@ def dadapt_step(
     reads ``g, m, v, s, theta`` and writes ``m, v, s, theta`` in one compiled loop; ``sum |s|``
     of the new ``s`` comes after it (the pass's ``norms``; docs/floors.md)."""
     s, second, first = states
-    u, _ = direction(param, grad, k, static)
-    product = (u * (s / (second.sqrt() + k["eps"]))).sum()
-    updated = s * k["root"] + u * k["s_weight"]
-    s.copy_(updated)
+    u, product, _ = dadapt_estimate(param, grad, s, second, k, static)
     numbers = Prepared({name: [k[name]] for name in STEP_NUMBERS}, {"decoupled_decay": static["decoupled_decay"]})
     kernel = Kernel([param], {"exp_avg": [first], "exp_avg_sq": [second]}, [numbers])
     LOOP.add_([param], moment_step(LOOP, [u], kernel))

@@ -7,6 +7,7 @@ Anil, Gupta, Koren & Singer 2019, Memory-Efficient Adaptive Optimization
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -80,17 +81,14 @@ class ScaleBySm3(MatrixTransform):
         if update.numel() == 0:
             return torch.zeros_like(update)
         accumulators = self.accumulators(update, state)
-        out, *maxima = sm3_direction(
+        found = sm3_direction(
             update, k.static("beta"), k.static("eps"), *accumulators, compiled=self.compiles(update, k)
         )
-        for accumulator, maximum in zip(accumulators, maxima):
-            accumulator.copy_(maximum)
         momentum = k.static("momentum")
         if momentum == 0:
-            return out
+            return advance(found, accumulators, None, momentum)
         buffer: Tensor = state.setdefault("momentum_buffer", torch.zeros_like(update))
-        buffer.mul_(momentum).add_(out, alpha=1.0 - momentum)
-        return buffer.clone()
+        return advance(found, accumulators, buffer, momentum).clone()
 
     def step_tensor_into(
         self, param: Tensor, update: Tensor, state: dict[str, Any], index: int, k: Kernel, neg_lr: float
@@ -112,11 +110,7 @@ class ScaleBySm3(MatrixTransform):
             # detached: torch.compile keeps a Parameter's shape static (one graph per shape)
             sm3_step(param.detach(), update, rate, buffer, beta, eps, momentum, *accumulators, compiled=True)
             return
-        out, *maxima = sm3_direction(update, beta, eps, *accumulators)
-        for accumulator, maximum in zip(accumulators, maxima):
-            accumulator.copy_(maximum)
-        if buffer is not None:
-            out = buffer.mul_(momentum).add_(out, alpha=1.0 - momentum)
+        out = advance(sm3_direction(update, beta, eps, *accumulators), accumulators, buffer, momentum)
         param.add_(out, alpha=neg_lr)
 
     @staticmethod
@@ -170,6 +164,20 @@ def sm3_direction(update: Tensor, beta: float, eps: float, *accumulators: Tensor
     return (direction, *maxima)
 
 
+def advance(
+    found: tuple[Tensor, ...], accumulators: Sequence[Tensor], buffer: Tensor | None, momentum: float
+) -> Tensor:
+    """The accumulators take the maxima :func:`sm3_direction` found (``found``: the direction,
+    then one maximum per accumulator), and the direction its momentum average in ``buffer``
+    (in place; ``None`` without momentum). Returns the step's direction."""
+    direction, *maxima = found
+    for accumulator, maximum in zip(accumulators, maxima):
+        accumulator.copy_(maximum)
+    if buffer is None:
+        return direction
+    return buffer.mul_(momentum).add_(direction, alpha=1.0 - momentum)
+
+
 @kernel
 def sm3_step(
     param: Tensor,
@@ -190,9 +198,5 @@ def sm3_step(
     arguments only as the graph runs: a compilation that fails does so while tracing, before
     anything is written, and the step then runs as it is.
     """
-    direction, *maxima = sm3_direction.plain(update, beta, eps, *accumulators)  # type: ignore[attr-defined]
-    for accumulator, maximum in zip(accumulators, maxima):
-        accumulator.copy_(maximum)
-    if buffer is not None:
-        direction = buffer.mul_(momentum).add_(direction, alpha=1.0 - momentum)
-    param.add_(direction * neg_lr)
+    found = sm3_direction.plain(update, beta, eps, *accumulators)  # type: ignore[attr-defined]
+    param.add_(advance(found, accumulators, buffer, momentum) * neg_lr)
