@@ -62,6 +62,12 @@ def make_body(
     return fused_chain
 
 
+def l1_norm(param: Tensor, grad: Tensor, states: list[Tensor], k: dict[str, Tensor], static: dict) -> list[Tensor]:
+    """A group pass's math (:func:`make_group_pass_body`) that only reads: ``sum |s|`` of the one
+    state it is given."""
+    return [states[0].abs().sum()]
+
+
 def make_group_pass_body(
     math: Callable[..., list[Tensor]], names: tuple[str, ...], static: tuple[tuple[str, Hashable], ...]
 ) -> Callable[..., Tensor]:
