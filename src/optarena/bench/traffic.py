@@ -39,11 +39,12 @@ def _tensors_in(value: Any) -> Iterator[Tensor]:
 
 
 def state_tensors(optimizer: torch.optim.Optimizer) -> list[Tensor]:
-    """Every distinct tensor of the optimizer's state (shared storage counted once)."""
+    """Every distinct tensor of the optimizer's state (the same memory counted once; views of
+    distinct parts of one storage, such as the step counts of a bucket, each count)."""
     seen: set[tuple[int, int]] = set()
     out = []
     for tensor in _tensors_in(optimizer.state_dict()):
-        key = (tensor.untyped_storage().data_ptr(), tensor.untyped_storage().nbytes())
+        key = (tensor.data_ptr(), tensor.numel() * tensor.element_size())
         if tensor.numel() > 0 and key[0] != 0 and key in seen:
             continue
         seen.add(key)

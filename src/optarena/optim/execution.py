@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from optarena.optim import step_counts
 from optarena.optim.planning import Bucket
 from optarena.transforms import sharding
 from optarena.transforms.base import (
@@ -21,7 +22,6 @@ from optarena.transforms.base import (
     Prepared,
     StepContext,
     Transform,
-    scalar_dtype,
     scalars,
 )
 from optarena.transforms.ops import AUTOGRAD, FOREACH, ListOps
@@ -63,15 +63,11 @@ def split_chain(transforms: Sequence[Transform]) -> tuple[list[Transform], Trans
 
 
 def advance_steps(states: list[dict[str, Any]], uses_step: bool) -> list[Tensor]:
-    """Increment (creating at 0 first) each parameter's ``step``; the step tensors."""
+    """Increment (creating at 0 first) each parameter's ``step``; the step tensors
+    (:mod:`optarena.optim.step_counts`: one operation for the bucket)."""
     if not uses_step:
         return []
-    for state in states:
-        if "step" not in state:
-            state["step"] = torch.tensor(0.0, dtype=scalar_dtype())
-    steps = [state["step"] for state in states]
-    torch._foreach_add_(steps, 1)
-    return steps
+    return step_counts.advance(states)
 
 
 def prepare_chain(transforms: Sequence[Transform], ctx: StepContext) -> list[Prepared]:

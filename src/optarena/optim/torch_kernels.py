@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from optarena.optim import step_counts
 from optarena.transforms.base import itself, local_view
 from optarena.transforms.sharding import is_sharded, local
 
@@ -86,8 +87,7 @@ class TorchKernel:
 
     def step(self, args: KernelArgs) -> None:
         """Advance the step counts of ``args`` (state gathered before the step), then call the kernel."""
-        if args.steps:
-            torch._foreach_add_(args.steps, 1)
+        step_counts.increment(args.steps)
         self.call(args)
 
     def unsuitable(
