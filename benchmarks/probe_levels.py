@@ -29,7 +29,7 @@ import torch
 
 import optarena
 from optarena.bench.bandwidth import InPlaceUpdate
-from optarena.bench.params import make_param_set
+from optarena.bench.params import ParamSet, make_param_set
 from optarena.bench.runner import bench_settings, floor_bytes_per_param
 from optarena.bench.traffic import measure_traffic
 
@@ -37,11 +37,8 @@ LEVELS = (("slow", 0.0, 65.0), ("middle", 65.0, 80.0), ("fast", 80.0, float("inf
 """Probe rates in GB/s, as levels."""
 
 
-def optimizer_over(name: str, values: list[torch.Tensor], grads: list[torch.Tensor]) -> torch.optim.Optimizer:
-    params = [torch.nn.Parameter(v.clone()) for v in values]
-    for p, g in zip(params, grads):
-        p.grad = g.clone()
-    return optarena.create(name, params, fused=True, **bench_settings(name))
+def optimizer_over(name: str, param_set: ParamSet) -> torch.optim.Optimizer:
+    return optarena.create(name, param_set.fresh(), fused=True, **bench_settings(name))
 
 
 def median_ms(step: Callable[[], None], repeats: int) -> float:
@@ -68,7 +65,7 @@ def main() -> None:
 
     optimizers, floors = {}, {}
     for name in names:
-        optimizer = optimizer_over(name, values, grads)
+        optimizer = optimizer_over(name, param_set)
         for _ in range(3):
             optimizer.step()
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -104,7 +101,8 @@ def main() -> None:
             )
 
     vectors = [i for i, v in enumerate(values) if v.dim() == 1]
-    small = {name: optimizer_over(name, [values[i] for i in vectors], [grads[i] for i in vectors]) for name in names}
+    vector_set = ParamSet(param_set.preset, [values[i] for i in vectors], [grads[i] for i in vectors])
+    small = {name: optimizer_over(name, vector_set) for name in names}
     small_probe = InPlaceUpdate([values[i].clone() for i in vectors], [grads[i] for i in vectors])
     for opt in small.values():
         for _ in range(3):

@@ -56,11 +56,7 @@ def advance(states: list[dict[str, Any]]) -> list[Tensor]:
         base.add_(1)
         return cast(list[Tensor], found)
     steps = _gather(states, found)
-    base = counts_of(steps)
-    if base is not None:
-        base.add_(1)
-    else:
-        torch._foreach_add_(steps, 1)
+    increment(steps)
     return steps
 
 
