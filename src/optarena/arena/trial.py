@@ -4,7 +4,8 @@
 inline. It follows the loop of :mod:`optarena.arena.workload`: ``train_loss(t)``,
 ``backward()``, ``step()``; ``evaluate()`` every ``eval_every`` steps and after the last.
 A non-finite training loss or evaluated target metric ends the run as *diverged*: a
-result, not an error. The result depends only on (workload, optimizer, hyperparameters,
+result, not an error; so does a ``FloatingPointError`` from the optimizer's step (an estimate
+that outgrew the floats, as D-Adaptation's ``d`` can). The result depends only on (workload, optimizer, hyperparameters,
 seed) and the number of torch threads, never on which process ran it or when.
 """
 
@@ -271,12 +272,17 @@ def _train(spec: TrialSpec) -> TrialResult:
             break
         loss.backward()
         evaluating = (step + 1) % eval_every == 0 or step + 1 == steps
-        if names is not None and evaluating:
-            optimizer.record_signals(1)  # this step only: the signals of the step that ends at the evaluation
-            optimizer.step()
-            optimizer.record_signals(0)
-        else:
-            optimizer.step()
+        try:
+            if names is not None and evaluating:
+                optimizer.record_signals(1)  # this step only: the signals of the step that ends at the evaluation
+                optimizer.step()
+                optimizer.record_signals(0)
+            else:
+                optimizer.step()
+        except FloatingPointError:  # an optimizer's own estimate left the floats (D-Adaptation's d)
+            train_seconds += time.perf_counter() - started
+            status, diverged_step = "diverged", step
+            break
         if scheduler is not None:
             scheduler.step()
         train_seconds += time.perf_counter() - started

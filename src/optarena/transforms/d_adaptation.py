@@ -18,7 +18,10 @@ Eagerly it is made of multi-tensor operations, each tensor's sums reduced as the
 packages reduce them.
 
 Where the sum of ``|s|`` is zero (every gradient zero so far, or a learning rate of 0) the
-step moves no parameter and keeps the estimate, as in the authors' packages.
+step moves no parameter and keeps the estimate, as in the authors' packages. Where ``d`` has
+grown so far that a number the step multiplies tensors by no longer fits the math's dtype
+(gradients that keep one direction make it grow without bound), the step raises
+:class:`EstimateDiverged` before it touches anything.
 """
 
 from __future__ import annotations
@@ -42,6 +45,34 @@ BETAS = Hyper((0.9, 0.999), Tuple((UNIT, UNIT)), "decay rates of the first and s
 D0 = Hyper(1e-6, POSITIVE, "initial estimate of d")
 GROWTH_RATE = Hyper(math.inf, POSITIVE, "largest factor by which d may grow in one step")
 BIAS_CORRECTION = Hyper(False, Flag(), "scale the step by Adam's bias corrections")
+
+
+class EstimateDiverged(FloatingPointError):
+    """The estimate ``d`` has grown so far that the numbers a step multiplies tensors by no
+    longer fit the math's dtype: the run has diverged. Raised before the step touches anything."""
+
+
+def check_estimate(
+    transform: Transform, d: float, scalars: Mapping[str, float], contexts: Sequence[StepContext]
+) -> None:
+    """Raise :class:`EstimateDiverged` when one of the numbers this step multiplies tensors by
+    (``scalars``, by name; they grow with ``d``) is not finite or exceeds the largest number of
+    the math's dtype (float64 when every parameter is, else float32). Otherwise torch fails
+    later, inside a multi-tensor operation, with an error that does not name ``d``, after the
+    group's sums and estimate had changed."""
+    wide = all(p.dtype == torch.float64 for ctx in contexts for p in ctx.params)
+    dtype = torch.float64 if wide else torch.float32
+    largest = torch.finfo(dtype).max
+    bad = [(name, value) for name, value in scalars.items() if not math.isfinite(value) or abs(value) > largest]
+    if not bad:
+        return
+    name, value = bad[0]
+    raise EstimateDiverged(
+        f"{type(transform).__name__}: the estimate d = {d:.4g} has diverged: this step's {name} = {value:.4g} "
+        f"does not fit {str(dtype).removeprefix('torch.')} (largest {largest:.4g}). d grows without bound "
+        "when the gradients keep one direction; a finite growth_rate or a smaller lr or d0 bounds it. "
+        "This step changed nothing."
+    )
 
 
 def math_params(ctx: StepContext) -> list[Tensor]:
@@ -302,6 +333,14 @@ class ScaleByProdigy(_GroupEstimate):
         coupled = 0.0 if group["decoupled_weight_decay"] else decay
         s_weight = (d / d0) * (d if group["safeguard_warmup"] else dlr)
         maximize = bool(group.get("maximize", False))
+        if lr > 0:
+            weights = {
+                "step": dlr,
+                "s_weight": s_weight,
+                "m_weight": d * (1.0 - beta1),
+                "v_weight": d * d * (1.0 - beta2),
+            }
+            check_estimate(self, d, {**weights, "eps * d": d * float(group["eps"])}, contexts)
 
         def eager(ctx: StepContext) -> list[Tensor]:
             grads = gradients(ctx, maximize, coupled)
@@ -409,6 +448,9 @@ class ScaleByDAdaptAdam(_GroupEstimate):
         coupled = 0.0 if group["decoupled_weight_decay"] else decay
         maximize = bool(group.get("maximize", False))
         s_weight = dlr * (1.0 - root)
+        if lr > 0:
+            weights = {"s_weight": s_weight, "m_weight": dlr * (1.0 - beta1), "decay * dlr": decay * dlr}
+            check_estimate(self, d, weights, contexts)
         one_pass = (
             lr > 0
             and self._moving_at.get(id(group)) == k
