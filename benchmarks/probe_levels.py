@@ -179,7 +179,10 @@ def main() -> None:
         for name, opt in list(small.items()):
             try:
                 times[name].append(median_ms(opt.step, 10)[0])
-            except RuntimeError as error:  # fixed gradients, steps on end: an estimate may overflow
+            except (
+                RuntimeError,
+                FloatingPointError,
+            ) as error:  # fixed gradients, steps on end: an estimate may overflow
                 print(f"{name}: stopped after {len(times[name])} rounds ({error})")
                 del small[name]
     elements = sum(values[i].numel() for i in vectors)
