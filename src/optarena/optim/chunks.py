@@ -160,10 +160,11 @@ class ChunkPlan:
         return self._pointers(bucket, states, state_keys, plain) == self.pointers
 
     def grads(self, grads: list[Tensor]) -> list[list[Tensor]]:
-        """This step's gradients, chunked: flattened views for a flat chain (the graph never
-        writes to them, so a view's base does not matter), else the gradients themselves."""
+        """This step's gradients, chunked: flattened (vectors as they are, the rest as views)
+        for a flat chain (the graph never writes to them, so a view's base does not matter),
+        else the gradients themselves."""
         if self.flat:
-            grads = [g.view(-1) for g in grads]
+            grads = [g if g.dim() == 1 else g.view(-1) for g in grads]
         return self._chunked(grads, self.grad_padding)
 
     def write_scalars(self, prepared: list[Prepared]) -> None:

@@ -75,7 +75,8 @@ class CompiledSums:
         )
         if key in compiled._broken:
             return []
-        plan = plan_for(self.chunk_plans, params, states, spec.state_keys, True, len(names))
+        plain = self.bucket.plain  # real tensors of this process: their memory needs no view to find
+        plan = plan_for(self.chunk_plans, params, states, spec.state_keys, True, len(names), plain)
         if plan is None:
             return []
         fn = compiled.compiled_for(
@@ -85,7 +86,7 @@ class CompiledSums:
             compiled.GROUP_PASS_OPTIONS if spec.covers is None else compiled.STEP_PASS_OPTIONS,
         )
         plan.write_scalars([Prepared(dict(spec.scalars))])
-        grads = plan.grads([local_view(p.grad) for p in params])  # type: ignore[arg-type]  # plans take params with gradients
+        grads = plan.grads([p.grad if plain else local_view(p.grad) for p in params])  # type: ignore[misc, arg-type]  # plans take params with gradients
         rows = []
         for index in range(len(plan.starts)):
             try:

@@ -115,6 +115,8 @@ def group_sums(contexts: list[StepContext], sums: list[list[Tensor]]) -> list[li
         )
         for i, value in zip(sharded, completed):
             values[i] = value
+    if len({(v.dtype, v.device) for v in values}) == 1:  # one conversion for them all
+        return torch.stack(values).to(torch.float64).tolist()
     return torch.stack([v.to(torch.float64) for v in values]).tolist()
 
 
