@@ -270,6 +270,30 @@ def test_sm3_compiled_step_follows_the_eager_step(config, monkeypatch):
             torch.testing.assert_close(opt_compiled.state[b][key], value, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("config", [{}, {"momentum": 0.5}, {"beta": 0.9, "eps": 0.0}])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_sm3_vectors_and_scalars_step_together_with_the_numbers_of_one_by_one(config, dtype):
+    """SM3 on a vector or a scalar is elementwise (one accumulator of its own shape), so a group's
+    vectors and scalars step as one flat tensor: the same numbers, bit for bit, as each alone in a
+    group of its own (the state included), beside a matrix that steps as before; with gradients
+    that are zero in places, so that the mask of nu > 0 matters with eps = 0."""
+    shapes = ((5,), (), (6, 4), (7,), (), (3,))
+    together, alone = matrices(shapes=shapes, dtype=dtype), matrices(shapes=shapes, dtype=dtype)
+    opt_together = optarena.SM3(together, lr=0.1, **config)
+    opt_alone = optarena.SM3([{"params": [p]} for p in alone], lr=0.1, **config)
+    for t in range(5):
+        for opt, params in ((opt_together, together), (opt_alone, alone)):
+            for i, p in enumerate(params):
+                grad = torch.sin(1.3 * p.detach() + 0.7 * t + i)
+                p.grad = grad.masked_fill(grad.abs() < 0.3, 0.0) if t < 2 else grad
+            opt.step()
+    for a, b in zip(together, alone):
+        assert torch.equal(a, b)
+        assert opt_together.state[a].keys() == opt_alone.state[b].keys()
+        for key, value in opt_alone.state[b].items():
+            assert torch.equal(opt_together.state[a][key], value), key
+
+
 def test_a_failed_sm3_step_compilation_runs_the_step_as_it_is(monkeypatch):
     """The compiled step writes its inputs in place; a compilation that fails has written nothing,
     and the step runs eagerly from the same inputs, with one warning."""

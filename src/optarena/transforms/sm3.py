@@ -113,10 +113,60 @@ class ScaleBySm3(MatrixTransform):
         out = advance(sm3_direction(update, beta, eps, *accumulators), accumulators, buffer, momentum)
         param.add_(out, alpha=neg_lr)
 
+    def apply_folded(self, updates: list[Tensor], k: Kernel, neg_lrs: Sequence[float]) -> None:
+        """Each tensor's whole step (:meth:`step_tensor_into`), except the vectors and scalars
+        that step eagerly: their one accumulator has their own shape, so SM3 on them is
+        elementwise, and they step together (:meth:`_step_together`)."""
+        together = [i for i, u in enumerate(updates) if self._elementwise(u, k)]
+        if len(together) < 2:
+            super().apply_folded(updates, k, neg_lrs)
+            return
+        chosen = set(together)
+        for i, (param, update) in enumerate(zip(k.params, updates)):
+            if i not in chosen:
+                self.step_tensor_into(param, update, k.entries[i], i, k, neg_lrs[i])
+        self._step_together(
+            [k.params[i] for i in together],
+            [updates[i] for i in together],
+            [k.entries[i] for i in together],
+            k,
+            [neg_lrs[i] for i in together],
+        )
+
+    def _elementwise(self, update: Tensor, k: Kernel) -> bool:
+        """A tensor of at most one dimension that steps eagerly (not one compiled graph)."""
+        return update.dim() <= 1 and update.numel() > 0 and not (update.dim() == 1 and self.compiles(update, k))
+
+    def _step_together(
+        self, params: list[Tensor], updates: list[Tensor], states: list[dict[str, Any]], k: Kernel, neg_lrs: list[float]
+    ) -> None:
+        """The step of vectors and scalars as one flat tensor: the operations of
+        :meth:`step_tensor_into` on the same numbers, so the same results, in a few calls
+        instead of a dozen per tensor (the transformer set's 108 vectors: docs/floors.md)."""
+        beta, eps, momentum = k.static("beta"), k.static("eps"), k.static("momentum")
+        accumulators = [self.accumulators(u, state)[0] for u, state in zip(updates, states)]
+        flat = torch.cat([u.reshape(-1) for u in updates])
+        direction, maximum = sm3_direction(flat, beta, eps, torch.cat([a.reshape(-1) for a in accumulators]))
+        torch._foreach_copy_(accumulators, pieces(maximum, accumulators))
+        if momentum != 0:
+            buffers = [state.setdefault("momentum_buffer", torch.zeros_like(u)) for u, state in zip(updates, states)]
+            direction = torch.cat([b.reshape(-1) for b in buffers]).mul_(momentum).add_(direction, alpha=1.0 - momentum)
+            torch._foreach_copy_(buffers, pieces(direction, buffers))
+        steps = pieces(direction, params)
+        for rate in dict.fromkeys(neg_lrs):  # one call per learning rate (one, unless they differ)
+            chosen = [i for i, r in enumerate(neg_lrs) if r == rate]
+            torch._foreach_add_([params[i] for i in chosen], [steps[i] for i in chosen], alpha=rate)
+
     @staticmethod
     def compiles(update: Tensor, k: Kernel) -> bool:
         """Whether this tensor's step is compiled: ``fused=True`` and large enough to pay."""
         return bool(k.static("compiled")) and update.numel() >= COMPILE_MIN_ELEMENTS
+
+
+def pieces(flat: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
+    """``flat`` cut into views shaped as each tensor of ``like``, in order."""
+    parts = flat.split([t.numel() for t in like])  # type: ignore[no-untyped-call]  # Tensor.split has no annotations in torch
+    return [part.view_as(t) for part, t in zip(parts, like)]
 
 
 ROW_BLOCK = 8
