@@ -4,9 +4,11 @@
 inline. It follows the loop of :mod:`optarena.arena.workload`: ``train_loss(t)``,
 ``backward()``, ``step()``; ``evaluate()`` every ``eval_every`` steps and after the last.
 A non-finite training loss or evaluated target metric ends the run as *diverged*: a
-result, not an error; so does a ``FloatingPointError`` from the optimizer's step (an estimate
-that outgrew the floats, as D-Adaptation's ``d`` can). The result depends only on (workload, optimizer, hyperparameters,
-seed) and the number of torch threads, never on which process ran it or when.
+result, not an error; so does a ``FloatingPointError`` from the optimizer's step (a
+non-finite gradient under ``nonfinite="raise"``, or an estimate that outgrew the floats, as
+D-Adaptation's ``d`` can). The result depends only on (workload, optimizer,
+hyperparameters, seed) and the number of torch threads, never on which process ran it or
+when.
 """
 
 from __future__ import annotations
@@ -279,7 +281,7 @@ def _train(spec: TrialSpec) -> TrialResult:
                 optimizer.record_signals(0)
             else:
                 optimizer.step()
-        except FloatingPointError:  # an optimizer's own estimate left the floats (D-Adaptation's d)
+        except FloatingPointError:  # a non-finite gradient refused, or an estimate that left the floats
             train_seconds += time.perf_counter() - started
             status, diverged_step = "diverged", step
             break
