@@ -103,9 +103,7 @@ class ScaleBySm3(MatrixTransform):
         accumulators = self.accumulators(update, state)
         beta, eps, momentum = k.static("beta"), k.static("eps"), k.static("momentum")
         buffer = state.setdefault("momentum_buffer", torch.zeros_like(update)) if momentum != 0 else None
-        if self.compiles(update, k) and update.dim() > 0:
-            # 0-d tensors stay eager: in torch 2.13 a compiled graph lost its in-place writes
-            # to 0-d inputs (the parameter and the accumulator kept their values)
+        if self.steps_compiled(update, k):
             rate = torch.tensor(neg_lr, dtype=param.dtype, device=param.device)
             # detached: torch.compile keeps a Parameter's shape static (one graph per shape)
             sm3_step(param.detach(), update, rate, buffer, beta, eps, momentum, *accumulators, compiled=True)
@@ -135,7 +133,13 @@ class ScaleBySm3(MatrixTransform):
 
     def _elementwise(self, update: Tensor, k: Kernel) -> bool:
         """A tensor of at most one dimension that steps eagerly (not one compiled graph)."""
-        return update.dim() <= 1 and update.numel() > 0 and not (update.dim() == 1 and self.compiles(update, k))
+        return update.dim() <= 1 and update.numel() > 0 and not self.steps_compiled(update, k)
+
+    def steps_compiled(self, update: Tensor, k: Kernel) -> bool:
+        """Whether this tensor's whole step is one compiled graph (:func:`sm3_step`). 0-d tensors
+        stay eager: in torch 2.13 a compiled graph lost its in-place writes to 0-d inputs (the
+        parameter and the accumulator kept their values)."""
+        return self.compiles(update, k) and update.dim() > 0
 
     def _step_together(
         self, params: list[Tensor], updates: list[Tensor], states: list[dict[str, Any]], k: Kernel, neg_lrs: list[float]
